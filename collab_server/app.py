@@ -1,0 +1,55 @@
+"""The ASGI application: the one place where adapters are chosen and wired together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+
+from collab_server.api import documents, health
+from collab_server.connection import Connection
+from collab_server.hub import Hub
+from collab_server.metrics import HubMetrics
+from collab_server.settings import Settings
+from persistence.base import Store
+from persistence.factory import store_from_url
+
+logger = logging.getLogger(__name__)
+
+
+class AppState(TypedDict):
+    hub: Hub
+
+
+class DocumentSocket:
+    """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        hub: Hub = scope["state"]["hub"]
+        await Connection(hub, scope, receive, send).serve()
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
+        chosen = store if store is not None else store_from_url(settings.store)
+        async with Hub(settings, chosen, HubMetrics()) as hub:
+            yield {"hub": hub}
+
+    routes = [
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
+        Route("/api/documents", documents.list_documents),
+        Route("/api/documents/{name:path}/text", documents.document_text),
+        Route("/api/documents/{name:path}/state", documents.document_state),
+        Route("/api/documents/{name:path}/status", documents.document_status),
+        WebSocketRoute("/{document:path}", DocumentSocket()),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,127 @@
+"""``collab-server``: run the hub (``serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+import uvicorn
+
+from collab_server.app import create_app
+from collab_server.logs import configure_logging
+from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
+
+HELP: dict[str, str] = {
+    "host": "interface to listen on",
+    "port": "TCP port to listen on",
+    "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
+    "node_id": "name of this hub node in the update log and across nodes (default: random)",
+    "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
+    "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",
+    "max_unsaved_updates": "updates accepted but not yet stored before writes are refused (close 1013)",
+    "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
+    "max_documents": "documents held in memory at once (idle ones are unloaded to make room)",
+    "max_connections_per_document": "connections one document accepts (close 4409 above it)",
+    "max_messages_per_second": "sustained messages per second per connection (close 4429 above it)",
+    "message_burst": "messages a connection may send in a burst above the sustained rate",
+    "outbox_max_messages": "frames queued for one client before its queued updates are merged",
+    "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
+    "awareness_flush_ms": "presence changes are batched over this window",
+    "awareness_timeout_seconds": "presence states not renewed for this long are removed",
+    "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
+    "ping_timeout_seconds": "how long to wait for a pong",
+    "shutdown_timeout_seconds": "bound on graceful shutdown (close sockets, flush the store)",
+    "compact_after_updates": "compact a document's stored log once its tail has this many updates",
+    "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
+    "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
+    "log_level": "debug, info, warning or error",
+    "log_json": "write logs as JSON lines",
+}
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    for spec in fields(Settings):
+        default = getattr(defaults, spec.name)
+        flag = "--" + spec.name.replace("_", "-")
+        env = ENV_PREFIX + spec.name.upper()
+        text = f"{HELP[spec.name]} [env {env}; default {default!r}]"
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=spec.name, type=type(default), default=None, help=text)
+
+
+def build_parser(defaults: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="collab-server",
+        description="Nova Collab: a real-time Yjs collaboration hub (y-websocket protocol).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the hub",
+        description="Run the hub. Clients connect to ws://HOST:PORT/<document-name>. "
+        "Every option can also be set with an environment variable (shown in brackets); flags win.",
+    )
+    _add_setting_flags(serve, defaults)
+    return parser
+
+
+def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        # The hub checks sizes itself (with a named close and a log line); uvicorn's bound sits above it.
+        ws_max_size=settings.max_message_bytes + 1024 * 1024,
+        ws_ping_interval=settings.ping_interval_seconds,
+        ws_ping_timeout=settings.ping_timeout_seconds,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        defaults = settings_from_env()
+    except ValueError as exc:
+        print(f"collab-server: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(defaults).parse_args(argv)
+    overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
+    try:
+        settings = defaults.with_overrides(overrides).validate()
+    except ValueError as exc:
+        print(f"collab-server: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json_lines=settings.log_json, node_id=settings.node_id)
+    logging.getLogger(__name__).info(
+        "Nova Collab hub on ws://%s:%d/<document> (store %s)", settings.host, settings.port,
+        redact(settings.store),
+    )
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    server.run()
+    return 0 if server.started else 1
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""A y-websocket client in Python on pycrdt: a real protocol peer for tests, tools and agents.
+
+    async with YClient("ws://127.0.0.1:1234/notes") as client:
+        client.text += "hello"            # local edits are sent as Yjs updates
+        await client.wait_for(lambda c: "bye" in str(c.text))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import pycrdt
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+import crdt_core
+from crdt_core import AwarenessEntry, MessageKind
+
+TEXT_FIELD = "content"
+
+
+class YClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        doc: pycrdt.Doc | None = None,
+        presence: dict[str, Any] | None = None,
+        max_size: int | None = 2**26,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.doc = doc if doc is not None else pycrdt.Doc()
+        self.client_id = random.randint(1, 2**31 - 1)
+        self.presence: dict[int, dict[str, Any]] = {}
+        self._presence_clock = 0
+        self._local_presence = presence
+        self._max_size = max_size
+        self._headers = headers
+        self._ws: ClientConnection | None = None
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+        self._changed = asyncio.Event()
+        self._applying_remote = False
+        self._tasks: asyncio.TaskGroup | None = None
+        self._subscription = self.doc.observe(self._on_transaction)
+        self.synced = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.received_updates = 0
+
+    @property
+    def text(self) -> pycrdt.Text:
+        return self.doc.get(TEXT_FIELD, type=pycrdt.Text)
+
+    @text.setter
+    def text(self, value: pycrdt.Text) -> None:
+        """Allows ``client.text += "x"`` (pycrdt mutates in place and returns the same Text)."""
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> YClient:
+        self._ws = await connect(self.url, max_size=self._max_size, additional_headers=self._headers,
+                                 compression=None)
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._tasks.create_task(self._read_loop())
+        self._tasks.create_task(self._write_loop())
+        self._send(crdt_core.frame_sync_step1(self.doc.get_state()))
+        if self._local_presence is not None:
+            self.set_presence(self._local_presence)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+        assert self._tasks is not None
+        await self._tasks.__aexit__(exc_type, exc, tb)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        self.doc.unobserve(self._subscription)
+
+    async def abort(self) -> None:
+        """Drop the TCP connection without a close frame (a crashed client)."""
+        if self._ws is not None:
+            self._ws.transport.abort()
+
+    # -- protocol ---------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        self._outgoing.put_nowait(frame)
+
+    def send_raw(self, frame: bytes) -> None:
+        """Send arbitrary bytes (tests of bad input)."""
+        self._send(frame)
+
+    async def _write_loop(self) -> None:
+        assert self._ws is not None
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = await self._outgoing.get()
+                if not frame:
+                    return
+                await self._ws.send(frame)
+
+    async def _read_loop(self) -> None:
+        assert self._ws is not None
+        try:
+            async for data in self._ws:
+                if isinstance(data, str):
+                    continue
+                self._handle(crdt_core.parse_message(data))
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._ws.close_code is not None:
+                self.close_code = self._ws.close_code
+                self.close_reason = self._ws.close_reason
+            self.closed.set()
+            self._changed.set()
+            self._outgoing.put_nowait(b"")  # stops the writer: the connection is gone
+
+    def _handle(self, message: crdt_core.Message) -> None:
+        kind = message.kind
+        if kind is MessageKind.SYNC_STEP1:
+            self._send(crdt_core.frame_sync_step2(self.doc.get_update(message.payload)))
+        elif kind in (MessageKind.SYNC_STEP2, MessageKind.SYNC_UPDATE):
+            self._applying_remote = True
+            try:
+                self.doc.apply_update(message.payload)
+            finally:
+                self._applying_remote = False
+            self.received_updates += 1
+            if kind is MessageKind.SYNC_STEP2:
+                self.synced.set()
+        elif kind is MessageKind.AWARENESS:
+            for entry in crdt_core.decode_awareness(message.payload):
+                if entry.state == "null":
+                    self.presence.pop(entry.client_id, None)
+                else:
+                    self.presence[entry.client_id] = json.loads(entry.state)
+        self._changed.set()
+
+    def _on_transaction(self, event: pycrdt.TransactionEvent) -> None:
+        if not self._applying_remote:
+            self._send(crdt_core.frame_update(event.update))
+
+    def set_presence(self, state: dict[str, Any] | None) -> None:
+        self._presence_clock += 1
+        encoded = "null" if state is None else json.dumps(state)
+        update = crdt_core.encode_awareness([AwarenessEntry(self.client_id, self._presence_clock, encoded)])
+        self._send(crdt_core.frame_awareness(update))
+
+    async def wait_for(self, predicate: Callable[[YClient], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate(self)`` holds; raise TimeoutError at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self.synced.wait(), timeout)

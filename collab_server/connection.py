@@ -1,0 +1,255 @@
+"""One WebSocket × one document: a sequential reader and one writer draining a bounded outbox.
+
+The connection speaks raw ASGI (no per-message wrapper objects on the hot path). It is a
+small state machine: CONNECTING → OPEN → CLOSING → CLOSED. Every close the hub initiates
+carries a named code and reason and is logged with the document and connection ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import time
+from typing import Any
+from urllib.parse import unquote
+
+import crdt_core
+from collab_server.closecodes import CloseCode, reason_for
+from collab_server.hub import DocumentUnavailable, Hub, HubStopping, TooManyConnections
+from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.room import Room
+from crdt_core import MessageKind, ProtocolError
+from persistence.group_commit import BacklogFull
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+MAX_DOCUMENT_NAME_BYTES = 512
+_ids = itertools.count(1)
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class RateLimiter:
+    """Token bucket: ``rate`` messages per second sustained, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def document_name(scope: Scope) -> str | None:
+    """The document a socket joins: its URL path without the leading slash, percent-decoded."""
+    raw = scope.get("raw_path")
+    path = unquote(raw.decode("latin-1")) if isinstance(raw, bytes) else str(scope.get("path", ""))
+    path = path.split("?", 1)[0]
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    name = path.lstrip("/")
+    if not name or len(name.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return None
+    return name
+
+
+class Connection:
+    def __init__(self, hub: Hub, scope: Scope, receive: Any, send: Any) -> None:
+        self._hub = hub
+        self._receive = receive
+        self._send = send
+        self._scope = scope
+        settings = hub.settings
+        self.peer_id = f"c{next(_ids)}"
+        self.actor: str | None = None
+        self.document = ""
+        self.state = State.CONNECTING
+        self._outbox = Outbox(OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes))
+        self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
+        self._max_message = settings.max_message_bytes
+        self._close_request: tuple[CloseCode, str] | None = None
+        self._room: Room | None = None
+        client = scope.get("client")
+        self._client = f"{client[0]}:{client[1]}" if client else "?"
+
+    def __repr__(self) -> str:
+        return f"Connection({self.peer_id}, document={self.document!r})"
+
+    # -- Peer -------------------------------------------------------------------------
+
+    def deliver(self, frame: bytes, update: bytes | None) -> None:
+        if self.state is not State.OPEN:
+            return
+        try:
+            self._outbox.put_document(frame, update)
+        except OutboxOverflow as exc:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+
+    def deliver_presence(self, awareness_update: bytes) -> None:
+        if self.state is not State.OPEN:
+            return
+        try:
+            self._outbox.put_presence(awareness_update)
+        except OutboxOverflow as exc:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        first = await self._receive()
+        if first["type"] != "websocket.connect":
+            return
+        name = document_name(self._scope)
+        await self._send({"type": "websocket.accept"})
+        self.state = State.OPEN
+        self._hub.metrics.connections.inc()
+        try:
+            if name is None:
+                await self._close_now(CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters")
+                return
+            self.document = name
+            try:
+                room = await self._hub.acquire(name, self)
+            except HubStopping:
+                await self._close_now(CloseCode.SERVICE_RESTART)
+                return
+            except TooManyConnections:
+                await self._close_now(CloseCode.TOO_MANY_CONNECTIONS)
+                return
+            except DocumentUnavailable as exc:
+                await self._close_now(CloseCode.DOCUMENT_UNAVAILABLE, str(exc))
+                return
+            self._room = room
+            logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
+            try:
+                self._outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
+                presence = room.presence_snapshot()
+                if presence is not None:
+                    self._outbox.put_presence(presence)
+                async with asyncio.TaskGroup() as tasks:
+                    writer = tasks.create_task(self._write_loop())
+                    await self._read_loop()
+                    writer.cancel()
+            finally:
+                room.leave(self)
+        finally:
+            self.state = State.CLOSED
+            self._outbox.close()
+            self._hub.metrics.connections.dec()
+
+    async def _read_loop(self) -> None:
+        while True:
+            message: Message = await self._receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if self.state is not State.OPEN:
+                continue  # closing: drain until the disconnect arrives
+            data = message.get("bytes")
+            if data is None:
+                self.request_close(CloseCode.UNSUPPORTED_DATA)
+                continue
+            self._hub.metrics.bytes_in.inc(len(data))
+            if len(data) > self._max_message:
+                self.request_close(CloseCode.MESSAGE_TOO_BIG, f"{len(data)} > {self._max_message} bytes")
+                continue
+            if not self._limiter.allow():
+                self.request_close(CloseCode.RATE_LIMITED)
+                continue
+            try:
+                await self._handle(crdt_core.parse_message(data))
+            except ProtocolError as exc:
+                self.request_close(CloseCode.INVALID_PAYLOAD, str(exc))
+            except BacklogFull as exc:
+                self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
+            except Exception:  # a hub bug: close this connection only, keep the hub serving
+                logger.exception("%s on %r: unexpected error handling a message", self.peer_id, self.document)
+                self.request_close(CloseCode.INTERNAL_ERROR)
+
+    async def _handle(self, message: crdt_core.Message) -> None:
+        room = self._room
+        assert room is not None
+        kind = message.kind
+        if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
+            room.apply_update(message.payload, self, self.actor)
+        elif kind is MessageKind.AWARENESS:
+            room.apply_presence(message.payload, self)
+        elif kind is MessageKind.SYNC_STEP1:
+            update = await room.state_for(message.payload)
+            if self.state is State.OPEN:
+                self._outbox.put_document(crdt_core.frame_sync_step2(update))
+        elif kind is MessageKind.QUERY_AWARENESS:
+            presence = room.presence_snapshot()
+            if presence is not None:
+                self._outbox.put_presence(presence)
+        else:  # AUTH: only the hub sends these; a client's is ignored.
+            logger.debug("%s on %r sent an auth message; ignored", self.peer_id, self.document)
+
+    async def _write_loop(self) -> None:
+        send = self._send
+        outbox = self._outbox
+        try:
+            while True:
+                frame = await outbox.take()
+                await send({"type": "websocket.send", "bytes": frame})
+        except OutboxClosed:
+            pass
+        except OSError as exc:
+            logger.debug("%s send failed: %s", self.peer_id, exc)
+            return
+        request = self._close_request
+        if request is not None:
+            await self._send_close(*request)
+
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
+        """Close this connection (and only it) with a named code; queued frames are dropped."""
+        if self.state is not State.OPEN:
+            return
+        self.state = State.CLOSING
+        reason = reason_for(code, detail)
+        self._close_request = (code, reason)
+        self._hub.metrics.closes.labels(code=str(int(code))).inc()
+        level = logging.INFO if code in (CloseCode.NORMAL, CloseCode.SERVICE_RESTART) else logging.WARNING
+        logger.log(
+            level,
+            "closing %s on document %r (node %s, client %s): %d %s",
+            self.peer_id,
+            self.document,
+            self._hub.node_id,
+            self._client,
+            code,
+            reason,
+        )
+        self._outbox.abort()
+
+    async def _close_now(self, code: CloseCode, detail: str | None = None) -> None:
+        self.request_close(code, detail)
+        if self._close_request is not None:
+            await self._send_close(*self._close_request)
+
+    async def _send_close(self, code: CloseCode, reason: str) -> None:
+        try:
+            await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
+        except OSError as exc:
+            logger.debug("%s close failed: %s", self.peer_id, exc)

@@ -1,0 +1,281 @@
+"""The hub: live documents by name, one shared load per document, idle unload, and shutdown.
+
+The hub owns every long-lived task (the store writer, maintenance, compactions) in one
+TaskGroup, entered with ``async with Hub(...)``. Leaving it runs the fixed shutdown order:
+stop accepting, stop the writer and wait for it to flush, close the documents, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import pycrdt
+
+import crdt_core
+from collab_server.metrics import HubMetrics
+from collab_server.room import Peer, Room
+from collab_server.settings import Settings
+from persistence.base import CorruptDocument, Store, StoreError
+from persistence.group_commit import GroupCommitWriter
+
+logger = logging.getLogger(__name__)
+
+_MAINTENANCE_INTERVAL = 0.5
+
+
+class DocumentUnavailable(Exception):
+    """The document cannot be served now (load failed, or the document limit is reached)."""
+
+
+class TooManyConnections(Exception):
+    pass
+
+
+class HubStopping(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSummary:
+    name: str
+    connections: int
+    presence: int
+    updated_at: float
+    loaded: bool
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: Store, metrics: HubMetrics | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics or HubMetrics()
+        self.node_id = settings.node_id
+        self.rooms: dict[str, Room] = {}
+        self.writer = GroupCommitWriter(
+            store,
+            window_seconds=settings.group_commit_ms / 1000.0,
+            max_backlog=settings.max_unsaved_updates,
+        )
+        self._loading: dict[str, asyncio.Future[Room]] = {}
+        self._compacting: set[str] = set()
+        self._stored_since_compaction: dict[str, int] = {}
+        self._task_group: asyncio.TaskGroup | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self.accepting = False
+        self.store_reachable = True
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Hub:
+        await self.store.open()
+        self._task_group = asyncio.TaskGroup()
+        await self._task_group.__aenter__()
+        self._writer_task = self._task_group.create_task(self.writer.run(), name="store-writer")
+        self._maintenance_task = self._task_group.create_task(self._maintenance(), name="maintenance")
+        self.accepting = True
+        logger.info(
+            "hub %s started (durability=%s, crdt backend=%s)",
+            self.node_id,
+            self.settings.durability,
+            crdt_core.BACKEND,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task_group is not None
+        self.accepting = False
+        logger.info("shutdown: flushing %d pending updates", self.writer.backlog)
+        self._maintenance_task.cancel()
+        self.writer.stop()
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout_seconds):
+                if self._writer_task is not None:
+                    await asyncio.shield(self._writer_task)
+        except TimeoutError:
+            logger.error("shutdown: %d updates could not be stored in time", self.writer.backlog)
+            if self._writer_task is not None:
+                self._writer_task.cancel()
+        for room in list(self.rooms.values()):
+            room.close()
+        self.rooms.clear()
+        await self._task_group.__aexit__(exc_type, exc, tb)
+        await self.store.close()
+        logger.info("shutdown: complete")
+
+    # -- documents --------------------------------------------------------------------
+
+    async def acquire(self, name: str, peer: Peer) -> Room:
+        """Return the loaded room with ``peer`` joined; one load is shared by concurrent joiners."""
+        if not self.accepting:
+            raise HubStopping
+        room = self.rooms.get(name)
+        if room is None:
+            future = self._loading.get(name)
+            if future is None:
+                self._make_space()
+                future = asyncio.get_running_loop().create_future()
+                self._loading[name] = future
+                assert self._task_group is not None
+                self._task_group.create_task(self._load(name, future), name=f"load:{name}")
+            room = await asyncio.shield(future)
+        if len(room.peers) >= self.settings.max_connections_per_document:
+            raise TooManyConnections(name)
+        room.join(peer)
+        return room
+
+    def _make_space(self) -> None:
+        if len(self.rooms) + len(self._loading) < self.settings.max_documents:
+            return
+        idle = [r for r in self.rooms.values() if not r.peers and not self.writer.document_pending(r.name)]
+        if not idle:
+            raise DocumentUnavailable(f"{self.settings.max_documents} documents are loaded (max_documents)")
+        self._unload(min(idle, key=lambda r: r.last_activity))
+
+    async def _load(self, name: str, future: asyncio.Future[Room]) -> None:
+        started = time.perf_counter()
+        try:
+            stored = await self.store.load(name)
+            doc = pycrdt.Doc()
+            parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
+            for part in parts:
+                try:
+                    doc.apply_update(part)
+                except ValueError as exc:
+                    raise CorruptDocument(f"stored update of {name!r} does not decode: {exc}") from exc
+            room = Room(
+                name,
+                doc,
+                writer=self.writer,
+                node_id=self.node_id,
+                strict=self.settings.durability == "strict",
+                awareness_window_seconds=self.settings.awareness_flush_ms / 1000.0,
+                metrics=self.metrics,
+                on_empty=self._room_empty,
+            )
+            self._stored_since_compaction[name] = len(stored.tail)
+            self.rooms[name] = room
+            self.metrics.documents_loaded.set(len(self.rooms))
+            logger.info(
+                "loaded document %r: %d stored parts in %.1f ms",
+                name,
+                len(parts),
+                (time.perf_counter() - started) * 1000,
+            )
+            future.set_result(room)
+        except Exception as exc:
+            self.metrics.load_failures.inc()
+            logger.error("document %r failed to load: %s", name, exc)
+            future.set_exception(DocumentUnavailable(f"failed to load: {exc}"))
+            # Waiters retrieve the exception; mark it retrieved in case there are none.
+            future.exception()
+        finally:
+            self._loading.pop(name, None)
+
+    def _room_empty(self, room: Room) -> None:
+        logger.debug("document %r has no connections; unloading after %.0fs idle", room.name,
+                     self.settings.idle_unload_seconds)
+
+    def _count_changes(self, room: Room) -> None:
+        self._stored_since_compaction[room.name] = self._stored_since_compaction.get(room.name, 0) + room.changes
+        room.changes = 0
+
+    def _unload(self, room: Room) -> None:
+        self._count_changes(room)
+        room.close()
+        self.rooms.pop(room.name, None)
+        self.writer.forget(room.name)
+        self.metrics.documents_loaded.set(len(self.rooms))
+        logger.info("unloaded idle document %r", room.name)
+        self._maybe_compact(room.name, force=True)
+
+    def _maybe_compact(self, name: str, *, force: bool = False) -> None:
+        pending = self._stored_since_compaction.get(name, 0)
+        if name in self._compacting or pending == 0:
+            return
+        if not force and pending < self.settings.compact_after_updates:
+            return
+        if self._task_group is None or not self.accepting:
+            return
+        self._compacting.add(name)
+        self._task_group.create_task(self._compact(name), name=f"compact:{name}")
+
+    async def _compact(self, name: str) -> None:
+        try:
+            await self.writer.wait_document(name)
+            result = await self.store.compact(name, crdt_core.merge_updates)
+            if result is not None:
+                self._stored_since_compaction[name] = 0
+                self.metrics.compactions.inc()
+                logger.info(
+                    "compacted %r: %d entries into %d bytes (up to seq %d)",
+                    name,
+                    result.merged_entries,
+                    result.snapshot_bytes,
+                    result.covered_seq,
+                )
+        except (StoreError, OSError, ValueError) as exc:
+            logger.warning("compaction of %r failed, will retry later: %s", name, exc)
+        finally:
+            self._compacting.discard(name)
+
+    # -- maintenance ------------------------------------------------------------------
+
+    async def _maintenance(self) -> None:
+        last_ping = 0.0
+        while True:
+            await asyncio.sleep(_MAINTENANCE_INTERVAL)
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                room.expire_presence(self.settings.awareness_timeout_seconds)
+                idle_for = now - room.last_activity
+                if (
+                    not room.peers
+                    and idle_for >= self.settings.idle_unload_seconds
+                    and not self.writer.document_pending(room.name)
+                ):
+                    self._unload(room)
+                else:
+                    self._count_changes(room)
+                    self._maybe_compact(room.name)
+            self.metrics.persist_backlog.set(self.writer.backlog)
+            self.metrics.persist_healthy.set(1 if self.writer.healthy else 0)
+            if now - last_ping >= 2.0:
+                last_ping = now
+                await self._check_store()
+
+    async def _check_store(self) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await self.store.ping()
+        except (StoreError, OSError, TimeoutError) as exc:
+            if self.store_reachable:
+                logger.warning("store unreachable: %s", exc)
+            self.store_reachable = False
+        else:
+            self.store_reachable = True
+
+    @property
+    def ready(self) -> bool:
+        return self.accepting and self.store_reachable and self.writer.healthy
+
+    async def documents(self) -> list[DocumentSummary]:
+        """Loaded documents and stored ones, with live connection counts."""
+        summaries: dict[str, DocumentSummary] = {}
+        with contextlib.suppress(StoreError, OSError):
+            for info in await self.store.list_documents():
+                summaries[info.name] = DocumentSummary(info.name, 0, 0, info.updated_at, False)
+        for room in self.rooms.values():
+            summaries[room.name] = DocumentSummary(
+                room.name, len(room.peers), len(room.presence), room.updated_at, True
+            )
+        return sorted(summaries.values(), key=lambda s: s.updated_at, reverse=True)

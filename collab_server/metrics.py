@@ -1,0 +1,34 @@
+"""Prometheus metrics of one hub, on a registry of its own (no process-global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class HubMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.connections = Gauge("nova_connections", "Open WebSocket connections", registry=r)
+        self.documents_loaded = Gauge("nova_documents_loaded", "Documents held in memory", registry=r)
+        self.updates_in = Counter("nova_updates_in_total", "Document updates received and applied", registry=r)
+        self.updates_out = Counter("nova_updates_out_total", "Document frames queued to clients", registry=r)
+        self.bytes_in = Counter("nova_bytes_in_total", "Bytes received in WebSocket messages", registry=r)
+        self.bytes_out = Counter("nova_bytes_out_total", "Bytes sent in WebSocket messages", registry=r)
+        self.awareness_in = Counter("nova_awareness_in_total", "Awareness messages received", registry=r)
+        self.fanout_seconds = Histogram(
+            "nova_fanout_seconds",
+            "Time from receiving an update to queueing it for every other client",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.outbox_merges = Counter("nova_outbox_merges_total", "Slow-client outbox merges", registry=r)
+        self.closes = Counter("nova_closes_total", "Connections closed by the hub", ["code"], registry=r)
+        self.persist_backlog = Gauge("nova_persist_backlog", "Updates accepted but not yet stored", registry=r)
+        self.persist_healthy = Gauge("nova_store_healthy", "1 when the last store write succeeded", registry=r)
+        self.compactions = Counter("nova_compactions_total", "Compactions completed", registry=r)
+        self.load_failures = Counter("nova_document_load_failures_total", "Failed document loads", registry=r)

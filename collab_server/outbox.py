@@ -1,0 +1,132 @@
+"""A connection's bounded outbox: frames waiting for the one writer task of that socket.
+
+Document frames go before presence frames, so a presence storm cannot delay edits.
+When too many document updates queue up (a slow reader), they are merged into one
+update; if the outbox is still over its byte limit, it reports overflow and the
+connection is closed so the client re-syncs on reconnect. Nothing here grows without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+import crdt_core
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLimits:
+    max_messages: int
+    max_bytes: int
+
+
+class OutboxOverflow(Exception):
+    """The peer cannot keep up; its connection must be closed."""
+
+
+class OutboxClosed(Exception):
+    pass
+
+
+class Outbox:
+    def __init__(self, limits: OutboxLimits) -> None:
+        self._limits = limits
+        # Document lane: (frame, update or None). The update is kept to merge on overflow.
+        self._documents: deque[tuple[bytes, bytes | None]] = deque()
+        # Presence lane: raw awareness updates, coalesced into one frame when taken.
+        self._presence: deque[bytes] = deque()
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.merges = 0
+
+    def __len__(self) -> int:
+        return len(self._documents) + len(self._presence)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def put_document(self, frame: bytes, update: bytes | None = None) -> None:
+        """Queue a document frame; ``update`` (the unframed sync update) allows merging."""
+        if self._closed:
+            return
+        self._documents.append((frame, update))
+        self._bytes += len(frame)
+        if len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes:
+            self._shrink()
+        self._ready.set()
+
+    def put_presence(self, awareness_update: bytes) -> None:
+        if self._closed:
+            return
+        self._presence.append(awareness_update)
+        self._bytes += len(awareness_update)
+        if len(self._presence) > 1 and (
+            len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes
+        ):
+            merged = crdt_core.coalesce_awareness(list(self._presence))
+            self._bytes -= sum(len(item) for item in self._presence)
+            self._presence.clear()
+            self._presence.append(merged)
+            self._bytes += len(merged)
+        if self._bytes > self._limits.max_bytes:
+            raise OutboxOverflow(f"{self._bytes} bytes queued")
+        self._ready.set()
+
+    def _shrink(self) -> None:
+        # Merge the run of plain updates after the last frame that must stay as it is
+        # (a sync step 2 marks the client synced, so it is never folded into an update).
+        items = list(self._documents)
+        start = len(items)
+        while start > 0 and items[start - 1][1] is not None:
+            start -= 1
+        run = items[start:]
+        if len(run) > 1:
+            merged = crdt_core.merge_updates([update for _, update in run if update is not None])
+            frame = crdt_core.frame_update(merged)
+            self._bytes -= sum(len(f) for f, _ in run)
+            for _ in run:
+                self._documents.pop()
+            self._documents.append((frame, merged))
+            self._bytes += len(frame)
+            self.merges += 1
+        if len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes:
+            raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
+
+    def take_nowait(self) -> bytes | None:
+        if self._documents:
+            frame, _ = self._documents.popleft()
+            self._bytes -= len(frame)
+            return frame
+        if self._presence:
+            items = list(self._presence)
+            self._presence.clear()
+            self._bytes -= sum(len(item) for item in items)
+            merged = items[0] if len(items) == 1 else crdt_core.coalesce_awareness(items)
+            return crdt_core.frame_awareness(merged)
+        return None
+
+    async def take(self) -> bytes:
+        """The next frame to send; raises OutboxClosed once closed and drained."""
+        while True:
+            frame = self.take_nowait()
+            if frame is not None:
+                return frame
+            if self._closed:
+                raise OutboxClosed
+            self._ready.clear()
+            await self._ready.wait()
+
+    def abort(self) -> None:
+        """Drop everything queued and close: the peer is being disconnected."""
+        self._documents.clear()
+        self._presence.clear()
+        self._bytes = 0
+        self.close()
+
+    def close(self) -> None:
+        """Stop accepting frames; the writer drains what is queued, then stops."""
+        self._closed = True
+        self._ready.set()

@@ -1,0 +1,222 @@
+"""One live document: apply updates, persist them, fan them out, and track presence.
+
+All decisions about an incoming update are made here, in one place:
+- it is validated and applied to the in-memory pycrdt document (bad bytes: nothing changes);
+- only its effective part (what the document did not have yet) is logged and relayed;
+- in strict durability it is relayed only after its commit, in relaxed mode right away;
+- updates that become ready in the same loop turn leave as one merged frame, encoded once
+  and shared by every recipient (server frames are not masked, so the bytes are identical).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import pycrdt
+
+import crdt_core
+from awareness.batcher import PresenceBatcher
+from awareness.registry import PresenceRegistry
+from collab_server.metrics import HubMetrics
+from crdt_core import AwarenessEntry, ProtocolError
+from persistence.base import LogEntry
+from persistence.group_commit import BacklogFull, GroupCommitWriter
+
+logger = logging.getLogger(__name__)
+
+# Bound on how often a joiner's state waits for in-flight commits before being sent.
+_MAX_COMMIT_WAITS = 20
+
+
+class Peer(Protocol):
+    """Anything that receives a document's traffic: a WebSocket connection, an agent session."""
+
+    @property
+    def peer_id(self) -> str: ...
+
+    def deliver(self, frame: bytes, update: bytes | None) -> None:
+        """Queue a document frame (``update`` is its unframed update, when mergeable)."""
+
+    def deliver_presence(self, awareness_update: bytes) -> None: ...
+
+
+class Room:
+    def __init__(
+        self,
+        name: str,
+        doc: pycrdt.Doc,
+        *,
+        writer: GroupCommitWriter,
+        node_id: str,
+        strict: bool,
+        awareness_window_seconds: float,
+        metrics: HubMetrics,
+        on_empty: Callable[[Room], None],
+    ) -> None:
+        self.name = name
+        self.doc = doc
+        self.peers: set[Peer] = set()
+        self.presence = PresenceRegistry()
+        self.last_activity = time.monotonic()
+        self.updated_at = time.time()
+        self.changes = 0
+        self._writer = writer
+        self._node_id = node_id
+        self._strict = strict
+        self._metrics = metrics
+        self._on_empty = on_empty
+        self._batcher = PresenceBatcher(awareness_window_seconds, self._broadcast_presence)
+        self._ready: list[tuple[bytes, Peer | None, float]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._full_state: bytes | None = None
+        self._captured: list[bytes] = []
+        self._subscription = doc.observe(self._capture)
+        self.closed = False
+
+    # -- document updates -------------------------------------------------------------
+
+    def _capture(self, event: pycrdt.TransactionEvent) -> None:
+        self._captured.append(event.update)
+
+    def apply_update(self, update: bytes, origin: Peer | None, actor: str | None) -> bool:
+        """Apply a client's update; return True if it changed the document.
+
+        Raises ProtocolError (nothing applied) or BacklogFull (nothing applied: the
+        store is behind and the client must retry later).
+        """
+        if not self._writer.has_room():
+            raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        received_at = time.perf_counter()
+        self._captured.clear()
+        try:
+            self.doc.apply_update(update)
+        except Exception as exc:
+            raise ProtocolError(f"invalid update: {exc}") from exc
+        except BaseException as exc:
+            # pyo3 turns a Rust panic into a BaseException; treat it as bad input, not a crash.
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ProtocolError(f"invalid update: {exc}") from exc
+        effective = self._captured[:]
+        self._captured.clear()
+        self.last_activity = time.monotonic()
+        if not effective:
+            return False
+        self._full_state = None
+        self.changes += len(effective)
+        self.updated_at = time.time()
+        self._metrics.updates_in.inc()
+        for change in effective:
+            entry = LogEntry(self.name, change, actor, self._node_id, self.updated_at)
+            if self._strict:
+                self._writer.submit(entry, self._relay_after_commit(change, origin, received_at))
+            else:
+                self._writer.submit(entry)
+                self._queue_relay(change, origin, received_at)
+        return True
+
+    def _relay_after_commit(self, update: bytes, origin: Peer | None, received_at: float) -> Callable[[int], None]:
+        def committed(_seq: int) -> None:
+            self._queue_relay(update, origin, received_at)
+
+        return committed
+
+    def _queue_relay(self, update: bytes, origin: Peer | None, received_at: float) -> None:
+        if self.closed:
+            return
+        self._ready.append((update, origin, received_at))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_relay)
+
+    def _flush_relay(self) -> None:
+        self._flush_handle = None
+        items, self._ready = self._ready, []
+        if not items or not self.peers:
+            return
+        if len(items) == 1:
+            update = items[0][0]
+        else:
+            update = crdt_core.merge_updates([item[0] for item in items])
+        origins = {item[1] for item in items}
+        # A sender gets its own update back only inside a batch that has others' updates
+        # too; applying it again is a no-op for every Yjs client.
+        skip = next(iter(origins)) if len(origins) == 1 else None
+        frame = crdt_core.frame_update(update)
+        sent = 0
+        for peer in list(self.peers):
+            if peer is not skip:
+                peer.deliver(frame, update)
+                sent += 1
+        now = time.perf_counter()
+        for _, _, received_at in items:
+            self._metrics.fanout_seconds.observe(now - received_at)
+        self._metrics.updates_out.inc(sent)
+        self._metrics.bytes_out.inc(sent * len(frame))
+
+    async def state_for(self, state_vector: bytes) -> bytes:
+        """The update a client with ``state_vector`` lacks, containing only durable changes."""
+        if self._strict:
+            for _ in range(_MAX_COMMIT_WAITS):
+                if not self._writer.document_pending(self.name):
+                    break
+                await self._writer.wait_document(self.name)
+        if state_vector in (b"", b"\x00"):
+            if self._full_state is None:
+                self._full_state = self.doc.get_update()
+            return self._full_state
+        try:
+            return self.doc.get_update(state_vector)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid state vector: {exc}") from exc
+
+    def state_vector(self) -> bytes:
+        return self.doc.get_state()
+
+    # -- presence ---------------------------------------------------------------------
+
+    def apply_presence(self, awareness_update: bytes, owner: Peer) -> None:
+        """Apply an awareness update from ``owner``; raises ProtocolError on bad bytes."""
+        changed = self.presence.apply(awareness_update, owner)
+        self._metrics.awareness_in.inc()
+        if changed:
+            self._batcher.add(changed)
+
+    def presence_snapshot(self) -> bytes | None:
+        entries = self.presence.snapshot()
+        return crdt_core.encode_awareness(entries) if entries else None
+
+    def remove_presence(self, entries: list[AwarenessEntry]) -> None:
+        if entries:
+            self._batcher.add(entries)
+
+    def expire_presence(self, timeout_seconds: float) -> None:
+        self.remove_presence(self.presence.expire(timeout_seconds))
+
+    def _broadcast_presence(self, awareness_update: bytes) -> None:
+        for peer in list(self.peers):
+            peer.deliver_presence(awareness_update)
+
+    # -- membership -------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers.add(peer)
+        self.last_activity = time.monotonic()
+
+    def leave(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        self.remove_presence(self.presence.remove_owner(peer))
+        self.last_activity = time.monotonic()
+        if not self.peers:
+            self._on_empty(self)
+
+    def close(self) -> None:
+        self.closed = True
+        self._batcher.close()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.doc.unobserve(self._subscription)

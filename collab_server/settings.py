@@ -1,0 +1,110 @@
+"""Hub settings: one frozen value built from defaults, environment variables and CLI flags.
+
+Every limit lives here with its default and the environment variable that sets it
+(``NOVA_`` + the field name in upper case). Nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+def _new_node_id() -> str:
+    return f"node-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 1234
+    # Where documents are kept: "sqlite:///<path>" (embedded default), "memory", or "postgresql://...".
+    store: str = "sqlite:///nova-collab.sqlite3"
+    # Identifies this process in the update log and across hub nodes.
+    node_id: str = field(default_factory=_new_node_id)
+
+    # Durability: "strict" relays an update only after its commit; "relaxed" relays first and
+    # persists right after (an update relayed less than `group_commit_ms` before a crash can be lost).
+    durability: str = "strict"
+    group_commit_ms: float = 2.0
+    # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
+    max_unsaved_updates: int = 100_000
+
+    # Limits.
+    max_message_bytes: int = 64 * MIB  # a client joining with a large offline document sends it in one message
+    max_documents: int = 10_000  # documents held in memory at once
+    max_connections_per_document: int = 10_000
+    max_messages_per_second: float = 1_000.0  # per connection, sustained
+    message_burst: int = 4_000  # per connection, token-bucket depth
+    outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
+    outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+
+    # Lifetimes.
+    idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
+    awareness_flush_ms: float = 50.0  # presence changes are batched over this window
+    awareness_timeout_seconds: float = 30.0  # states not renewed for this long are removed (y-protocols: 30 s)
+    ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
+    ping_timeout_seconds: float = 5.0
+    shutdown_timeout_seconds: float = 10.0
+
+    # Compaction of the stored log.
+    compact_after_updates: int = 2_000
+    compact_after_bytes: int = 4 * MIB
+
+    ws_per_message_deflate: bool = False  # doubles small-message latency when on
+    log_level: str = "info"
+    log_json: bool = False
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> Settings:
+        if self.durability not in ("strict", "relaxed"):
+            raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
+        for name in (
+            "max_message_bytes",
+            "max_documents",
+            "max_connections_per_document",
+            "outbox_max_messages",
+            "outbox_max_bytes",
+            "message_burst",
+            "max_unsaved_updates",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_messages_per_second <= 0:
+            raise ValueError("max_messages_per_second must be positive")
+        return self
+
+
+ENV_PREFIX = "NOVA_"
+
+
+def _coerce(raw: str, kind: type[Any], name: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a boolean")
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    overrides: dict[str, Any] = {}
+    for spec in fields(Settings):
+        raw = env.get(ENV_PREFIX + spec.name.upper())
+        if raw is not None:
+            overrides[spec.name] = _coerce(raw, type(getattr(defaults, spec.name)), spec.name)
+    return defaults.with_overrides(overrides)

@@ -1,0 +1,132 @@
+"""The Store port: an append-only update log per document plus compacted snapshots.
+
+Every adapter (memory, SQLite, PostgreSQL) implements ``Store`` and passes the one
+contract suite in ``tests/test_store_contract.py``.
+
+Sequence numbers (``seq``) are per store, strictly increasing in commit order, and
+never reused; a document's state at ``seq`` is its snapshot covering ``<= seq`` plus
+the log entries after the snapshot up to ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """Base class of every error a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The backing database cannot be reached (retry later)."""
+
+
+class CorruptDocument(StoreError):
+    """A stored row of this document cannot be decoded; the document must not be served or saved."""
+
+
+class UnknownVersion(StoreError):
+    """The requested version does not exist (or its log entries were compacted away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One update as the hub received it, with who sent it and from which hub node."""
+
+    document: str
+    update: bytes
+    actor: str | None
+    origin_node: str
+    timestamp: float  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """What a store returns to rebuild a document: a snapshot and the log tail after it."""
+
+    snapshot: bytes | None
+    tail: Sequence[bytes]
+    last_seq: int  # highest seq covered (snapshot or tail); 0 for a new document
+
+    @property
+    def is_empty(self) -> bool:
+        return self.snapshot is None and not self.tail
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A readable point in a document's history (a checkpoint or a log entry)."""
+
+    seq: int
+    timestamp: float
+    actors: Sequence[str]
+    update_bytes: int
+    kind: str  # "checkpoint" (snapshot written by compaction) or "update"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEntry:
+    seq: int
+    timestamp: float
+    actor: str | None
+    origin_node: str
+    update_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    name: str
+    last_seq: int
+    updated_at: float
+    log_entries: int  # entries in the tail (not yet compacted)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionResult:
+    document: str
+    covered_seq: int
+    merged_entries: int
+    snapshot_bytes: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+# Merges a snapshot (first, may be absent) and the tail into one encoded update.
+# Runs in a worker thread: the native crate releases the GIL while merging.
+MergeFunction = Callable[[Sequence[bytes]], bytes]
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and run pending schema migrations; raise StoreUnavailable if unreachable."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the database does not answer."""
+
+    async def append(self, entries: Sequence[LogEntry]) -> list[int]:
+        """Write all entries in ONE transaction (group commit); return their seqs in order."""
+
+    async def load(self, document: str) -> StoredDocument:
+        """Snapshot plus tail; raise CorruptDocument if a row cannot be read."""
+
+    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+        """Merge snapshot + tail into a new checkpoint snapshot, in one transaction.
+
+        At most one compaction of a document runs at a time across every process
+        sharing the database; a concurrent call returns None without doing anything.
+        Entries appended meanwhile are kept in the tail.
+        """
+
+    async def history(self, document: str, limit: int = 100) -> list[VersionInfo]:
+        """Readable versions, newest first."""
+
+    async def read_version(self, document: str, seq: int) -> StoredDocument:
+        """The parts that rebuild the document as it was right after ``seq``."""
+
+    async def activity(self, document: str, limit: int = 100) -> list[ActivityEntry]:
+        """Who changed the document and when, newest first (survives compaction)."""
+
+    async def list_documents(self) -> list[DocumentInfo]: ...
