@@ -51,7 +51,9 @@ def _add_setting_flags(parser: argparse.ArgumentParser, defaults: Settings) -> N
         env = ENV_PREFIX + spec.name.upper()
         text = f"{HELP[spec.name]} [env {env}; default {default!r}]"
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            parser.add_argument(
+                flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
         else:
             parser.add_argument(flag, dest=spec.name, type=type(default), default=None, help=text)
 
@@ -105,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, json_lines=settings.log_json, node_id=settings.node_id)
     logging.getLogger(__name__).info(
-        "Nova Collab hub on ws://%s:%d/<document> (store %s)", settings.host, settings.port,
+        "Nova Collab hub on ws://%s:%d/<document> (store %s)",
+        settings.host,
+        settings.port,
         redact(settings.store),
     )
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))

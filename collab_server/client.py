@@ -1,8 +1,8 @@
 """A y-websocket client in Python on pycrdt: a real protocol peer for tests, tools and agents.
 
-    async with YClient("ws://127.0.0.1:1234/notes") as client:
-        client.text += "hello"            # local edits are sent as Yjs updates
-        await client.wait_for(lambda c: "bye" in str(c.text))
+async with YClient("ws://127.0.0.1:1234/notes") as client:
+    client.text += "hello"            # local edits are sent as Yjs updates
+    await client.wait_for(lambda c: "bye" in str(c.text))
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ class YClient:
         self,
         url: str,
         *,
-        doc: pycrdt.Doc | None = None,
+        doc: pycrdt.Doc[Any] | None = None,
         presence: dict[str, Any] | None = None,
         max_size: int | None = 2**26,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
-        self.doc = doc if doc is not None else pycrdt.Doc()
+        self.doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc()
         self.client_id = random.randint(1, 2**31 - 1)
         self.presence: dict[int, dict[str, Any]] = {}
         self._presence_clock = 0
@@ -58,7 +58,8 @@ class YClient:
 
     @property
     def text(self) -> pycrdt.Text:
-        return self.doc.get(TEXT_FIELD, type=pycrdt.Text)
+        text: pycrdt.Text = self.doc.get(TEXT_FIELD, type=pycrdt.Text)
+        return text
 
     @text.setter
     def text(self, value: pycrdt.Text) -> None:
@@ -67,8 +68,9 @@ class YClient:
     # -- lifetime ---------------------------------------------------------------------
 
     async def __aenter__(self) -> YClient:
-        self._ws = await connect(self.url, max_size=self._max_size, additional_headers=self._headers,
-                                 compression=None)
+        self._ws = await connect(
+            self.url, max_size=self._max_size, additional_headers=self._headers, compression=None
+        )
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._tasks.create_task(self._read_loop())

@@ -126,7 +126,9 @@ class Connection:
         self._hub.metrics.connections.inc()
         try:
             if name is None:
-                await self._close_now(CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters")
+                await self._close_now(
+                    CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters"
+                )
                 return
             self.document = name
             try:

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import pycrdt
 
@@ -145,7 +146,7 @@ class Hub:
         started = time.perf_counter()
         try:
             stored = await self.store.load(name)
-            doc = pycrdt.Doc()
+            doc: pycrdt.Doc[Any] = pycrdt.Doc()
             parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
             for part in parts:
                 try:
@@ -182,11 +183,16 @@ class Hub:
             self._loading.pop(name, None)
 
     def _room_empty(self, room: Room) -> None:
-        logger.debug("document %r has no connections; unloading after %.0fs idle", room.name,
-                     self.settings.idle_unload_seconds)
+        logger.debug(
+            "document %r has no connections; unloading after %.0fs idle",
+            room.name,
+            self.settings.idle_unload_seconds,
+        )
 
     def _count_changes(self, room: Room) -> None:
-        self._stored_since_compaction[room.name] = self._stored_since_compaction.get(room.name, 0) + room.changes
+        self._stored_since_compaction[room.name] = (
+            self._stored_since_compaction.get(room.name, 0) + room.changes
+        )
         room.changes = 0
 
     def _unload(self, room: Room) -> None:

@@ -15,7 +15,9 @@ class HubMetrics:
         r = self.registry
         self.connections = Gauge("nova_connections", "Open WebSocket connections", registry=r)
         self.documents_loaded = Gauge("nova_documents_loaded", "Documents held in memory", registry=r)
-        self.updates_in = Counter("nova_updates_in_total", "Document updates received and applied", registry=r)
+        self.updates_in = Counter(
+            "nova_updates_in_total", "Document updates received and applied", registry=r
+        )
         self.updates_out = Counter("nova_updates_out_total", "Document frames queued to clients", registry=r)
         self.bytes_in = Counter("nova_bytes_in_total", "Bytes received in WebSocket messages", registry=r)
         self.bytes_out = Counter("nova_bytes_out_total", "Bytes sent in WebSocket messages", registry=r)
@@ -28,7 +30,11 @@ class HubMetrics:
         )
         self.outbox_merges = Counter("nova_outbox_merges_total", "Slow-client outbox merges", registry=r)
         self.closes = Counter("nova_closes_total", "Connections closed by the hub", ["code"], registry=r)
-        self.persist_backlog = Gauge("nova_persist_backlog", "Updates accepted but not yet stored", registry=r)
-        self.persist_healthy = Gauge("nova_store_healthy", "1 when the last store write succeeded", registry=r)
+        self.persist_backlog = Gauge(
+            "nova_persist_backlog", "Updates accepted but not yet stored", registry=r
+        )
+        self.persist_healthy = Gauge(
+            "nova_store_healthy", "1 when the last store write succeeded", registry=r
+        )
         self.compactions = Counter("nova_compactions_total", "Compactions completed", registry=r)
         self.load_failures = Counter("nova_document_load_failures_total", "Failed document loads", registry=r)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import pycrdt
 
@@ -38,6 +38,8 @@ class Peer(Protocol):
     @property
     def peer_id(self) -> str: ...
 
+    def __hash__(self) -> int: ...
+
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         """Queue a document frame (``update`` is its unframed update, when mergeable)."""
 
@@ -48,7 +50,7 @@ class Room:
     def __init__(
         self,
         name: str,
-        doc: pycrdt.Doc,
+        doc: pycrdt.Doc[Any],
         *,
         writer: GroupCommitWriter,
         node_id: str,
@@ -119,7 +121,9 @@ class Room:
                 self._queue_relay(change, origin, received_at)
         return True
 
-    def _relay_after_commit(self, update: bytes, origin: Peer | None, received_at: float) -> Callable[[int], None]:
+    def _relay_after_commit(
+        self, update: bytes, origin: Peer | None, received_at: float
+    ) -> Callable[[int], None]:
         def committed(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
 

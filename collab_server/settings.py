@@ -36,7 +36,9 @@ class Settings:
     max_unsaved_updates: int = 100_000
 
     # Limits.
-    max_message_bytes: int = 64 * MIB  # a client joining with a large offline document sends it in one message
+    max_message_bytes: int = (
+        64 * MIB
+    )  # a client joining with a large offline document sends it in one message
     max_documents: int = 10_000  # documents held in memory at once
     max_connections_per_document: int = 10_000
     max_messages_per_second: float = 1_000.0  # per connection, sustained
@@ -47,7 +49,9 @@ class Settings:
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
-    awareness_timeout_seconds: float = 30.0  # states not renewed for this long are removed (y-protocols: 30 s)
+    awareness_timeout_seconds: float = (
+        30.0  # states not renewed for this long are removed (y-protocols: 30 s)
+    )
     ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
     ping_timeout_seconds: float = 5.0
     shutdown_timeout_seconds: float = 10.0

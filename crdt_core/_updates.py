@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pycrdt
 
@@ -36,7 +37,7 @@ def state_vector(update: bytes) -> bytes:
 
 def text_of(update: bytes, name: str) -> str:
     """The plain text of the root ``Y.Text`` called ``name`` in an encoded document."""
-    doc = pycrdt.Doc()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
     try:
         doc.apply_update(update)
     except ValueError as exc:

@@ -78,7 +78,9 @@ class MemoryStore:
         if any(row.compacted for row in tail_rows):
             raise UnknownVersion(f"version {upto} of {document!r} was compacted away")
         last = max([base, *(row.seq for row in tail_rows)])
-        return StoredDocument(checkpoint.snapshot if checkpoint else None, [r.entry.update for r in tail_rows], last)
+        return StoredDocument(
+            checkpoint.snapshot if checkpoint else None, [r.entry.update for r in tail_rows], last
+        )
 
     async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
         doc = self._documents.get(document)
@@ -109,7 +111,9 @@ class MemoryStore:
         for row in doc.rows:
             if not row.compacted:
                 actors = [row.entry.actor] if row.entry.actor else []
-                versions[row.seq] = VersionInfo(row.seq, row.entry.timestamp, actors, len(row.entry.update), "update")
+                versions[row.seq] = VersionInfo(
+                    row.seq, row.entry.timestamp, actors, len(row.entry.update), "update"
+                )
         previous = 0
         for checkpoint in doc.checkpoints:
             covered = [r for r in doc.rows if previous < r.seq <= checkpoint.seq]

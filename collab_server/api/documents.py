@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import crdt_core
-from collab_server.api.health import hub_of
 from collab_server.api.errors import error_response
+from collab_server.api.health import hub_of
 from collab_server.hub import Hub
 from persistence.base import CorruptDocument, StoreError
 
@@ -42,7 +43,7 @@ async def encoded_state(hub: Hub, name: str) -> bytes | None:
     if stored.is_empty:
         return None
     parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
-    doc = pycrdt.Doc()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
     for part in parts:
         doc.apply_update(part)
     await asyncio.sleep(0)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything the hub and its test suite need on a fresh machine of this kind:
+# Python packages (editable install of this repo), the Rust crate (native backend),
+# node packages for the interop tests and load tests, and the PostgreSQL, Redis and
+# Chromium packages the tests start their own throwaway instances of.
+# Idempotent: a second run only checks. Pass --hub-only to skip what only the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hub_only=0
+[[ "${1:-}" == "--hub-only" ]] && hub_only=1
+
+step() { printf '\n== setup: %s\n' "$*"; }
+
+step "python packages"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".[dev]"
+
+if [[ -x scripts/build_native.sh ]]; then
+    step "native crate (crdt_core_rs)"
+    if ! scripts/build_native.sh; then
+        if [[ ${hub_only} -eq 1 ]]; then
+            echo "setup: native crate did not build; the hub runs on the pure-Python backend" >&2
+        else
+            exit 1
+        fi
+    fi
+fi
+
+[[ ${hub_only} -eq 1 ]] && exit 0
+
+step "system packages (PostgreSQL, Redis, Chromium)"
+scripts/install_services.sh
+if [[ -x scripts/install_browser.sh ]]; then
+    scripts/install_browser.sh
+fi
+
+for dir in tests/js load_tests collab_server/frontend vscodium-client; do
+    if [[ -f "${dir}/package-lock.json" ]]; then
+        step "node packages in ${dir}"
+        (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+done
