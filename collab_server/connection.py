@@ -8,6 +8,7 @@ carries a named code and reason and is logged with the document and connection i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import logging
@@ -29,6 +30,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 MAX_DOCUMENT_NAME_BYTES = 512
+_CLOSE_SEND_TIMEOUT = 1.0
 _ids = itertools.count(1)
 
 
@@ -90,6 +92,7 @@ class Connection:
         self._max_message = settings.max_message_bytes
         self._close_request: tuple[CloseCode, str] | None = None
         self._room: Room | None = None
+        self._writer_task: asyncio.Task[None] | None = None
         client = scope.get("client")
         self._client = f"{client[0]}:{client[1]}" if client else "?"
 
@@ -149,10 +152,7 @@ class Connection:
                 presence = room.presence_snapshot()
                 if presence is not None:
                     self._outbox.put_presence(presence)
-                async with asyncio.TaskGroup() as tasks:
-                    writer = tasks.create_task(self._write_loop())
-                    await self._read_loop()
-                    writer.cancel()
+                await self._run_until_closed()
             finally:
                 room.leave(self)
         finally:
@@ -208,6 +208,21 @@ class Connection:
         else:  # AUTH: only the hub sends these; a client's is ignored.
             logger.debug("%s on %r sent an auth message; ignored", self.peer_id, self.document)
 
+    async def _run_until_closed(self) -> None:
+        """Read and write until either side ends; then send the hub's close, if it asked for one."""
+        async with asyncio.TaskGroup() as tasks:
+            reader = tasks.create_task(self._read_loop(), name=f"read:{self.peer_id}")
+            self._writer_task = tasks.create_task(self._write_loop(), name=f"write:{self.peer_id}")
+            await asyncio.wait((reader, self._writer_task), return_when=asyncio.FIRST_COMPLETED)
+            self._writer_task.cancel()
+            request = self._close_request
+            if request is not None and not reader.done():
+                # A stuck peer never drains its socket: the close frame gets a bounded wait.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_CLOSE_SEND_TIMEOUT):
+                        await self._send_close(*request)
+            reader.cancel()
+
     async def _write_loop(self) -> None:
         send = self._send
         outbox = self._outbox
@@ -217,12 +232,8 @@ class Connection:
                 await send({"type": "websocket.send", "bytes": frame})
         except OutboxClosed:
             pass
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.peer_id, exc)
-            return
-        request = self._close_request
-        if request is not None:
-            await self._send_close(*request)
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         """Close this connection (and only it) with a named code; queued frames are dropped."""
@@ -244,6 +255,9 @@ class Connection:
             reason,
         )
         self._outbox.abort()
+        if self._writer_task is not None:
+            # The writer may be blocked on a full socket; the close must not wait behind it.
+            self._writer_task.cancel()
 
     async def _close_now(self, code: CloseCode, detail: str | None = None) -> None:
         self.request_close(code, detail)
@@ -253,5 +267,5 @@ class Connection:
     async def _send_close(self, code: CloseCode, reason: str) -> None:
         try:
             await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             logger.debug("%s close failed: %s", self.peer_id, exc)

@@ -14,7 +14,7 @@ pytest_plugins = ["tests.support.pytest_services"]
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
     """A hub process with the embedded SQLite store, fast presence expiry and pings."""
     process = HubProcess(
-        tmp_path, store="memory", ping_interval_seconds=1.0, ping_timeout_seconds=1.0
+        tmp_path, ping_interval_seconds=1.0, ping_timeout_seconds=1.0
     ).start()
     yield process
     process.stop()
