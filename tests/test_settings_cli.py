@@ -1,0 +1,47 @@
+"""Settings from environment and flags, and the CLI's help and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from collab_server.cli import build_parser, redact
+from collab_server.settings import Settings, settings_from_env
+
+
+def test_environment_overrides_defaults_and_is_validated() -> None:
+    settings = settings_from_env({"NOVA_PORT": "4321", "NOVA_DURABILITY": "relaxed", "NOVA_LOG_JSON": "yes"})
+    assert (settings.port, settings.durability, settings.log_json) == (4321, "relaxed", True)
+    with pytest.raises(ValueError, match="NOVA_PORT"):
+        settings_from_env({"NOVA_PORT": "many"})
+    with pytest.raises(ValueError, match="durability"):
+        Settings(durability="sometimes").validate()
+
+
+def test_every_setting_has_a_documented_flag() -> None:
+    help_text = build_parser(Settings()).format_help()
+    serve_help = subprocess.run(
+        [sys.executable, "-m", "collab_server", "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "serve" in help_text
+    for spec in fields(Settings):
+        assert "--" + spec.name.replace("_", "-") in serve_help
+        assert "NOVA_" + spec.name.upper() in serve_help
+
+
+def test_bad_flag_value_exits_non_zero_with_a_message() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "collab_server", "serve", "--durability", "maybe"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "durability" in result.stderr
+
+
+def test_store_passwords_are_redacted() -> None:
+    assert redact("postgresql://nova:secret@db:5432/nova") == "postgresql://nova:***@db:5432/nova"
+    assert "secret" not in redact("postgresql://nova:secret@db/nova")
