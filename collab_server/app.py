@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from collab_server.api import documents, health
+from collab_server.api import documents, health, history
 from collab_server.connection import Connection
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
@@ -50,6 +50,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         Route("/api/documents/{name:path}/text", documents.document_text),
         Route("/api/documents/{name:path}/state", documents.document_state),
         Route("/api/documents/{name:path}/status", documents.document_status),
+        Route("/api/documents/{name:path}/history", history.history),
+        Route("/api/documents/{name:path}/versions/{seq:int}", history.version_text),
+        Route("/api/documents/{name:path}/activity", history.activity),
+        Route("/api/documents/{name:path}/restore", history.restore, methods=["POST"]),
         WebSocketRoute("/{document:path}", DocumentSocket()),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import crdt_core
 from collab_server.closecodes import CloseCode, reason_for
@@ -31,6 +31,7 @@ Message = dict[str, Any]
 
 MAX_DOCUMENT_NAME_BYTES = 512
 _CLOSE_SEND_TIMEOUT = 1.0
+MAX_ACTOR_CHARS = 128
 _ids = itertools.count(1)
 
 
@@ -93,6 +94,10 @@ class Connection:
         self._close_request: tuple[CloseCode, str] | None = None
         self._room: Room | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        # Attribution before tokens exist: an optional ?actor= on the URL (unauthenticated).
+        actors = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get("actor")
+        if actors:
+            self.actor = actors[0][:MAX_ACTOR_CHARS]
         client = scope.get("client")
         self._client = f"{client[0]}:{client[1]}" if client else "?"
 

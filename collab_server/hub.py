@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -48,6 +49,19 @@ class DocumentSummary:
     presence: int
     updated_at: float
     loaded: bool
+
+
+class _ServerPeer:
+    """Stands for the hub itself in a room's membership; receives nothing."""
+
+    def __init__(self, peer_id: str) -> None:
+        self.peer_id = peer_id
+
+    def deliver(self, frame: bytes, update: bytes | None) -> None:
+        return None
+
+    def deliver_presence(self, awareness_update: bytes) -> None:
+        return None
 
 
 class Hub:
@@ -133,6 +147,16 @@ class Hub:
             raise TooManyConnections(name)
         room.join(peer)
         return room
+
+    @contextlib.asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[Room]:
+        """Hold a document loaded while the server itself works on it (HTTP edits, restore)."""
+        peer = _ServerPeer(f"server:{name}")
+        room = await self.acquire(name, peer)
+        try:
+            yield room
+        finally:
+            room.leave(peer)
 
     def _make_space(self) -> None:
         if len(self.rooms) + len(self._loading) < self.settings.max_documents:

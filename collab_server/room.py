@@ -105,6 +105,26 @@ class Room:
             raise ProtocolError(f"invalid update: {exc}") from exc
         effective = self._captured[:]
         self._captured.clear()
+        return self._accept(effective, origin, actor, received_at)
+
+    def edit(self, mutate: Callable[[pycrdt.Doc[Any]], None], actor: str | None) -> bool:
+        """Apply a server-side edit (HTTP API, restore, agents) as one transaction.
+
+        It is logged with ``actor`` and relayed to every peer like a client's update.
+        """
+        if not self._writer.has_room():
+            raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        received_at = time.perf_counter()
+        self._captured.clear()
+        with self.doc.transaction():
+            mutate(self.doc)
+        effective = self._captured[:]
+        self._captured.clear()
+        return self._accept(effective, None, actor, received_at)
+
+    def _accept(
+        self, effective: list[bytes], origin: Peer | None, actor: str | None, received_at: float
+    ) -> bool:
         self.last_activity = time.monotonic()
         if not effective:
             return False

@@ -1,0 +1,142 @@
+"""History of a document: versions, past text, activity (who changed what), and restore."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pycrdt
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from collab_server.api.errors import error_response
+from collab_server.api.health import hub_of
+from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.textops import replace_all
+from persistence.base import CorruptDocument, StoredDocument, StoreError, UnknownVersion
+from persistence.group_commit import BacklogFull
+
+DEFAULT_TEXT = "content"
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    return max(1, min(1000, int(raw))) if raw.isdigit() else 100
+
+
+def _text_of(parts: StoredDocument, field: str) -> str:
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    if parts.snapshot is not None:
+        doc.apply_update(parts.snapshot)
+    for update in parts.tail:
+        doc.apply_update(update)
+    return str(doc.get(field, type=pycrdt.Text))
+
+
+async def history(request: Request) -> Response:
+    hub = hub_of(request)
+    name = request.path_params["name"]
+    try:
+        versions = await hub.store.history(name, _limit(request))
+    except StoreError as exc:
+        return error_response(503, "store_unavailable", str(exc))
+    return JSONResponse(
+        {
+            "document": name,
+            "versions": [
+                {
+                    "seq": v.seq,
+                    "timestamp": v.timestamp,
+                    "actors": list(v.actors),
+                    "update_bytes": v.update_bytes,
+                    "kind": v.kind,
+                }
+                for v in versions
+            ],
+        }
+    )
+
+
+async def version_text(request: Request) -> Response:
+    hub = hub_of(request)
+    name = request.path_params["name"]
+    seq = int(request.path_params["seq"])
+    field = request.query_params.get("field", DEFAULT_TEXT)
+    try:
+        parts = await hub.store.read_version(name, seq)
+        text = _text_of(parts, field)
+    except UnknownVersion as exc:
+        return error_response(404, "unknown_version", str(exc))
+    except CorruptDocument as exc:
+        return error_response(500, "corrupt_document", str(exc))
+    except StoreError as exc:
+        return error_response(503, "store_unavailable", str(exc))
+    return JSONResponse({"document": name, "seq": seq, "field": field, "text": text})
+
+
+async def activity(request: Request) -> Response:
+    hub = hub_of(request)
+    name = request.path_params["name"]
+    try:
+        entries = await hub.store.activity(name, _limit(request))
+    except StoreError as exc:
+        return error_response(503, "store_unavailable", str(exc))
+    return JSONResponse(
+        {
+            "document": name,
+            "activity": [
+                {
+                    "seq": e.seq,
+                    "timestamp": e.timestamp,
+                    "actor": e.actor,
+                    "origin_node": e.origin_node,
+                    "update_bytes": e.update_bytes,
+                }
+                for e in entries
+            ],
+        }
+    )
+
+
+async def read_json(request: Request) -> dict[str, Any] | Response:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return error_response(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except json.JSONDecodeError as exc:
+        return error_response(400, "malformed_json", str(exc))
+    if not isinstance(data, dict):
+        return error_response(400, "malformed_json", "the body must be a JSON object")
+    return data
+
+
+async def restore(request: Request) -> Response:
+    """Make the document's text equal to an old version's, as a new edit on top of the current state."""
+    hub = hub_of(request)
+    name = request.path_params["name"]
+    data = await read_json(request)
+    if isinstance(data, Response):
+        return data
+    seq = data.get("seq")
+    actor = data.get("actor")
+    field = data.get("field", DEFAULT_TEXT)
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return error_response(400, "invalid_request", "'seq' (an integer version) is required")
+    if actor is not None and not isinstance(actor, str):
+        return error_response(400, "invalid_request", "'actor' must be a string")
+    try:
+        old_text = _text_of(await hub.store.read_version(name, seq), str(field))
+        async with hub.using(name) as room:
+            ytext = room.doc.get(str(field), type=pycrdt.Text)
+            changed = room.edit(lambda _doc: replace_all(ytext, old_text), actor or "restore")
+    except UnknownVersion as exc:
+        return error_response(404, "unknown_version", str(exc))
+    except (DocumentUnavailable, HubStopping) as exc:
+        return error_response(503, "document_unavailable", str(exc))
+    except BacklogFull as exc:
+        return error_response(503, "try_again_later", str(exc))
+    except StoreError as exc:
+        return error_response(503, "store_unavailable", str(exc))
+    return JSONResponse({"document": name, "restored_from": seq, "changed": changed})
