@@ -107,7 +107,7 @@ class Room:
         self._captured.clear()
         return self._accept(effective, origin, actor, received_at)
 
-    def edit(self, mutate: Callable[[pycrdt.Doc[Any]], None], actor: str | None) -> bool:
+    def edit(self, mutate: Callable[[pycrdt.Doc[Any]], object], actor: str | None) -> bool:
         """Apply a server-side edit (HTTP API, restore, agents) as one transaction.
 
         It is logged with ``actor`` and relayed to every peer like a client's update.

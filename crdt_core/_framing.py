@@ -167,3 +167,32 @@ def coalesce_awareness(updates: Sequence[bytes]) -> bytes:
             if current is None or entry.clock >= current.clock:
                 newest[entry.client_id] = entry
     return encode_awareness(newest.values())
+
+
+def frame_message(message: Message) -> bytes:
+    """Frame one ``Message``: the inverse of ``parse_message``."""
+    kind, payload = message.kind, message.payload
+    if kind == MessageKind.SYNC_STEP1:
+        return frame_sync_step1(payload)
+    if kind == MessageKind.SYNC_STEP2:
+        return frame_sync_step2(payload)
+    if kind == MessageKind.SYNC_UPDATE:
+        return frame_update(payload)
+    if kind == MessageKind.AWARENESS:
+        return frame_awareness(payload)
+    if kind == MessageKind.AUTH:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("auth reason is not UTF-8") from exc
+        return b"\x02\x00" + _var_bytes(payload)
+    if kind == MessageKind.QUERY_AWARENESS:
+        if payload:
+            raise ProtocolError("a query-awareness message carries no payload")
+        return frame_query_awareness()
+    raise ProtocolError(f"unknown message kind {kind}")
+
+
+def frame_messages(messages: Iterable[Message]) -> list[bytes]:
+    """Frame a batch of messages (the inverse of ``parse_messages``)."""
+    return [frame_message(message) for message in messages]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pycrdt
 
+from crdt_core._framing import decode_var_uint
 from crdt_core._types import ProtocolError
 
 
@@ -43,3 +44,45 @@ def text_of(update: bytes, name: str) -> str:
     except ValueError as exc:
         raise ProtocolError(str(exc)) from exc
     return str(doc.get(name, type=pycrdt.Text))
+
+
+def compact(snapshot: bytes, tail: Sequence[bytes]) -> bytes:
+    """Snapshot plus log tail as the document's own encoding (deleted content collected).
+
+    If some structs cannot be integrated (their dependencies are missing), the plain
+    merge is returned instead so that nothing is lost.
+    """
+    merged = merge_updates([snapshot, *tail])
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    try:
+        doc.apply_update(merged)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
+    if _decoded_state_vector(doc.get_state()) != _decoded_state_vector(state_vector(merged)):
+        return merged
+    return doc.get_update()
+
+
+def _decoded_state_vector(encoded: bytes) -> dict[int, int]:
+    count, offset = decode_var_uint(encoded, 0)
+    clocks: dict[int, int] = {}
+    for _ in range(count):
+        client, offset = decode_var_uint(encoded, offset)
+        clocks[client], offset = decode_var_uint(encoded, offset)
+    return clocks
+
+
+def _native_only(name: str) -> NotImplementedError:
+    return NotImplementedError(f"{name} needs the native backend (pycrdt has no v2 encoding)")
+
+
+def update_v1_to_v2(update: bytes) -> bytes:
+    raise _native_only("update_v1_to_v2")
+
+
+def update_v2_to_v1(update: bytes) -> bytes:
+    raise _native_only("update_v2_to_v1")
+
+
+def merge_updates_v2(updates: Sequence[bytes]) -> bytes:
+    raise _native_only("merge_updates_v2")

@@ -3,9 +3,12 @@
 Every adapter (memory, SQLite, PostgreSQL) implements ``Store`` and passes the one
 contract suite in ``tests/test_store_contract.py``.
 
-Sequence numbers (``seq``) are per store, strictly increasing in commit order, and
-never reused; a document's state at ``seq`` is its snapshot covering ``<= seq`` plus
-the log entries after the snapshot up to ``seq``.
+Sequence numbers (``seq``) are drawn from one counter per store and never reused.
+Within one document they increase in commit order (a later commit of a document never
+gets a lower seq); across documents they need not (PostgreSQL allocates seqs before
+commit, and concurrent transactions of different documents can commit out of order),
+so do not tail the whole log by seq. A document's state at ``seq`` is its snapshot
+covering ``<= seq`` plus the log entries after the snapshot up to ``seq``.
 """
 
 from __future__ import annotations
