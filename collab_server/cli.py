@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,8 @@ import uvicorn
 from collab_server.app import create_app
 from collab_server.logs import configure_logging
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
+from persistence.base import StoreError
+from persistence.factory import store_from_url
 
 HELP: dict[str, str] = {
     "host": "interface to listen on",
@@ -112,9 +115,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.port,
         redact(settings.store),
     )
+    problem = asyncio.run(preflight(settings))
+    if problem is not None:
+        print(f"collab-server: {problem}", file=sys.stderr)
+        return 1
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
     server.run()
     return 0 if server.started else 1
+
+
+async def preflight(settings: Settings) -> str | None:
+    """Open the store once before serving: a wrong URL or an unreachable database fails fast."""
+    try:
+        store = store_from_url(settings.store)
+    except ValueError as exc:
+        return str(exc)
+    try:
+        await store.open()
+    except StoreError as exc:
+        return f"store {redact(settings.store)} is not usable: {exc}"
+    await store.close()
+    return None
 
 
 def redact(url: str) -> str:

@@ -46,3 +46,35 @@ def test_bad_flag_value_exits_non_zero_with_a_message() -> None:
 def test_store_passwords_are_redacted() -> None:
     assert redact("postgresql://nova:secret@db:5432/nova") == "postgresql://nova:***@db:5432/nova"
     assert "secret" not in redact("postgresql://nova:secret@db/nova")
+
+
+def test_unreachable_store_at_start_fails_fast_with_a_clear_message() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collab_server",
+            "serve",
+            "--store",
+            "postgresql://nova:secret@127.0.0.1:1/nova",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "127.0.0.1:1" in result.stderr and "not usable" in result.stderr
+    assert "secret" not in result.stderr + result.stdout
+
+
+def test_unknown_store_url_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "collab_server", "serve", "--store", "bogus://x"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "bogus" in result.stderr
