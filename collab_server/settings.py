@@ -31,7 +31,7 @@ class Settings:
     # Durability: "strict" relays an update only after its commit; "relaxed" relays first and
     # persists right after (an update relayed less than `group_commit_ms` before a crash can be lost).
     durability: str = "strict"
-    group_commit_ms: float = 2.0
+    group_commit_ms: float = 0.0
     # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
     max_unsaved_updates: int = 100_000
 
