@@ -11,9 +11,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from collab_server.api import documents, health, history
+from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
+from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
 from persistence.base import Store
 from persistence.factory import store_from_url
@@ -39,7 +41,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
         chosen = store if store is not None else store_from_url(settings.store)
-        async with Hub(settings, chosen, HubMetrics()) as hub:
+        broker: Broker = (
+            RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
+        )
+        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
             yield {"hub": hub}
 
     routes = [

@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+import redis.asyncio as aioredis
 import uvicorn
+from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.logs import configure_logging
+from collab_server.redis_broker import describe as describe_redis
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
 from persistence.base import StoreError
 from persistence.factory import store_from_url
@@ -22,6 +25,7 @@ HELP: dict[str, str] = {
     "host": "interface to listen on",
     "port": "TCP port to listen on",
     "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
+    "redis_url": "Redis URL shared by hub nodes for scale-out (redis://HOST:PORT/DB); empty: single node",
     "node_id": "name of this hub node in the update log and across nodes (default: random)",
     "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
     "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",
@@ -135,6 +139,14 @@ async def preflight(settings: Settings) -> str | None:
     except StoreError as exc:
         return f"store {redact(settings.store)} is not usable: {exc}"
     await store.close()
+    if settings.redis_url:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            return f"Redis {describe_redis(settings.redis_url)} is not reachable: {exc}"
+        finally:
+            await client.aclose()
     return None
 
 

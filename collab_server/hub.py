@@ -19,15 +19,18 @@ from typing import Any
 import pycrdt
 
 import crdt_core
+from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.metrics import HubMetrics
 from collab_server.room import Peer, Room
 from collab_server.settings import Settings
+from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
 from persistence.group_commit import GroupCommitWriter
 
 logger = logging.getLogger(__name__)
 
 _MAINTENANCE_INTERVAL = 0.5
+_MAX_EARLY_REMOTE = 10_000
 
 
 class DocumentUnavailable(Exception):
@@ -65,9 +68,18 @@ class _ServerPeer:
 
 
 class Hub:
-    def __init__(self, settings: Settings, store: Store, metrics: HubMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: HubMetrics | None = None,
+        broker: Broker | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.broker: Broker = broker if broker is not None else LocalBroker()
+        # Remote messages for documents still loading: applied once the load is done.
+        self._early_remote: dict[str, list[RemoteUpdate | RemotePresence]] = {}
         self.metrics = metrics or HubMetrics()
         self.node_id = settings.node_id
         self.rooms: dict[str, Room] = {}
@@ -88,8 +100,14 @@ class Hub:
 
     async def __aenter__(self) -> Hub:
         await self.store.open()
+        try:
+            await self.broker.open(self)
+        except Exception:
+            await self.store.close()
+            raise
         self._task_group = asyncio.TaskGroup()
         await self._task_group.__aenter__()
+        self._broker_task = self._task_group.create_task(self.broker.run(), name="broker")
         self._writer_task = self._task_group.create_task(self.writer.run(), name="store-writer")
         self._maintenance_task = self._task_group.create_task(self._maintenance(), name="maintenance")
         self.accepting = True
@@ -123,7 +141,9 @@ class Hub:
         for room in list(self.rooms.values()):
             room.close()
         self.rooms.clear()
+        self._broker_task.cancel()
         await self._task_group.__aexit__(exc_type, exc, tb)
+        await self.broker.close()
         await self.store.close()
         logger.info("shutdown: complete")
 
@@ -169,6 +189,10 @@ class Hub:
     async def _load(self, name: str, future: asyncio.Future[Room]) -> None:
         started = time.perf_counter()
         try:
+            # Follow the document's stream before reading the store: nothing published while
+            # the load runs can fall into a gap (it is replayed; applying twice is a no-op).
+            self._early_remote[name] = []
+            await self.broker.follow(name)
             stored = await self.store.load(name)
             doc: pycrdt.Doc[Any] = pycrdt.Doc()
             parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
@@ -186,9 +210,12 @@ class Hub:
                 awareness_window_seconds=self.settings.awareness_flush_ms / 1000.0,
                 metrics=self.metrics,
                 on_empty=self._room_empty,
+                broker=self.broker,
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room
+            for early in self._early_remote.pop(name, []):
+                self._apply_remote(room, early)
             self.metrics.documents_loaded.set(len(self.rooms))
             logger.info(
                 "loaded document %r: %d stored parts in %.1f ms",
@@ -200,6 +227,8 @@ class Hub:
         except Exception as exc:
             self.metrics.load_failures.inc()
             logger.error("document %r failed to load: %s", name, exc)
+            self._early_remote.pop(name, None)
+            self.broker.unfollow(name)
             future.set_exception(DocumentUnavailable(f"failed to load: {exc}"))
             # Waiters retrieve the exception; mark it retrieved in case there are none.
             future.exception()
@@ -223,6 +252,7 @@ class Hub:
         self._count_changes(room)
         room.close()
         self.rooms.pop(room.name, None)
+        self.broker.unfollow(room.name)
         self.writer.forget(room.name)
         self.metrics.documents_loaded.set(len(self.rooms))
         logger.info("unloaded idle document %r", room.name)
@@ -296,7 +326,55 @@ class Hub:
 
     @property
     def ready(self) -> bool:
-        return self.accepting and self.store_reachable and self.writer.healthy
+        return self.accepting and self.store_reachable and self.writer.healthy and self.broker.healthy
+
+    # -- BrokerListener: messages from other hub nodes --------------------------------------
+
+    def on_remote_update(self, message: RemoteUpdate) -> None:
+        self._route_remote(message)
+
+    def on_remote_presence(self, message: RemotePresence) -> None:
+        self._route_remote(message)
+
+    def _route_remote(self, message: RemoteUpdate | RemotePresence) -> None:
+        room = self.rooms.get(message.document)
+        if room is not None:
+            self._apply_remote(room, message)
+            return
+        early = self._early_remote.get(message.document)
+        if early is not None and len(early) < _MAX_EARLY_REMOTE:
+            early.append(message)
+
+    def _apply_remote(self, room: Room, message: RemoteUpdate | RemotePresence) -> None:
+        try:
+            if isinstance(message, RemoteUpdate):
+                room.apply_remote_update(message.update)
+            else:
+                room.apply_remote_presence(list(message.entries), message.node)
+        except ProtocolError as exc:
+            logger.warning("document %r: skipping bad message from node %s: %s", room.name, message.node, exc)
+
+    def on_state_request(self, message: StateRequest) -> None:
+        room = self.rooms.get(message.document)
+        if room is None:
+            return
+        try:
+            missing = room.doc.get_update(message.state_vector)
+        except ValueError as exc:
+            logger.warning("document %r: bad state request from %s: %s", room.name, message.node, exc)
+            return
+        if missing not in (b"\x00\x00", b""):
+            self.broker.publish_update(room.name, missing)
+
+    def on_node_gone(self, node: str) -> None:
+        for room in self.rooms.values():
+            room.remove_node(node)
+
+    def on_broker_recovered(self) -> None:
+        for room in self.rooms.values():
+            self.broker.request_state(room.name, room.state_vector())
+            # Also offer everything this node holds: the others may have missed it.
+            self.broker.publish_update(room.name, room.doc.get_update())
 
     async def documents(self) -> list[DocumentSummary]:
         """Loaded documents and stored ones, with live connection counts."""

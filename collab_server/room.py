@@ -21,6 +21,7 @@ import pycrdt
 import crdt_core
 from awareness.batcher import PresenceBatcher
 from awareness.registry import PresenceRegistry
+from collab_server.broker import Broker, LocalBroker
 from collab_server.metrics import HubMetrics
 from crdt_core import AwarenessEntry, ProtocolError
 from persistence.base import LogEntry
@@ -58,6 +59,7 @@ class Room:
         awareness_window_seconds: float,
         metrics: HubMetrics,
         on_empty: Callable[[Room], None],
+        broker: Broker | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
@@ -71,7 +73,10 @@ class Room:
         self._strict = strict
         self._metrics = metrics
         self._on_empty = on_empty
+        self._broker: Broker = broker if broker is not None else LocalBroker()
         self._batcher = PresenceBatcher(awareness_window_seconds, self._broadcast_presence)
+        # Presence changes of this node's own peers, coalesced for the other nodes.
+        self._remote_batcher = PresenceBatcher(awareness_window_seconds, self._publish_presence)
         self._ready: list[tuple[bytes, Peer | None, float]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._full_state: bytes | None = None
@@ -122,6 +127,22 @@ class Room:
         self._captured.clear()
         return self._accept(effective, None, actor, received_at)
 
+    def apply_remote_update(self, update: bytes) -> None:
+        """An update another node received (and stored): relay it here, never store it again."""
+        received_at = time.perf_counter()
+        self._captured.clear()
+        try:
+            self.doc.apply_update(update)
+        except Exception as exc:
+            raise ProtocolError(f"invalid remote update: {exc}") from exc
+        effective = self._captured[:]
+        self._captured.clear()
+        for change in effective:
+            self._queue_relay(change, None, received_at)
+        if effective:
+            self._full_state = None
+            self.updated_at = time.time()
+
     def _accept(
         self, effective: list[bytes], origin: Peer | None, actor: str | None, received_at: float
     ) -> bool:
@@ -139,6 +160,7 @@ class Room:
             else:
                 self._writer.submit(entry)
                 self._queue_relay(change, origin, received_at)
+                self._broker.publish_update(self.name, change)
         return True
 
     def _relay_after_commit(
@@ -146,6 +168,8 @@ class Room:
     ) -> Callable[[int], None]:
         def committed(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
+            if not self.closed:
+                self._broker.publish_update(self.name, update)
 
         return committed
 
@@ -208,6 +232,18 @@ class Room:
         self._metrics.awareness_in.inc()
         if changed:
             self._batcher.add(changed)
+            self._remote_batcher.add(changed)
+
+    def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
+        changed = self.presence.apply_entries(entries, ("node", node))
+        if changed:
+            self._batcher.add(changed)
+
+    def remove_node(self, node: str) -> None:
+        self.remove_presence(self.presence.remove_owner(("node", node)))
+
+    def _publish_presence(self, awareness_update: bytes) -> None:
+        self._broker.publish_presence(self.name, crdt_core.decode_awareness(awareness_update))
 
     def presence_snapshot(self) -> bytes | None:
         entries = self.presence.snapshot()
@@ -232,7 +268,10 @@ class Room:
 
     def leave(self, peer: Peer) -> None:
         self.peers.discard(peer)
-        self.remove_presence(self.presence.remove_owner(peer))
+        removals = self.presence.remove_owner(peer)
+        self.remove_presence(removals)
+        if removals:
+            self._remote_batcher.add(removals)
         self.last_activity = time.monotonic()
         if not self.peers:
             self._on_empty(self)
@@ -240,6 +279,7 @@ class Room:
     def close(self) -> None:
         self.closed = True
         self._batcher.close()
+        self._remote_batcher.close()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None

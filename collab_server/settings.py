@@ -25,6 +25,8 @@ class Settings:
     port: int = 1234
     # Where documents are kept: "sqlite:///<path>" (embedded default), "memory", or "postgresql://...".
     store: str = "sqlite:///nova-collab.sqlite3"
+    # Redis for scale-out between hub nodes ("redis://host:port/db"); empty: a single node.
+    redis_url: str = ""
     # Identifies this process in the update log and across hub nodes.
     node_id: str = field(default_factory=_new_node_id)
 

@@ -1,0 +1,258 @@
+"""RedisBroker: hub nodes share documents through Redis Streams, one stream per document.
+
+- Publishing is pipelined from one bounded queue (one XADD per update, no round trip waited
+  for by the update's path); streams are trimmed by length (their content is already stored).
+- One consumer task reads every followed stream with a single blocking XREAD.
+- Each node refreshes a heartbeat key; a node whose key expires is reported gone, so its
+  clients' presence is removed everywhere within a few seconds.
+- Redis down: publishing drops (bounded), the node reports not healthy and keeps serving
+  its own clients; when Redis is back the hub runs a state-vector exchange per document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+import crdt_core
+from collab_server.broker import (
+    BrokerListener,
+    BrokerUnavailable,
+    RemotePresence,
+    RemoteUpdate,
+    StateRequest,
+)
+from crdt_core import AwarenessEntry, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+STREAM_PREFIX = "nova:doc:"
+NODE_PREFIX = "nova:node:"
+KIND_UPDATE = b"u"
+KIND_PRESENCE = b"p"
+KIND_STATE_REQUEST = b"s"
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        *,
+        stream_max_len: int = 10_000,
+        publish_queue_max: int = 50_000,
+        heartbeat_seconds: float = 1.0,
+        node_timeout_seconds: float = 3.0,
+        block_ms: int = 100,
+    ) -> None:
+        self._url = url
+        self._node = node_id
+        self._node_bytes = node_id.encode()
+        self._stream_max_len = stream_max_len
+        self._queue: deque[tuple[str, bytes, bytes]] = deque()
+        self._queue_max = publish_queue_max
+        self._queue_ready = asyncio.Event()
+        self._heartbeat = heartbeat_seconds
+        self._node_timeout = node_timeout_seconds
+        self._block_ms = block_ms
+        self._following: dict[str, str] = {}
+        self._remote_nodes: set[str] = set()
+        self._listener: BrokerListener | None = None
+        self._redis: aioredis.Redis | None = None
+        self._reader: aioredis.Redis | None = None
+        self.healthy = True
+        self.dropped = 0
+        self.published = 0
+        self.round_trips = 0
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def open(self, listener: BrokerListener) -> None:
+        self._listener = listener
+        self._redis = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
+        self._reader = aioredis.Redis.from_url(self._url, socket_connect_timeout=2)
+        try:
+            await self._redis.ping()
+            await self._beat()
+        except (RedisError, OSError) as exc:
+            await self.close()
+            raise BrokerUnavailable(f"cannot reach Redis at {describe(self._url)}: {exc}") from None
+
+    async def close(self) -> None:
+        for client in (self._redis, self._reader):
+            if client is not None:
+                await client.aclose()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._consume(), name="broker-consume")
+            tasks.create_task(self._publish_loop(), name="broker-publish")
+            tasks.create_task(self._heartbeat_loop(), name="broker-heartbeat")
+
+    # -- following --------------------------------------------------------------------
+
+    async def follow(self, document: str) -> str:
+        assert self._redis is not None
+        position = "0-0"
+        try:
+            newest: Any = await self._redis.xrevrange(STREAM_PREFIX + document, count=1)
+            if newest:
+                position = newest[0][0].decode()
+        except (RedisError, OSError) as exc:
+            # Not fatal: the state exchange after recovery repairs what this node misses.
+            self._mark_unhealthy(exc)
+            position = "$"
+        self._following[document] = position
+        return position
+
+    def unfollow(self, document: str) -> None:
+        self._following.pop(document, None)
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _enqueue(self, document: str, kind: bytes, data: bytes) -> None:
+        if len(self._queue) >= self._queue_max or not self.healthy:
+            self.dropped += 1
+            return
+        self._queue.append((document, kind, data))
+        self._queue_ready.set()
+
+    def publish_update(self, document: str, update: bytes) -> None:
+        self._enqueue(document, KIND_UPDATE, update)
+
+    def publish_presence(self, document: str, entries: Sequence[AwarenessEntry]) -> None:
+        self._enqueue(document, KIND_PRESENCE, crdt_core.encode_awareness(entries))
+
+    def request_state(self, document: str, state_vector: bytes) -> None:
+        self._enqueue(document, KIND_STATE_REQUEST, state_vector)
+
+    async def _publish_loop(self) -> None:
+        assert self._redis is not None
+        while True:
+            if not self._queue:
+                self._queue_ready.clear()
+                await self._queue_ready.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for document, kind, data in batch:
+                        pipe.xadd(
+                            STREAM_PREFIX + document,
+                            {"n": self._node_bytes, "k": kind, "d": data},
+                            maxlen=self._stream_max_len,
+                            approximate=True,
+                        )
+                    await pipe.execute()
+                self.round_trips += 1
+                self.published += len(batch)
+            except (RedisError, OSError) as exc:
+                self.dropped += len(batch)
+                self._mark_unhealthy(exc)
+                await asyncio.sleep(0.2)
+
+    # -- consuming --------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._reader is not None
+        backoff = 0.1
+        while True:
+            if not self._following:
+                await asyncio.sleep(self._block_ms / 1000)
+                continue
+            streams = {STREAM_PREFIX + doc: pos for doc, pos in self._following.items()}
+            try:
+                replies: Any = await self._reader.xread(streams, count=1000, block=self._block_ms)  # type: ignore[arg-type]
+            except (RedisError, OSError) as exc:
+                self._mark_unhealthy(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.1
+            self._mark_healthy()
+            for raw_key, entries in replies or []:
+                document = raw_key.decode()[len(STREAM_PREFIX) :]
+                if document not in self._following:
+                    continue
+                for entry_id, fields in entries:
+                    self._following[document] = entry_id.decode()
+                    self._dispatch(document, entry_id, fields)
+
+    def _dispatch(self, document: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        assert self._listener is not None
+        node_raw = fields.get(b"n")
+        kind = fields.get(b"k")
+        data = fields.get(b"d")
+        if node_raw is None or kind is None or data is None:
+            logger.warning(
+                "skipping malformed stream entry %s of document %r: fields %s",
+                entry_id,
+                document,
+                sorted(fields),
+            )
+            return
+        if node_raw == self._node_bytes:
+            return
+        node = node_raw.decode(errors="replace")
+        self._remote_nodes.add(node)
+        try:
+            if kind == KIND_UPDATE:
+                self._listener.on_remote_update(RemoteUpdate(document, data, node))
+            elif kind == KIND_PRESENCE:
+                entries = crdt_core.decode_awareness(data)
+                self._listener.on_remote_presence(RemotePresence(document, entries, node))
+            elif kind == KIND_STATE_REQUEST:
+                self._listener.on_state_request(StateRequest(document, data, node))
+            else:
+                logger.warning("skipping stream entry %s of %r: unknown kind %r", entry_id, document, kind)
+        except ProtocolError as exc:
+            logger.warning("skipping stream entry %s of %r from %s: %s", entry_id, document, node, exc)
+
+    # -- node liveness ----------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        assert self._redis is not None
+        await self._redis.set(NODE_PREFIX + self._node, str(time.time()), px=int(self._node_timeout * 1000))
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._redis is not None and self._listener is not None
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                await self._beat()
+                for node in list(self._remote_nodes):
+                    if not await self._redis.exists(NODE_PREFIX + node):
+                        self._remote_nodes.discard(node)
+                        logger.info("node %s stopped heart-beating: removing its presence", node)
+                        self._listener.on_node_gone(node)
+            except (RedisError, OSError) as exc:
+                self._mark_unhealthy(exc)
+                continue
+            self._mark_healthy()
+
+    def _mark_unhealthy(self, exc: BaseException) -> None:
+        if self.healthy:
+            logger.warning("Redis unreachable (%s): serving local clients only", exc)
+        self.healthy = False
+
+    def _mark_healthy(self) -> None:
+        if not self.healthy:
+            self.healthy = True
+            logger.info("Redis reachable again: re-syncing documents with other nodes")
+            assert self._listener is not None
+            self._listener.on_broker_recovered()
+
+
+def describe(url: str) -> str:
+    """A Redis URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
