@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from collab_server.api import documents, health, history
+from collab_server.api import documents, edits, health, history, presence
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.hub import Hub
@@ -52,7 +52,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         Route("/api/documents", documents.list_documents),
-        Route("/api/documents/{name:path}/text", documents.document_text),
+        Route("/api/documents/{name:path}/text", edits.read_text),
+        Route("/api/documents/{name:path}/edits", edits.apply_edits, methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions", edits.suggest, methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions", edits.list_suggestions, methods=["GET"]),
+        Route("/api/documents/{name:path}/suggestions/{suggestion}/accept", edits.accept, methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions/{suggestion}/reject", edits.reject, methods=["POST"]),
+        Route("/api/documents/{name:path}/presence", presence.put_presence, methods=["PUT"]),
+        Route("/api/documents/{name:path}/presence/{agent}", presence.delete_presence, methods=["DELETE"]),
         Route("/api/documents/{name:path}/state", documents.document_state),
         Route("/api/documents/{name:path}/status", documents.document_status),
         Route("/api/documents/{name:path}/history", history.history),

@@ -19,6 +19,7 @@ from typing import Any
 import pycrdt
 
 import crdt_core
+from collab_server.agent_presence import AgentPresence
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.metrics import HubMetrics
 from collab_server.room import Peer, Room
@@ -89,6 +90,7 @@ class Hub:
             max_backlog=settings.max_unsaved_updates,
         )
         self._loading: dict[str, asyncio.Future[Room]] = {}
+        self.agent_presence = AgentPresence()
         self._compacting: set[str] = set()
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
@@ -194,7 +196,8 @@ class Hub:
             self._early_remote[name] = []
             await self.broker.follow(name)
             stored = await self.store.load(name)
-            doc: pycrdt.Doc[Any] = pycrdt.Doc()
+            # Deleted items are kept (skip_gc) so old versions can be rebuilt for rebasing edits.
+            doc: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
             parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
             for part in parts:
                 try:
@@ -295,6 +298,7 @@ class Hub:
         while True:
             await asyncio.sleep(_MAINTENANCE_INTERVAL)
             now = time.monotonic()
+            self.agent_presence.expire()
             for room in list(self.rooms.values()):
                 room.expire_presence(self.settings.awareness_timeout_seconds)
                 idle_for = now - room.last_activity

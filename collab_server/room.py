@@ -234,6 +234,13 @@ class Room:
             self._batcher.add(changed)
             self._remote_batcher.add(changed)
 
+    def apply_presence_entries(self, entries: list[AwarenessEntry], owner: Peer) -> None:
+        """Presence set by the hub on behalf of ``owner`` (an HTTP agent)."""
+        changed = self.presence.apply_entries(entries, owner)
+        if changed:
+            self._batcher.add(changed)
+            self._remote_batcher.add(changed)
+
     def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
         changed = self.presence.apply_entries(entries, ("node", node))
         if changed:

@@ -9,7 +9,6 @@ import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-import crdt_core
 from collab_server.api.errors import error_response
 from collab_server.api.health import hub_of
 from collab_server.hub import Hub
@@ -61,15 +60,6 @@ async def _state_or_error(request: Request) -> bytes | Response:
     if state is None:
         return error_response(404, "document_not_found", f"no document named {name!r}")
     return state
-
-
-async def document_text(request: Request) -> Response:
-    state = await _state_or_error(request)
-    if isinstance(state, Response):
-        return state
-    field = request.query_params.get("field", DEFAULT_TEXT)
-    text = crdt_core.text_of(state, field)
-    return JSONResponse({"document": request.path_params["name"], "field": field, "text": text})
 
 
 async def document_state(request: Request) -> Response:
