@@ -1,0 +1,454 @@
+"""Storage benchmark: group-commit throughput, large-document load time, write amplification.
+
+Run from the repository root (PostgreSQL: a throwaway server is started unless a DSN is given)::
+
+    python -m load_tests.bench_storage                     # sqlite and postgres
+    python -m load_tests.bench_storage --store sqlite --seconds 5
+    python -m load_tests.bench_storage --postgres-dsn postgresql://user:pw@host/db
+
+What it prints, per store:
+
+- updates persisted per second at 1, 10 and 100 concurrent writers. A small batcher in
+  front of the store collects for ``--window-ms`` (2 ms, then 0 ms: the next commit
+  starts as soon as the previous one ends) and writes everything it has in one
+  ``append`` (group commit). Each writer is a client with up to ``--inflight``
+  updates sent and not yet durable: 1 = it waits for each update's commit before
+  sending the next (throughput then bounded by writers / (window + commit)); 16 = a
+  client streaming keystrokes while earlier ones are being committed.
+- load time of a large document built by replaying the automerge-paper editing trace
+  into a pycrdt Text, one update per edit (259,778 updates): snapshot only, and
+  snapshot + a 10,000-update tail; both the store read alone and read + apply.
+- write amplification, per throughput run: bytes the database wrote per byte of client
+  updates (PostgreSQL: WAL bytes, and table growth; SQLite: bytes the process passed
+  to write(2), from /proc/self/io, and file growth).
+
+The editing trace is by Joseph Gentle and contributors (automerge-paper prepared by
+Martin Kleppmann), CC BY 4.0; it is read from ``../shared/data/editing-traces`` beside
+the repository (or ``$NOVA_SHARED_DATA``). Without it a generated document of 260,000
+single-character edits is used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import itertools
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pycrdt
+
+from persistence.base import LogEntry, MergeFunction, Store
+from persistence.postgres import PostgresStore
+from persistence.sqlite import SqliteStore
+
+TRACE_NAME = "automerge-paper.json.gz"
+TAIL_UPDATES = 10_000
+LOAD_REPEATS = 5
+APPEND_CHUNK = 2_000  # updates per append when bulk-loading the large document
+
+
+# -- group commit ---------------------------------------------------------------------------
+
+
+@dataclass
+class Batcher:
+    """Collect entries for ``window`` seconds, then write them all in one append."""
+
+    store: Store
+    window: float
+    queue: list[tuple[LogEntry, asyncio.Future[int]]] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    batch_sizes: list[int] = field(default_factory=list)
+    commit_seconds: list[float] = field(default_factory=list)
+    stopping: bool = False
+
+    async def submit(self, entry: LogEntry) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.queue.append((entry, future))
+        self.wakeup.set()
+        return await future
+
+    async def run(self) -> None:
+        while not (self.stopping and not self.queue):
+            if not self.queue:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            await asyncio.sleep(self.window)
+            batch, self.queue = self.queue, []
+            started = time.perf_counter()
+            try:
+                seqs = await self.store.append([entry for entry, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                raise
+            self.commit_seconds.append(time.perf_counter() - started)
+            self.batch_sizes.append(len(batch))
+            for (_, future), seq in zip(batch, seqs, strict=True):
+                future.set_result(seq)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wakeup.set()
+
+
+def typing_updates(count: int, seed: int) -> list[bytes]:
+    """Real Yjs updates: one typed character each, as an editor sends them."""
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    text = doc.get("content", type=pycrdt.Text)
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
+    rng = random.Random(seed)
+    for _ in range(count):
+        text.insert(rng.randint(0, len(text)), rng.choice("abcdefghij klmnop\n"))
+    doc.unobserve(subscription)
+    return updates
+
+
+@dataclass
+class Throughput:
+    writers: int
+    updates: int
+    seconds: float
+    update_bytes: int
+    batch_sizes: list[int]
+    commit_seconds: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.updates / self.seconds
+
+
+async def run_writers(
+    store: Store, writers: int, inflight: int, *, seconds: float, window: float, pool: list[bytes]
+) -> Throughput:
+    """``writers`` clients, each with up to ``inflight`` updates sent and not yet durable."""
+    batcher = Batcher(store, window)
+    flusher = asyncio.create_task(batcher.run())
+    deadline = time.perf_counter() + seconds
+    counts = [0] * writers
+    sizes = [0] * writers
+
+    async def writer(index: int, lane: int) -> None:
+        document = f"bench-{writers}x{inflight}-{index}"
+        position = index * 997 + lane * 131
+        while time.perf_counter() < deadline:
+            update = pool[position % len(pool)]
+            position += 1
+            await batcher.submit(LogEntry(document, update, f"user-{index}", "bench-node", time.time()))
+            counts[index] += 1
+            sizes[index] += len(update)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(writer(i, lane) for i in range(writers) for lane in range(inflight)))
+    finally:
+        batcher.stop()
+        await flusher
+    elapsed = time.perf_counter() - started
+    return Throughput(writers, sum(counts), elapsed, sum(sizes), batcher.batch_sizes, batcher.commit_seconds)
+
+
+# -- write accounting ---------------------------------------------------------------------------
+
+
+class WriteMeter:
+    """Bytes the database wrote between ``start`` and ``stop``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> dict[str, int]:
+        return {}
+
+
+class PostgresWriteMeter(WriteMeter):
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.before: tuple[str, int] = ("0/0", 0)
+
+    async def _sample(self) -> tuple[str, int]:
+        import asyncpg  # type: ignore[import-untyped]
+
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            lsn = await connection.fetchval("SELECT pg_current_wal_lsn()::text")
+            size = await connection.fetchval(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+                " WHERE c.relname IN ('updates', 'checkpoints') AND c.relkind = 'r'"
+            )
+            return str(lsn), int(size)
+        finally:
+            await connection.close()
+
+    async def start(self) -> None:
+        self.before = await self._sample()
+
+    async def stop(self) -> dict[str, int]:
+        after = await self._sample()
+        wal = lsn_bytes(after[0]) - lsn_bytes(self.before[0])
+        return {"WAL": wal, "table growth": after[1] - self.before[1]}
+
+
+def lsn_bytes(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class SqliteWriteMeter(WriteMeter):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.before: tuple[int, int] = (0, 0)
+
+    def _sample(self) -> tuple[int, int]:
+        io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        return int(io["wchar"]), sum(f.stat().st_size for f in files if f.exists())
+
+    async def start(self) -> None:
+        self.before = self._sample()
+
+    async def stop(self) -> dict[str, int]:
+        after = self._sample()
+        return {
+            "bytes written (write(2))": after[0] - self.before[0],
+            "file growth": after[1] - self.before[1],
+        }
+
+
+# -- the large document -------------------------------------------------------------------------
+
+
+def shared_data_dir() -> Path:
+    configured = os.environ.get("NOVA_SHARED_DATA")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def trace_patches() -> tuple[str, Iterator[tuple[int, int, str]], str | None]:
+    path = shared_data_dir() / "editing-traces" / TRACE_NAME
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
+            trace = json.load(stream)
+        patches = (tuple(p) for txn in trace["txns"] for p in txn["patches"])
+        return f"{TRACE_NAME} (CC BY 4.0, Gentle et al.)", patches, trace["endContent"]
+    rng = random.Random(7)
+
+    def generated() -> Iterator[tuple[int, int, str]]:
+        length = 0
+        for _ in range(260_000):
+            if length and rng.random() < 0.3:
+                yield rng.randrange(length), 1, ""
+                length -= 1
+            else:
+                yield rng.randint(0, length), 0, rng.choice("abcdefgh \n")
+                length += 1
+
+    return "generated 260,000 edits", generated(), None
+
+
+def replay_trace() -> tuple[str, list[bytes], str]:
+    """One update per edit, as an editor that sends every keystroke."""
+    label, patches, expected = trace_patches()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    text = doc.get("content", type=pycrdt.Text)
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
+    for position, delete, insert in patches:
+        with doc.transaction():
+            if delete:
+                del text[position : position + delete]
+            if insert:
+                text.insert(position, insert)
+    doc.unobserve(subscription)
+    final = str(text)
+    if expected is not None and final != expected:
+        raise RuntimeError("trace replay does not reproduce the trace's final text")
+    return label, updates, final
+
+
+async def bulk_append(store: Store, document: str, updates: list[bytes]) -> None:
+    now = time.time()
+    for start in range(0, len(updates), APPEND_CHUNK):
+        chunk = updates[start : start + APPEND_CHUNK]
+        await store.append([LogEntry(document, u, "trace-author", "bench-node", now) for u in chunk])
+
+
+def median_seconds(samples: list[float]) -> str:
+    return f"{statistics.median(samples) * 1000:.1f} ms (min {min(samples) * 1000:.1f})"
+
+
+def merge_through_doc(parts: Sequence[bytes]) -> bytes:
+    """Snapshot + tail merged by applying them to a Doc: linear, unlike pycrdt.merge_updates,
+    which is quadratic in the number of updates (40k updates: 10 s; 260k: minutes)."""
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    for part in parts:
+        doc.apply_update(part)
+    return doc.get_update()
+
+
+async def bench_large_document(store: Store, updates: list[bytes], final: str) -> None:
+    merge: MergeFunction = merge_through_doc
+    started = time.perf_counter()
+    await bulk_append(store, "paper-snapshot", updates)
+    await bulk_append(store, "paper-tail", updates[:-TAIL_UPDATES])
+    bulk = time.perf_counter() - started
+    started = time.perf_counter()
+    await store.compact("paper-snapshot", merge)
+    await store.compact("paper-tail", merge)
+    compaction = (time.perf_counter() - started) / 2
+    await bulk_append(store, "paper-tail", updates[-TAIL_UPDATES:])
+    print(
+        f"  bulk append of {2 * len(updates) - TAIL_UPDATES:,} updates: {bulk:.1f} s;"
+        f" compaction of {len(updates):,} updates: {compaction:.2f} s"
+    )
+
+    for document, label in [
+        ("paper-snapshot", "snapshot only"),
+        ("paper-tail", f"snapshot + {TAIL_UPDATES:,} tail"),
+    ]:
+        reads, applies = [], []
+        for _ in range(LOAD_REPEATS):
+            started = time.perf_counter()
+            stored = await store.load(document)
+            middle = time.perf_counter()
+            doc: pycrdt.Doc[Any] = pycrdt.Doc()
+            text = doc.get("content", type=pycrdt.Text)
+            if stored.snapshot is not None:
+                doc.apply_update(stored.snapshot)
+            for update in stored.tail:
+                doc.apply_update(update)
+            finished = time.perf_counter()
+            reads.append(middle - started)
+            applies.append(finished - started)
+            if str(text) != final:
+                raise RuntimeError(f"{document} did not load back to the trace's final text")
+        size = len(stored.snapshot or b"") + sum(len(u) for u in stored.tail)
+        print(
+            f"  load {label} ({size / 1e6:.2f} MB): store read {median_seconds(reads)};"
+            f" read + apply into a pycrdt Doc {median_seconds(applies)}"
+        )
+
+
+# -- driver ----------------------------------------------------------------------------------------
+
+
+async def bench_store(
+    name: str,
+    make: Callable[[], Store],
+    meter: WriteMeter,
+    args: argparse.Namespace,
+    trace: tuple[str, list[bytes], str],
+) -> None:
+    print(f"\n== {name}")
+    pool = typing_updates(5_000, seed=1)
+    store = make()
+    await store.open()
+    try:
+        await run_writers(store, 10, 1, seconds=0.5, window=0, pool=pool)  # warm up
+        print(
+            "  writers x in flight: updates/s persisted | mean batch | commit p50 / p99"
+            " | bytes written per update byte"
+        )
+        for window_ms, inflight, writers in itertools.product(args.window_ms, args.inflight, args.writers):
+            if inflight == args.inflight[0] and writers == args.writers[0]:
+                print(f"  -- group commit window {window_ms:g} ms")
+            await meter.start()
+            result = await run_writers(
+                store, writers, inflight, seconds=args.seconds, window=window_ms / 1000, pool=pool
+            )
+            written = await meter.stop()
+            commits = sorted(result.commit_seconds)
+            p99 = commits[min(len(commits) - 1, int(len(commits) * 0.99))] * 1000
+            amplification = ", ".join(
+                f"{label} {value / result.update_bytes:.1f}" for label, value in written.items()
+            )
+            print(
+                f"  {writers:>3} x {inflight:<3}: {result.per_second:>9,.0f} updates/s"
+                f" | batch {statistics.mean(result.batch_sizes):>6.1f}"
+                f" | {statistics.median(commits) * 1000:5.2f} / {p99:5.2f} ms"
+                f" | {amplification}"
+            )
+        if not args.skip_load:
+            await bench_large_document(store, trace[1], trace[2])
+    finally:
+        await store.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    trace: tuple[str, list[bytes], str] = ("", [], "")
+    if not args.skip_load:
+        started = time.perf_counter()
+        trace = replay_trace()
+        print(
+            f"large document: {trace[0]}: {len(trace[1]):,} updates,"
+            f" {sum(len(u) for u in trace[1]) / 1e6:.1f} MB, final text {len(trace[2]):,} characters"
+            f" (replayed in {time.perf_counter() - started:.1f} s)"
+        )
+    print(f"{args.seconds} s per throughput run; {os.cpu_count()} CPUs")
+    with ExitStack() as stack:
+        if "sqlite" in args.store:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nova-bench-")))
+            path = directory / "bench.db"
+            await bench_store(
+                "SQLite (WAL, synchronous=FULL)",
+                lambda: SqliteStore(path),
+                SqliteWriteMeter(path),
+                args,
+                trace,
+            )
+        if "postgres" in args.store:
+            dsn = args.postgres_dsn
+            if dsn is None:
+                from tests.support.services import PostgresServer
+
+                dsn = stack.enter_context(PostgresServer()).dsn
+            await bench_store(
+                "PostgreSQL (fsync=on, synchronous_commit=on)",
+                lambda: PostgresStore(dsn, max_connections=4),
+                PostgresWriteMeter(dsn),
+                args,
+                trace,
+            )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput run")
+    parser.add_argument("--writers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 10, 100])
+    parser.add_argument(
+        "--inflight",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[1, 16],
+        help="updates each writer may have sent and not yet durable (1 = wait for each ack)",
+    )
+    parser.add_argument(
+        "--window-ms",
+        type=lambda s: [float(n) for n in s.split(",")],
+        default=[2.0, 0.0],
+        help="group commit collection windows to try (0 = next commit as soon as the last one ends)",
+    )
+    parser.add_argument("--postgres-dsn", help="use this database instead of a throwaway server")
+    parser.add_argument("--skip-load", action="store_true", help="skip the large-document load benchmark")
+    args = parser.parse_args()
+    args.store = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    return args
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

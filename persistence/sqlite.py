@@ -1,0 +1,443 @@
+"""SqliteStore: the embedded Store, one SQLite file, for a hub running on one machine.
+
+Every SQLite call runs on one dedicated worker thread owned by the store (a
+single-thread executor created in ``open`` and shut down in ``close``), so the event
+loop never blocks on disk and the connection is only ever used from one thread.
+
+Durability: WAL journal with ``synchronous=FULL``. Each commit (one ``append`` = one
+transaction) fsyncs the WAL before ``append`` returns, so a committed batch survives
+a process kill *and* an OS crash or power loss. (``NORMAL`` would already survive a
+process kill, since a committed WAL frame is in the OS page cache, but could lose the
+newest commits on power loss; pass ``synchronous="NORMAL"`` to trade that for speed.)
+
+Compaction is guarded by a lease row with an expiry in the database itself, so two
+processes opening the same file never compact one document at once, and a holder
+that crashed stops blocking others once its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from persistence._records import checksum, merge_history, verified
+from persistence.base import (
+    ActivityEntry,
+    CompactionResult,
+    CorruptDocument,
+    DocumentInfo,
+    LogEntry,
+    MergeFunction,
+    StoredDocument,
+    StoreUnavailable,
+    UnknownVersion,
+    VersionInfo,
+)
+from persistence.migrations import load_migrations
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_SECONDS = 10.0  # how long a write waits for another process holding the file's write lock
+COMPACTION_LEASE_SECONDS = 300.0  # a compaction holding the lease longer than this may be overtaken
+
+_INSERT_UPDATE = (
+    "INSERT INTO updates (document, payload, payload_crc, update_bytes, actor, origin_node, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
+        lease_seconds: float = COMPACTION_LEASE_SECONDS,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout_seconds
+        self._lease_seconds = lease_seconds
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        self._connection: sqlite3.Connection | None = None  # touched only on the worker thread
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None or self._closed:
+            raise RuntimeError(f"{self!r} can only be opened once")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            await self._run(self._open_sync)
+        except BaseException:
+            await self._shutdown_executor()
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await asyncio.shield(self._run(self._close_sync))
+        finally:
+            await self._shutdown_executor()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _shutdown_executor(self) -> None:
+        executor, self._executor = self._executor, None
+        self._closed = True
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        executor = self._executor
+        if executor is None:
+            if self._closed:
+                raise StoreUnavailable(f"{self!r} is closed")
+            raise RuntimeError(f"{self!r} is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, functools.partial(function, *args))
+        except RuntimeError as exc:  # the executor was shut down under us
+            if self._executor is None:
+                raise StoreUnavailable(f"{self!r} is closed") from exc
+            raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store {self.path!r}: {exc}") from exc
+
+    # -- worker-thread side ---------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreUnavailable(f"{self!r} is closed")
+        return self._connection
+
+    def _open_sync(self) -> None:
+        try:
+            connection = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        try:
+            self._configure(connection)
+            self._migrate(connection)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise StoreUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    def _configure(self, connection: sqlite3.Connection) -> None:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal" and self.path != ":memory:":
+            raise StoreUnavailable(f"SQLite store {self.path!r}: cannot use WAL mode (got {mode!r})")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+
+    def _close_sync(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        migrations = load_migrations("sqlite")
+        with _transaction(connection):
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            current = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > len(migrations):
+                raise StoreUnavailable(
+                    f"SQLite store {self.path!r} has schema version {current}, newer than this program's "
+                    f"{len(migrations)}"
+                )
+            for migration in migrations[current:]:
+                for statement in _statements(migration.sql):
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+                logger.info(
+                    "SQLite store %s: applied migration %03d_%s", self.path, migration.version, migration.name
+                )
+
+    def _ping_sync(self) -> None:
+        self._db.execute("SELECT 1").fetchone()
+
+    def _append_sync(self, entries: Sequence[LogEntry]) -> list[int]:
+        db = self._db
+        rows = [
+            (e.document, e.update, checksum(e.update), len(e.update), e.actor, e.origin_node, e.timestamp)
+            for e in entries
+        ]
+        seqs: list[int] = []
+        with _transaction(db):
+            cursor = db.cursor()
+            for row in rows:
+                cursor.execute(_INSERT_UPDATE, row)
+                assert cursor.lastrowid is not None
+                seqs.append(cursor.lastrowid)
+        return seqs
+
+    def _parts_sync(self, document: str, upto: int | None) -> StoredDocument:
+        db = self._db
+        limit = upto if upto is not None else 2**63 - 1
+        with _transaction(db, "BEGIN"):  # one read snapshot for checkpoint and tail
+            checkpoint = db.execute(
+                "SELECT seq, snapshot, snapshot_crc FROM checkpoints"
+                " WHERE document = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                (document, limit),
+            ).fetchone()
+            base = checkpoint[0] if checkpoint else 0
+            rows = db.execute(
+                "SELECT seq, payload, payload_crc FROM updates WHERE document = ? AND seq > ? AND seq <= ?"
+                " ORDER BY seq",
+                (document, base, limit),
+            ).fetchall()
+            compacted_upto = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM checkpoints WHERE document = ?", (document,)
+            ).fetchone()[0]
+        snapshot = (
+            verified(document, f"checkpoint {base}", checkpoint[1], checkpoint[2]) if checkpoint else None
+        )
+        tail = []
+        for seq, payload, crc in rows:
+            if payload is None and seq <= compacted_upto:
+                raise UnknownVersion(f"version {upto} of {document!r} was compacted away")
+            tail.append(verified(document, f"update {seq}", payload, crc))
+        last = rows[-1][0] if rows else base
+        return StoredDocument(snapshot, tail, last)
+
+    def _read_version_sync(self, document: str, seq: int) -> StoredDocument:
+        exists = self._db.execute(
+            "SELECT 1 FROM updates WHERE document = ? AND seq = ?", (document, seq)
+        ).fetchone()
+        if exists is None:
+            raise UnknownVersion(f"{document!r} has no version {seq}")
+        return self._parts_sync(document, seq)
+
+    def _acquire_lease_sync(self, document: str, holder: str) -> bool:
+        db = self._db
+        now = time.time()
+        with _transaction(db):
+            row = db.execute(
+                "SELECT holder, expires_at FROM compaction_leases WHERE document = ?", (document,)
+            ).fetchone()
+            if row is not None and row[1] > now:
+                return False
+            if row is not None:
+                logger.warning(
+                    "SQLite store %s: compaction lease of %r by %s expired", self.path, document, row[0]
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO compaction_leases (document, holder, expires_at) VALUES (?, ?, ?)",
+                (document, holder, now + self._lease_seconds),
+            )
+        return True
+
+    def _release_lease_sync(self, document: str, holder: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "DELETE FROM compaction_leases WHERE document = ? AND holder = ?", (document, holder)
+            )
+
+    def _commit_compaction_sync(
+        self, document: str, holder: str, covered: int, merged: bytes, entries: int
+    ) -> CompactionResult | None:
+        db = self._db
+        with _transaction(db):
+            row = db.execute(
+                "SELECT holder FROM compaction_leases WHERE document = ?", (document,)
+            ).fetchone()
+            if row is None or row[0] != holder:
+                logger.warning(
+                    "SQLite store %s: compaction of %r outlived its lease; result discarded",
+                    self.path,
+                    document,
+                )
+                return None
+            previous = db.execute(
+                "SELECT coalesce(max(seq), 0), max(created_at) FROM checkpoints WHERE document = ?",
+                (document,),
+            ).fetchone()
+            span = db.execute(
+                "SELECT max(created_at) FROM updates WHERE document = ? AND seq > ? AND seq <= ?",
+                (document, previous[0], covered),
+            ).fetchone()
+            actors = [
+                actor
+                for (actor,) in db.execute(
+                    "SELECT DISTINCT actor FROM updates WHERE document = ? AND seq > ? AND seq <= ?"
+                    " AND actor IS NOT NULL ORDER BY actor",
+                    (document, previous[0], covered),
+                )
+            ]
+            created_at = max(value for value in (previous[1], span[0]) if value is not None)
+            db.execute(
+                "INSERT INTO checkpoints"
+                " (document, seq, snapshot, snapshot_crc, created_at, compacted_at, merged, actors)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    document,
+                    covered,
+                    merged,
+                    checksum(merged),
+                    created_at,
+                    time.time(),
+                    entries,
+                    json.dumps(actors),
+                ),
+            )
+            db.execute(
+                "UPDATE updates SET payload = NULL WHERE document = ? AND seq > ? AND seq <= ?",
+                (document, previous[0], covered),
+            )
+            db.execute("DELETE FROM compaction_leases WHERE document = ?", (document,))
+        return CompactionResult(document, covered, entries, len(merged))
+
+    def _history_sync(self, document: str, limit: int) -> list[VersionInfo]:
+        db = self._db
+        checkpoints = [
+            VersionInfo(seq, created_at, json.loads(actors), size, "checkpoint")
+            for seq, created_at, actors, size in db.execute(
+                "SELECT seq, created_at, actors, length(snapshot) FROM checkpoints WHERE document = ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (document, limit),
+            )
+        ]
+        updates = [
+            VersionInfo(seq, created_at, [actor] if actor else [], size, "update")
+            for seq, created_at, actor, size in db.execute(
+                "SELECT seq, created_at, actor, update_bytes FROM updates"
+                " WHERE document = ? AND payload IS NOT NULL ORDER BY seq DESC LIMIT ?",
+                (document, limit),
+            )
+        ]
+        return merge_history(checkpoints, updates, limit)
+
+    def _activity_sync(self, document: str, limit: int) -> list[ActivityEntry]:
+        return [
+            ActivityEntry(*row)
+            for row in self._db.execute(
+                "SELECT seq, created_at, actor, origin_node, update_bytes FROM updates WHERE document = ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (document, limit),
+            )
+        ]
+
+    def _list_documents_sync(self) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(*row)
+            for row in self._db.execute(
+                "SELECT u.document, u.seq, u.created_at,"
+                " (SELECT count(*) FROM updates t WHERE t.document = u.document AND t.payload IS NOT NULL)"
+                " FROM updates u JOIN (SELECT document, max(seq) AS seq FROM updates GROUP BY document) m"
+                " ON u.seq = m.seq ORDER BY u.document"
+            )
+        ]
+
+    # -- the Store port -------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._run(self._ping_sync)
+
+    async def append(self, entries: Sequence[LogEntry]) -> list[int]:
+        if not entries:
+            return []
+        return await self._run(self._append_sync, list(entries))
+
+    async def load(self, document: str) -> StoredDocument:
+        try:
+            return await self._run(self._parts_sync, document, None)
+        except UnknownVersion as exc:  # a tail row lost its payload without a checkpoint covering it
+            raise CorruptDocument(f"document {document!r}: {exc}") from exc
+
+    async def read_version(self, document: str, seq: int) -> StoredDocument:
+        return await self._run(self._read_version_sync, document, seq)
+
+    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+        holder = uuid.uuid4().hex
+        if not await self._run(self._acquire_lease_sync, document, holder):
+            return None
+        try:
+            parts = await self._run(self._parts_sync, document, None)
+            if not parts.tail:
+                return None
+            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            merged = await asyncio.to_thread(merge, inputs)
+            return await self._run(
+                self._commit_compaction_sync, document, holder, parts.last_seq, merged, len(parts.tail)
+            )
+        finally:
+            # Shielded: a cancelled compaction must still hand the lease back.
+            await asyncio.shield(self._run(self._release_lease_sync, document, holder))
+
+    async def history(self, document: str, limit: int = 100) -> list[VersionInfo]:
+        return await self._run(self._history_sync, document, limit)
+
+    async def activity(self, document: str, limit: int = 100) -> list[ActivityEntry]:
+        return await self._run(self._activity_sync, document, limit)
+
+    async def list_documents(self) -> list[DocumentInfo]:
+        return await self._run(self._list_documents_sync)
+
+
+class _transaction:
+    """BEGIN ... COMMIT on an autocommit-mode connection; ROLLBACK on any exception."""
+
+    def __init__(self, connection: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
+        self._connection = connection
+        self._begin = begin
+
+    def __enter__(self) -> None:
+        self._connection.execute(self._begin)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self._connection.execute("COMMIT")
+        elif self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration file into complete statements (sqlite3.complete_statement decides)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        if not pending and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:80]!r}")
+    return statements

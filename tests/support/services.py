@@ -1,0 +1,416 @@
+"""Throwaway PostgreSQL and Redis servers for tests and benchmarks.
+
+Each server runs as a child process of the test run, on a free loopback port, in a
+temporary directory created at run time and removed by ``cleanup()``. Nothing
+pre-existing is assumed: the binaries come from Debian's ``postgresql`` and
+``redis-server`` packages (``scripts/install_services.sh``). When they are missing,
+starting a server raises ``ServiceBinaryMissing`` so the tests fail rather than skip.
+
+PostgreSQL refuses to run as root, so when the tests run as root the cluster belongs
+to the ``postgres`` system user (or ``nobody``) and its processes run under that uid.
+The cluster keeps ``fsync=on`` and ``synchronous_commit=on``: kill tests rely on real
+commit durability. Readiness is polled with a deadline, never slept for.
+
+Both classes work as context managers and as start/stop objects::
+
+    with PostgresServer() as pg:
+        pg.dsn            # postgresql://postgres:<password>@127.0.0.1:<port>/postgres
+        pg.restart()      # same port, same data: a database restart mid-test
+        pg.kill()         # SIGKILL to every server process (a crash); start() recovers
+
+Blocking methods have ``a``-prefixed async twins that run them in a thread, so an
+async test can restart a server while its event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+POLL_INTERVAL_SECONDS = 0.02
+START_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+INSTALL_HINT = "run scripts/install_services.sh (as root) to install it"
+
+
+class ServiceError(RuntimeError):
+    """A test server could not be started, stopped or reached."""
+
+
+class ServiceBinaryMissing(ServiceError):
+    """A server binary is not installed."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def postgres_bin_dir() -> Path:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` that has initdb, pg_ctl and postgres."""
+    candidates = []
+    for directory in glob.glob(POSTGRES_BIN_GLOB):
+        path = Path(directory)
+        if all((path / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
+            match = re.search(r"/(\d+)(?:\.(\d+))?/bin$", directory)
+            version = (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
+            candidates.append((version, path))
+    if not candidates:
+        raise ServiceBinaryMissing(
+            f"PostgreSQL server binaries not found in {POSTGRES_BIN_GLOB}; {INSTALL_HINT}"
+        )
+    return max(candidates)[1]
+
+
+def redis_server_binary() -> Path:
+    search_path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/usr/sbin"])
+    found = shutil.which("redis-server", path=search_path)
+    if found is None:
+        raise ServiceBinaryMissing(f"redis-server not found; {INSTALL_HINT}")
+    return Path(found)
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _Service:
+    """A server process owned by the test run: start, poll until ready, stop, kill."""
+
+    name = "service"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._directory: Path | None = None
+        self._log_file: Path | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ServiceError(f"{self.name} is not running")
+        return self._process.pid
+
+    @property
+    def directory(self) -> Path:
+        if self._directory is None:
+            raise ServiceError(f"{self.name} has no directory yet (call start())")
+        return self._directory
+
+    def start(self) -> None:
+        """Start (first time: create the directory and pick a port); return once it answers."""
+        if self.running:
+            raise ServiceError(f"{self.name} is already running")
+        first = self._directory is None
+        if first:
+            self._directory = self._create_directory()
+            self._log_file = self._directory / f"{self.name}.log"
+            self._prepare()
+        attempts = START_ATTEMPTS if first else 1
+        for attempt in range(1, attempts + 1):
+            if first:
+                self.port = free_port()
+            try:
+                self._launch()
+                self._wait_ready(time.monotonic() + STARTUP_TIMEOUT_SECONDS)
+                return
+            except ServiceError:
+                self._terminate_group(signal.SIGKILL)
+                if attempt == attempts:
+                    raise
+
+    def stop(self) -> None:
+        """Clean shutdown; falls back to SIGKILL after STOP_TIMEOUT_SECONDS."""
+        if self._process is None:
+            return
+        self._terminate_group(self._stop_signal, STOP_TIMEOUT_SECONDS)
+
+    def kill(self) -> None:
+        """SIGKILL every process of the server at once, as a crash would."""
+        if self._process is None:
+            return
+        self._terminate_group(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        """Stop and delete the directory (data included)."""
+        self.stop()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
+    async def arestart(self) -> None:
+        await asyncio.to_thread(self.restart)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cleanup()
+
+    # -- for subclasses --------------------------------------------------------------
+
+    _stop_signal = signal.SIGTERM
+
+    def _create_directory(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"nova-{self.name}-"))
+
+    def _prepare(self) -> None:
+        """One-time setup of the directory before the first launch."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_user(self) -> tuple[int, int] | None:
+        return None
+
+    def _is_ready(self) -> bool:
+        raise NotImplementedError
+
+    # -- internals -------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        assert self._log_file is not None
+        ids = self._popen_user()
+        with open(self._log_file, "ab") as log:
+            self._process = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=True,  # its own process group: kill() reaches every backend
+                user=ids[0] if ids else None,
+                group=ids[1] if ids else None,
+                extra_groups=[] if ids else None,
+            )
+
+    def _wait_ready(self, deadline: float) -> None:
+        assert self._process is not None
+        while True:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                raise ServiceError(
+                    f"{self.name} exited with {code} while starting on port {self.port}:\n"
+                    + _log_tail(self._log_file or Path())
+                )
+            if self._is_ready():
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{self.name} on port {self.port} not ready after {STARTUP_TIMEOUT_SECONDS}s:\n"
+                    + _log_tail(self._log_file or Path())
+                )
+            time.sleep(POLL_INTERVAL_SECONDS)  # polling interval of a deadline loop, not a wait for readiness
+
+    def _terminate_group(self, sig: signal.Signals, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT_SECONDS)
+        # Backends of a killed postmaster leave on their own; make sure none survive.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self._process = None
+
+
+class PostgresServer(_Service):
+    """A throwaway PostgreSQL cluster; ``dsn`` connects as superuser ``postgres`` with a password."""
+
+    name = "postgres"
+    _stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint, exit
+
+    def __init__(self, max_connections: int = 300) -> None:
+        super().__init__()
+        self.bin_dir = postgres_bin_dir()
+        self.user = "postgres"
+        self.password = secrets.token_urlsafe(16)
+        self.max_connections = max_connections
+        self._owner = self._pick_owner()
+
+    @property
+    def dsn(self) -> str:
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @staticmethod
+    def _pick_owner() -> tuple[int, int] | None:
+        """PostgreSQL will not run as root: borrow a system user then."""
+        if os.geteuid() != 0:
+            return None
+        for name in ("postgres", "nobody"):
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            return entry.pw_uid, entry.pw_gid
+        raise ServiceError("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+    def _popen_user(self) -> tuple[int, int] | None:
+        return self._owner
+
+    def _create_directory(self) -> Path:
+        directory = super()._create_directory()
+        if self._owner is not None:
+            os.chown(directory, *self._owner)
+            for parent in directory.parents:
+                if not parent.stat().st_mode & stat.S_IXOTH:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    raise ServiceError(
+                        f"the PostgreSQL user cannot enter {parent} (mode {oct(parent.stat().st_mode & 0o777)}):"
+                        " point TMPDIR at a directory every user can traverse, e.g. /tmp"
+                    )
+        return directory
+
+    def _prepare(self) -> None:
+        password_file = self.directory / "password"
+        password_file.write_text(self.password + "\n")
+        if self._owner is not None:
+            os.chown(password_file, *self._owner)
+        command = [
+            str(self.bin_dir / "initdb"),
+            "--pgdata", str(self.data_dir),
+            "--username", self.user,
+            "--pwfile", str(password_file),
+            "--auth-local", "trust",
+            "--auth-host", "scram-sha-256",
+            "--encoding", "UTF8",
+            "--locale", "C",
+            "--no-sync",  # initdb's own final fsync only; the server itself runs with fsync=on
+        ]  # fmt: skip
+        result = subprocess.run(
+            command,
+            cwd=self.directory,
+            capture_output=True,
+            check=False,
+            user=self._owner[0] if self._owner else None,
+            group=self._owner[1] if self._owner else None,
+            extra_groups=[] if self._owner else None,
+        )
+        password_file.unlink()
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace")
+            raise ServiceError(f"initdb failed ({result.returncode}):\n{detail}")
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.bin_dir / "postgres"),
+            "-D", str(self.data_dir),
+            "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={self.directory}",
+            "-c", f"max_connections={self.max_connections}",
+            "-c", "fsync=on",
+            "-c", "synchronous_commit=on",
+            "-c", "full_page_writes=on",
+            "-c", "log_min_messages=warning",
+        ]  # fmt: skip
+
+    def _is_ready(self) -> bool:
+        """pg_isready: the server accepts connections (not just the port being open)."""
+        pg_isready = self.bin_dir / "pg_isready"
+        if not pg_isready.is_file():
+            raise ServiceBinaryMissing(f"{pg_isready} not found; {INSTALL_HINT}")
+        result = subprocess.run(
+            [str(pg_isready), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-d", "postgres", "-t", "2"],
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+
+class RedisServer(_Service):
+    """A throwaway Redis without persistence; ``url`` is ``redis://127.0.0.1:<port>/0``."""
+
+    name = "redis"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binary = redis_server_binary()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.binary),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--dir", str(self.directory),
+            "--logfile", "",
+        ]  # fmt: skip
+
+    def _is_ready(self) -> bool:
+        """A PING answered with PONG (a LOADING error or refused connection means not yet)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
