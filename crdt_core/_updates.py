@@ -7,7 +7,6 @@ from typing import Any
 
 import pycrdt
 
-from crdt_core._framing import decode_var_uint
 from crdt_core._types import ProtocolError
 
 
@@ -47,10 +46,12 @@ def text_of(update: bytes, name: str) -> str:
 
 
 def compact(snapshot: bytes, tail: Sequence[bytes]) -> bytes:
-    """Snapshot plus log tail as the document's own encoding (deleted content collected).
+    """Snapshot plus log tail as one update: the smaller of their merge and the encoding
+    of the document they make (deleted content collected).
 
-    If some structs cannot be integrated (their dependencies are missing), the plain
-    merge is returned instead so that nothing is lost.
+    If some structs cannot be integrated yet (their dependencies are missing), the merge
+    is returned so that nothing is lost. Deletes of structs that are missing entirely
+    are only kept by the native backend (pycrdt does not expose its pending delete set).
     """
     merged = merge_updates([snapshot, *tail])
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
@@ -58,18 +59,10 @@ def compact(snapshot: bytes, tail: Sequence[bytes]) -> bytes:
         doc.apply_update(merged)
     except ValueError as exc:
         raise ProtocolError(str(exc)) from exc
-    if _decoded_state_vector(doc.get_state()) != _decoded_state_vector(state_vector(merged)):
-        return merged
-    return doc.get_update()
-
-
-def _decoded_state_vector(encoded: bytes) -> dict[int, int]:
-    count, offset = decode_var_uint(encoded, 0)
-    clocks: dict[int, int] = {}
-    for _ in range(count):
-        client, offset = decode_var_uint(encoded, offset)
-        clocks[client], offset = decode_var_uint(encoded, offset)
-    return clocks
+    if diff_update(merged, doc.get_state())[:1] != b"\x00":
+        return merged  # structs the document could not integrate
+    encoded = doc.get_update()
+    return encoded if len(encoded) < len(merged) else merged
 
 
 def _native_only(name: str) -> NotImplementedError:
