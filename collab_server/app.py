@@ -8,15 +8,21 @@ from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api.access import requires
+from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
+from collab_server.viewer import viewer_routes
 from persistence.base import Store
 from persistence.factory import store_from_url
 
@@ -33,6 +39,11 @@ class DocumentSocket:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         hub: Hub = scope["state"]["hub"]
         await Connection(hub, scope, receive, send).serve()
+
+
+read = requires(Role.READ)
+write = requires(Role.WRITE)
+admin = requires(Role.ADMIN)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
@@ -52,20 +63,44 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         Route("/api/documents", documents.list_documents),
-        Route("/api/documents/{name:path}/text", edits.read_text),
-        Route("/api/documents/{name:path}/edits", edits.apply_edits, methods=["POST"]),
-        Route("/api/documents/{name:path}/suggestions", edits.suggest, methods=["POST"]),
-        Route("/api/documents/{name:path}/suggestions", edits.list_suggestions, methods=["GET"]),
-        Route("/api/documents/{name:path}/suggestions/{suggestion}/accept", edits.accept, methods=["POST"]),
-        Route("/api/documents/{name:path}/suggestions/{suggestion}/reject", edits.reject, methods=["POST"]),
-        Route("/api/documents/{name:path}/presence", presence.put_presence, methods=["PUT"]),
-        Route("/api/documents/{name:path}/presence/{agent}", presence.delete_presence, methods=["DELETE"]),
-        Route("/api/documents/{name:path}/state", documents.document_state),
-        Route("/api/documents/{name:path}/status", documents.document_status),
-        Route("/api/documents/{name:path}/history", history.history),
-        Route("/api/documents/{name:path}/versions/{seq:int}", history.version_text),
-        Route("/api/documents/{name:path}/activity", history.activity),
-        Route("/api/documents/{name:path}/restore", history.restore, methods=["POST"]),
+        Route("/api/documents/{name:path}/text", read(edits.read_text)),
+        Route("/api/documents/{name:path}/edits", write(edits.apply_edits), methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions", write(edits.suggest), methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions", read(edits.list_suggestions), methods=["GET"]),
+        Route(
+            "/api/documents/{name:path}/suggestions/{suggestion}/accept",
+            write(edits.accept),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/documents/{name:path}/suggestions/{suggestion}/reject",
+            write(edits.reject),
+            methods=["POST"],
+        ),
+        Route("/api/documents/{name:path}/presence", write(presence.put_presence), methods=["PUT"]),
+        Route(
+            "/api/documents/{name:path}/presence/{agent}", write(presence.delete_presence), methods=["DELETE"]
+        ),
+        Route("/api/documents/{name:path}/state", read(documents.document_state)),
+        Route("/api/documents/{name:path}/status", read(documents.document_status)),
+        Route("/api/documents/{name:path}/history", read(history.history)),
+        Route("/api/documents/{name:path}/versions/{seq:int}", read(history.version_text)),
+        Route("/api/documents/{name:path}/activity", read(history.activity)),
+        Route("/api/documents/{name:path}/restore", admin(history.restore), methods=["POST"]),
+        Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
+        Route("/api/audit", admin_api.audit),
+        *viewer_routes(),
         WebSocketRoute("/{document:path}", DocumentSocket()),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if settings.allowed_origins:
+        origins = [origin.strip() for origin in settings.allowed_origins.split(",") if origin.strip()]
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_headers=["authorization", "content-type"],
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+            )
+        )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

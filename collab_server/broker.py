@@ -55,6 +55,9 @@ class BrokerListener(Protocol):
     def on_broker_recovered(self) -> None:
         """The broker was unreachable and is back: documents must re-sync with other nodes."""
 
+    def on_revoked(self, token_id: str) -> None:
+        """A token was revoked on another node: close its connections here too."""
+
 
 class Broker(Protocol):
     healthy: bool
@@ -83,6 +86,8 @@ class Broker(Protocol):
     def publish_presence(self, document: str, entries: Sequence[AwarenessEntry]) -> None: ...
 
     def request_state(self, document: str, state_vector: bytes) -> None: ...
+
+    def publish_revocation(self, token_id: str) -> None: ...
 
 
 class BrokerUnavailable(Exception):
@@ -116,4 +121,7 @@ class LocalBroker:
         return None
 
     def request_state(self, document: str, state_vector: bytes) -> None:
+        return None
+
+    def publish_revocation(self, token_id: str) -> None:
         return None

@@ -15,6 +15,7 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from collab_server.app import create_app
+from collab_server.auth import mint
 from collab_server.logs import configure_logging
 from collab_server.redis_broker import describe as describe_redis
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
@@ -37,6 +38,14 @@ HELP: dict[str, str] = {
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
     "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
+    "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
+    "auth_timeout_seconds": "a socket with no token in its URL or headers must send one in this time",
+    "allowed_origins": "comma-separated origins allowed to open sockets and call the API; empty: any",
+    "max_connections_per_subject": "open connections one token subject may hold (close 4429 above it)",
+    "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
+    "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
+    "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
@@ -78,6 +87,27 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
         "Every option can also be set with an environment variable (shown in brackets); flags win.",
     )
     _add_setting_flags(serve, defaults)
+    token = commands.add_parser(
+        "token",
+        help="mint a signed access token",
+        description="Mint a JWT for a person or an agent. Example: collab-server token --subject alice "
+        "--grant 'notes/*:write' --grant 'public/*:read' (the secret comes from --secret or NOVA_AUTH_SECRET).",
+    )
+    token.add_argument("--subject", required=True, help="who: a user name or agent:<name>")
+    token.add_argument("--kind", choices=["human", "agent"], default="human", help="human or agent (human)")
+    token.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="PATTERN:ROLE",
+        help="document glob and role (read, write, admin); repeatable",
+    )
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until the token expires (3600)")
+    token.add_argument("--secret", default=None, help="HS256 secret (default: NOVA_AUTH_SECRET)")
+    token.add_argument(
+        "--private-key-file", default=None, help="PEM private key to sign ES256/RS256 tokens instead"
+    )
+    token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
     return parser
 
 
@@ -106,13 +136,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"collab-server: {exc}", file=sys.stderr)
         return 2
     args = build_parser(defaults).parse_args(argv)
+    if args.command == "token":
+        return mint_command(args, defaults)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
     except ValueError as exc:
         print(f"collab-server: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, json_lines=settings.log_json, node_id=settings.node_id)
+    configure_logging(
+        settings.log_level,
+        json_lines=settings.log_json,
+        node_id=settings.node_id,
+        secrets=(settings.auth_secret,),
+    )
     logging.getLogger(__name__).info(
         "Nova Collab hub on ws://%s:%d/<document> (store %s)",
         settings.host,
@@ -126,6 +163,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
     server.run()
     return 0 if server.started else 1
+
+
+def mint_command(args: argparse.Namespace, defaults: Settings) -> int:
+    grants = []
+    for grant in args.grant:
+        pattern, _, role = grant.rpartition(":")
+        if not pattern or role not in ("read", "write", "admin"):
+            print(f"collab-server: --grant {grant!r} must be PATTERN:read|write|admin", file=sys.stderr)
+            return 2
+        grants.append((pattern, role))
+    if args.private_key_file:
+        with open(args.private_key_file, encoding="utf-8") as handle:
+            key = handle.read()
+        algorithm = args.algorithm or "ES256"
+    else:
+        key = args.secret or defaults.auth_secret
+        algorithm = args.algorithm or "HS256"
+    if not key:
+        print("collab-server: give --secret, NOVA_AUTH_SECRET or --private-key-file", file=sys.stderr)
+        return 2
+    print(mint(key, args.subject, grants, kind=args.kind, ttl_seconds=args.ttl, algorithm=algorithm))
+    return 0
 
 
 async def preflight(settings: Settings) -> str | None:

@@ -23,6 +23,8 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4408  # outbox overflowed: reconnect and re-sync
     TOO_MANY_CONNECTIONS = 4409  # per-document connection limit
     RATE_LIMITED = 4429
+    DOCUMENT_TOO_LARGE = 4413
+    TOKEN_EXPIRED = 4498  # re-authenticate: the token expired or was revoked
     DOCUMENT_UNAVAILABLE = 4503  # the document failed to load, or too many documents are loaded
 
 
@@ -44,6 +46,8 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.TOO_MANY_CONNECTIONS: "too many connections to this document",
     CloseCode.RATE_LIMITED: "message rate limit exceeded",
     CloseCode.DOCUMENT_UNAVAILABLE: "document unavailable",
+    CloseCode.DOCUMENT_TOO_LARGE: "document too large",
+    CloseCode.TOKEN_EXPIRED: "token expired or revoked: re-authenticate",
 }
 
 

@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import crdt_core
+from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
-from collab_server.hub import DocumentUnavailable, Hub, HubStopping, TooManyConnections
+from collab_server.hub import DocumentUnavailable, Hub, HubStopping, QuotaExceeded, TooManyConnections
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
-from collab_server.room import Room
+from collab_server.room import DocumentTooLarge, Room
 from crdt_core import MessageKind, ProtocolError
 from persistence.group_commit import BacklogFull
 
@@ -32,6 +33,15 @@ Message = dict[str, Any]
 MAX_DOCUMENT_NAME_BYTES = 512
 _CLOSE_SEND_TIMEOUT = 1.0
 MAX_ACTOR_CHARS = 128
+AUTH_TOKEN_PREFIX = b"\x02\x01"  # Nova's auth sub-type 1: a token (y-protocols defines only 0)
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
 _ids = itertools.count(1)
 
 
@@ -94,11 +104,21 @@ class Connection:
         self._close_request: tuple[CloseCode, str] | None = None
         self._room: Room | None = None
         self._writer_task: asyncio.Task[None] | None = None
-        # Attribution before tokens exist: an optional ?actor= on the URL (unauthenticated).
-        actors = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get("actor")
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        # Without auth, an optional ?actor= names who edits (unverified); with auth, the token's subject.
+        actors = query.get("actor")
         if actors:
             self.actor = actors[0][:MAX_ACTOR_CHARS]
+        tokens = query.get("token")
+        self._query_token = tokens[0] if tokens else None
+        self._headers = {
+            key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])
+        }
+        self.principal: Principal = ANONYMOUS
+        self.read_only = False
+        self.refused_writes = 0
         client = scope.get("client")
+        self.client_ip = str(client[0]) if client else "?"
         self._client = f"{client[0]}:{client[1]}" if client else "?"
 
     def __repr__(self) -> str:
@@ -139,17 +159,32 @@ class Connection:
                 )
                 return
             self.document = name
+            if not await self._authenticate(name):
+                return
+            try:
+                self._hub.admit(self)
+            except QuotaExceeded as exc:
+                self._hub.audit.record("denied", self.principal.subject, name, f"quota: {exc}")
+                await self._close_now(CloseCode.RATE_LIMITED, str(exc))
+                return
             try:
                 room = await self._hub.acquire(name, self)
             except HubStopping:
+                self._hub.release(self)
                 await self._close_now(CloseCode.SERVICE_RESTART)
                 return
             except TooManyConnections:
+                self._hub.release(self)
                 await self._close_now(CloseCode.TOO_MANY_CONNECTIONS)
                 return
             except DocumentUnavailable as exc:
+                self._hub.release(self)
                 await self._close_now(CloseCode.DOCUMENT_UNAVAILABLE, str(exc))
                 return
+            role = "read" if self.read_only else "write"
+            self._hub.audit.record(
+                "connect", self.principal.subject, name, f"role={role} from={self.client_ip}"
+            )
             self._room = room
             logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
             try:
@@ -160,10 +195,65 @@ class Connection:
                 await self._run_until_closed()
             finally:
                 room.leave(self)
+                self._hub.release(self)
+                self._hub.audit.record("disconnect", self.principal.subject, name, self._close_detail())
         finally:
             self.state = State.CLOSED
             self._outbox.close()
             self._hub.metrics.connections.dec()
+
+    async def _authenticate(self, name: str) -> bool:
+        """Resolve the token (URL, header, or a first auth message) into a principal and role."""
+        hub = self._hub
+        origin = self._headers.get("origin")
+        allowed = hub.settings.allowed_origins
+        if allowed and origin is not None and origin not in {o.strip() for o in allowed.split(",")}:
+            hub.audit.record("denied", None, name, f"origin {origin} not allowed")
+            await self._close_now(CloseCode.FORBIDDEN, "origin not allowed")
+            return False
+        token = self._query_token or _bearer(self._headers.get("authorization"))
+        if token is None and hub.auth.enabled:
+            token = await self._token_from_auth_message()
+        try:
+            self.principal = hub.auth.verify(token)
+        except InvalidToken as exc:
+            hub.audit.record("denied", None, name, f"{exc} from={self.client_ip}")
+            code = (
+                CloseCode.TOKEN_EXPIRED
+                if "expired" in str(exc) or "revoked" in str(exc)
+                else CloseCode.UNAUTHORIZED
+            )
+            await self._close_now(code, str(exc))
+            return False
+        role = self.principal.role_for(name)
+        if role is None:
+            hub.audit.record("denied", self.principal.subject, name, "no grant for this document")
+            await self._close_now(CloseCode.FORBIDDEN, "no access to this document")
+            return False
+        self.read_only = role < Role.WRITE
+        if hub.auth.enabled:
+            self.actor = self.principal.subject
+        return True
+
+    async def _token_from_auth_message(self) -> str | None:
+        """Clients that cannot put a token in the URL send it first: message 2, sub-type 1, varString."""
+        try:
+            async with asyncio.timeout(self._hub.settings.auth_timeout_seconds):
+                message: Message = await self._receive()
+        except TimeoutError:
+            return None
+        data = message.get("bytes")
+        if message["type"] != "websocket.receive" or not data or not data.startswith(AUTH_TOKEN_PREFIX):
+            return None
+        try:
+            size, offset = crdt_core.decode_var_uint(data, len(AUTH_TOKEN_PREFIX))
+        except ProtocolError:
+            return None
+        raw = data[offset : offset + size]
+        return raw.decode("utf-8", errors="replace") if len(raw) == size else None
+
+    def _close_detail(self) -> str:
+        return f"close={int(self._close_request[0])}" if self._close_request else "closed by client"
 
     async def _read_loop(self) -> None:
         while True:
@@ -190,6 +280,8 @@ class Connection:
                 self.request_close(CloseCode.INVALID_PAYLOAD, str(exc))
             except BacklogFull as exc:
                 self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
+            except DocumentTooLarge as exc:
+                self.request_close(CloseCode.DOCUMENT_TOO_LARGE, str(exc))
             except Exception:  # a hub bug: close this connection only, keep the hub serving
                 logger.exception("%s on %r: unexpected error handling a message", self.peer_id, self.document)
                 self.request_close(CloseCode.INTERNAL_ERROR)
@@ -199,6 +291,9 @@ class Connection:
         assert room is not None
         kind = message.kind
         if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
+            if self.read_only:
+                self._refuse_write()
+                return
             room.apply_update(message.payload, self, self.actor)
         elif kind is MessageKind.AWARENESS:
             room.apply_presence(message.payload, self)
@@ -212,6 +307,17 @@ class Connection:
                 self._outbox.put_presence(presence)
         else:  # AUTH: only the hub sends these; a client's is ignored.
             logger.debug("%s on %r sent an auth message; ignored", self.peer_id, self.document)
+
+    def _refuse_write(self) -> None:
+        """A viewer's write is dropped; it is told once (y-protocols permission denied), not closed."""
+        self.refused_writes += 1
+        if self.refused_writes == 1:
+            self._outbox.put_document(
+                crdt_core.frame_auth_denied("read-only: this token may not edit the document")
+            )
+            self._hub.audit.record(
+                "denied", self.principal.subject, self.document, "write with a read-only role"
+            )
 
     async def _run_until_closed(self) -> None:
         """Read and write until either side ends; then send the hub's close, if it asked for one."""

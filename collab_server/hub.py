@@ -11,16 +11,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import pycrdt
 
 import crdt_core
 from collab_server.agent_presence import AgentPresence
+from collab_server.audit import AuditLog
+from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
+from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
 from collab_server.room import Peer, Room
 from collab_server.settings import Settings
@@ -55,6 +59,13 @@ class DocumentSummary:
     loaded: bool
 
 
+def _read_key(path: str) -> str:
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 class _ServerPeer:
     """Stands for the hub itself in a room's membership; receives nothing."""
 
@@ -66,6 +77,20 @@ class _ServerPeer:
 
     def deliver_presence(self, awareness_update: bytes) -> None:
         return None
+
+
+class Session(Protocol):
+    """An authenticated connection, as the hub sees it for quotas and revocation."""
+
+    principal: Principal
+    client_ip: str
+    document: str
+
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None: ...
+
+
+class QuotaExceeded(Exception):
+    pass
 
 
 class Hub:
@@ -91,6 +116,14 @@ class Hub:
         )
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self.agent_presence = AgentPresence()
+        self.auth = Authenticator(
+            secret=settings.auth_secret, public_key=_read_key(settings.auth_public_key_file)
+        )
+        self.audit = AuditLog(store, settings.node_id)
+        self.sessions: set[Session] = set()
+        self._by_subject: Counter[str] = Counter()
+        self._by_ip: Counter[str] = Counter()
+        self._documents_by_subject: dict[str, Counter[str]] = {}
         self._compacting: set[str] = set()
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
@@ -110,6 +143,12 @@ class Hub:
         self._task_group = asyncio.TaskGroup()
         await self._task_group.__aenter__()
         self._broker_task = self._task_group.create_task(self.broker.run(), name="broker")
+        self._audit_task = self._task_group.create_task(self.audit.run(), name="audit")
+        if not self.auth.enabled:
+            logger.warning(
+                "AUTH IS OFF: anyone who can reach this hub can read and write every document"
+                " (set --auth-secret or --auth-public-key-file to require tokens)"
+            )
         self._writer_task = self._task_group.create_task(self.writer.run(), name="store-writer")
         self._maintenance_task = self._task_group.create_task(self._maintenance(), name="maintenance")
         self.accepting = True
@@ -144,6 +183,9 @@ class Hub:
             room.close()
         self.rooms.clear()
         self._broker_task.cancel()
+        with contextlib.suppress(StoreError, OSError):
+            await self.audit.flush()
+        self._audit_task.cancel()
         await self._task_group.__aexit__(exc_type, exc, tb)
         await self.broker.close()
         await self.store.close()
@@ -214,6 +256,7 @@ class Hub:
                 metrics=self.metrics,
                 on_empty=self._room_empty,
                 broker=self.broker,
+                max_bytes=self.settings.max_document_bytes,
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room
@@ -299,6 +342,7 @@ class Hub:
             await asyncio.sleep(_MAINTENANCE_INTERVAL)
             now = time.monotonic()
             self.agent_presence.expire()
+            self._close_expired_sessions()
             for room in list(self.rooms.values()):
                 room.expire_presence(self.settings.awareness_timeout_seconds)
                 idle_for = now - room.last_activity
@@ -331,6 +375,65 @@ class Hub:
     @property
     def ready(self) -> bool:
         return self.accepting and self.store_reachable and self.writer.healthy and self.broker.healthy
+
+    # -- sessions: quotas, expiry, revocation ---------------------------------------------
+
+    def admit(self, session: Session) -> None:
+        """Register a session; raise QuotaExceeded (nothing registered) when a quota is hit."""
+        subject = session.principal.subject
+        settings = self.settings
+        if self._by_subject[subject] >= settings.max_connections_per_subject:
+            raise QuotaExceeded(f"{settings.max_connections_per_subject} connections for {subject!r}")
+        if self._by_ip[session.client_ip] >= settings.max_connections_per_ip:
+            raise QuotaExceeded(f"{settings.max_connections_per_ip} connections from one address")
+        documents = self._documents_by_subject.setdefault(subject, Counter())
+        if session.document not in documents and len(documents) >= settings.max_documents_per_subject:
+            raise QuotaExceeded(f"{settings.max_documents_per_subject} documents open for {subject!r}")
+        self.sessions.add(session)
+        self._by_subject[subject] += 1
+        self._by_ip[session.client_ip] += 1
+        documents[session.document] += 1
+
+    def release(self, session: Session) -> None:
+        if session not in self.sessions:
+            return
+        self.sessions.discard(session)
+        subject = session.principal.subject
+        self._by_subject[subject] -= 1
+        self._by_ip[session.client_ip] -= 1
+        documents = self._documents_by_subject.get(subject)
+        if documents is not None:
+            documents[session.document] -= 1
+            if documents[session.document] <= 0:
+                del documents[session.document]
+            if not documents:
+                del self._documents_by_subject[subject]
+        for counter, key in ((self._by_subject, subject), (self._by_ip, session.client_ip)):
+            if counter[key] <= 0:
+                del counter[key]
+
+    def revoke(self, token_id: str, *, by: str | None = None, propagate: bool = True) -> int:
+        """Revoke a token here (and on every node); returns how many local sessions closed."""
+        self.auth.revoke(token_id)
+        if propagate:
+            self.broker.publish_revocation(token_id)
+            self.audit.record("revoke", by, None, f"token {token_id}")
+        closed = 0
+        for session in list(self.sessions):
+            if session.principal.token_id == token_id:
+                session.request_close(CloseCode.TOKEN_EXPIRED, "revoked")
+                closed += 1
+        return closed
+
+    def on_revoked(self, token_id: str) -> None:
+        self.revoke(token_id, propagate=False)
+
+    def _close_expired_sessions(self) -> None:
+        now = time.time()
+        for session in list(self.sessions):
+            expires_at = session.principal.expires_at
+            if expires_at is not None and expires_at <= now:
+                session.request_close(CloseCode.TOKEN_EXPIRED, "expired")
 
     # -- BrokerListener: messages from other hub nodes --------------------------------------
 

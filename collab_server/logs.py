@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -31,8 +32,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure_logging(level: str, *, json_lines: bool, node_id: str) -> None:
+_TOKEN_IN_TEXT = re.compile(r"(token=|[Bb]earer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+class RedactTokens(logging.Filter):
+    """Tokens never reach a log line (uvicorn logs request paths with their query strings)."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN_IN_TEXT.sub(r"\1[redacted]", message)
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: str, *, json_lines: bool, node_id: str, secrets: tuple[str, ...] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactTokens(secrets))
     if json_lines:
         handler.setFormatter(JsonFormatter(node_id))
     else:

@@ -38,6 +38,8 @@ NODE_PREFIX = "nova:node:"
 KIND_UPDATE = b"u"
 KIND_PRESENCE = b"p"
 KIND_STATE_REQUEST = b"s"
+KIND_REVOKE = b"r"
+CONTROL_STREAM = "nova:control"  # node-wide messages (revocations), followed by every node
 
 
 class RedisBroker:
@@ -63,6 +65,7 @@ class RedisBroker:
         self._node_timeout = node_timeout_seconds
         self._block_ms = block_ms
         self._following: dict[str, str] = {}
+        self._control_position = "$"
         self._remote_nodes: set[str] = set()
         self._listener: BrokerListener | None = None
         self._redis: aioredis.Redis | None = None
@@ -81,6 +84,8 @@ class RedisBroker:
         try:
             await self._redis.ping()
             await self._beat()
+            newest: Any = await self._redis.xrevrange(CONTROL_STREAM, count=1)
+            self._control_position = newest[0][0].decode() if newest else "0-0"
         except (RedisError, OSError) as exc:
             await self.close()
             raise BrokerUnavailable(f"cannot reach Redis at {describe(self._url)}: {exc}") from None
@@ -118,10 +123,13 @@ class RedisBroker:
     # -- publishing -------------------------------------------------------------------
 
     def _enqueue(self, document: str, kind: bytes, data: bytes) -> None:
+        self._enqueue_key(STREAM_PREFIX + document, kind, data)
+
+    def _enqueue_key(self, key: str, kind: bytes, data: bytes) -> None:
         if len(self._queue) >= self._queue_max or not self.healthy:
             self.dropped += 1
             return
-        self._queue.append((document, kind, data))
+        self._queue.append((key, kind, data))
         self._queue_ready.set()
 
     def publish_update(self, document: str, update: bytes) -> None:
@@ -133,6 +141,9 @@ class RedisBroker:
     def request_state(self, document: str, state_vector: bytes) -> None:
         self._enqueue(document, KIND_STATE_REQUEST, state_vector)
 
+    def publish_revocation(self, token_id: str) -> None:
+        self._enqueue_key(CONTROL_STREAM, KIND_REVOKE, token_id.encode())
+
     async def _publish_loop(self) -> None:
         assert self._redis is not None
         while True:
@@ -143,9 +154,9 @@ class RedisBroker:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for document, kind, data in batch:
+                    for key, kind, data in batch:
                         pipe.xadd(
-                            STREAM_PREFIX + document,
+                            key,
                             {"n": self._node_bytes, "k": kind, "d": data},
                             maxlen=self._stream_max_len,
                             approximate=True,
@@ -164,10 +175,8 @@ class RedisBroker:
         assert self._reader is not None
         backoff = 0.1
         while True:
-            if not self._following:
-                await asyncio.sleep(self._block_ms / 1000)
-                continue
             streams = {STREAM_PREFIX + doc: pos for doc, pos in self._following.items()}
+            streams[CONTROL_STREAM] = self._control_position
             try:
                 replies: Any = await self._reader.xread(streams, count=1000, block=self._block_ms)  # type: ignore[arg-type]
             except (RedisError, OSError) as exc:
@@ -178,12 +187,26 @@ class RedisBroker:
             backoff = 0.1
             self._mark_healthy()
             for raw_key, entries in replies or []:
+                if raw_key.decode() == CONTROL_STREAM:
+                    self._control(entries)
+                    continue
                 document = raw_key.decode()[len(STREAM_PREFIX) :]
                 if document not in self._following:
                     continue
                 for entry_id, fields in entries:
                     self._following[document] = entry_id.decode()
                     self._dispatch(document, entry_id, fields)
+
+    def _control(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        assert self._listener is not None
+        for entry_id, fields in entries:
+            self._control_position = entry_id.decode()
+            if fields.get(b"n") == self._node_bytes:
+                continue
+            if fields.get(b"k") == KIND_REVOKE and fields.get(b"d"):
+                self._listener.on_revoked(fields[b"d"].decode(errors="replace"))
+            else:
+                logger.warning("skipping malformed control entry %s", entry_id)
 
     def _dispatch(self, document: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         assert self._listener is not None

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 _MAX_COMMIT_WAITS = 20
 
 
+class DocumentTooLarge(Exception):
+    """Applying the update would grow the document past its size limit; nothing was applied."""
+
+
 class Peer(Protocol):
     """Anything that receives a document's traffic: a WebSocket connection, an agent session."""
 
@@ -60,6 +64,7 @@ class Room:
         metrics: HubMetrics,
         on_empty: Callable[[Room], None],
         broker: Broker | None = None,
+        max_bytes: int = 2**62,
     ) -> None:
         self.name = name
         self.doc = doc
@@ -83,6 +88,9 @@ class Room:
         self._captured: list[bytes] = []
         self._subscription = doc.observe(self._capture)
         self.closed = False
+        self.max_bytes = max_bytes
+        # Encoded size, kept approximately (load size plus every effective update since).
+        self.size_bytes = len(doc.get_update())
 
     # -- document updates -------------------------------------------------------------
 
@@ -97,6 +105,8 @@ class Room:
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        if self.size_bytes + len(update) > self.max_bytes:
+            raise DocumentTooLarge(f"{self.size_bytes} + {len(update)} bytes > {self.max_bytes}")
         received_at = time.perf_counter()
         self._captured.clear()
         try:
@@ -150,6 +160,7 @@ class Room:
         if not effective:
             return False
         self._full_state = None
+        self.size_bytes += sum(len(change) for change in effective)
         self.changes += len(effective)
         self.updated_at = time.time()
         self._metrics.updates_in.inc()

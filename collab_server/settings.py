@@ -48,6 +48,16 @@ class Settings:
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
     outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
 
+    # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
+    auth_secret: str = ""  # HS256 shared secret
+    auth_public_key_file: str = ""  # PEM public key for ES256 / RS256 tokens
+    auth_timeout_seconds: float = 5.0  # a socket without a token must send one (auth message) by then
+    allowed_origins: str = ""  # comma-separated WebSocket/CORS origins; empty: any origin
+    max_connections_per_subject: int = 1_000
+    max_connections_per_ip: int = 2_000
+    max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
+    max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window

@@ -95,6 +95,18 @@ class CompactionResult:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Who did what: connect, disconnect, denied, revoke, restore, ... (never a token)."""
+
+    at: float
+    action: str
+    subject: str | None
+    document: str | None
+    node: str
+    detail: str = ""
+
+
 # Merges a snapshot (first, may be absent) and the tail into one encoded update.
 # Runs in a worker thread: the native crate releases the GIL while merging.
 MergeFunction = Callable[[Sequence[bytes]], bytes]
@@ -133,3 +145,11 @@ class Store(Protocol):
         """Who changed the document and when, newest first (survives compaction)."""
 
     async def list_documents(self) -> list[DocumentInfo]: ...
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Write audit events in one transaction."""
+
+    async def audit(
+        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """Audit events, newest first, filtered by document and/or subject."""

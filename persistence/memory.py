@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from persistence.base import (
     ActivityEntry,
+    AuditEvent,
     CompactionResult,
     DocumentInfo,
     LogEntry,
@@ -43,6 +44,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._documents: dict[str, _Document] = {}
         self._seq = 0
+        self._audit: list[AuditEvent] = []
 
     async def open(self) -> None:
         return None
@@ -149,3 +151,17 @@ class MemoryStore:
             tail = sum(1 for row in doc.rows if not row.compacted)
             infos.append(DocumentInfo(name, last.seq, last.entry.timestamp, tail))
         return infos
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._audit.extend(events)
+
+    async def audit(
+        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        matching = [
+            event
+            for event in reversed(self._audit)
+            if (document is None or event.document == document)
+            and (subject is None or event.subject == subject)
+        ]
+        return matching[:limit]

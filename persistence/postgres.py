@@ -34,6 +34,7 @@ import asyncpg  # type: ignore[import-untyped]
 from persistence._records import checksum, merge_history, verified
 from persistence.base import (
     ActivityEntry,
+    AuditEvent,
     CompactionResult,
     CorruptDocument,
     DocumentInfo,
@@ -407,3 +408,29 @@ class PostgresStore:
         async with self._connection() as connection:
             rows = await connection.fetch(_LIST_DOCUMENTS)
         return [DocumentInfo(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        async with self._connection() as connection:
+            await connection.executemany(
+                "INSERT INTO audit (at, action, subject, document, node, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+                [(e.at, e.action, e.subject, e.document, e.node, e.detail) for e in events],
+            )
+
+    async def audit(
+        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT at, action, subject, document, node, detail FROM audit"
+                " WHERE ($1::text IS NULL OR document = $1) AND ($2::text IS NULL OR subject = $2)"
+                " ORDER BY id DESC LIMIT $3",
+                document,
+                subject,
+                limit,
+            )
+        return [
+            AuditEvent(r["at"], r["action"], r["subject"], r["document"], r["node"], r["detail"])
+            for r in rows
+        ]

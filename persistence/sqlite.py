@@ -33,6 +33,7 @@ from typing import Any, Literal, Self, TypeVar
 from persistence._records import checksum, merge_history, verified
 from persistence.base import (
     ActivityEntry,
+    AuditEvent,
     CompactionResult,
     CorruptDocument,
     DocumentInfo,
@@ -407,6 +408,41 @@ class SqliteStore:
 
     async def list_documents(self) -> list[DocumentInfo]:
         return await self._run(self._list_documents_sync)
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            await self._run(lambda: _append_audit_sync(self._db, events))
+
+    async def audit(
+        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        sql, params = _audit_query(document, subject, limit)
+
+        def read() -> list[AuditEvent]:
+            return [AuditEvent(*row) for row in self._db.execute(sql, params).fetchall()]
+
+        return await self._run(read)
+
+
+def _append_audit_sync(db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+    with _transaction(db):
+        db.executemany(
+            "INSERT INTO audit (at, action, subject, document, node, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.at, e.action, e.subject, e.document, e.node, e.detail) for e in events],
+        )
+
+
+def _audit_query(document: str | None, subject: str | None, limit: int) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if document is not None:
+        clauses.append("document = ?")
+        params.append(document)
+    if subject is not None:
+        clauses.append("subject = ?")
+        params.append(subject)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT at, action, subject, document, node, detail FROM audit{where} ORDER BY id DESC LIMIT ?"
+    return sql, [*params, limit]
 
 
 class _transaction:

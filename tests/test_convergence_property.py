@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collab_server import textops
 from collab_server.client import YClient
 from tests.support.hub import HubProcess
 from tests.support.waiting import eventually
@@ -60,11 +61,12 @@ async def run_scenario(hub: HubProcess, operations: list[tuple[str, int, float, 
         await go_online(index)
     for kind, index, where, arg in operations:
         text = docs[index].get("content", type=pycrdt.Text)
+        current = str(text)  # positions in code points, converted by textops
         if kind == "insert":
-            text.insert(int(where * len(text)), arg)
-        elif kind == "delete" and len(text) > 0:
-            start = min(int(where * len(text)), len(text) - 1)
-            del text[start : min(len(text), start + arg)]
+            textops.insert(text, current, int(where * len(current)), arg)
+        elif kind == "delete" and current:
+            start = min(int(where * len(current)), len(current) - 1)
+            textops.delete(text, current, start, min(len(current), start + arg))
         elif kind == "disconnect" and index in online:
             await go_offline(index)
         elif kind == "reconnect" and index not in online:

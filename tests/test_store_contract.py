@@ -402,7 +402,7 @@ async def test_sqlite_records_its_schema_version_and_runs_in_wal_mode(tmp_path: 
     async with SqliteStore(tmp_path / "s.db"):
         pass
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version, name FROM schema_version").fetchall() == [(1, "initial")]
+        assert db.execute("SELECT version, name FROM schema_version").fetchall() == [(1, "initial"), (2, "audit")]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -461,7 +461,7 @@ async def test_postgres_migrations_are_versioned(postgres_dsn: str) -> None:
             rows = await connection.fetch("SELECT version, name FROM schema_version ORDER BY version")
         finally:
             await connection.close()
-        assert [(row["version"], row["name"]) for row in rows] == [(1, "initial")]
+        assert [(row["version"], row["name"]) for row in rows] == [(1, "initial"), (2, "audit")]
     finally:
         await asyncio.gather(first.close(), second.close())
 
@@ -558,3 +558,18 @@ def test_store_from_url(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="store") as caught:
             store_from_url(bad)
         assert "Hidden-Pw" not in str(caught.value)
+
+
+async def test_audit_events_round_trip_and_filter(store: Store) -> None:
+    from persistence.base import AuditEvent
+
+    events = [
+        AuditEvent(1.0, "connect", "alice", "doc-a", "node-1", "role=write"),
+        AuditEvent(2.0, "denied", "mallory", "doc-a", "node-1", "no grant"),
+        AuditEvent(3.0, "connect", "alice", "doc-b", "node-2"),
+    ]
+    await store.append_audit(events)
+    assert [e.action for e in await store.audit(document="doc-a")] == ["denied", "connect"]
+    assert [e.document for e in await store.audit(subject="alice")] == ["doc-b", "doc-a"]
+    assert await store.audit(subject="alice", document="doc-b") == [events[2]]
+    assert len(await store.audit(limit=2)) == 2

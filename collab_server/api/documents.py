@@ -9,8 +9,10 @@ import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.access import principal_of
 from collab_server.api.errors import error_response
 from collab_server.api.health import hub_of
+from collab_server.auth import InvalidToken
 from collab_server.hub import Hub
 from persistence.base import CorruptDocument, StoreError
 
@@ -19,7 +21,12 @@ DEFAULT_TEXT = "content"
 
 
 async def list_documents(request: Request) -> Response:
+    """Documents the caller may read, with live participant counts."""
     hub = hub_of(request)
+    try:
+        principal = principal_of(request)
+    except InvalidToken as exc:
+        return error_response(401, "unauthorized", str(exc))
     items = [
         {
             "name": s.name,
@@ -29,6 +36,7 @@ async def list_documents(request: Request) -> Response:
             "loaded": s.loaded,
         }
         for s in await hub.documents()
+        if principal.role_for(s.name) is not None
     ]
     return JSONResponse({"documents": items})
 

@@ -25,6 +25,7 @@ import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.access import actor_of
 from collab_server.api.errors import error_response
 from collab_server.api.health import hub_of
 from collab_server.api.history import read_json
@@ -154,13 +155,15 @@ async def _guarded(request: Request, action: str) -> Response:
     try:
         if data.get("version") is not None and not await _document_exists(hub, name):
             return error_response(404, "document_not_found", f"no document named {name!r}")
+        actor = actor_of(request, _actor(data) if "actor" in data else None, "agent:anonymous")
         async with hub.using(name) as room:
             if action == "edit":
-                body = _apply(room, data, _actor(data))
+                body = _apply(room, data, actor)
             elif action == "suggest":
-                body = _suggest(room, data, _actor(data))
+                body = _suggest(room, data, actor)
             else:
-                body = _decide(room, request.path_params["suggestion"], action, data)
+                decider = actor_of(request, data.get("actor"), "human:anonymous")
+                body = _decide(room, request.path_params["suggestion"], action, decider)
         return JSONResponse({"document": name, **body})
     except Conflict as conflict:
         return conflict_response(conflict)
@@ -217,14 +220,13 @@ def _suggest(room: Room, data: dict[str, Any], actor: str) -> dict[str, Any]:
     return {"suggestion": record}
 
 
-def _decide(room: Room, suggestion_id: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
+def _decide(room: Room, suggestion_id: str, action: str, decider: str) -> dict[str, Any]:
     raw = _suggestions(room).get(suggestion_id)
     if raw is None:
         raise LookupError(f"no suggestion {suggestion_id!r}")
     record = json.loads(raw)
     if record["status"] != "open":
         raise EditError(f"suggestion {suggestion_id} is already {record['status']}")
-    decider = _actor(data) if "actor" in data else "human:anonymous"
     record.update(status="accepted" if action == "accept" else "rejected", decided_by=decider)
     if action == "accept":
         edits = [RangeEdit(e["start"], e["end"], e["text"]) for e in record["edits"]]

@@ -9,6 +9,7 @@ import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.access import actor_of
 from collab_server.api.errors import error_response
 from collab_server.api.health import hub_of
 from collab_server.hub import DocumentUnavailable, HubStopping
@@ -130,7 +131,9 @@ async def restore(request: Request) -> Response:
         old_text = _text_of(await hub.store.read_version(name, seq), str(field))
         async with hub.using(name) as room:
             ytext = room.doc.get(str(field), type=pycrdt.Text)
-            changed = room.edit(lambda _doc: replace_all(ytext, old_text), actor or "restore")
+            who = actor_of(request, actor, "restore")
+            changed = room.edit(lambda _doc: replace_all(ytext, old_text), who)
+        hub.audit.record("restore", who, name, f"to version {seq}")
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
     except (DocumentUnavailable, HubStopping) as exc:

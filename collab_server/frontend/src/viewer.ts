@@ -1,0 +1,229 @@
+// The document page: live text (CodeMirror 6 bound to the root Y.Text "content"), remote
+// cursors, who is present, connection state, recent activity and history.
+import { defaultKeymap, indentWithTab } from '@codemirror/commands'
+import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from '@codemirror/language'
+import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
+import { EditorState, type Extension } from '@codemirror/state'
+import {
+  drawSelection, EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers,
+  type ViewUpdate
+} from '@codemirror/view'
+import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
+import { Api, ApiError, type Version } from './api.js'
+import { documentPath, type PageConfig, readConfig } from './config.js'
+import { type ConnectionState, ConnectionIndicator, shouldReconnect } from './connection.js'
+import { remoteCursors } from './cursors.js'
+import { clockTime } from './format.js'
+import { languageFor } from './language.js'
+import { ActivityPanel, HistoryPanel } from './panels.js'
+import { colorFor, PresenceList } from './presence.js'
+
+/** The root Y.Text that Nova's clients edit. */
+const TEXT_FIELD = 'content'
+const ACTIVITY_REFRESH_MS = 3000
+const HISTORY_REFRESH_MS = 5000
+/** Ask the hub for missing updates this often; it also keeps y-websocket's idle watchdog fed. */
+const RESYNC_INTERVAL_MS = 10000
+const NAME_KEY = 'nova.viewer.name'
+
+function byId<T extends HTMLElement = HTMLElement> (id: string): T {
+  const element = document.getElementById(id)
+  if (element === null) throw new Error(`page is missing #${id}`)
+  return element as T
+}
+
+function displayName (config: PageConfig): string {
+  if (config.name !== null) return config.name
+  let stored: string | null = null
+  try { stored = window.localStorage.getItem(NAME_KEY) } catch { /* storage disabled */ }
+  if (stored !== null && stored !== '') return stored
+  const generated = `Guest ${Math.floor(1000 + Math.random() * 9000)}`
+  try { window.localStorage.setItem(NAME_KEY, generated) } catch { /* storage disabled */ }
+  return generated
+}
+
+function baseExtensions (language: Extension): Extension[] {
+  return [
+    lineNumbers(),
+    highlightActiveLineGutter(),
+    drawSelection(),
+    bracketMatching(),
+    highlightSelectionMatches(),
+    syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+    language,
+    EditorView.lineWrapping
+  ]
+}
+
+function main (): void {
+  const config = readConfig()
+  const api = new Api(config.token)
+  const editing = config.mode === 'edit'
+  const name = displayName(config)
+  const language = languageFor(config.document)
+
+  const ydoc = new Y.Doc()
+  const ytext = ydoc.getText(TEXT_FIELD)
+  const params: Record<string, string> = { actor: name }
+  if (config.token !== null) params.token = config.token
+  const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws'
+  const provider = new WebsocketProvider(`${scheme}://${window.location.host}`, documentPath(config.document), ydoc, {
+    params,
+    disableBc: true,
+    resyncInterval: RESYNC_INTERVAL_MS,
+    shouldReconnect
+  })
+  const awareness = provider.awareness
+  awareness.setLocalState({
+    user: { name, color: colorFor(ydoc.clientID), kind: 'human' },
+    viewer: { mode: config.mode }
+  })
+
+  const metrics: { firstSyncMs: number | null, loadToSyncedMs: number | null } = { firstSyncMs: null, loadToSyncedMs: null }
+  const listeners = new Set<(update: ViewUpdate) => void>()
+  let view: EditorView | null = null
+  let previewView: EditorView | null = null
+
+  const stats = byId('doc-stats')
+  let statsQueued = false
+  const showStats = (): void => {
+    if (statsQueued) return
+    statsQueued = true
+    requestAnimationFrame(() => {
+      statsQueued = false
+      const doc = view?.state.doc
+      if (doc === undefined) return
+      const synced = metrics.loadToSyncedMs !== null ? ` · synced in ${Math.round(metrics.loadToSyncedMs)} ms` : ''
+      stats.textContent = `${language.label} · ${doc.length.toLocaleString()} characters · ${doc.lines.toLocaleString()} lines${synced}`
+    })
+  }
+
+  const mountEditor = (): void => {
+    const collab = yCollab(ytext, null, { undoManager: editing ? new Y.UndoManager(ytext) : false })
+    const extensions: Extension[] = [
+      ...baseExtensions(language.extension),
+      collab,
+      remoteCursors(ytext, awareness, editing),
+      EditorState.readOnly.of(!editing),
+      EditorView.editable.of(editing),
+      EditorView.contentAttributes.of({ 'aria-label': `${config.document} (${editing ? 'editable' : 'read-only'})` }),
+      EditorView.updateListener.of((update) => {
+        if (update.docChanged) showStats()
+        for (const listener of listeners) listener(update)
+      })
+    ]
+    if (editing) {
+      extensions.push(highlightActiveLine(), keymap.of([...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap, indentWithTab]))
+    } else {
+      extensions.push(keymap.of([...searchKeymap]))
+    }
+    view = new EditorView({ state: EditorState.create({ doc: ytext.toString(), extensions }) })
+    byId('editor').replaceChildren(view.dom)
+    requestAnimationFrame(() => {
+      metrics.loadToSyncedMs = performance.now()
+      document.body.dataset.synced = 'true'
+      showStats()
+    })
+  }
+
+  provider.on('sync', (synced: boolean) => {
+    if (!synced) return
+    if (metrics.firstSyncMs === null) metrics.firstSyncMs = performance.now()
+    if (view === null) mountEditor()
+  })
+
+  const connection = new ConnectionIndicator(byId('connection'), provider, (state: ConnectionState) => {
+    document.body.dataset.connection = state
+  })
+  new PresenceList(byId('presence'), byId('presence-count'), awareness)
+
+  const activity = new ActivityPanel(byId('activity'), api, config.document, ACTIVITY_REFRESH_MS)
+  activity.start()
+
+  // -- history: a preview of a past version in place of the live text ------------------------
+  const preview = byId('preview')
+  const previewTitle = byId('preview-title')
+  const restoreButton = byId<HTMLButtonElement>('preview-restore')
+  const notice = byId('notice')
+  let previewed: Version | null = null
+
+  const say = (message: string, kind: 'info' | 'error' = 'info'): void => {
+    notice.textContent = message
+    notice.dataset.kind = kind
+    notice.hidden = false
+  }
+
+  const closePreview = (): void => {
+    previewed = null
+    preview.hidden = true
+    byId('editor').hidden = false
+    history.clearSelection()
+    view?.requestMeasure()
+  }
+
+  const history = new HistoryPanel(byId('history'), api, config.document, {
+    preview: (version, text) => {
+      previewed = version
+      const actors = version.actors.length > 0 ? ` by ${version.actors.join(', ')}` : ''
+      previewTitle.textContent = `Version #${version.seq} · ${clockTime(version.timestamp)}${actors}`
+      const state = EditorState.create({
+        doc: text,
+        extensions: [...baseExtensions(languageFor(config.document).extension), EditorState.readOnly.of(true), EditorView.editable.of(false)]
+      })
+      if (previewView === null) {
+        previewView = new EditorView({ state })
+        byId('preview-editor').replaceChildren(previewView.dom)
+      } else {
+        previewView.setState(state)
+      }
+      preview.hidden = false
+      byId('editor').hidden = true
+    }
+  }, HISTORY_REFRESH_MS)
+
+  byId('preview-back').addEventListener('click', closePreview)
+  restoreButton.hidden = !editing
+  restoreButton.addEventListener('click', () => {
+    const version = previewed
+    if (version === null) return
+    restoreButton.disabled = true
+    api.restore(config.document, version.seq, name).then((changed) => {
+      closePreview()
+      say(changed ? `Restored version #${version.seq}; everyone sees it now.` : `The text already equals version #${version.seq}.`)
+      void activity.refresh()
+      void history.refresh()
+    }).catch((error: unknown) => {
+      say(error instanceof ApiError ? `Restore failed: ${error.message}` : `Restore failed: ${String(error)}`, 'error')
+    }).finally(() => { restoreButton.disabled = false })
+  })
+
+  const tabs = [...document.querySelectorAll<HTMLButtonElement>('[data-tab]')]
+  const showTab = (tab: string): void => {
+    for (const button of tabs) button.setAttribute('aria-selected', String(button.dataset.tab === tab))
+    byId('activity').hidden = tab !== 'activity'
+    byId('history').hidden = tab !== 'history'
+    if (tab === 'history') history.show()
+    else history.hide()
+  }
+  for (const button of tabs) button.addEventListener('click', () => showTab(button.dataset.tab ?? 'activity'))
+  showTab(window.location.hash === '#history' ? 'history' : 'activity')
+
+  // For tests, benchmarks and the curious: the live objects behind the page.
+  Object.assign(window, {
+    nova: {
+      config,
+      doc: ydoc,
+      text: () => ytext.toString(),
+      editorText: () => view?.state.doc.toString() ?? null,
+      provider,
+      awareness,
+      connection: () => connection.state,
+      metrics,
+      onUpdate: (listener: (update: ViewUpdate) => void) => { listeners.add(listener); return () => listeners.delete(listener) }
+    }
+  })
+}
+
+main()
