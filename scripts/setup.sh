@@ -12,6 +12,19 @@ hub_only=0
 
 step() { printf '\n== setup: %s\n' "$*"; }
 
+# npm ci, skipped when node_modules was installed from this very lock file.
+npm_install() {
+    local dir=$1 stamp want
+    stamp="$1/node_modules/.nova-lock.sha256"
+    want=$(sha256sum "${dir}/package-lock.json" | cut -d' ' -f1)
+    if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
+        echo "node packages in ${dir}: up to date"
+        return
+    fi
+    (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "${want}" >"${stamp}"
+}
+
 step "python packages"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".[dev]"
 
@@ -26,6 +39,17 @@ if [[ -x scripts/build_native.sh ]]; then
     fi
 fi
 
+if [[ -x scripts/install_models.sh ]]; then
+    step "embedding model (semantic search)"
+    scripts/install_models.sh
+fi
+
+if [[ -f collab_server/frontend/package-lock.json && -x scripts/build_frontend.sh ]]; then
+    step "viewer front end"
+    npm_install collab_server/frontend
+    scripts/build_frontend.sh
+fi
+
 [[ ${hub_only} -eq 1 ]] && exit 0
 
 step "system packages (PostgreSQL, Redis, Chromium)"
@@ -34,9 +58,9 @@ if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi
 
-for dir in tests/js load_tests collab_server/frontend vscodium-client; do
+for dir in tests/js tests/browser load_tests load_tests/node/crdt vscodium-client; do
     if [[ -f "${dir}/package-lock.json" ]]; then
         step "node packages in ${dir}"
-        (cd "${dir}" && npm ci --no-audit --no-fund --loglevel=error)
+        npm_install "${dir}"
     fi
 done
