@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
@@ -46,7 +46,22 @@ write = requires(Role.WRITE)
 admin = requires(Role.ADMIN)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+class HubApp:
+    """The ASGI entry point: document sockets go straight to their endpoint (no per-message
+    middleware on the hot path); HTTP and lifespan go through Starlette."""
+
+    def __init__(self, http: Starlette, sockets: DocumentSocket) -> None:
+        self.http = http
+        self._sockets = sockets
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await self._sockets(scope, receive, send)
+        else:
+            await self.http(scope, receive, send)
+
+
+def create_app(settings: Settings, store: Store | None = None) -> HubApp:
     """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
 
     @contextlib.asynccontextmanager
@@ -90,7 +105,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/audit", admin_api.audit),
         *viewer_routes(),
-        WebSocketRoute("/{document:path}", DocumentSocket()),
     ]
     middleware = []
     if settings.allowed_origins:
@@ -103,4 +117,5 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
                 allow_methods=["GET", "POST", "PUT", "DELETE"],
             )
         )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    http = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    return HubApp(http, DocumentSocket())

@@ -31,6 +31,8 @@ HELP: dict[str, str] = {
     "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
     "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",
     "max_unsaved_updates": "updates accepted but not yet stored before writes are refused (close 1013)",
+    "relay_window_ms": "longest wait to merge updates into one frame in a busy room (0: relay at once)",
+    "relay_window_min_peers": "rooms with fewer connections relay every update at once",
     "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
     "max_documents": "documents held in memory at once (idle ones are unloaded to make room)",
     "max_connections_per_document": "connections one document accepts (close 4409 above it)",

@@ -257,6 +257,8 @@ class Hub:
                 on_empty=self._room_empty,
                 broker=self.broker,
                 max_bytes=self.settings.max_document_bytes,
+                relay_window_seconds=self.settings.relay_window_ms / 1000.0,
+                relay_window_min_peers=self.settings.relay_window_min_peers,
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room

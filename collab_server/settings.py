@@ -37,6 +37,11 @@ class Settings:
     # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
     max_unsaved_updates: int = 100_000
 
+    # Fan-out: in rooms with at least `relay_window_min_peers` connections, updates arriving
+    # within a window (0.2 ms per peer, at most `relay_window_ms`) leave as one merged frame.
+    relay_window_ms: float = 20.0
+    relay_window_min_peers: int = 32
+
     # Limits.
     max_message_bytes: int = (
         64 * MIB

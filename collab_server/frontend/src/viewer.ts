@@ -3,12 +3,14 @@
 import { defaultKeymap, indentWithTab } from '@codemirror/commands'
 import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from '@codemirror/language'
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
-import { EditorState, type Extension } from '@codemirror/state'
+import { Compartment, EditorState, type Extension } from '@codemirror/state'
 import {
   drawSelection, EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers,
   type ViewUpdate
 } from '@codemirror/view'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
+import type * as decoding from 'lib0/decoding'
+import { readAuthMessage } from 'y-protocols/auth'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { Api, ApiError, type Version } from './api.js'
@@ -27,6 +29,8 @@ const HISTORY_REFRESH_MS = 5000
 /** Ask the hub for missing updates this often; it also keeps y-websocket's idle watchdog fed. */
 const RESYNC_INTERVAL_MS = 10000
 const NAME_KEY = 'nova.viewer.name'
+/** y-protocols message type of auth messages (the hub says "permission denied: read-only"). */
+const MESSAGE_AUTH = 2
 
 function byId<T extends HTMLElement = HTMLElement> (id: string): T {
   const element = document.getElementById(id)
@@ -60,7 +64,12 @@ function baseExtensions (language: Extension): Extension[] {
 function main (): void {
   const config = readConfig()
   const api = new Api(config.token)
-  const editing = config.mode === 'edit'
+  let editing = config.mode === 'edit'
+  const access = new Compartment()
+  const accessExtensions = (canEdit: boolean): Extension => [
+    EditorState.readOnly.of(!canEdit),
+    EditorView.editable.of(canEdit)
+  ]
   const name = displayName(config)
   const language = languageFor(config.document)
 
@@ -106,8 +115,7 @@ function main (): void {
       ...baseExtensions(language.extension),
       collab,
       remoteCursors(ytext, awareness, editing),
-      EditorState.readOnly.of(!editing),
-      EditorView.editable.of(editing),
+      access.of(accessExtensions(editing)),
       EditorView.contentAttributes.of({ 'aria-label': `${config.document} (${editing ? 'editable' : 'read-only'})` }),
       EditorView.updateListener.of((update) => {
         if (update.docChanged) showStats()
@@ -125,6 +133,31 @@ function main (): void {
       metrics.loadToSyncedMs = performance.now()
       document.body.dataset.synced = 'true'
       showStats()
+    })
+  }
+
+  const notice = byId('notice')
+  const say = (message: string, kind: 'info' | 'error' = 'info'): void => {
+    notice.textContent = message
+    notice.dataset.kind = kind
+    notice.hidden = false
+  }
+
+  // The hub decides what a link may do (tokens, see the security section of the README): when
+  // it answers an editing page with "permission denied", the page turns read-only and says so.
+  provider.messageHandlers[MESSAGE_AUTH] = (_encoder: unknown, decoder: decoding.Decoder) => {
+    readAuthMessage(decoder, ydoc, (_doc: Y.Doc, reason: string) => {
+      if (!editing) return
+      editing = false
+      view?.dispatch({ effects: access.reconfigure(accessExtensions(false)) })
+      document.body.dataset.mode = 'view'
+      byId('preview-restore').hidden = true
+      const badge = document.querySelector<HTMLElement>('.mode-badge')
+      if (badge !== null) {
+        badge.dataset.mode = 'view'
+        badge.textContent = 'View only'
+      }
+      say(`Read-only: the hub does not let this link edit (${reason}). Your changes are not saved.`, 'error')
     })
   }
 
@@ -146,14 +179,7 @@ function main (): void {
   const preview = byId('preview')
   const previewTitle = byId('preview-title')
   const restoreButton = byId<HTMLButtonElement>('preview-restore')
-  const notice = byId('notice')
   let previewed: Version | null = null
-
-  const say = (message: string, kind: 'info' | 'error' = 'info'): void => {
-    notice.textContent = message
-    notice.dataset.kind = kind
-    notice.hidden = false
-  }
 
   const closePreview = (): void => {
     previewed = null
