@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collab_server.api.access import principal_of
 from collab_server.api.health import hub_of
+from collab_server.auth import InvalidToken, Principal
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"
 ASSET_PREFIX = "/static/build/"
@@ -129,7 +131,13 @@ async def landing(request: Request) -> Response:
     missing = missing_assets()
     if missing:
         return _setup_missing(missing)
-    summaries = await hub_of(request).documents()
+    try:
+        principal: Principal | None = principal_of(request)
+    except InvalidToken:
+        principal = None  # with auth on and no valid ?token=, nothing is listed
+    summaries = [
+        s for s in await hub_of(request).documents() if principal is not None and principal.role_for(s.name)
+    ]
     now = time.time()
     rows = []
     for s in summaries:
