@@ -54,6 +54,9 @@ fi
 
 step "system packages (PostgreSQL, Redis, Chromium)"
 scripts/install_services.sh
+if [[ -x scripts/install_prometheus.sh ]]; then
+    scripts/install_prometheus.sh
+fi
 if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi
