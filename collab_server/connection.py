@@ -298,9 +298,9 @@ class Connection:
         elif kind is MessageKind.AWARENESS:
             room.apply_presence(message.payload, self)
         elif kind is MessageKind.SYNC_STEP1:
-            update = await room.state_for(message.payload)
+            frame = await room.sync_step2_for(message.payload)
             if self.state is State.OPEN:
-                self._outbox.put_document(crdt_core.frame_sync_step2(update))
+                self._outbox.put_document(frame)
         elif kind is MessageKind.QUERY_AWARENESS:
             presence = room.presence_snapshot()
             if presence is not None:

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # Bound on how often a joiner's state waits for in-flight commits before being sent.
 _MAX_COMMIT_WAITS = 20
+# Diffs against documents at least this large run in a worker thread (native backend only).
+_OFF_LOOP_BYTES = 1 << 20
 
 
 class DocumentTooLarge(Exception):
@@ -89,7 +91,7 @@ class Room:
         self._last_relay = float("-inf")
         self._max_window = relay_window_seconds
         self._window_min_peers = relay_window_min_peers
-        self._full_state: bytes | None = None
+        self._full_state: tuple[bytes, bytes] | None = None
         self._captured: list[bytes] = []
         self._subscription = doc.observe(self._capture)
         self.closed = False
@@ -237,21 +239,36 @@ class Room:
         self._metrics.updates_out.inc(sent)
         self._metrics.bytes_out.inc(sent * len(frame))
 
-    async def state_for(self, state_vector: bytes) -> bytes:
-        """The update a client with ``state_vector`` lacks, containing only durable changes."""
+    async def sync_step2_for(self, state_vector: bytes) -> bytes:
+        """The framed sync step 2 a client with ``state_vector`` needs (only durable changes).
+
+        A join storm is served from one cached encoding: new clients (empty state vector)
+        share the very same frame; others get a diff of it, computed off the event loop
+        by the native backend when the document is large.
+        """
         if self._strict:
             for _ in range(_MAX_COMMIT_WAITS):
                 if not self._writer.document_pending(self.name):
                     break
                 await self._writer.wait_document(self.name)
+        full = self._full_state_frame()
         if state_vector in (b"", b"\x00"):
-            if self._full_state is None:
-                self._full_state = self.doc.get_update()
-            return self._full_state
+            return full[1]
         try:
-            return self.doc.get_update(state_vector)
+            if crdt_core.BACKEND == "rust" and len(full[0]) >= _OFF_LOOP_BYTES:
+                missing = await asyncio.to_thread(crdt_core.diff_update, full[0], state_vector)
+            else:
+                missing = self.doc.get_update(state_vector)
         except ValueError as exc:
             raise ProtocolError(f"invalid state vector: {exc}") from exc
+        return crdt_core.frame_sync_step2(missing)
+
+    def _full_state_frame(self) -> tuple[bytes, bytes]:
+        """(encoded state, framed sync step 2 of it), cached until the document changes."""
+        if self._full_state is None:
+            update = self.doc.get_update()
+            self._full_state = (update, crdt_core.frame_sync_step2(update))
+        return self._full_state
 
     def state_vector(self) -> bytes:
         return self.doc.get_state()
