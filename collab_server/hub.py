@@ -302,6 +302,8 @@ class Hub:
         self.rooms.pop(room.name, None)
         self.broker.unfollow(room.name)
         self.writer.forget(room.name)
+        with contextlib.suppress(KeyError):
+            self.metrics.last_persisted.remove(room.name)
         self.metrics.documents_loaded.set(len(self.rooms))
         logger.info("unloaded idle document %r", room.name)
         self._maybe_compact(room.name, force=True)
@@ -357,6 +359,9 @@ class Hub:
                 else:
                     self._count_changes(room)
                     self._maybe_compact(room.name)
+                    persisted = self.writer.last_persisted.get(room.name)
+                    if persisted is not None:
+                        self.metrics.last_persisted.labels(document=room.name).set(persisted.at)
             self.metrics.persist_backlog.set(self.writer.backlog)
             self.metrics.persist_healthy.set(1 if self.writer.healthy else 0)
             if now - last_ping >= 2.0:

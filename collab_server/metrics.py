@@ -36,5 +36,11 @@ class HubMetrics:
         self.persist_healthy = Gauge(
             "nova_store_healthy", "1 when the last store write succeeded", registry=r
         )
+        self.last_persisted = Gauge(
+            "nova_last_persisted_timestamp_seconds",
+            "When the newest update of a loaded document was stored (unix time)",
+            ["document"],
+            registry=r,
+        )
         self.compactions = Counter("nova_compactions_total", "Compactions completed", registry=r)
         self.load_failures = Counter("nova_document_load_failures_total", "Failed document loads", registry=r)

@@ -126,8 +126,18 @@ async def test_health_and_readiness(hub: HubProcess) -> None:
     assert httpx.get(f"{hub.http}/healthz").json()["status"] == "ok"
     ready = httpx.get(f"{hub.http}/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
+    async with YClient(hub.url("measured")) as client:
+        await client.wait_synced()
+        client.text += "x"
+        await eventually(
+            lambda: (
+                'nova_last_persisted_timestamp_seconds{document="measured"}'
+                in httpx.get(f"{hub.http}/metrics").text
+            ),
+            what="last persisted time of the document in /metrics",
+        )
     metrics = httpx.get(f"{hub.http}/metrics").text
-    assert "nova_connections" in metrics and "nova_updates_in_total" in metrics
+    assert "nova_connections" in metrics and "nova_updates_in_total 1.0" in metrics
 
 
 async def test_query_awareness_returns_current_states(hub: HubProcess) -> None:
