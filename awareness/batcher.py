@@ -15,11 +15,13 @@ import crdt_core
 from crdt_core import AwarenessEntry
 
 Broadcast = Callable[[bytes], None]
+Window = Callable[[], float]
 
 
 class PresenceBatcher:
-    def __init__(self, window_seconds: float, broadcast: Broadcast) -> None:
-        self._window = window_seconds
+    def __init__(self, window_seconds: float | Window, broadcast: Broadcast) -> None:
+        """``window_seconds`` may be a function, read at each scheduling (a window that grows with load)."""
+        self._window: Window = window_seconds if callable(window_seconds) else (lambda: window_seconds)
         self._broadcast = broadcast
         self._pending: dict[int, AwarenessEntry] = {}
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
@@ -32,7 +34,7 @@ class PresenceBatcher:
         if not self._pending or self._timer is not None:
             return
         loop = asyncio.get_running_loop()
-        wait = self._last_flush + self._window - loop.time()
+        wait = self._last_flush + self._window() - loop.time()
         if wait <= 0:
             self._timer = loop.call_soon(self.flush)
         else:

@@ -83,9 +83,11 @@ class Room:
         self._metrics = metrics
         self._on_empty = on_empty
         self._broker: Broker = broker if broker is not None else LocalBroker()
-        self._batcher = PresenceBatcher(awareness_window_seconds, self._broadcast_presence)
+        self._presence_window = awareness_window_seconds
+        self._batcher = PresenceBatcher(self._local_presence_window, self._broadcast_presence)
         # Presence changes of this node's own peers, coalesced for the other nodes.
         self._remote_batcher = PresenceBatcher(awareness_window_seconds, self._publish_presence)
+        self._single_node = isinstance(self._broker, LocalBroker)
         self._ready: list[tuple[bytes, Peer | None, float]] = []
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._last_relay = float("-inf")
@@ -281,14 +283,16 @@ class Room:
         self._metrics.awareness_in.inc()
         if changed:
             self._batcher.add(changed)
-            self._remote_batcher.add(changed)
+            if not self._single_node:
+                self._remote_batcher.add(changed)
 
     def apply_presence_entries(self, entries: list[AwarenessEntry], owner: Peer) -> None:
         """Presence set by the hub on behalf of ``owner`` (an HTTP agent)."""
         changed = self.presence.apply_entries(entries, owner)
         if changed:
             self._batcher.add(changed)
-            self._remote_batcher.add(changed)
+            if not self._single_node:
+                self._remote_batcher.add(changed)
 
     def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
         changed = self.presence.apply_entries(entries, ("node", node))
@@ -312,6 +316,11 @@ class Room:
     def expire_presence(self, timeout_seconds: float) -> None:
         self.remove_presence(self.presence.expire(timeout_seconds))
 
+    def _local_presence_window(self) -> float:
+        """Presence batches: the configured window, stretched in crowded rooms (0.1 ms per peer,
+        at most 250 ms) so a presence storm costs a bounded number of sends per second."""
+        return max(self._presence_window, min(0.25, len(self.peers) * 0.0001))
+
     def _broadcast_presence(self, awareness_update: bytes) -> None:
         for peer in list(self.peers):
             peer.deliver_presence(awareness_update)
@@ -327,7 +336,8 @@ class Room:
         removals = self.presence.remove_owner(peer)
         self.remove_presence(removals)
         if removals:
-            self._remote_batcher.add(removals)
+            if not self._single_node:
+                self._remote_batcher.add(removals)
         self.last_activity = time.monotonic()
         if not self.peers:
             self._on_empty(self)
