@@ -335,9 +335,8 @@ class Room:
         self.peers.discard(peer)
         removals = self.presence.remove_owner(peer)
         self.remove_presence(removals)
-        if removals:
-            if not self._single_node:
-                self._remote_batcher.add(removals)
+        if removals and not self._single_node:
+            self._remote_batcher.add(removals)
         self.last_activity = time.monotonic()
         if not self.peers:
             self._on_empty(self)
