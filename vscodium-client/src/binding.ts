@@ -1,0 +1,259 @@
+/**
+ * Binds one VS Code TextDocument to one Y.Text, both ways.
+ *
+ * - Editor -> Yjs: each change event's `contentChanges` become one Yjs transaction of
+ *   incremental inserts and deletes (never a whole-text replace).
+ * - Yjs -> editor: remote changes become one WorkspaceEdit of minimal ranges.
+ *
+ * `applyEdit` is asynchronous and VS Code refuses it when the user typed in between, so
+ * remote changes the editor does not show yet are kept as a `pending` delta against the
+ * editor's text. A local change is transformed over `pending` before it reaches the
+ * Y.Text, `pending` is transformed over the local change, and the edit is sent again.
+ * Our own edit coming back as a change event is recognised and not sent to Yjs (no echo).
+ *
+ * Line breaks: VS Code's (line, character) positions are the same whatever the document's
+ * end of line, so every offset is computed on a copy of the editor's text whose line breaks
+ * are the ones the Y.Text holds ("\n" from Nova clients; a peer's "\r\n" is respected).
+ * Text typed in the editor reaches the Y.Text with "\n"; text from the Y.Text reaches the
+ * editor with the document's end of line.
+ */
+import * as vscode from 'vscode';
+import * as Y from 'yjs';
+import * as delta from './delta';
+import { LineIndex, lineBreakAwareDiff, toLf, withEol } from './lines';
+
+export type InitialContent = 'fromYjs' | 'fromDocument';
+
+interface InFlight {
+  readonly edit: delta.Delta;
+  /** The editor's text once the edit is in, line breaks as "\n" (for echo recognition). */
+  readonly expectedLf: string;
+  readonly expected: string;
+  /** Remote changes that arrived while the edit was in flight. */
+  after: delta.Delta;
+  echoed: boolean;
+  stale: boolean;
+  /** Called once the edit's change event arrived or a local change made the edit stale. */
+  settle: () => void;
+}
+
+const MAX_BLIND_RETRIES = 20;
+const ECHO_TIMEOUT_MS = 2000;
+
+export class DocumentBinding implements vscode.Disposable {
+  /** The editor's text as last seen, with the Y.Text's line breaks. */
+  private text: string;
+  /** Remote changes the editor does not show yet, against `text`. */
+  private pending: delta.Delta = delta.EMPTY;
+  private inFlight: InFlight | undefined;
+  private flushScheduled = false;
+  private blindRetries = 0;
+  private disposed = false;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private readonly changed = new vscode.EventEmitter<'local' | 'remote'>();
+  /** Fires after a local change reached the Y.Text ('local') or a remote one reached the editor ('remote'). */
+  readonly onDidSync = this.changed.event;
+  /** Local transactions made since the counter was last reset (the status bar's pending edits). */
+  localTransactions = 0;
+
+  constructor(
+    readonly document: vscode.TextDocument,
+    readonly ytext: Y.Text,
+    initial: InitialContent,
+  ) {
+    const ydoc = ytext.doc;
+    if (ydoc === null) throw new Error('the Y.Text must belong to a Y.Doc');
+    const shared = ytext.toString();
+    const diff = lineBreakAwareDiff(shared, document.getText());
+    this.text = shared.slice(0, diff.start) + diff.text + shared.slice(diff.end);
+    if (initial === 'fromDocument') {
+      ydoc.transact(() => {
+        if (diff.end > diff.start) ytext.delete(diff.start, diff.end - diff.start);
+        if (diff.text.length > 0) ytext.insert(diff.start, diff.text);
+      }, this);
+    } else {
+      this.pending = delta.normalize([
+        { retain: diff.start },
+        { delete: diff.text.length },
+        { insert: shared.slice(diff.start, diff.end) },
+      ]);
+    }
+    this.ytext.observe(this.onYjsEvent);
+    this.subscriptions.push(
+      vscode.workspace.onDidChangeTextDocument((event) => {
+        if (event.document === this.document) this.onEditorChange(event.contentChanges);
+      }),
+    );
+    this.scheduleFlush();
+  }
+
+  /** True when the editor shows everything the Y.Text holds. */
+  get inSync(): boolean {
+    return delta.isEmpty(this.pending) && this.inFlight === undefined;
+  }
+
+  /** The editor's text as the binding sees it (line breaks as in the Y.Text). */
+  get shadowText(): string {
+    return this.text;
+  }
+
+  /** Offset in the editor (binding's text) of a Y.Text index. */
+  yIndexToOffset(index: number): number {
+    if (delta.isEmpty(this.pending)) return index;
+    return delta.mapIndex(delta.invert(this.pending, this.text), index);
+  }
+
+  offsetToYIndex(offset: number): number {
+    return delta.mapIndex(this.pending, offset);
+  }
+
+  yIndexToPosition(index: number): vscode.Position {
+    const at = new LineIndex(this.text).positionAt(this.yIndexToOffset(index));
+    return new vscode.Position(at.line, at.character);
+  }
+
+  positionToYIndex(position: vscode.Position): number {
+    return this.offsetToYIndex(new LineIndex(this.text).offsetAt(position));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.inFlight?.settle();
+    this.ytext.unobserve(this.onYjsEvent);
+    for (const subscription of this.subscriptions) subscription.dispose();
+    this.changed.dispose();
+  }
+
+  // -- Yjs -> editor --------------------------------------------------------------------
+
+  private readonly onYjsEvent = (event: Y.YTextEvent, transaction: Y.Transaction): void => {
+    if (transaction.origin === this) return;
+    const ops: delta.Op[] = [];
+    for (const op of event.delta) {
+      if (op.retain !== undefined) ops.push({ retain: op.retain });
+      else if (op.delete !== undefined) ops.push({ delete: op.delete });
+      else if (typeof op.insert === 'string') ops.push({ insert: op.insert });
+      else if (Array.isArray(op.insert)) ops.push({ insert: '\ufffc'.repeat(op.insert.length) });
+    }
+    const remote = delta.normalize(ops);
+    this.pending = delta.compose(this.pending, remote);
+    if (this.inFlight !== undefined && !this.inFlight.stale) {
+      this.inFlight.after = delta.compose(this.inFlight.after, remote);
+    }
+    this.scheduleFlush();
+  };
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.disposed) return;
+    this.flushScheduled = true;
+    setTimeout(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    }, 0);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.disposed || this.inFlight !== undefined || delta.isEmpty(this.pending)) return;
+    const edit = this.pending;
+    const expected = delta.apply(this.text, edit);
+    let settle = (): void => undefined;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const inFlight: InFlight = {
+      edit,
+      expected,
+      expectedLf: toLf(expected),
+      after: delta.EMPTY,
+      echoed: false,
+      stale: false,
+      settle: () => settle(),
+    };
+    this.inFlight = inFlight;
+    let applied = false;
+    try {
+      applied = await vscode.workspace.applyEdit(this.toWorkspaceEdit(edit));
+    } catch {
+      applied = false;
+    }
+    if (applied && !inFlight.echoed && !inFlight.stale && !this.disposed) {
+      // The change event is on its way: keep the edit in flight until it arrives.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, ECHO_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+    }
+    this.inFlight = undefined;
+    if (inFlight.echoed) {
+      this.blindRetries = 0;
+      this.changed.fire('remote');
+    } else if (!inFlight.stale) {
+      // Refused without a local change in between (document closed, read-only editor...).
+      this.blindRetries += 1;
+      if (this.blindRetries > MAX_BLIND_RETRIES) return;
+      setTimeout(() => this.scheduleFlush(), Math.min(50 * this.blindRetries, 1000));
+      return;
+    }
+    this.scheduleFlush();
+  }
+
+  private toWorkspaceEdit(edit: delta.Delta): vscode.WorkspaceEdit {
+    const lines = new LineIndex(this.text);
+    const eol = this.document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
+    const workspaceEdit = new vscode.WorkspaceEdit();
+    for (const splice of delta.toSplices(edit)) {
+      const start = lines.positionAt(splice.start);
+      const end = lines.positionAt(splice.end);
+      workspaceEdit.replace(
+        this.document.uri,
+        new vscode.Range(start.line, start.character, end.line, end.character),
+        withEol(splice.text, eol),
+      );
+    }
+    return workspaceEdit;
+  }
+
+  // -- editor -> Yjs --------------------------------------------------------------------
+
+  private onEditorChange(changes: readonly vscode.TextDocumentContentChangeEvent[]): void {
+    if (this.disposed || changes.length === 0) return;
+    const lines = new LineIndex(this.text);
+    const local = delta.fromSplices(
+      changes.map((change) => ({
+        start: lines.offsetAt(change.range.start),
+        end: lines.offsetAt(change.range.end),
+        text: toLf(change.text),
+      })),
+    );
+    const inFlight = this.inFlight;
+    if (inFlight !== undefined && !inFlight.echoed && !inFlight.stale) {
+      if (toLf(delta.apply(this.text, local)) === inFlight.expectedLf) {
+        this.text = inFlight.expected;
+        this.pending = inFlight.after;
+        inFlight.echoed = true;
+        inFlight.settle();
+        return;
+      }
+      inFlight.stale = true; // the user typed first: VS Code refuses the edit, it is sent again
+      inFlight.settle();
+    }
+    const toShared = delta.transform(local, this.pending, false);
+    this.pending = delta.transform(this.pending, local, true);
+    this.text = delta.apply(this.text, local);
+    if (!delta.isEmpty(toShared)) {
+      const ydoc = this.ytext.doc;
+      ydoc?.transact(() => {
+        let index = 0;
+        for (const op of toShared) {
+          if ('retain' in op) index += op.retain;
+          else if ('delete' in op) this.ytext.delete(index, op.delete);
+          else {
+            this.ytext.insert(index, op.insert);
+            index += op.insert.length;
+          }
+        }
+      }, this);
+      this.localTransactions += 1;
+      this.changed.fire('local');
+    }
+    if (!delta.isEmpty(this.pending)) this.scheduleFlush();
+  }
+}

@@ -1,0 +1,224 @@
+/** Activation: the nova: file system, the commands, the status bar and the presence view. */
+import * as vscode from 'vscode';
+import { NovaFileSystem } from './fileSystemProvider';
+import { Follower } from './follow';
+import { GuestSession } from './guestSession';
+import { HostSession } from './hostSession';
+import { PresenceView } from './presenceView';
+import { labelOf } from './remoteCursors';
+import { DocumentSession, NOVA_SCHEME, randomId } from './session';
+import { SessionManager } from './sessionManager';
+import { readSettings } from './settings';
+import { parseJoinInput, parseJoinQuery, shareLink, type JoinTarget } from './shareLink';
+import { StatusBar } from './statusBar';
+
+let follower: Follower | undefined;
+
+const PENDING_JOIN = 'nova.pendingJoin';
+const RESUME_WINDOW_MS = 120_000;
+const SESSION_WAIT_MS = 15_000;
+
+/** A guest's join that added the shared folder, continued after the extension host restarted. */
+function resumeJoin(
+  context: vscode.ExtensionContext,
+  join: (target: JoinTarget) => Promise<void>,
+  log: vscode.OutputChannel,
+): void {
+  const pending = context.globalState.get<{ target: JoinTarget; at: number }>(PENDING_JOIN);
+  if (pending === undefined) return;
+  void context.globalState.update(PENDING_JOIN, undefined);
+  const inWorkspace = (vscode.workspace.workspaceFolders ?? []).some(
+    (folder) => folder.uri.scheme === NOVA_SCHEME && folder.uri.authority === pending.target.name,
+  );
+  if (!inWorkspace || Date.now() - pending.at > RESUME_WINDOW_MS) return;
+  log.appendLine(`rejoining session ${pending.target.name}`);
+  join(pending.target).catch((error: unknown) => log.appendLine(`rejoin failed: ${String(error)}`));
+}
+
+export function activate(context: vscode.ExtensionContext): { manager: SessionManager; activatedInMs: number } {
+  const started = Date.now();
+  const log = vscode.window.createOutputChannel('Nova Collab');
+  const statusBar = new StatusBar();
+  const presenceView = new PresenceView();
+  const manager = new SessionManager(statusBar, presenceView, log);
+  const fileSystem = new NovaFileSystem((id) => manager.waitForSession(id, SESSION_WAIT_MS));
+  manager.onDidChange((session) => {
+    follower?.dispose();
+    follower = undefined;
+    if (session instanceof GuestSession) session.manifest.files.observe(() => fileSystem.refresh(session));
+  });
+
+  const run =
+    (name: string, action: (...args: unknown[]) => unknown) =>
+    async (...args: unknown[]): Promise<unknown> => {
+      try {
+        return await action(...args);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        log.appendLine(`${name}: ${message}`);
+        void vscode.window.showErrorMessage(`Nova Collab: ${message}`);
+        return undefined;
+      }
+    };
+
+  const join = async (target: JoinTarget): Promise<void> => {
+    const settings = { ...readSettings(), hubUrl: target.hubUrl };
+    if (target.kind === 'session') {
+      const session = await manager.begin(new GuestSession(settings, target.name), (s) => s.start());
+      const uri = session.rootUri;
+      const folders = vscode.workspace.workspaceFolders ?? [];
+      if (!folders.some((folder) => folder.uri.toString() === uri.toString())) {
+        // The window reopens on the shared folder (the extension restarts with it): join again then.
+        await context.globalState.update(PENDING_JOIN, { target, at: Date.now() });
+        await vscode.commands.executeCommand('vscode.openFolder', uri, { forceReuseWindow: true });
+        return;
+      }
+      void vscode.commands.executeCommand('workbench.view.explorer');
+    } else {
+      const session = await manager.begin(new DocumentSession(settings, target.name, undefined), (s) =>
+        s.sharedFile.connection.whenSynced(),
+      );
+      await vscode.window.showTextDocument(session.uri);
+    }
+  };
+
+  const copyLink = async (): Promise<string | undefined> => {
+    const session = manager.session;
+    if (session === undefined) throw new Error('no session: start or join one first');
+    const link = shareLink(vscode.env.uriScheme, session.target);
+    await vscode.env.clipboard.writeText(link);
+    return link;
+  };
+
+  context.subscriptions.push(
+    log,
+    statusBar,
+    presenceView,
+    manager,
+    vscode.workspace.registerFileSystemProvider(NOVA_SCHEME, fileSystem, { isCaseSensitive: true }),
+    vscode.window.registerTreeDataProvider('nova.presence', presenceView),
+    vscode.window.registerUriHandler({
+      handleUri: (uri) => {
+        const target = parseJoinQuery(uri.query, readSettings().hubUrl);
+        if (target !== undefined) void run('join', () => join(target))();
+      },
+    }),
+    vscode.commands.registerCommand(
+      'nova.startSession',
+      run('start session', async (folderArg?: unknown) => {
+        const folders = vscode.workspace.workspaceFolders?.filter((f) => f.uri.scheme !== NOVA_SCHEME) ?? [];
+        const folder =
+          folderArg instanceof vscode.Uri
+            ? vscode.workspace.getWorkspaceFolder(folderArg)
+            : folders.length === 1
+              ? folders[0]
+              : await vscode.window.showWorkspaceFolderPick({ placeHolder: 'Folder to share' });
+        if (folder === undefined) throw new Error('open a folder to share first');
+        let count = 0;
+        await manager.begin(new HostSession(readSettings(), folder), async (s) => (count = await s.start()));
+        const link = await copyLink();
+        void vscode.window.showInformationMessage(`Nova Collab: sharing ${count} files of ${folder.name}. Link copied: ${link}`);
+        return link;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'nova.shareFile',
+      run('share file', async (name?: unknown) => {
+        const editor = vscode.window.activeTextEditor;
+        if (editor === undefined) throw new Error('open the file to share first');
+        const base = editor.document.uri.path.split('/').pop() ?? 'untitled';
+        const documentName = typeof name === 'string' && name !== '' ? name : `nova-file/${randomId()}/${base}`;
+        const session = await manager.begin(new DocumentSession(readSettings(), documentName, editor.document), (s) =>
+          s.sharedFile.connection.whenSynced(),
+        );
+        await session.attach(editor.document);
+        const link = await copyLink();
+        void vscode.window.showInformationMessage(`Nova Collab: sharing ${base}. Link copied: ${link}`);
+        return link;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'nova.join',
+      run('join', async (input?: unknown) => {
+        const text =
+          typeof input === 'string'
+            ? input
+            : await vscode.window.showInputBox({
+                prompt: 'Share link, document URL (ws://host:port/name) or document name',
+                placeHolder: 'notes.md',
+              });
+        if (text === undefined) return;
+        const target = parseJoinInput(text, readSettings().hubUrl);
+        if (target === undefined) throw new Error('nothing to join');
+        await join(target);
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'nova.leave',
+      run('leave', async () => {
+        const session = manager.session;
+        manager.leave();
+        if (session instanceof GuestSession) {
+          const folders = vscode.workspace.workspaceFolders ?? [];
+          const index = folders.findIndex((f) => f.uri.scheme === NOVA_SCHEME && f.uri.authority === session.id);
+          if (index >= 0 && folders.length === 1) await vscode.commands.executeCommand('workbench.action.closeFolder');
+          else if (index >= 0) vscode.workspace.updateWorkspaceFolders(index, 1);
+        }
+      }),
+    ),
+    vscode.commands.registerCommand('nova.copyLink', run('copy link', copyLink)),
+    vscode.commands.registerCommand(
+      'nova.follow',
+      run('follow', async (nameArg?: unknown) => {
+        const session = manager.session;
+        if (session === undefined) throw new Error('no session');
+        const others = manager.people().filter((p) => !p.isLocal);
+        const name =
+          typeof nameArg === 'string'
+            ? nameArg
+            : (
+                await vscode.window.showQuickPick(
+                  [
+                    ...others.map((p) => ({ label: labelOf(p), description: p.file, name: p.name })),
+                    ...(follower !== undefined ? [{ label: 'Stop following', description: follower.name, name: '' }] : []),
+                  ],
+                  { placeHolder: 'Follow whom?' },
+                )
+              )?.name;
+        follower?.dispose();
+        follower = undefined;
+        if (name !== undefined && name !== '') follower = new Follower(session, name);
+      }),
+    ),
+    vscode.commands.registerCommand(
+      'nova.showPresence',
+      run('participants', async () => {
+        const people = manager.people();
+        const picked = await vscode.window.showQuickPick(
+          [
+            ...people.map((p) => ({
+              label: `$(${p.kind === 'agent' ? 'hubot' : 'account'}) ${labelOf(p)}`,
+              description: p.isLocal ? 'you' : p.file,
+              command: p.isLocal ? undefined : { id: 'nova.follow', args: [p.name] },
+            })),
+            { label: '$(link) Copy share link', description: '', command: { id: 'nova.copyLink', args: [] } },
+            { label: '$(debug-disconnect) Leave', description: '', command: { id: 'nova.leave', args: [] } },
+          ],
+          { placeHolder: manager.session?.title ?? 'Not in a session' },
+        );
+        if (picked?.command !== undefined) await vscode.commands.executeCommand(picked.command.id, ...picked.command.args);
+      }),
+    ),
+    { dispose: () => follower?.dispose() },
+  );
+  resumeJoin(context, join, log);
+  const activatedInMs = Date.now() - started;
+  log.appendLine(`Nova Collab activated in ${activatedInMs} ms`);
+  console.log(`Nova Collab activated in ${activatedInMs} ms`);
+  return { manager, activatedInMs };
+}
+
+export function deactivate(): void {
+  follower?.dispose();
+  follower = undefined;
+}

@@ -1,0 +1,100 @@
+/**
+ * The nova: file system: nova://<session id>/<path>. For a guest, the files of a shared
+ * folder (listed by the session manifest, each its own hub document); for a joined document,
+ * that one document. Reads return the shared text with the file's end of line; a save
+ * makes the shared text equal to the saved one with minimal edits (usually none: the
+ * binding already sent every keystroke). Renames and deletes are not shared.
+ */
+import * as vscode from 'vscode';
+import { GuestSession } from './guestSession';
+import { DocumentSession, type Session } from './session';
+
+export class NovaFileSystem implements vscode.FileSystemProvider {
+  private readonly changed = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
+  readonly onDidChangeFile = this.changed.event;
+  private readonly started = Date.now();
+  /** Changes only when VS Code writes the file, so a save never looks like a conflict. */
+  private readonly mtimes = new Map<string, number>();
+
+  constructor(private readonly sessionOf: (id: string) => Promise<Session | undefined>) {}
+
+  /** Tells VS Code the file list of a session changed (explorer refresh). */
+  refresh(session: Session): void {
+    const uri = vscode.Uri.from({ scheme: 'nova', authority: session.id, path: '/' });
+    this.changed.fire([{ type: vscode.FileChangeType.Changed, uri }]);
+  }
+
+  watch(): vscode.Disposable {
+    return new vscode.Disposable(() => undefined);
+  }
+
+  private async session(uri: vscode.Uri): Promise<GuestSession | DocumentSession> {
+    const session = await this.sessionOf(uri.authority);
+    if (session instanceof GuestSession || session instanceof DocumentSession) return session;
+    throw vscode.FileSystemError.Unavailable(`no Nova session ${uri.authority}: join it first`);
+  }
+
+  async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
+    const session = await this.session(uri);
+    const path = uri.path.replace(/^\/+/, '');
+    const base = { ctime: this.started, mtime: this.mtimes.get(uri.toString()) ?? this.started, size: 0 };
+    if (path === '') return { ...base, type: vscode.FileType.Directory };
+    if (session instanceof DocumentSession) {
+      if (uri.path !== session.uri.path) throw vscode.FileSystemError.FileNotFound(uri);
+      return { ...base, type: vscode.FileType.File, size: session.sharedFile.ytext.length };
+    }
+    if (session.manifest.files.has(path)) {
+      const size = session.files.get(path)?.ytext.length ?? 0;
+      return { ...base, type: vscode.FileType.File, size };
+    }
+    if (session.manifest.isDirectory(path)) return { ...base, type: vscode.FileType.Directory };
+    throw vscode.FileSystemError.FileNotFound(uri);
+  }
+
+  async readDirectory(uri: vscode.Uri): Promise<[string, vscode.FileType][]> {
+    const session = await this.session(uri);
+    const dir = uri.path.replace(/^\/+|\/+$/g, '');
+    if (session instanceof DocumentSession) {
+      return dir === '' ? [[session.uri.path.slice(1), vscode.FileType.File]] : [];
+    }
+    return session.manifest
+      .children(dir)
+      .map(([name, isDir]) => [name, isDir ? vscode.FileType.Directory : vscode.FileType.File]);
+  }
+
+  async readFile(uri: vscode.Uri): Promise<Uint8Array> {
+    const session = await this.session(uri);
+    if (session instanceof DocumentSession) {
+      await session.sharedFile.connection.whenSynced();
+      return new TextEncoder().encode(session.sharedFile.ytext.toString());
+    }
+    return new TextEncoder().encode(await session.read(uri.path.replace(/^\/+/, '')));
+  }
+
+  async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
+    const session = await this.session(uri);
+    const text = new TextDecoder().decode(content);
+    if (session instanceof DocumentSession) {
+      const binding = session.sharedFile.binding;
+      if (binding === undefined || binding.shadowText.replace(/\r\n/g, '\n') !== text.replace(/\r\n/g, '\n')) {
+        throw vscode.FileSystemError.NoPermissions('open the document in an editor to change it');
+      }
+      this.mtimes.set(uri.toString(), Date.now());
+      return;
+    }
+    await session.write(uri.path.replace(/^\/+/, ''), text);
+    this.mtimes.set(uri.toString(), Date.now());
+  }
+
+  createDirectory(): void {
+    // Directories exist through the files in them.
+  }
+
+  delete(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(`${uri.path}: deleting is not shared; ask the host`);
+  }
+
+  rename(oldUri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(`${oldUri.path}: renaming is not shared; ask the host`);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Other participants' cursors and selections in the editors showing a bound document:
+ * a coloured caret, a tinted selection and a name label ("🤖" marks agents).
+ */
+import * as vscode from 'vscode';
+import type * as awarenessProtocol from 'y-protocols/awareness';
+import type { DocumentBinding } from './binding';
+import { participants, type Participant } from './presence';
+
+interface Look {
+  readonly caret: vscode.TextEditorDecorationType;
+  readonly selection: vscode.TextEditorDecorationType;
+}
+
+export function labelOf(participant: Pick<Participant, 'name' | 'kind' | 'model'>): string {
+  if (participant.kind !== 'agent') return participant.name;
+  return participant.model === undefined ? `🤖 ${participant.name}` : `🤖 ${participant.name} (${participant.model})`;
+}
+
+export class RemoteCursors implements vscode.Disposable {
+  private readonly looks = new Map<string, Look>();
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly binding: DocumentBinding,
+    private readonly awareness: awarenessProtocol.Awareness,
+  ) {
+    const schedule = (): void => this.schedule();
+    awareness.on('change', schedule);
+    this.subscriptions.push(
+      { dispose: () => awareness.off('change', schedule) },
+      binding.onDidSync(schedule),
+      vscode.window.onDidChangeVisibleTextEditors(schedule),
+    );
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.render();
+    }, 30);
+  }
+
+  private look(participant: Participant): Look {
+    const key = `${participant.color}|${labelOf(participant)}`;
+    let look = this.looks.get(key);
+    if (look === undefined) {
+      look = {
+        caret: vscode.window.createTextEditorDecorationType({
+          border: `solid ${participant.color}`,
+          borderWidth: '0 0 0 2px',
+          after: {
+            contentText: ` ${labelOf(participant)} `,
+            color: '#ffffff',
+            backgroundColor: participant.color,
+            fontWeight: 'normal',
+            margin: '0 0 0 2px',
+          },
+          rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+        }),
+        selection: vscode.window.createTextEditorDecorationType({
+          backgroundColor: `${participant.color}40`,
+          rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+        }),
+      };
+      this.looks.set(key, look);
+    }
+    return look;
+  }
+
+  render(): void {
+    const document = this.binding.document;
+    const editors = vscode.window.visibleTextEditors.filter((editor) => editor.document === document);
+    const carets = new Map<Look, vscode.Range[]>();
+    const selections = new Map<Look, vscode.Range[]>();
+    for (const look of this.looks.values()) {
+      carets.set(look, []);
+      selections.set(look, []);
+    }
+    for (const participant of participants(this.awareness, this.binding.ytext)) {
+      if (participant.isLocal || participant.cursor === undefined) continue;
+      const look = this.look(participant);
+      const head = this.binding.yIndexToPosition(participant.cursor.head);
+      const anchor = this.binding.yIndexToPosition(participant.cursor.anchor);
+      (carets.get(look) ?? carets.set(look, []).get(look))?.push(new vscode.Range(head, head));
+      if (!anchor.isEqual(head)) {
+        (selections.get(look) ?? selections.set(look, []).get(look))?.push(new vscode.Range(anchor, head));
+      }
+    }
+    for (const editor of editors) {
+      for (const [look, ranges] of carets) editor.setDecorations(look.caret, ranges);
+      for (const [look, ranges] of selections) editor.setDecorations(look.selection, ranges);
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    for (const subscription of this.subscriptions) subscription.dispose();
+    for (const look of this.looks.values()) {
+      look.caret.dispose();
+      look.selection.dispose();
+    }
+    this.looks.clear();
+  }
+}

@@ -1,0 +1,195 @@
+// Real VS Code workbenches (code-server) in Debian's chromium, driven by playwright-core for
+// tests/test_vscode_extension.py. One JSON request per line on stdin ({id, op, ...}), one
+// reply per line on stdout ({id, ok, result | error}). No browser is downloaded: the
+// executable is $NOVA_CHROMIUM or `chromium` on PATH.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+function findChromium() {
+  if (process.env.NOVA_CHROMIUM) return process.env.NOVA_CHROMIUM;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    for (const name of ['chromium', 'chromium-browser']) {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return join(dir, name);
+      } catch {
+        // next
+      }
+    }
+  }
+  throw new Error('chromium not found on PATH');
+}
+
+let browser;
+const pages = new Map(); // name -> { page, logs }
+
+function entry(name) {
+  const found = pages.get(name);
+  if (found === undefined) throw new Error(`no page ${name}`);
+  return found;
+}
+
+// The editor's text as rendered (one div per line; VS Code renders spaces as U+00A0).
+const EDITOR_TEXT = () => {
+  const editor = document.querySelector('.editor-instance .monaco-editor .view-lines');
+  if (editor === null) return null;
+  const lines = [...editor.querySelectorAll('.view-line')]
+    .map((line) => ({ top: parseFloat(line.style.top || '0'), text: line.textContent ?? '' }))
+    .sort((a, b) => a.top - b.top);
+  return lines.map((line) => line.text.replace(/\u00a0/g, ' ')).join('\n');
+};
+
+const ops = {
+  async launch() {
+    browser = await chromium.launch({ executablePath: findChromium(), headless: true, args: FLAGS, timeout: 60_000 });
+    return { version: browser.version() };
+  },
+  async open({ page: name, url }) {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const page = await context.newPage();
+    const logs = [];
+    page.on('console', (message) => logs.push(message.text()));
+    pages.set(name, { page, logs });
+    const started = Date.now();
+    await page.goto(url, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 60_000 });
+    return { ms: Date.now() - started };
+  },
+  async command({ page: name, title, input, timeoutMs = 30_000 }) {
+    const { page } = entry(name);
+    const box = page.locator('.quick-input-widget input');
+    const deadline = Date.now() + timeoutMs;
+    // The palette can open before the workbench has every contribution: retry until listed.
+    for (;;) {
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('F1');
+      await box.waitFor({ state: 'visible', timeout: timeoutMs });
+      await box.fill(`>${title}`);
+      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      try {
+        await row.waitFor({ timeout: 5000 });
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) {
+          await page.screenshot({ path: `${process.env.NOVA_ARTIFACTS ?? '.'}/vscode-${name}-palette.png` });
+          throw error;
+        }
+      }
+    }
+    await page.keyboard.press('Enter');
+    if (input !== undefined) {
+      await page.waitForTimeout(300);
+      await box.waitFor({ state: 'visible', timeout: timeoutMs });
+      await box.fill(input);
+      await page.keyboard.press('Enter');
+    }
+    return null;
+  },
+  async open_explorer_file({ page: name, file, timeoutMs = 60_000 }) {
+    const { page } = entry(name);
+    const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label="${file}"]`).first();
+    await row.waitFor({ state: 'visible', timeout: timeoutMs });
+    await row.dblclick();
+    await page.waitForSelector('.editor-instance .monaco-editor .view-lines', { timeout: timeoutMs });
+    return null;
+  },
+  async click_editor({ page: name, line = 0, end = false }) {
+    const { page } = entry(name);
+    const lines = page.locator('.editor-instance .monaco-editor .view-line');
+    await lines.nth(line).click();
+    await page.keyboard.press(end ? 'End' : 'Home');
+    return null;
+  },
+  async press({ page: name, key }) {
+    await entry(name).page.keyboard.press(key);
+    return null;
+  },
+  async type({ page: name, text, delay = 20 }) {
+    await entry(name).page.keyboard.type(text, { delay });
+    return null;
+  },
+  async editor_text({ page: name }) {
+    return entry(name).page.evaluate(EDITOR_TEXT);
+  },
+  async wait_editor_contains({ page: name, text, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const started = Date.now();
+    await page.waitForFunction(
+      ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
+      [EDITOR_TEXT.toString(), text],
+      { timeout: timeoutMs, polling: 20 },
+    );
+    return { ms: Date.now() - started };
+  },
+  async cursor_labels({ page: name }) {
+    return entry(name).page.evaluate(() => {
+      const labels = new Set();
+      for (const el of document.querySelectorAll('.editor-instance .monaco-editor .view-lines span')) {
+        for (const pseudo of ['::after', '::before']) {
+          const content = getComputedStyle(el, pseudo).content;
+          if (content && content !== 'none' && content !== 'normal') labels.add(content.replace(/^"|"$/g, '').trim());
+        }
+      }
+      return [...labels];
+    });
+  },
+  async status_text({ page: name }) {
+    return entry(name).page.evaluate(() =>
+      [...document.querySelectorAll('.statusbar-item')].map((item) => item.textContent?.trim() ?? '').filter((t) => t.includes('Nova')),
+    );
+  },
+  // Keystroke in one workbench to the character shown in the other, `count` times.
+  async latency({ from, to, count = 30 }) {
+    const source = entry(from).page;
+    const target = entry(to).page;
+    const samples = [];
+    for (let i = 0; i < count; i += 1) {
+      const marker = `k${i}q`;
+      const started = Date.now();
+      await source.keyboard.type(marker, { delay: 0 });
+      await target.waitForFunction(
+        ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
+        [EDITOR_TEXT.toString(), marker],
+        { timeout: 10_000, polling: 5 },
+      );
+      samples.push(Date.now() - started);
+    }
+    return samples;
+  },
+  async screenshot({ page: name, path }) {
+    await entry(name).page.screenshot({ path });
+    return path;
+  },
+  async logs({ page: name }) {
+    return entry(name).logs;
+  },
+  async close() {
+    await browser?.close();
+    return null;
+  },
+};
+
+const write = (reply) => process.stdout.write(`${JSON.stringify(reply)}\n`);
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  const request = JSON.parse(line);
+  const op = ops[request.op];
+  if (op === undefined) {
+    write({ id: request.id, ok: false, error: `unknown op ${request.op}` });
+    return;
+  }
+  op(request).then(
+    (result) => write({ id: request.id, ok: true, result: result ?? null }),
+    (error) => write({ id: request.id, ok: false, error: String(error?.stack ?? error) }),
+  );
+});
+lines.on('close', () => {
+  void Promise.resolve(browser?.close()).finally(() => process.exit(0));
+});

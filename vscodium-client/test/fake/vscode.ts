@@ -1,0 +1,237 @@
+/**
+ * A small fake of the `vscode` module: enough of TextDocument, WorkspaceEdit and
+ * workspace.applyEdit, with VS Code's semantics where the binding depends on them:
+ * - a document keeps one end of line; inserted text is converted to it;
+ * - a change event lists ranges against the text before the change, last range first;
+ * - applyEdit is asynchronous and refused when the document changed after the call.
+ * The test bundles alias `vscode` to this module.
+ */
+
+type Listener<T> = (value: T) => void;
+
+export class Disposable {
+  constructor(private readonly callOnDispose: () => void) {}
+  static from(...items: { dispose(): unknown }[]): Disposable {
+    return new Disposable(() => items.forEach((item) => item.dispose()));
+  }
+  dispose(): void {
+    this.callOnDispose();
+  }
+}
+
+export class EventEmitter<T> {
+  private listeners = new Set<Listener<T>>();
+  readonly event = (listener: Listener<T>): Disposable => {
+    this.listeners.add(listener);
+    return new Disposable(() => this.listeners.delete(listener));
+  };
+  fire(value: T): void {
+    for (const listener of [...this.listeners]) listener(value);
+  }
+  dispose(): void {
+    this.listeners.clear();
+  }
+}
+
+export class Position {
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
+  isEqual(other: Position): boolean {
+    return this.line === other.line && this.character === other.character;
+  }
+}
+
+export class Range {
+  readonly start: Position;
+  readonly end: Position;
+  constructor(start: Position | number, end: Position | number, endLine?: number, endCharacter?: number) {
+    if (typeof start === 'number' && typeof end === 'number') {
+      this.start = new Position(start, end);
+      this.end = new Position(endLine ?? start, endCharacter ?? end);
+    } else {
+      this.start = start as Position;
+      this.end = end as Position;
+    }
+  }
+}
+
+export class Selection extends Range {
+  constructor(
+    readonly anchor: Position,
+    readonly active: Position,
+  ) {
+    super(anchor, active);
+  }
+}
+
+export enum EndOfLine {
+  LF = 1,
+  CRLF = 2,
+}
+
+export class Uri {
+  private constructor(
+    readonly scheme: string,
+    readonly path: string,
+  ) {}
+  static parse(value: string): Uri {
+    const colon = value.indexOf(':');
+    return new Uri(value.slice(0, colon), value.slice(colon + 1));
+  }
+  toString(): string {
+    return `${this.scheme}:${this.path}`;
+  }
+}
+
+interface TextEdit {
+  readonly uri: Uri;
+  readonly range: Range;
+  readonly newText: string;
+}
+
+export class WorkspaceEdit {
+  readonly edits: TextEdit[] = [];
+  replace(uri: Uri, range: Range, newText: string): void {
+    this.edits.push({ uri, range, newText });
+  }
+  insert(uri: Uri, position: Position, newText: string): void {
+    this.edits.push({ uri, range: new Range(position, position), newText });
+  }
+  delete(uri: Uri, range: Range): void {
+    this.edits.push({ uri, range, newText: '' });
+  }
+}
+
+export interface ContentChange {
+  readonly range: Range;
+  readonly rangeOffset: number;
+  readonly rangeLength: number;
+  readonly text: string;
+}
+
+export interface ChangeEvent {
+  readonly document: FakeTextDocument;
+  readonly contentChanges: readonly ContentChange[];
+}
+
+const didChange = new EventEmitter<ChangeEvent>();
+
+export class FakeTextDocument {
+  version = 1;
+  private text: string;
+
+  constructor(
+    readonly uri: Uri,
+    text: string,
+    readonly eol: EndOfLine = EndOfLine.LF,
+  ) {
+    this.text = text.replace(/\r\n|\r|\n/g, this.eolString);
+  }
+
+  get eolString(): string {
+    return this.eol === EndOfLine.CRLF ? '\r\n' : '\n';
+  }
+
+  getText(): string {
+    return this.text;
+  }
+
+  get lineCount(): number {
+    return this.text.split(this.eolString).length;
+  }
+
+  offsetAt(position: Position): number {
+    const lines = this.text.split(this.eolString);
+    const line = Math.min(position.line, lines.length - 1);
+    let offset = 0;
+    for (let i = 0; i < line; i += 1) offset += (lines[i] ?? '').length + this.eolString.length;
+    return offset + Math.min(position.character, (lines[line] ?? '').length);
+  }
+
+  positionAt(offset: number): Position {
+    const before = this.text.slice(0, Math.max(0, Math.min(offset, this.text.length))).split(this.eolString);
+    return new Position(before.length - 1, (before[before.length - 1] ?? '').length);
+  }
+
+  /** Applies changes made against the current text (what typing, paste or undo does) and fires the event. */
+  change(changes: readonly { range: Range; text: string }[]): void {
+    const resolved = changes
+      .map((change) => {
+        const start = this.offsetAt(change.range.start);
+        const end = this.offsetAt(change.range.end);
+        return {
+          range: new Range(this.positionAt(start), this.positionAt(end)),
+          rangeOffset: start,
+          rangeLength: end - start,
+          text: change.text.replace(/\r\n|\r|\n/g, this.eolString),
+        };
+      })
+      .sort((a, b) => b.rangeOffset - a.rangeOffset);
+    for (const change of resolved) {
+      this.text = this.text.slice(0, change.rangeOffset) + change.text + this.text.slice(change.rangeOffset + change.rangeLength);
+    }
+    this.version += 1;
+    didChange.fire({ document: this, contentChanges: resolved });
+  }
+
+  /** Typing: replace [start, end) (offsets in the document's own text) by `text`. */
+  type(start: number, end: number, text: string): void {
+    this.change([{ range: new Range(this.positionAt(start), this.positionAt(end)), text }]);
+  }
+}
+
+const documents = new Map<string, FakeTextDocument>();
+
+export function openDocument(uri: string, text: string, eol: EndOfLine = EndOfLine.LF): FakeTextDocument {
+  const document = new FakeTextDocument(Uri.parse(uri), text, eol);
+  documents.set(document.uri.toString(), document);
+  return document;
+}
+
+/** How applyEdit is delivered: 'async' applies it on a later task; 'held' queues it until `release()`. */
+export const control = {
+  mode: 'async' as 'async' | 'held',
+  held: [] as (() => void)[],
+  applied: 0,
+  refused: 0,
+  release(): void {
+    const queued = this.held.splice(0);
+    for (const run of queued) run();
+  },
+};
+
+export const workspace = {
+  onDidChangeTextDocument: didChange.event,
+  applyEdit(edit: WorkspaceEdit): Promise<boolean> {
+    const versions = new Map<FakeTextDocument, number>();
+    for (const { uri } of edit.edits) {
+      const document = documents.get(uri.toString());
+      if (document === undefined) return Promise.resolve(false);
+      versions.set(document, document.version);
+    }
+    return new Promise((resolve) => {
+      const run = (): void => {
+        for (const [document, version] of versions) {
+          if (document.version !== version) {
+            control.refused += 1;
+            resolve(false);
+            return;
+          }
+        }
+        for (const [document] of versions) {
+          document.change(
+            edit.edits
+              .filter((e) => e.uri.toString() === document.uri.toString())
+              .map((e) => ({ range: e.range, text: e.newText })),
+          );
+        }
+        control.applied += 1;
+        resolve(true);
+      };
+      if (control.mode === 'held') control.held.push(run);
+      else setTimeout(run, 0);
+    });
+  },
+};

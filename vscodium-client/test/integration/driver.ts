@@ -1,0 +1,165 @@
+/**
+ * The extension's binding, connection and presence model against a real hub, with the
+ * fake vscode module standing in for the editor. Driven over stdin/stdout, one JSON
+ * request per line ({id, op, ...}), one reply per line ({id, ok, result | error}),
+ * by tests/test_vscode_extension.py, which puts a pycrdt client on the other side.
+ */
+import { createInterface } from 'node:readline';
+import type * as vscode from 'vscode';
+import * as Y from 'yjs';
+import { DocumentBinding } from '../../src/binding';
+import { HubConnection } from '../../src/connection';
+import { participants, setLocalCursor, setLocalUser } from '../../src/presence';
+import * as fake from '../fake/vscode';
+
+interface Editor {
+  readonly document: fake.FakeTextDocument;
+  readonly connection: HubConnection;
+  binding: DocumentBinding | undefined;
+}
+
+const editors = new Map<string, Editor>();
+
+function editor(name: unknown): Editor {
+  const found = editors.get(String(name));
+  if (found === undefined) throw new Error(`no editor ${String(name)}`);
+  return found;
+}
+
+function ytextOf(e: Editor): Y.Text {
+  return e.connection.doc.getText('content');
+}
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value ?? '');
+}
+
+type Request = Record<string, unknown> & { id: number; op: string };
+
+const ops: Record<string, (request: Request) => Promise<unknown>> = {
+  async open(request) {
+    const name = String(request.editor);
+    const eol = request.eol === 'crlf' ? fake.EndOfLine.CRLF : fake.EndOfLine.LF;
+    const document = fake.openDocument(`file:/${name}.txt`, text(request.text), eol);
+    const connection = new HubConnection({
+      hubUrl: String(request.hub),
+      document: String(request.document),
+      token: typeof request.token === 'string' ? request.token : undefined,
+      maxBackoffMs: 500,
+    });
+    setLocalUser(connection.awareness, { name: request.user === undefined ? name : text(request.user), color: '#336699', kind: 'human' });
+    const e: Editor = { document, connection, binding: undefined };
+    editors.set(name, e);
+    try {
+      await connection.whenSynced(Number(request.timeoutMs ?? 10_000));
+    } catch (error) {
+      return { state: connection.state, refusal: connection.refusal ?? null, error: String(error) };
+    }
+    const initial = request.initial === 'fromDocument' ? 'fromDocument' : 'fromYjs';
+    e.binding = new DocumentBinding(document as unknown as vscode.TextDocument, ytextOf(e), initial);
+    return { clientId: connection.doc.clientID, state: connection.state };
+  },
+  async type(request) {
+    const e = editor(request.editor);
+    e.document.type(Number(request.start), Number(request.end), String(request.text));
+    return e.document.getText();
+  },
+  async text(request) {
+    const e = editor(request.editor);
+    return { document: e.document.getText(), shared: ytextOf(e).toString(), inSync: e.binding?.inSync ?? false };
+  },
+  async wait_document(request) {
+    const e = editor(request.editor);
+    const started = performance.now();
+    const want = String(request.text);
+    await until(() => e.document.getText() === want, Number(request.timeoutMs ?? 10_000), `document ${JSON.stringify(want)}`);
+    return { ms: performance.now() - started };
+  },
+  async wait_presence(request) {
+    const e = editor(request.editor);
+    const name = String(request.name);
+    await until(
+      () => participants(e.connection.awareness, ytextOf(e)).some((p) => p.name === name && (request.cursor !== true || p.cursor !== undefined)),
+      Number(request.timeoutMs ?? 10_000),
+      `presence of ${name}`,
+    );
+    return ops.presence?.(request);
+  },
+  async presence(request) {
+    const e = editor(request.editor);
+    const binding = e.binding;
+    return participants(e.connection.awareness, ytextOf(e)).map((p) => ({
+      ...p,
+      // Where the editor draws the cursor: (line, character) in the document.
+      position:
+        p.cursor === undefined || binding === undefined
+          ? null
+          : { anchor: binding.yIndexToPosition(p.cursor.anchor), head: binding.yIndexToPosition(p.cursor.head) },
+    }));
+  },
+  async set_cursor(request) {
+    const e = editor(request.editor);
+    const binding = e.binding;
+    if (binding === undefined) throw new Error('not bound');
+    const anchor = binding.offsetToYIndex(Number(request.anchor));
+    const head = binding.offsetToYIndex(Number(request.head ?? request.anchor));
+    setLocalCursor(e.connection.awareness, ytextOf(e), anchor, head);
+    return null;
+  },
+  async disconnect(request) {
+    editor(request.editor).connection.disconnect();
+    return null;
+  },
+  async reconnect(request) {
+    const e = editor(request.editor);
+    e.connection.reconnect();
+    await e.connection.whenSynced(Number(request.timeoutMs ?? 10_000));
+    return null;
+  },
+  async status(request) {
+    const c = editor(request.editor).connection;
+    return { state: c.state, pendingEdits: c.pendingEdits, refusal: c.refusal ?? null, readOnly: c.readOnlyReason ?? null };
+  },
+  async wait_status(request) {
+    const c = editor(request.editor).connection;
+    await until(() => c.state === request.state, Number(request.timeoutMs ?? 10_000), `state ${String(request.state)}`);
+    return ops.status?.(request);
+  },
+  async close(request) {
+    const e = editor(request.editor);
+    e.binding?.dispose();
+    e.connection.dispose();
+    editors.delete(String(request.editor));
+    return null;
+  },
+};
+
+const lines = createInterface({ input: process.stdin });
+const write = (reply: unknown): void => void process.stdout.write(`${JSON.stringify(reply)}\n`);
+lines.on('line', (line) => {
+  const request = JSON.parse(line) as Request;
+  const op = ops[request.op];
+  if (op === undefined) {
+    write({ id: request.id, ok: false, error: `unknown op ${request.op}` });
+    return;
+  }
+  op(request).then(
+    (result) => write({ id: request.id, ok: true, result: result ?? null }),
+    (error: unknown) => write({ id: request.id, ok: false, error: String(error) }),
+  );
+});
+lines.on('close', () => {
+  for (const e of editors.values()) {
+    e.binding?.dispose();
+    e.connection.dispose();
+  }
+  setTimeout(() => process.exit(0), 50);
+});
