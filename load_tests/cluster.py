@@ -17,6 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -27,7 +28,7 @@ from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 
 class Cluster:
-    def __init__(self, nodes: int, workdir: Path, **hub_options: object) -> None:
+    def __init__(self, nodes: int, workdir: Path, **hub_options: Any) -> None:
         self.workdir = workdir
         self.postgres = PostgresServer()
         self.redis = RedisServer()

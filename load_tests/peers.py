@@ -1,0 +1,217 @@
+"""The servers the suite measures: how to start each on a loopback port, and which versions ran.
+
+Every server is started on 127.0.0.1 and a free port by ``ServerProcess`` (below), answers
+``GET /healthz`` with 200 once it listens, and is stopped with SIGTERM (SIGKILL after a
+deadline). Nothing here knows about scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+# The hub's abuse limits are per client address, and every benchmark client comes from
+# 127.0.0.1; the peers have no such limits. Raised so the benchmark measures relaying.
+HUB_BENCHMARK_LIMITS: dict[str, str] = {
+    "--max-connections-per-ip": "100000",
+    "--max-connections-per-subject": "100000",
+    "--max-messages-per-second": "1000000",
+    "--message-burst": "1000000",
+}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One server kind: its name in tables, the load generator's protocol, how to start it."""
+
+    name: str
+    label: str
+    protocol: str  # "y-websocket" or "hocuspocus" (the load generator's --protocol)
+    runtime: str  # "python" or "node"
+
+    def command(self, port: int, node: str) -> list[str]:
+        if self.name == "hub":
+            args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
+            args += ["--store", "memory"]
+            for flag, value in HUB_BENCHMARK_LIMITS.items():
+                args += [flag, value]
+            return args
+        if self.name == "pycrdt":
+            script = HERE / "servers" / "pycrdt_ws_server.py"
+            return [sys.executable, str(script), "--host", HOST, "--port", str(port)]
+        if self.name == "y-websocket":
+            return [node, str(HERE / "node_modules" / "@y" / "websocket-server" / "src" / "server.js")]
+        if self.name == "hocuspocus":
+            script = HERE / "servers" / "hocuspocus.mjs"
+            return [node, str(script), "--host", HOST, "--port", str(port)]
+        raise ValueError(f"no command for server {self.name!r}")
+
+    def env(self, port: int) -> dict[str, str]:
+        extra = {"HOST": HOST, "PORT": str(port)} if self.name == "y-websocket" else {}
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+
+PEERS: dict[str, Peer] = {
+    peer.name: peer
+    for peer in (
+        Peer("hub", "Nova Collab hub", "y-websocket", "python"),
+        Peer("hocuspocus", "@hocuspocus/server", "hocuspocus", "node"),
+        Peer("y-websocket", "@y/websocket-server", "y-websocket", "node"),
+        Peer("pycrdt", "pycrdt-websocket", "y-websocket", "python"),
+    )
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tree_cpu_and_rss(proc: psutil.Process) -> tuple[float, int]:
+    """User+system CPU seconds and RSS bytes of a process and its children."""
+    cpu = 0.0
+    rss = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            times = p.cpu_times()
+            cpu += float(times.user + times.system)
+            rss += int(p.memory_info().rss)
+    return cpu, rss
+
+
+def _healthz_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+async def wait_healthy(port: int, alive: asyncio.subprocess.Process | None = None) -> None:
+    """Poll ``GET /healthz`` until 200, with a deadline; fail early when the process died."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    url = f"http://{HOST}:{port}/healthz"
+    while time.monotonic() < deadline:
+        if alive is not None and alive.returncode is not None:
+            raise RuntimeError(f"server exited with code {alive.returncode} before it was ready")
+        if await asyncio.to_thread(_healthz_ok, url):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"server not ready on port {port} after {READY_TIMEOUT_S} s")
+
+
+class ServerProcess:
+    """One server on a free loopback port, as ``async with``: started and healthy inside, stopped after."""
+
+    def __init__(self, peer: Peer, log_path: Path, node: str) -> None:
+        self.peer = peer
+        self.port = free_port()
+        self.log_path = log_path
+        self.node = node
+        self.proc: asyncio.subprocess.Process | None = None
+        self.exit_code: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+    @property
+    def ps(self) -> psutil.Process:
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid)
+
+    async def __aenter__(self) -> ServerProcess:
+        with self.log_path.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.peer.command(self.port, self.node),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=self.peer.env(self.port),
+                start_new_session=True,
+            )
+        try:
+            await wait_healthy(self.port, self.proc)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; the exit code is kept in ``exit_code``."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        self.exit_code = proc.returncode
+
+
+def node_package_version(name: str) -> str | None:
+    try:
+        meta = json.loads((HERE / "node_modules" / name / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    version = meta.get("version")
+    return str(version) if version else None
+
+
+def versions(node: str) -> dict[str, str | None]:
+    """Versions of everything measured, for the report (no machine paths)."""
+    found: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for dist in ("nova-collab", "pycrdt", "pycrdt-websocket", "uvicorn", "websockets"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = None
+    for pkg in ("@hocuspocus/server", "@y/websocket-server", "yjs", "ws"):
+        found[pkg] = node_package_version(pkg)
+    for key, cmd in (("node", [node, "--version"]), ("git_commit", ["git", "rev-parse", "--short", "HEAD"])):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=HERE, check=True)
+            found[key] = out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            found[key] = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", "collab_server", "awareness", "persistence"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=REPO,
+            check=True,
+        )
+        found["hub_tree"] = "modified" if out.stdout.strip() else "clean"
+    return found
