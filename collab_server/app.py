@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
@@ -102,6 +103,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
         Route("/api/documents/{name:path}/versions/{seq:int}", read(history.version_text)),
         Route("/api/documents/{name:path}/activity", read(history.activity)),
         Route("/api/documents/{name:path}/restore", admin(history.restore), methods=["POST"]),
+        Route("/api/search", search_api.search_readable),
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/audit", admin_api.audit),
         *viewer_routes(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
 from persistence.group_commit import GroupCommitWriter
+from persistence.index.base import SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,21 @@ class DocumentSummary:
     presence: int
     updated_at: float
     loaded: bool
+
+
+def search_location(settings: Settings) -> str | None:
+    """Where the search index lives, or None when search is off (or nowhere to keep it)."""
+    if settings.search == "off":
+        return None
+    if settings.search.startswith(("http://", "https://")):
+        return settings.search
+    if settings.search != "embedded":
+        raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {settings.search!r}")
+    if settings.search_dir:
+        return settings.search_dir
+    if settings.store.startswith("sqlite:///"):
+        return settings.store[len("sqlite:///") :] + ".search"
+    return None  # memory or PostgreSQL without --search-dir: no local place to keep it
 
 
 def _read_key(path: str) -> str:
@@ -122,6 +139,8 @@ class Hub:
         )
         self.audit = AuditLog(store, settings.node_id)
         self.sessions: set[Session] = set()
+        self.search_index: SearchIndex | None = None
+        self._search_task: asyncio.Task[None] | None = None
         self._by_subject: Counter[str] = Counter()
         self._by_ip: Counter[str] = Counter()
         self._documents_by_subject: dict[str, Counter[str]] = {}
@@ -145,6 +164,9 @@ class Hub:
         await self._task_group.__aenter__()
         self._broker_task = self._task_group.create_task(self.broker.run(), name="broker")
         self._audit_task = self._task_group.create_task(self.audit.run(), name="audit")
+        location = search_location(self.settings)
+        if location is not None:
+            self._search_task = self._task_group.create_task(self._run_search(location), name="search")
         if not self.auth.enabled:
             logger.warning(
                 "AUTH IS OFF: anyone who can reach this hub can read and write every document"
@@ -184,6 +206,8 @@ class Hub:
             room.close()
         self.rooms.clear()
         self._broker_task.cancel()
+        if self._search_task is not None:
+            self._search_task.cancel()
         with contextlib.suppress(StoreError, OSError):
             await self.audit.flush()
         self._audit_task.cancel()
@@ -390,6 +414,26 @@ class Hub:
     @property
     def ready(self) -> bool:
         return self.accepting and self.store_reachable and self.writer.healthy and self.broker.healthy
+
+    async def _run_search(self, location: str) -> None:
+        """Open the search index off the event loop (chromadb and the model load for seconds), then
+        keep it up to date. A failure disables search (503 from /api/search), never the hub."""
+        try:
+            factory = await asyncio.to_thread(importlib.import_module, "persistence.index.factory")
+            indexer_module = await asyncio.to_thread(importlib.import_module, "persistence.index.indexer")
+            settings = indexer_module.IndexerSettings(interval_seconds=self.settings.search_interval_seconds)
+            index = await asyncio.to_thread(factory.open_search_index, self.store, location, settings)
+        except Exception as exc:  # missing model, bad location: search stays off, the hub serves
+            logger.error("semantic search disabled: %s", exc)
+            return
+        self.search_index = index
+        logger.info("semantic search index at %s", location)
+        try:
+            await index.run()
+        finally:
+            self.search_index = None
+            with contextlib.suppress(Exception):
+                await asyncio.shield(index.close())
 
     # -- sessions: quotas, expiry, revocation ---------------------------------------------
 

@@ -27,6 +27,11 @@ class Settings:
     store: str = "sqlite:///nova-collab.sqlite3"
     # Redis for scale-out between hub nodes ("redis://host:port/db"); empty: a single node.
     redis_url: str = ""
+    # Semantic search: "embedded" (chromadb in a directory beside the SQLite store, or
+    # `search_dir`), "off", or a chromadb server "http://host:port".
+    search: str = "embedded"
+    search_dir: str = ""
+    search_interval_seconds: float = 2.0
     # Identifies this process in the update log and across hub nodes.
     node_id: str = field(default_factory=_new_node_id)
 
@@ -98,6 +103,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
+            raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
         if self.max_messages_per_second <= 0:
             raise ValueError("max_messages_per_second must be positive")
         return self

@@ -14,7 +14,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.access import principal_of
 from collab_server.api.errors import error_response
+from collab_server.auth import InvalidToken
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ async def search(request: Request) -> Response:
     except IndexUnavailable as exc:
         logger.warning("search failed: %s", exc)
         return error_response(503, "search_unavailable", "the search index is unavailable; try again later")
+    readable = getattr(request.state, "readable", None)
     results = [
         {
             "document": h.document,
@@ -53,5 +56,16 @@ async def search(request: Request) -> Response:
             "score": round(h.score, 4),
         }
         for h in hits
+        if readable is None or readable(h.document)
     ]
     return JSONResponse({"results": results})
+
+
+async def search_readable(request: Request) -> Response:
+    """The search endpoint behind tokens: results only from documents the caller may read."""
+    try:
+        principal = principal_of(request)
+    except InvalidToken as exc:
+        return error_response(401, "unauthorized", str(exc))
+    request.state.readable = lambda document: principal.role_for(document) is not None
+    return await search(request)

@@ -31,7 +31,8 @@ class HubProcess:
         self.workdir = workdir
         self.port = port or free_port()
         self.store = store or f"sqlite:///{workdir / 'hub.sqlite3'}"
-        self.options = options
+        # Search loads chromadb and a model (seconds of CPU): off unless a test asks for it.
+        self.options = {"search": "off", **options}
         self.log_path = workdir / f"hub-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
