@@ -13,29 +13,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from collab_server.room import Room
+from collab_server.room import Room, SilentPeer
 from crdt_core import AwarenessEntry
 
 MAX_TTL_SECONDS = 3600.0
 
 
-class AgentPeer:
-    """The room membership of an HTTP agent: receives nothing, owns its presence."""
-
-    def __init__(self, peer_id: str) -> None:
-        self.peer_id = peer_id
-
-    def deliver(self, frame: bytes, update: bytes | None) -> None:
-        return None
-
-    def deliver_presence(self, awareness_update: bytes) -> None:
-        return None
-
-
 @dataclass(slots=True)
 class Lease:
     room: Room
-    peer: AgentPeer
+    peer: SilentPeer
     client_id: int
     clock: int
     expires_at: float
@@ -61,7 +48,7 @@ class AgentPresence:
         key = (room.name, agent_id)
         lease = self._leases.get(key)
         if lease is None:
-            peer = AgentPeer(f"agent:{agent_id}")
+            peer = SilentPeer(f"agent:{agent_id}")
             room.join(peer)
             lease = Lease(room, peer, client_id_for(room.name, agent_id), 0, 0.0)
             self._leases[key] = lease

@@ -27,7 +27,7 @@ from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
-from collab_server.room import Peer, Room
+from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
@@ -82,19 +82,6 @@ def _read_key(path: str) -> str:
         return ""
     with open(path, encoding="utf-8") as handle:
         return handle.read()
-
-
-class _ServerPeer:
-    """Stands for the hub itself in a room's membership; receives nothing."""
-
-    def __init__(self, peer_id: str) -> None:
-        self.peer_id = peer_id
-
-    def deliver(self, frame: bytes, update: bytes | None) -> None:
-        return None
-
-    def deliver_presence(self, awareness_update: bytes) -> None:
-        return None
 
 
 class Session(Protocol):
@@ -240,7 +227,7 @@ class Hub:
     @contextlib.asynccontextmanager
     async def using(self, name: str) -> AsyncIterator[Room]:
         """Hold a document loaded while the server itself works on it (HTTP edits, restore)."""
-        peer = _ServerPeer(f"server:{name}")
+        peer = SilentPeer(f"server:{name}")
         room = await self.acquire(name, peer)
         try:
             yield room

@@ -53,6 +53,19 @@ class Peer(Protocol):
     def deliver_presence(self, awareness_update: bytes) -> None: ...
 
 
+class SilentPeer:
+    """A member that receives nothing: the hub working on a document, or an HTTP agent."""
+
+    def __init__(self, peer_id: str) -> None:
+        self.peer_id = peer_id
+
+    def deliver(self, frame: bytes, update: bytes | None) -> None:
+        return None
+
+    def deliver_presence(self, awareness_update: bytes) -> None:
+        return None
+
+
 class Room:
     def __init__(
         self,
