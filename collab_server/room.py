@@ -330,9 +330,9 @@ class Room:
         self.remove_presence(self.presence.expire(timeout_seconds))
 
     def _local_presence_window(self) -> float:
-        """Presence batches: the configured window, stretched in crowded rooms (0.1 ms per peer,
+        """Presence batches: the configured window, stretched in crowded rooms (0.25 ms per peer,
         at most 250 ms) so a presence storm costs a bounded number of sends per second."""
-        return max(self._presence_window, min(0.25, len(self.peers) * 0.0001))
+        return max(self._presence_window, min(0.25, len(self.peers) * 0.00025))
 
     def _broadcast_presence(self, awareness_update: bytes) -> None:
         for peer in list(self.peers):
