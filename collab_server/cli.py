@@ -59,6 +59,7 @@ HELP: dict[str, str] = {
     "shutdown_timeout_seconds": "bound on graceful shutdown (close sockets, flush the store)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
     "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
+    "ws_implementation": "uvicorn's WebSocket implementation: websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
     "log_json": "write logs as JSON lines",
@@ -121,7 +122,7 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=settings.ws_implementation,
         # The hub checks sizes itself (with a named close and a log line); uvicorn's bound sits above it.
         ws_max_size=settings.max_message_bytes + 1024 * 1024,
         ws_ping_interval=settings.ping_interval_seconds,
