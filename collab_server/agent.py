@@ -34,6 +34,7 @@ class AgentSession:
         model: str | None = None,
         color: str = "#8b5cf6",
         field: str = TEXT_FIELD,
+        token: str | None = None,
     ) -> None:
         self.name = name
         self.actor = f"agent:{name}"
@@ -42,6 +43,8 @@ class AgentSession:
         if model:
             self._user["model"] = model
         url = f"{hub_url.rstrip('/')}/{quote(document)}?actor={quote(self.actor)}"
+        if token:  # with auth on, the hub attributes edits to the token's subject instead
+            url += f"&token={quote(token)}"
         self._client = YClient(url, presence={"user": self._user})
         self._changed = asyncio.Event()
         self._subscription: pycrdt.Subscription | None = None

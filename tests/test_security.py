@@ -259,3 +259,24 @@ async def test_landing_page_lists_only_documents_the_token_may_read(secure_hub: 
             pytest.fail("viewer bundle missing: run scripts/setup.sh")
         assert "doc-10" not in anonymous.text
         assert "doc-10" in allowed.text
+
+
+async def test_agent_sdk_with_a_token_is_attributed_to_its_subject(secure_hub: HubProcess) -> None:
+    from collab_server.agent import AgentSession
+
+    agent_token = token("agent:summarizer", ("doc-*", "write"), kind="agent")
+    async with AgentSession(secure_hub.ws, "doc-11", name="Summarizer", token=agent_token) as agent:
+        agent.insert(0, "summary")
+        await eventually(
+            lambda: (
+                httpx.get(f"{secure_hub.http}/api/documents/doc-11/text?token={ADMIN}").json().get("text")
+                == "summary"
+            )
+        )
+    actors = {
+        a["actor"]
+        for a in httpx.get(f"{secure_hub.http}/api/documents/doc-11/activity?token={ADMIN}").json()[
+            "activity"
+        ]
+    }
+    assert actors == {"agent:summarizer"}
