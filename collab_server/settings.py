@@ -82,7 +82,9 @@ class Settings:
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
 
-    ws_implementation: str = "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
+    ws_implementation: str = (
+        "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
+    )
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: str = "info"
     log_json: bool = False
