@@ -8,7 +8,6 @@ fake of the `vscode` module standing in for the editor, driven one JSON line per
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from collab_server.agent import AgentSession
 from collab_server.auth import mint
 from collab_server.client import YClient
 from tests.support.hub import HubProcess
+from tests.support.jsonlines import LineDriver
 
 CLIENT = Path(__file__).resolve().parents[1] / "vscodium-client"
 DRIVER = CLIENT / "dist-test" / "integration" / "driver.cjs"
@@ -65,52 +65,11 @@ def built_tests() -> Path:
     return DRIVER
 
 
-class DriverError(Exception):
-    pass
-
-
-class Editor:
+class Editor(LineDriver):
     """The driver process: named fake editors, each bound to a hub document."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self._process.stdout is not None
-        async for line in self._process.stdout:
-            reply = json.loads(line)
-            future = self._waiting.pop(reply["id"], None)
-            if future is None or future.done():
-                continue
-            if reply["ok"]:
-                future.set_result(reply["result"])
-            else:
-                future.set_exception(DriverError(reply["error"]))
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(DriverError("driver exited"))
-
     async def call(self, op: str, timeout: float = 20.0, **args: Any) -> Any:
-        assert self._process.stdin is not None
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        self._process.stdin.write((json.dumps({"id": request_id, "op": op, **args}) + "\n").encode())
-        await self._process.stdin.drain()
-        return await asyncio.wait_for(future, timeout)
-
-    async def close(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        try:
-            await asyncio.wait_for(self._process.wait(), 10)
-        except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
-        self._reader.cancel()
+        return await super().call(op, timeout, **args)
 
 
 @pytest.fixture

@@ -7,19 +7,19 @@ async with Browser(tmp_path / "profile") as browser:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-import json
 import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.jsonlines import DriverError, LineDriver
+
 BROWSER_DIR = Path(__file__).resolve().parent
 
 
-class BrowserError(Exception):
+class BrowserError(DriverError):
     pass
 
 
@@ -92,22 +92,12 @@ class Browser:
         self.user_data_dir = user_data_dir
         self.viewport = viewport
         self.version: str | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._ids = itertools.count(1)
+        self._driver: LineDriver | None = None
         self._pages = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
 
     async def __aenter__(self) -> Browser:
         self.user_data_dir.mkdir(parents=True, exist_ok=True)
-        self._process = await asyncio.create_subprocess_exec(
-            "node",
-            str(BROWSER_DIR / "driver.mjs"),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=BROWSER_DIR,
-        )
-        self._reader = asyncio.create_task(self._read())
+        self._driver = await LineDriver.start(BROWSER_DIR / "driver.mjs", BROWSER_DIR, BrowserError)
         width, height = self.viewport
         launched = await self.call(
             "launch",
@@ -121,43 +111,14 @@ class Browser:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._process is not None and self._process.stdin is not None
+        assert self._driver is not None
         with contextlib.suppress(BrowserError, TimeoutError):  # the process is ended below either way
             await self.call("close", timeout=30)
-        self._process.stdin.close()
-        try:
-            await asyncio.wait_for(self._process.wait(), 15)
-        except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-
-    async def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        async for line in self._process.stdout:
-            reply = json.loads(line)
-            future = self._waiting.pop(reply["id"], None)
-            if future is None or future.done():
-                continue
-            if reply["ok"]:
-                future.set_result(reply["result"])
-            else:
-                future.set_exception(BrowserError(reply["error"]))
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(BrowserError("browser driver exited"))
+        await self._driver.close(timeout=15)
 
     async def call(self, op: str, timeout: float = 30.0, **args: Any) -> Any:
-        assert self._process is not None and self._process.stdin is not None
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        self._process.stdin.write((json.dumps({"id": request_id, "op": op, **args}) + "\n").encode())
-        await self._process.stdin.drain()
-        return await asyncio.wait_for(future, timeout)
+        assert self._driver is not None
+        return await self._driver.call(op, timeout, **args)
 
     async def open(self, url: str) -> Page:
         page = Page(self, f"page-{next(self._pages)}")
