@@ -21,19 +21,23 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from load_tests.peers import _healthz_ok, free_port, tree_cpu_and_rss  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "node" / "loadgen.mjs"
@@ -114,31 +118,7 @@ class RunResult:
         return derived[key]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def tree_cpu_and_rss(proc: psutil.Process) -> tuple[float, int]:
-    """User+system CPU seconds and RSS bytes of a process and its children."""
-    cpu = 0.0
-    rss = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            times = p.cpu_times()
-            cpu += float(times.user + times.system)
-            rss += int(p.memory_info().rss)
-    return cpu, rss
-
-
-def healthz_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+healthz_ok = _healthz_ok  # one copy of these helpers, in peers.py
 
 
 async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
