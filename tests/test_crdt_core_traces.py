@@ -22,8 +22,9 @@ def rs() -> SimpleNamespace:
 
 @pytest.fixture(params=CONCURRENT)
 def trace(request: pytest.FixtureRequest) -> str:
-    if not (traces_dir() / f"{request.param}.json.gz").exists():
-        pytest.skip(f"trace {request.param} not found in {traces_dir()}")
+    assert (traces_dir() / f"{request.param}.json.gz").exists(), (
+        f"trace {request.param} missing in {traces_dir()}"
+    )
     return str(request.param)
 
 
