@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
@@ -24,6 +25,7 @@ from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
+from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
 from persistence.factory import store_from_url
@@ -67,16 +69,39 @@ class HubApp:
             await self.http(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> HubApp:
-    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` for the duration of the block: cancelled and awaited when it ends."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, certificate: CertificateReloader | None = None
+) -> HubApp:
+    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests);
+    ``certificate`` (the TLS listener's) is watched for renewals while the app runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store)
+        chosen = store if store is not None else store_from_url(settings.store_url)
         broker: Broker = (
-            RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
+            RedisBroker(
+                settings.redis_url,
+                settings.node_id,
+                connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+            )
+            if settings.redis_url
+            else LocalBroker()
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
+        async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
+            if certificate is not None:
+                await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
             yield {"hub": hub}
 
     routes = [
