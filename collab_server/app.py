@@ -25,6 +25,7 @@ from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
+from persistence.encryption.keys import key_provider
 from persistence.factory import store_from_url
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store)
+        chosen = (
+            store
+            if store is not None
+            else store_from_url(settings.store, key_provider(settings.master_key_file, settings.master_keys))
+        )
         broker: Broker = (
             RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
         )
