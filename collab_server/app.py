@@ -97,6 +97,10 @@ def create_app(
         async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
+            if settings.grpc_port:
+                from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
+
+                await stack.enter_async_context(GrpcListener(hub, certificate))
             yield {"hub": hub}
 
     routes = [
