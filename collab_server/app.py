@@ -20,6 +20,7 @@ from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
@@ -37,11 +38,15 @@ class AppState(TypedDict):
 
 
 class DocumentSocket:
-    """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
+    """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
+    and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         hub: Hub = scope["state"]["hub"]
-        await Connection(hub, scope, receive, send).serve()
+        if is_hocuspocus(scope):
+            await HocuspocusSocket(hub, scope, receive, send).serve()
+        else:
+            await Connection(hub, scope, receive, send).serve()
 
 
 read = requires(Role.READ)

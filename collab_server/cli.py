@@ -47,6 +47,7 @@ HELP: dict[str, str] = {
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
     "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
     "auth_timeout_seconds": "a socket with no token in its URL or headers must send one in this time",

@@ -66,6 +66,7 @@ class Settings:
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
     outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+    max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -123,6 +124,7 @@ class Settings:
             "max_connections_per_document",
             "outbox_max_messages",
             "outbox_max_bytes",
+            "max_documents_per_socket",
             "message_burst",
             "max_unsaved_updates",
             "grpc_max_message_bytes",
