@@ -14,11 +14,14 @@ from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import events as events_api
 from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.events.publisher import EventPublisher
+from collab_server.events.wiring import running_events
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 class AppState(TypedDict):
     hub: Hub
+    events: EventPublisher | None
 
 
 class DocumentSocket:
@@ -71,8 +75,11 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
         broker: Broker = (
             RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
-            yield {"hub": hub}
+        async with (
+            Hub(settings, chosen, HubMetrics(), broker) as hub,
+            running_events(settings, hub) as events,
+        ):
+            yield {"hub": hub, "events": events}
 
     routes = [
         Route("/healthz", health.healthz),
@@ -106,6 +113,11 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
         Route("/api/search", search_api.search_readable),
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/audit", admin_api.audit),
+        Route("/api/admin/events", events_api.status),
+        Route("/api/admin/webhooks/{endpoint}/deliveries", events_api.deliveries),
+        Route("/api/admin/dead-letters", events_api.dead_letters),
+        Route("/api/admin/dead-letters/{letter:int}/retry", events_api.retry_dead_letter, methods=["POST"]),
+        Route("/api/admin/dead-letters/{letter:int}", events_api.delete_dead_letter, methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = []

@@ -82,6 +82,24 @@ class Settings:
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
 
+    # Change events (off unless brokers or webhooks are set): a Kafka topic and/or webhooks.
+    events_kafka_brokers: str = ""  # "host:port,host:port"
+    events_kafka_topic: str = "nova.events"
+    events_kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    events_kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    events_kafka_sasl_username: str = ""
+    events_kafka_sasl_password: str = ""
+    events_kafka_ssl_cafile: str = ""
+    webhooks: str = ""  # JSON list of {"name","url","secret","events","documents"}, or @FILE
+    webhook_max_attempts: int = 8
+    webhook_backoff_ms: float = 500.0  # first retry delay, doubled per attempt (capped at 60 s)
+    webhook_timeout_seconds: float = 10.0
+    events_window_ms: float = 0.0  # 0: one event per stored update; N: at most one per document per N ms
+    events_poll_ms: float = 100.0  # how often other nodes' commits are looked for
+    events_partitions: int = 8  # documents are split into this many leases between hub nodes
+    events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
+    events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
+
     ws_implementation: str = (
         "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
     )
@@ -108,6 +126,12 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        if self.events_partitions <= 0 or self.webhook_max_attempts <= 0 or self.events_max_backlog <= 0:
+            raise ValueError(
+                "events_partitions, webhook_max_attempts and events_max_backlog must be positive"
+            )
+        if self.events_window_ms < 0 or self.events_poll_ms <= 0:
+            raise ValueError("events_window_ms must be >= 0 and events_poll_ms positive")
         if self.max_messages_per_second <= 0:
             raise ValueError("max_messages_per_second must be positive")
         return self
