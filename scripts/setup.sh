@@ -64,6 +64,10 @@ if [[ -x scripts/install_kafka.sh ]]; then
     step "Apache Kafka broker for the change-event tests (jars from Maven Central; cached)"
     scripts/install_kafka.sh
 fi
+if [[ -x scripts/install_node24.sh ]]; then
+    step "Node 24 (for the @hocuspocus/provider 4.x interop tests; cached)"
+    scripts/install_node24.sh >/dev/null
+fi
 
 if [[ -x vscodium-client/scripts/install-code-server.sh ]]; then
     step "code-server (a real VS Code workbench for the extension's end-to-end test; cached)"
