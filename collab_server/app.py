@@ -21,12 +21,9 @@ from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
-<<<<<<< HEAD
 from collab_server.events.publisher import EventPublisher
 from collab_server.events.wiring import running_events
-=======
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
->>>>>>> main
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
@@ -106,13 +103,6 @@ def create_app(
             if settings.redis_url
             else LocalBroker()
         )
-<<<<<<< HEAD
-        async with (
-            Hub(settings, chosen, HubMetrics(), broker) as hub,
-            running_events(settings, hub) as events,
-        ):
-            yield {"hub": hub, "events": events}
-=======
         async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
@@ -120,8 +110,8 @@ def create_app(
                 from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
 
                 await stack.enter_async_context(GrpcListener(hub, certificate))
-            yield {"hub": hub}
->>>>>>> main
+            events = await stack.enter_async_context(running_events(settings, hub))
+            yield {"hub": hub, "events": events}
 
     routes = [
         Route("/healthz", health.healthz),
