@@ -91,6 +91,12 @@ class Settings:
     grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
     grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
 
+    # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
+    # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
+    # stored in the clear (and a store holding encrypted documents refuses to open).
+    master_key_file: str = ""
+    master_keys: str = ""
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
