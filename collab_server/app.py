@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
@@ -19,10 +20,12 @@ from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
+from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
 from persistence.factory import store_from_url
@@ -35,11 +38,15 @@ class AppState(TypedDict):
 
 
 class DocumentSocket:
-    """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
+    """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
+    and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         hub: Hub = scope["state"]["hub"]
-        await Connection(hub, scope, receive, send).serve()
+        if is_hocuspocus(scope):
+            await HocuspocusSocket(hub, scope, receive, send).serve()
+        else:
+            await Connection(hub, scope, receive, send).serve()
 
 
 read = requires(Role.READ)
@@ -62,16 +69,39 @@ class HubApp:
             await self.http(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> HubApp:
-    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` for the duration of the block: cancelled and awaited when it ends."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, certificate: CertificateReloader | None = None
+) -> HubApp:
+    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests);
+    ``certificate`` (the TLS listener's) is watched for renewals while the app runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store)
+        chosen = store if store is not None else store_from_url(settings.store_url)
         broker: Broker = (
-            RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
+            RedisBroker(
+                settings.redis_url,
+                settings.node_id,
+                connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+            )
+            if settings.redis_url
+            else LocalBroker()
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
+        async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
+            if certificate is not None:
+                await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
             yield {"hub": hub}
 
     routes = [

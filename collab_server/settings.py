@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
+
 MIB = 1024 * 1024
 
 
@@ -27,6 +29,13 @@ class Settings:
     store: str = "sqlite:///nova-collab.sqlite3"
     # Redis for scale-out between hub nodes ("redis://host:port/db"); empty: a single node.
     redis_url: str = ""
+    # TLS to Redis: a "rediss://" URL always verifies the server; this CA file (PEM) replaces
+    # the system CAs for that check.
+    redis_tls_ca_file: str = ""
+    # TLS to PostgreSQL (libpq's sslmode: disable, allow, prefer, require, verify-ca,
+    # verify-full) and the CA that verify-ca/verify-full check against; empty: what the URL says.
+    store_ssl_mode: str = ""
+    store_ssl_root_cert: str = ""
     # Semantic search: "embedded" (chromadb in a directory beside the SQLite store, or
     # `search_dir`), "off", or a chromadb server "http://host:port".
     search: str = "embedded"
@@ -71,6 +80,7 @@ class Settings:
     # counts against `max_document_bytes` and is capped (close 4412 for the sender).
     max_pending_bytes_per_connection: int = 8 * MIB
     max_pending_bytes_per_document: int = 32 * MIB
+    max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -81,6 +91,12 @@ class Settings:
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+    # TLS for the hub's own listener: with both files the hub serves https:// and wss:// only.
+    # The files are checked every `tls_reload_seconds` and a renewed pair is used for new
+    # connections without a restart.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_reload_seconds: float = 10.0
 
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
@@ -126,7 +142,31 @@ class Settings:
                 )
         if self.outbox_max_messages < 2:
             raise ValueError("outbox_max_messages must be at least 2 (a joiner gets sync and presence)")
+        self._validate_tls()
         return self
+
+    def _validate_tls(self) -> None:
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ValueError("tls_certfile and tls_keyfile go together: give both or neither")
+        if self.tls_reload_seconds <= 0:
+            raise ValueError("tls_reload_seconds must be positive")
+        if self.store_ssl_mode and self.store_ssl_mode not in POSTGRES_SSL_MODES:
+            raise ValueError(f"store_ssl_mode must be one of {', '.join(POSTGRES_SSL_MODES)}")
+        if (self.store_ssl_mode or self.store_ssl_root_cert) and not self.store.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("store_ssl_mode and store_ssl_root_cert apply to a postgresql:// store only")
+        if self.redis_tls_ca_file and not self.redis_url.startswith("rediss://"):
+            raise ValueError("redis_tls_ca_file needs a rediss:// redis_url (TLS)")
+        for name in ("tls_certfile", "tls_keyfile", "store_ssl_root_cert", "redis_tls_ca_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ValueError(f"{name}: no such file {path!r}")
+
+    @property
+    def store_url(self) -> str:
+        """``store`` with the PostgreSQL TLS options folded in (what adapters are built from)."""
+        return postgres_url_with_tls(self.store, self.store_ssl_mode, self.store_ssl_root_cert)
 
 
 _POSITIVE = (
@@ -137,6 +177,7 @@ _POSITIVE = (
     "message_burst",
     "outbox_max_messages",
     "outbox_max_bytes",
+    "max_documents_per_socket",
     "max_unsaved_updates",
     "max_document_bytes",
     "max_awareness_state_bytes",
