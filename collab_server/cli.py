@@ -16,11 +16,14 @@ from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.auth import mint
+from collab_server.lifecycle_cli import add_key_commands, keys_command
 from collab_server.logs import configure_logging
 from collab_server.redis_broker import describe as describe_redis
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from persistence.base import StoreError
+from persistence.encryption.keys import MasterKeyError, key_provider
+from persistence.encryption.store import check_plaintext_mode
 from persistence.factory import store_from_url
 
 HELP: dict[str, str] = {
@@ -65,9 +68,16 @@ HELP: dict[str, str] = {
     "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
+    "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
+    "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
     "tls_keyfile": "PEM private key of --tls-certfile",
     "tls_reload_seconds": "how often the certificate files are checked; a renewed pair is used without a restart",
+    "grpc_port": "TCP port of the gRPC API (nova.collab.v1.Collab, health, reflection); 0: off",
+    "grpc_host": "interface of the gRPC listener (default: --host)",
+    "grpc_max_message_bytes": "largest gRPC message in either direction (RESOURCE_EXHAUSTED above it)",
+    "grpc_max_streams_per_connection": "concurrent gRPC calls on one client connection (HTTP/2 streams)",
+    "grpc_max_concurrent_calls": "concurrent gRPC calls on the listener; more are refused (RESOURCE_EXHAUSTED)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
@@ -131,6 +141,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
         "--private-key-file", default=None, help="PEM private key to sign ES256/RS256 tokens instead"
     )
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
+    add_key_commands(commands, defaults)
     return parser
 
 
@@ -165,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(defaults).parse_args(argv)
     if args.command == "token":
         return mint_command(args, defaults)
+    if args.command == "keys":
+        return keys_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
@@ -175,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret,),
+        secrets=(settings.auth_secret, *master_key_secrets(settings.master_keys)),
     )
     certificate = None
     if settings.tls_certfile:
@@ -225,17 +238,30 @@ def mint_command(args: argparse.Namespace, defaults: Settings) -> int:
     return 0
 
 
+def master_key_secrets(text: str) -> list[str]:
+    """The base64 secrets of a NOVA_MASTER_KEYS list, to redact from logs."""
+    return [part.partition(":")[2].strip() for part in text.split(",") if ":" in part]
+
+
 async def preflight(settings: Settings) -> str | None:
-    """Open the store once before serving: a wrong URL or an unreachable database fails fast."""
+    """Open the store once before serving: a wrong URL, an unreachable database or a wrong or
+    missing master key fails fast."""
     try:
-        store = store_from_url(settings.store_url)
-    except ValueError as exc:
+        store = store_from_url(
+            settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+        )
+    except (ValueError, MasterKeyError) as exc:
         return str(exc)
     try:
         await store.open()
     except StoreError as exc:
         return f"store {redact(settings.store)} is not usable: {exc}"
-    await store.close()
+    try:
+        await check_plaintext_mode(store)
+    except StoreError as exc:
+        return f"store {redact(settings.store)} is not usable: {exc}"
+    finally:
+        await store.close()
     if settings.redis_url:
         client = aioredis.Redis.from_url(
             settings.redis_url,

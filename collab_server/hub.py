@@ -33,6 +33,7 @@ from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
+from persistence.encryption.store import check_plaintext_mode
 from persistence.group_commit import GroupCommitWriter
 from persistence.index.base import SearchIndex
 
@@ -145,6 +146,7 @@ class Hub:
     async def __aenter__(self) -> Hub:
         await self.store.open()
         try:
+            await check_plaintext_mode(self.store)
             await self.broker.open(self)
         except Exception:
             await self.store.close()

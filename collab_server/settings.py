@@ -98,6 +98,19 @@ class Settings:
     tls_keyfile: str = ""
     tls_reload_seconds: float = 10.0
 
+    # gRPC (collab_server/rpc): off unless a port is given; the same documents, auth and limits.
+    grpc_port: int = 0
+    grpc_host: str = ""  # empty: the same interface as `host`
+    grpc_max_message_bytes: int = 64 * MIB  # largest gRPC message either way (RESOURCE_EXHAUSTED)
+    grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
+    grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
+
+    # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
+    # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
+    # stored in the clear (and a store holding encrypted documents refuses to open).
+    master_key_file: str = ""
+    master_keys: str = ""
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
@@ -142,6 +155,8 @@ class Settings:
                 )
         if self.outbox_max_messages < 2:
             raise ValueError("outbox_max_messages must be at least 2 (a joiner gets sync and presence)")
+        if not 0 <= self.grpc_port <= 65535:
+            raise ValueError("grpc_port must be 0 (off) or a TCP port")
         self._validate_tls()
         return self
 
@@ -179,6 +194,9 @@ _POSITIVE = (
     "outbox_max_bytes",
     "max_documents_per_socket",
     "max_unsaved_updates",
+    "grpc_max_message_bytes",
+    "grpc_max_streams_per_connection",
+    "grpc_max_concurrent_calls",
     "max_document_bytes",
     "max_awareness_state_bytes",
     "max_awareness_clients_per_connection",

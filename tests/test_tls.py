@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+import grpc
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidMessage
 
 from collab_server.client import YClient
+from collab_server.rpc.client import CollabClient
 from tests.support.certificates import CertificateAuthority, peer_serial
-from tests.support.hub import REPO, HubProcess
+from tests.support.hub import REPO, HubProcess, free_port
 from tests.support.tls_services import TlsPostgresServer, TlsRedisServer
 from tests.support.waiting import eventually
 
@@ -44,7 +46,9 @@ class TlsHub(HubProcess):
     def start(self, timeout: float = 20.0) -> TlsHub:
         self.starts += 1
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, cwd=REPO, env=dict(os.environ))
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=log, cwd=REPO, env=dict(os.environ)
+        )
         log.close()
         deadline = time.monotonic() + timeout
         context = self.authority.client_context()
@@ -82,9 +86,21 @@ async def test_trusted_clients_use_wss_and_https_and_others_are_refused(
     tmp_path: Path, authority: CertificateAuthority
 ) -> None:
     issued = authority.issue("hub")
-    hub = TlsHub(tmp_path, authority, tls_certfile=issued.certfile, tls_keyfile=issued.keyfile).start()
+    grpc_port = free_port()
+    hub = TlsHub(
+        tmp_path, authority, tls_certfile=issued.certfile, tls_keyfile=issued.keyfile, grpc_port=grpc_port
+    ).start()
     try:
         trusted = authority.client_context()
+        # gRPC on its own port uses the same certificate.
+        async with CollabClient(
+            f"127.0.0.1:{grpc_port}", root_certificates=authority.cafile.read_bytes()
+        ) as rpc:
+            assert (await rpc.edit("tls-grpc", text="over grpc+tls")).text == "over grpc+tls"
+        async with CollabClient(f"127.0.0.1:{grpc_port}", tls=True) as untrusted:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await untrusted.get_document("tls-grpc", timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
         async with httpx.AsyncClient(verify=trusted) as http:
             response = await http.get(f"{hub.http}/api/documents")
             assert response.status_code == 200
@@ -198,7 +214,7 @@ async def test_postgres_over_verified_tls(tmp_path: Path, authority: Certificate
             check = await asyncpg.connect(postgres.dsn, ssl="require")
             try:
                 stored = await check.fetchval(
-                    f'SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) '
+                    f"SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
                     f"WHERE datname = '{database}' AND ssl"
                 )
                 clear = await check.fetchval(
