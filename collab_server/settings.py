@@ -214,16 +214,10 @@ _NOT_NEGATIVE = ("group_commit_ms", "relay_window_ms", "awareness_flush_ms", "id
 # (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
 _ORDERED_LIMITS = (
     ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
-    ("max_awareness_state_bytes", "max_message_bytes", "a presence state arrives in one message"),
     (
         "max_awareness_state_bytes",
         "max_awareness_bytes_per_document",
         "one state must fit the document's presence",
-    ),
-    (
-        "max_awareness_bytes_per_document",
-        "outbox_max_bytes",
-        "a joiner receives the whole presence of the document",
     ),
     (
         "max_pending_bytes_per_connection",
