@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -21,12 +21,14 @@ from typing import Any, Protocol
 import pycrdt
 
 import crdt_core
+from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
@@ -133,6 +135,8 @@ class Hub:
         self._by_ip: Counter[str] = Counter()
         self._documents_by_subject: dict[str, Counter[str]] = {}
         self._compacting: set[str] = set()
+        # Set by the change-event publisher: the newest seq compaction may cover per document.
+        self.compaction_limit: Callable[[str], Awaitable[int | None]] | None = None
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -280,6 +284,16 @@ class Hub:
                 max_bytes=self.settings.max_document_bytes,
                 relay_window_seconds=self.settings.relay_window_ms / 1000.0,
                 relay_window_min_peers=self.settings.relay_window_min_peers,
+                presence_limits=PresenceLimits(
+                    max_state_bytes=self.settings.max_awareness_state_bytes,
+                    max_clients_per_owner=self.settings.max_awareness_clients_per_connection,
+                    max_entries=self.settings.max_awareness_entries_per_document,
+                    max_bytes=self.settings.max_awareness_bytes_per_document,
+                ),
+                pending_limits=PendingLimits(
+                    per_connection=self.settings.max_pending_bytes_per_connection,
+                    per_document=self.settings.max_pending_bytes_per_document,
+                ),
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room
@@ -343,7 +357,8 @@ class Hub:
     async def _compact(self, name: str) -> None:
         try:
             await self.writer.wait_document(name)
-            result = await self.store.compact(name, crdt_core.merge_updates)
+            upto = await self.compaction_limit(name) if self.compaction_limit is not None else None
+            result = await self.store.compact(name, crdt_core.merge_updates, upto)
             if result is not None:
                 self._stored_since_compaction[name] = 0
                 self.metrics.compactions.inc()
