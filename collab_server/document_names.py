@@ -44,6 +44,14 @@ def check_document_name(name: str) -> str:
     return name
 
 
+def is_valid_document_name(name: str) -> bool:
+    try:
+        check_document_name(name)
+    except InvalidDocumentName:
+        return False
+    return True
+
+
 def _is_noncharacter(character: str) -> bool:
     code = ord(character)
     return 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE

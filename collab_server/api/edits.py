@@ -27,6 +27,7 @@ from collab_server.api.bodies import optional_string, query_text, read_json_obje
 from collab_server.api.context import hub_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.errors import ApiError
+from collab_server.document_fields import check_editable
 from collab_server.hub import Hub
 from collab_server.rebase import (
     EditError,
@@ -123,10 +124,25 @@ def text_of(doc: pycrdt.Doc[Any], field: str) -> str:
 def prepare(room: Room, request: EditRequest) -> tuple[str, list[RangeEdit]]:
     """The version token the request is against and its edits in live positions (raises
     EditError or Conflict; touches nothing)."""
+    check_editable(room.doc, request.field)  # raises NotATextField, an EditError (400)
     token = request.version if request.version is not None else version_token(room.doc)
     old = text_at(room.doc, token, request.field)
     _, rebased = rebase(room.doc, token, request.field, request.ranges(old))
     return token, rebased
+
+
+def edit_in_room(room: Room, data: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Validate, rebase and apply an edit body in ``room``, all or nothing (the HTTP and gRPC
+    edit); returns the answer's fields. The caller waits for the commit."""
+    edit = parse_edit_request(data)
+    _, rebased = prepare(room, edit)
+    changed = apply_staged(room, lambda doc: apply_rebased(doc, edit.field, rebased), actor)
+    return {
+        "version": version_token(room.doc),
+        "text": text_of(room.doc, edit.field),
+        "applied": len(rebased),
+        "changed": changed,
+    }
 
 
 def apply_staged(room: Room, mutate: Any, actor: str) -> bool:
@@ -159,20 +175,13 @@ async def read_text(request: Request) -> Response:
 async def apply_edits(request: Request) -> Response:
     hub = hub_of(request)
     name = document_of(request)
-    edit = parse_edit_request(await read_json_object(request))
+    data = await read_json_object(request)
+    edit = parse_edit_request(data)  # all of it checked before the document is loaded
     actor = actor_of(request, edit.actor, "agent:anonymous")
     require_store(hub)
     if edit.version is not None and not await document_exists(hub, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
     async with hub.using(name) as room:
-        _, rebased = prepare(room, edit)
-        changed = apply_staged(room, lambda doc: apply_rebased(doc, edit.field, rebased), actor)
-        body = {
-            "document": name,
-            "version": version_token(room.doc),
-            "text": text_of(room.doc, edit.field),
-            "applied": len(rebased),
-            "changed": changed,
-        }
+        body = {"document": name, **edit_in_room(room, data, actor)}
         await committed(hub, name)
     return JSONResponse(body)

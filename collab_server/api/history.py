@@ -9,11 +9,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
-from collab_server.api.bodies import MAX_INTEGER, bounded_int, optional_string, query_int, read_json_object
+from collab_server.api.bodies import (
+    MAX_INTEGER,
+    bounded_int,
+    optional_string,
+    query_int,
+    query_text,
+    read_json_object,
+)
 from collab_server.api.context import hub_of
 from collab_server.api.durability import committed, require_store
-from collab_server.api.edits import DEFAULT_TEXT, MAX_ACTOR_CHARS, apply_staged, field_name, text_of
+from collab_server.api.edits import (
+    DEFAULT_TEXT,
+    MAX_ACTOR_CHARS,
+    MAX_FIELD_CHARS,
+    apply_staged,
+    field_name,
+    text_of,
+)
 from collab_server.api.errors import ApiError
+from collab_server.document_fields import check_editable, describe, fields_of_parts, fields_of_update, pick
+from collab_server.hub import Hub
 from collab_server.textops import replace_all
 from persistence.base import StoredDocument
 
@@ -36,13 +52,24 @@ def _field(raw: object) -> str:
         raise ApiError(400, "invalid_request", str(exc)) from exc
 
 
+async def _fields(hub: Hub, name: str) -> list[dict[str, str]]:
+    """The document's current fields (live if loaded, else from the store)."""
+    room = hub.rooms.get(name)
+    if room is not None:
+        return describe(await fields_of_update(room.doc.get_update()))
+    stored = await hub.store.load(name)
+    return describe(await fields_of_parts(stored.snapshot, list(stored.tail)))
+
+
 async def history(request: Request) -> Response:
     hub = hub_of(request)
     name = document_of(request)
     versions = await hub.store.history(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    fields = await _fields(hub, name)
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "versions": [
                 {
                     "seq": v.seq,
@@ -61,18 +88,31 @@ async def version_text(request: Request) -> Response:
     hub = hub_of(request)
     name = document_of(request)
     seq = bounded_int(request.path_params["seq"], "seq", 0, MAX_INTEGER)
-    field = _field(request.query_params.get("field", DEFAULT_TEXT))
-    text = _text_of(await hub.store.read_version(name, seq), field)
-    return JSONResponse({"document": name, "seq": seq, "field": field, "text": text})
+    field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
+    parts = await hub.store.read_version(name, seq)
+    fields = await fields_of_parts(parts.snapshot, list(parts.tail))
+    chosen = pick(fields, field)
+    return JSONResponse(
+        {
+            "document": name,
+            "seq": seq,
+            "field": field,
+            "kind": chosen.kind.value,
+            "text": chosen.text,
+            "fields": describe(fields),
+        }
+    )
 
 
 async def activity(request: Request) -> Response:
     hub = hub_of(request)
     name = document_of(request)
     entries = await hub.store.activity(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    fields = await _fields(hub, name)
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "activity": [
                 {
                     "seq": e.seq,
@@ -100,6 +140,7 @@ async def restore(request: Request) -> Response:
     require_store(hub)
     old_text = _text_of(await hub.store.read_version(name, seq), field)
     async with hub.using(name) as room:
+        check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
         changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
         await committed(hub, name)
     hub.audit.record("restore", who, name, f"to version {seq}")

@@ -142,28 +142,37 @@ def _store(suggestion: Suggestion) -> Any:
     return lambda doc: _suggestions(doc).__setitem__(suggestion.id, encoded)
 
 
+def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, Any]:
+    """Validate an edit body and store it as an open suggestion by ``author`` (the verified
+    caller), all or nothing (the HTTP and gRPC suggestion); the caller waits for the commit."""
+    edit = parse_edit_request(data)
+    token, _ = prepare(room, edit)  # refuse now what could never apply
+    suggestion = Suggestion(
+        id=uuid.uuid4().hex[:12],
+        author=author,
+        version=token,
+        field=edit.field,
+        edits=tuple(edit.ranges(_text_at_version(room, token, edit.field))),
+        status="open",
+        created_at=time.time(),
+    )
+    apply_staged(room, _store(suggestion), author)
+    return {"suggestion": suggestion.to_json()}
+
+
 async def suggest(request: Request) -> Response:
     hub = hub_of(request)
     name = document_of(request)
-    edit = parse_edit_request(await read_json_object(request))
+    data = await read_json_object(request)
+    edit = parse_edit_request(data)  # all of it checked before the document is loaded
     author = actor_of(request, edit.actor, "agent:anonymous")
     require_store(hub)
     if edit.version is not None and not await document_exists(hub, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
     async with hub.using(name) as room:
-        token, _ = prepare(room, edit)  # refuse now what could never apply
-        suggestion = Suggestion(
-            id=uuid.uuid4().hex[:12],
-            author=author,
-            version=token,
-            field=edit.field,
-            edits=tuple(edit.ranges(_text_at_version(room, token, edit.field))),
-            status="open",
-            created_at=time.time(),
-        )
-        apply_staged(room, _store(suggestion), author)
+        body = {"document": name, **suggest_in_room(room, data, author)}
         await committed(hub, name)
-    return JSONResponse({"document": name, "suggestion": suggestion.to_json()})
+    return JSONResponse(body)
 
 
 def _text_at_version(room: Room, token: str, field: str) -> str:
