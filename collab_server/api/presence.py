@@ -11,6 +11,7 @@ token's, whatever the body says.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +26,8 @@ from collab_server.api.errors import ApiError
 
 DEFAULT_TTL_SECONDS = 30.0
 MAX_TEXT_CHARS = 128
-MAX_POSITION = 2**53 - 1  # JavaScript's largest exact integer: every client can hold it
+MAX_POSITION = 2**53 - 1
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")  # JavaScript's largest exact integer: every client can hold it
 
 
 class InvalidPresence(ValueError):
@@ -38,6 +40,12 @@ def _text(data: dict[str, Any], key: str, default: str) -> str:
         return default
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise InvalidPresence(f"'{key}' must be a string of at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _color(value: str) -> str:
+    if not _COLOR.fullmatch(value):
+        raise InvalidPresence("'color' must be #rrggbb (README, presence convention)")
     return value
 
 
@@ -60,7 +68,7 @@ def presence_state(data: dict[str, Any]) -> dict[str, Any]:
     """
     user = {
         "name": _text(data, "name", str(data["agent"])),
-        "color": _text(data, "color", "#8b5cf6"),
+        "color": _color(_text(data, "color", "#8b5cf6")),
         "kind": "agent",
     }
     model = _text(data, "model", "")
