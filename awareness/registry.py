@@ -97,16 +97,19 @@ class PresenceRegistry:
         for entry in entries:
             current = self._clients.get(entry.client_id)
             removal = entry.state == NULL_STATE
-            if current is not None and current.owner != owner:
-                result.refused.append(Refusal(entry.client_id, "client id belongs to another connection"))
-                continue
             if current is not None:
+                mine = current.owner == owner
                 newer = entry.clock > current.clock
                 # Equal clock: only a removal of a live state counts (y-protocols does the same).
                 same_clock_removal = entry.clock == current.clock and removal and current.state != NULL_STATE
                 if not (newer or same_clock_removal):
-                    if entry.clock == current.clock:
+                    # Not a change: a renewal from the owner, or an echo (y-websocket clients
+                    # send back the states they receive), which is ignored without complaint.
+                    if mine and entry.clock == current.clock:
                         current.renewed_at = now
+                    continue
+                if not mine:
+                    result.refused.append(Refusal(entry.client_id, "client id belongs to another connection"))
                     continue
             elif removal:
                 continue

@@ -23,9 +23,8 @@ async def test_slow_consumer_is_dropped_and_never_delays_others(tmp_path: Path) 
         store="memory",
         outbox_max_messages=64,
         outbox_max_bytes=256 * 1024,
-        # Limits are checked together: nothing may be larger than the outbox holds.
+        # Limits are checked together: a message may not be larger than the outbox holds.
         max_message_bytes=128 * 1024,
-        max_awareness_bytes_per_document=128 * 1024,
         # The stuck peer must be dropped by its outbox, not first by a missed ping.
         ping_interval_seconds=60.0,
     ).start()

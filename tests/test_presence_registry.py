@@ -144,3 +144,10 @@ def test_states_must_be_json_and_are_stamped_with_the_verified_identity() -> Non
     assert not_object.refused[0].reason == "state must be a JSON object"
     deep = registry.apply_entries([AwarenessEntry(4, 1, "[" * 5000 + "]" * 5000)], "a", identity=ada)
     assert deep.changed == [] and deep.refused
+
+
+def test_an_echo_of_a_known_state_is_ignored_without_a_refusal() -> None:
+    registry = PresenceRegistry()
+    registry.apply_entries([AwarenessEntry(1, 3, "{}")], "ada")
+    echo = registry.apply_entries([AwarenessEntry(1, 3, "{}"), AwarenessEntry(1, 2, "{}")], "observer")
+    assert echo.changed == [] and echo.refused == []
