@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -135,6 +135,8 @@ class Hub:
         self._by_ip: Counter[str] = Counter()
         self._documents_by_subject: dict[str, Counter[str]] = {}
         self._compacting: set[str] = set()
+        # Set by the change-event publisher: the newest seq compaction may cover per document.
+        self.compaction_limit: Callable[[str], Awaitable[int | None]] | None = None
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -355,7 +357,8 @@ class Hub:
     async def _compact(self, name: str) -> None:
         try:
             await self.writer.wait_document(name)
-            result = await self.store.compact(name, crdt_core.merge_updates)
+            upto = await self.compaction_limit(name) if self.compaction_limit is not None else None
+            result = await self.store.compact(name, crdt_core.merge_updates, upto)
             if result is not None:
                 self._stored_since_compaction[name] = 0
                 self.metrics.compactions.inc()
