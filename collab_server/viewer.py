@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
-from collab_server.api.health import hub_of
+from collab_server.api.context import hub_of
 from collab_server.auth import InvalidToken, Principal
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"

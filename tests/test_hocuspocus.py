@@ -180,7 +180,9 @@ async def test_stateless_messages_reach_the_other_clients_of_the_document(
     assert await clients.call("received", client="other") == []
 
 
-async def test_tokens_map_onto_roles_read_only_included(auth_hub: HubProcess, clients: HocuspocusClients) -> None:
+async def test_tokens_map_onto_roles_read_only_included(
+    auth_hub: HubProcess, clients: HocuspocusClients
+) -> None:
     writer = mint(SECRET, "wendy", [("team/*", "write")])
     reader = mint(SECRET, "rita", [("team/*", "read")])
     outsider = mint(SECRET, "olga", [("other/*", "write")])
@@ -209,7 +211,9 @@ async def test_tokens_map_onto_roles_read_only_included(auth_hub: HubProcess, cl
     await clients.open("n", "s2", "team/secret", wait=False)
 
     async def denied() -> bool:
-        return bool((await clients.status("o"))["authFailed"]) and bool((await clients.status("n"))["authFailed"])
+        return bool((await clients.status("o"))["authFailed"]) and bool(
+            (await clients.status("n"))["authFailed"]
+        )
 
     await until(denied, "permission denied for outsider and anonymous")
     assert "no access" in (await clients.status("o"))["authFailed"][0]
