@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import lifecycle as lifecycle_api
 from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
@@ -146,7 +147,12 @@ def create_app(
         Route("/api/documents/{name:path}/restore", admin(history.restore), methods=["POST"]),
         Route("/api/search", search_api.search_readable),
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
+        Route("/api/admin/deleted", lifecycle_api.list_deleted),
         Route("/api/audit", admin_api.audit),
+        # Last: `{name:path}` alone would otherwise shadow the routes above for DELETE/POST.
+        Route("/api/documents/{name:path}/undelete", lifecycle_api.undelete_document, methods=["POST"]),
+        Route("/api/documents/{name:path}/erase", lifecycle_api.erase_document, methods=["POST"]),
+        Route("/api/documents/{name:path}", lifecycle_api.delete_document, methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = []

@@ -97,6 +97,9 @@ class Settings:
     master_key_file: str = ""
     master_keys: str = ""
 
+    # Deletion: a soft-deleted document can be restored for this long, then it is erased.
+    deletion_grace_seconds: float = 7 * 24 * 3600.0
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window

@@ -39,8 +39,11 @@ def actor_of(request: Request, claimed: object, default: str) -> str:
     return claimed if isinstance(claimed, str) and claimed else default
 
 
-def requires(role: Role, *, document_param: str | None = "name") -> Callable[[Endpoint], Endpoint]:
-    """Guard an endpoint: 401 without a valid token, 403 without ``role`` on the document."""
+def requires(
+    role: Role, *, document_param: str | None = "name", deleted_ok: bool = False
+) -> Callable[[Endpoint], Endpoint]:
+    """Guard an endpoint: 401 without a valid token, 403 without ``role`` on the document,
+    404 ``document_deleted`` for a soft-deleted document (unless ``deleted_ok``)."""
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
@@ -58,6 +61,8 @@ def requires(role: Role, *, document_param: str | None = "name") -> Callable[[En
                     "denied", principal.subject, document, f"http {request.url.path} needs {role.name}"
                 )
                 return error_response(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
+            if document is not None and not deleted_ok and hub.lifecycle.is_deleted(document):
+                return error_response(404, "document_deleted", f"{document!r} is deleted")
             return await endpoint(request)
 
         return guarded

@@ -17,6 +17,7 @@ opened without a key provider refuses when it holds encrypted documents
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -241,6 +242,48 @@ class EncryptedStore:
 
 def _plain_size(stored_bytes: int) -> int:
     return max(0, stored_bytes - OVERHEAD)
+
+
+class IndexTextSealer:
+    """Seals search-index chunk text with the document's data key, so erasing the document
+    (its data key) makes any copy the vector store still holds unreadable.
+
+    Called from the vector store's worker threads; data keys come from the store's event
+    loop (``loop``), which is free while those threads work."""
+
+    PREFIX = "nve1:"
+
+    def __init__(self, store: EncryptedStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+
+    def _key(self, document: str, *, create: bool) -> DataKey | None:
+        cached = self._store._cache.get(document)
+        if cached is not None:
+            return cached
+        future = asyncio.run_coroutine_threadsafe(self._store._key(document, create=create), self._loop)
+        return future.result(timeout=60)
+
+    def seal(self, document: str, text: str) -> str:
+        key = self._key(document, create=True)
+        assert key is not None
+        return self.PREFIX + base64.b64encode(key.seal(text.encode())).decode()
+
+    def open(self, document: str, sealed: str) -> str | None:
+        if not sealed.startswith(self.PREFIX):
+            return None  # written without encryption: not served from an encrypted hub
+        key = self._key(document, create=False)
+        if key is None:
+            return None
+        try:
+            return key.open(base64.b64decode(sealed[len(self.PREFIX) :])).decode()
+        except (UnreadablePayload, ValueError):
+            return None
+
+
+def text_sealer(store: Store, loop: asyncio.AbstractEventLoop) -> IndexTextSealer | None:
+    """The search index's sealer when ``store`` is encrypted, else None (text kept as is)."""
+    return IndexTextSealer(store, loop) if isinstance(store, EncryptedStore) else None
 
 
 async def check_plaintext_mode(store: Store) -> None:
