@@ -54,7 +54,16 @@ HELP: dict[str, str] = {
     "max_messages_per_second": "sustained messages per second per connection (close 4429 above it)",
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
-    "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "outbox_max_bytes": "bytes queued for one client after merging, besides the frame being added (one frame of"
+    " any size always fits); above it the client is dropped (4408)",
+    "max_awareness_state_bytes": "largest presence state of one client; larger ones are refused",
+    "max_awareness_clients_per_connection": "presence client ids one connection may announce; more are refused",
+    "max_awareness_entries_per_document": "presence entries one document holds; new ones beyond are refused",
+    "max_awareness_bytes_per_document": "bytes of all presence states of one document; new states beyond are refused",
+    "max_pending_bytes_per_connection": "bytes of one connection's updates held back for missing dependencies"
+    " (close 4412 above)",
+    "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
+    " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",

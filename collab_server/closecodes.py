@@ -25,6 +25,8 @@ class CloseCode(IntEnum):
     DOCUMENT_DELETED = 4410  # soft-deleted or erased (HTTP 410 Gone); an admin may restore it
     RATE_LIMITED = 4429
     DOCUMENT_TOO_LARGE = 4413
+    # Too many bytes held back waiting for missing dependencies (per connection or document).
+    DEPENDENCIES_MISSING = 4412
     TOKEN_EXPIRED = 4498  # re-authenticate: the token expired or was revoked
     DOCUMENT_UNAVAILABLE = 4503  # the document failed to load, or too many documents are loaded
 
@@ -49,6 +51,7 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.RATE_LIMITED: "message rate limit exceeded",
     CloseCode.DOCUMENT_UNAVAILABLE: "document unavailable",
     CloseCode.DOCUMENT_TOO_LARGE: "document too large",
+    CloseCode.DEPENDENCIES_MISSING: "too many updates waiting for missing dependencies: re-sync",
     CloseCode.TOKEN_EXPIRED: "token expired or revoked: re-authenticate",
 }
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pycrdt
 
 import crdt_core
+from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
@@ -28,6 +29,7 @@ from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpda
 from collab_server.closecodes import CloseCode
 from collab_server.lifecycle import DocumentLifecycle
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
@@ -295,6 +297,16 @@ class Hub:
                 max_bytes=self.settings.max_document_bytes,
                 relay_window_seconds=self.settings.relay_window_ms / 1000.0,
                 relay_window_min_peers=self.settings.relay_window_min_peers,
+                presence_limits=PresenceLimits(
+                    max_state_bytes=self.settings.max_awareness_state_bytes,
+                    max_clients_per_owner=self.settings.max_awareness_clients_per_connection,
+                    max_entries=self.settings.max_awareness_entries_per_document,
+                    max_bytes=self.settings.max_awareness_bytes_per_document,
+                ),
+                pending_limits=PendingLimits(
+                    per_connection=self.settings.max_pending_bytes_per_connection,
+                    per_document=self.settings.max_pending_bytes_per_document,
+                ),
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room

@@ -27,7 +27,14 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, Embeddable, EmbeddingFunction, Metadata
 from chromadb.config import Settings
 
-from persistence.index.base import IndexUnavailable, NewChunk, StoredChunk, StoredHit, TextSealer
+from persistence.index.base import (
+    DEFAULT_FIELD,
+    IndexUnavailable,
+    NewChunk,
+    StoredChunk,
+    StoredHit,
+    TextSealer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +143,7 @@ class ChromaChunkStore:
             for first in range(0, len(chunks), WRITE_BATCH):
                 batch = chunks[first : first + WRITE_BATCH]
                 metadatas: list[Metadata] = [
-                    {"document": c.document, "start": c.start, "end": c.end} for c in batch
+                    {"document": c.document, "field": c.field, "start": c.start, "end": c.end} for c in batch
                 ]
                 if self.sealer is None:
                     collection.upsert(
@@ -184,4 +191,6 @@ class ChromaChunkStore:
 
 
 def _stored(record_id: str, meta: Any) -> StoredChunk:
-    return StoredChunk(record_id, str(meta["document"]), int(meta["start"]), int(meta["end"]))
+    # Chunks stored before fields existed carry no "field": they are the default text's.
+    field = str(meta.get("field", DEFAULT_FIELD))
+    return StoredChunk(record_id, str(meta["document"]), int(meta["start"]), int(meta["end"]), field)
