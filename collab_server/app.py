@@ -15,12 +15,15 @@ from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import events as events_api
 from collab_server.api import lifecycle as lifecycle_api
 from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.events.publisher import EventPublisher
+from collab_server.events.wiring import running_events
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 class AppState(TypedDict):
     hub: Hub
+    events: EventPublisher | None
 
 
 class DocumentSocket:
@@ -114,7 +118,8 @@ def create_app(
                 from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
 
                 await stack.enter_async_context(GrpcListener(hub, certificate))
-            yield {"hub": hub}
+            events = await stack.enter_async_context(running_events(settings, hub))
+            yield {"hub": hub, "events": events}
 
     routes = [
         Route("/healthz", health.healthz),
@@ -149,6 +154,11 @@ def create_app(
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/admin/deleted", lifecycle_api.list_deleted),
         Route("/api/audit", admin_api.audit),
+        Route("/api/admin/events", events_api.status),
+        Route("/api/admin/webhooks/{endpoint}/deliveries", events_api.deliveries),
+        Route("/api/admin/dead-letters", events_api.dead_letters),
+        Route("/api/admin/dead-letters/{letter:int}/retry", events_api.retry_dead_letter, methods=["POST"]),
+        Route("/api/admin/dead-letters/{letter:int}", events_api.delete_dead_letter, methods=["DELETE"]),
         # Last: `{name:path}` alone would otherwise shadow the routes above for DELETE/POST.
         Route("/api/documents/{name:path}/undelete", lifecycle_api.undelete_document, methods=["POST"]),
         Route("/api/documents/{name:path}/erase", lifecycle_api.erase_document, methods=["POST"]),

@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ import pycrdt
 import crdt_core
 from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
+from collab_server.archiving import ArchiveService
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
@@ -33,6 +34,7 @@ from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
+from persistence.archive.factory import object_store_from_url
 from persistence.base import CorruptDocument, Store, StoreError
 from persistence.encryption.store import check_plaintext_mode, text_sealer
 from persistence.group_commit import GroupCommitWriter
@@ -110,6 +112,13 @@ class QuotaExceeded(Exception):
     pass
 
 
+def archive_service(settings: Settings, store: Store) -> ArchiveService | None:
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    return None if objects is None else ArchiveService(store, objects, settings.archive_interval_seconds)
+
+
 class Hub:
     def __init__(
         self,
@@ -138,6 +147,9 @@ class Hub:
         )
         self.audit = AuditLog(store, settings.node_id)
         self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
+        self.archive = archive_service(settings, store)
+        if self.archive is not None:
+            self.lifecycle.archive_eraser = self.archive.archiver.erase
         self.sessions: set[Session] = set()
         self.search_index: SearchIndex | None = None
         self._search_task: asyncio.Task[None] | None = None
@@ -145,6 +157,8 @@ class Hub:
         self._by_ip: Counter[str] = Counter()
         self._documents_by_subject: dict[str, Counter[str]] = {}
         self._compacting: set[str] = set()
+        # Set by the change-event publisher: the newest seq compaction may cover per document.
+        self.compaction_limit: Callable[[str], Awaitable[int | None]] | None = None
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -167,6 +181,8 @@ class Hub:
         self._audit_task = self._task_group.create_task(self.audit.run(), name="audit")
         await self.lifecycle.refresh()
         self._lifecycle_task = self._task_group.create_task(self.lifecycle.run(), name="lifecycle")
+        if self.archive is not None:
+            self._archive_task = self._task_group.create_task(self.archive.run(), name="archive")
         location = search_location(self.settings)
         if location is not None:
             self._search_task = self._task_group.create_task(self._run_search(location), name="search")
@@ -210,6 +226,8 @@ class Hub:
         self.rooms.clear()
         self._broker_task.cancel()
         self._lifecycle_task.cancel()
+        if self.archive is not None:
+            self._archive_task.cancel()
         if self._search_task is not None:
             self._search_task.cancel()
         with contextlib.suppress(StoreError, OSError):
@@ -387,7 +405,8 @@ class Hub:
     async def _compact(self, name: str) -> None:
         try:
             await self.writer.wait_document(name)
-            result = await self.store.compact(name, crdt_core.merge_updates)
+            upto = await self.compaction_limit(name) if self.compaction_limit is not None else None
+            result = await self.store.compact(name, crdt_core.merge_updates, upto)
             if result is not None:
                 self._stored_since_compaction[name] = 0
                 self.metrics.compactions.inc()

@@ -43,6 +43,16 @@ def _text_of(parts: StoredDocument, field: str) -> str:
     return str(doc.get(field, type=pycrdt.Text))
 
 
+async def restore_text(hub: Hub, name: str, old: StoredDocument, field: str, who: str) -> bool:
+    """Make the live text of ``field`` equal to the one ``old`` rebuilds, as one new edit
+    every client sees (nothing newer is lost from the history); True if it changed."""
+    old_text = _text_of(old, field)
+    async with hub.using(name) as room:
+        check_editable(room.doc, field)
+        ytext = room.doc.get(field, type=pycrdt.Text)
+        return room.edit(lambda _doc: replace_all(ytext, old_text), who)
+
+
 async def _fields(hub: Hub, name: str) -> list[dict[str, str]]:
     """The document's current fields (live if loaded, else from the store)."""
     room = hub.rooms.get(name)
@@ -163,12 +173,8 @@ async def restore(request: Request) -> Response:
     if actor is not None and not isinstance(actor, str):
         return error_response(400, "invalid_request", "'actor' must be a string")
     try:
-        old_text = _text_of(await hub.store.read_version(name, seq), str(field))
-        async with hub.using(name) as room:
-            check_editable(room.doc, str(field))
-            ytext = room.doc.get(str(field), type=pycrdt.Text)
-            who = actor_of(request, actor, "restore")
-            changed = room.edit(lambda _doc: replace_all(ytext, old_text), who)
+        who = actor_of(request, actor, "restore")
+        changed = await restore_text(hub, name, await hub.store.read_version(name, seq), str(field), who)
         hub.audit.record("restore", who, name, f"to version {seq}")
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))

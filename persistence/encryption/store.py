@@ -25,13 +25,18 @@ from dataclasses import dataclass, field, replace
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
     CorruptDocument,
+    DeadLetter,
     DeletedDocument,
+    DeliveryRecord,
     DocumentExport,
     DocumentInfo,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     Store,
     StoredDocument,
     StoreError,
@@ -168,7 +173,9 @@ class EncryptedStore:
     async def read_version(self, document: str, seq: int) -> StoredDocument:
         return await self._opened(document, await self.inner.read_version(document, seq))
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         key = await self._key(document, create=False)
         if key is None:
             return None  # nothing stored yet
@@ -177,7 +184,7 @@ class EncryptedStore:
             return key.seal(merge([key.open(part) for part in parts]))
 
         try:
-            result = await self.inner.compact(document, sealed_merge)
+            result = await self.inner.compact(document, sealed_merge, upto)
         except UnreadablePayload as exc:
             raise CorruptDocument(f"document {document!r}: {exc}") from exc
         return None if result is None else replace(result, snapshot_bytes=_plain_size(result.snapshot_bytes))
@@ -238,6 +245,70 @@ class EncryptedStore:
     async def import_document(self, export: DocumentExport) -> None:
         self._cache.pop(export.document, None)
         await self.inner.import_document(export)
+
+    # -- change events: log payloads are opened for the publisher, the rest passes through ----
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        rows = await self.inner.read_log(document, after_seq, limit)
+        if not any(row.update is not None for row in rows):
+            return rows
+        key = await self._reading_key(document)
+        try:
+            return [row if row.update is None else replace(row, update=key.open(row.update)) for row in rows]
+        except UnreadablePayload as exc:
+            raise CorruptDocument(f"document {document!r}: {exc}") from exc
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        return await self.inner.pending_events(sink, after_seq)
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        return await self.inner.event_cursor(sink, document)
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        await self.inner.advance_event_cursor(sink, document, seq)
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        return await self.inner.acquire_lease(name, holder, ttl_seconds)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.inner.release_lease(name, holder)
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        return await self.inner.read_audit(after_id, limit)
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        await self.inner.record_deliveries(records)
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        return await self.inner.deliveries(sink, limit)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        return await self.inner.add_dead_letter(letter)
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self.inner.dead_letters(sink, limit)
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        return await self.inner.remove_dead_letter(letter_id)
+
+
+def open_with_key(
+    stored: StoredDocument, record: WrappedDataKey | None, keys: KeyProvider | None
+) -> StoredDocument:
+    """Parts read outside a store (an archive): opened with their wrapped data key, or as
+    they are when they were written without encryption."""
+    if record is None:
+        return stored
+    if keys is None:
+        raise EncryptionError(f"{record.document!r} was archived encrypted: a master key is needed")
+    try:
+        key = unwrap(record, keys.get(record.master_key_id))
+        snapshot = key.open(stored.snapshot) if stored.snapshot is not None else None
+        return StoredDocument(snapshot, [key.open(part) for part in stored.tail], stored.last_seq)
+    except MasterKeyError as exc:
+        raise EncryptionError(f"{record.document!r}: {exc}") from exc
+    except UnreadablePayload as exc:
+        raise CorruptDocument(f"archived {record.document!r}: {exc}") from exc
 
 
 def _plain_size(stored_bytes: int) -> int:
