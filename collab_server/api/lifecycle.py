@@ -1,16 +1,16 @@
-"""Admin endpoints for deleting documents: soft delete, undelete, erase, list deleted."""
+"""Admin endpoints for deleting documents: soft delete, undelete, erase, list deleted.
+
+Errors come from the domain table (api/failures.py): an unknown or not-deleted document is
+404, a store outage 503."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import actor_of, requires
-from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
-from collab_server.auth import Role
-from collab_server.lifecycle import NotDeleted, UnknownDocument
-from persistence.base import DeletedDocument, StoreError
+from collab_server.api.access import actor_of, document_of
+from collab_server.api.context import hub_of
+from persistence.base import DeletedDocument
 
 
 def _deleted_json(mark: DeletedDocument) -> dict[str, object]:
@@ -22,37 +22,20 @@ def _deleted_json(mark: DeletedDocument) -> dict[str, object]:
     }
 
 
-@requires(Role.ADMIN)
 async def delete_document(request: Request) -> Response:
-    hub, name = hub_of(request), request.path_params["name"]
-    try:
-        mark = await hub.lifecycle.delete(name, actor_of(request, None, "admin"))
-    except UnknownDocument as exc:
-        return error_response(404, "unknown_document", str(exc))
-    except StoreError as exc:
-        return error_response(503, "store_unavailable", str(exc))
+    mark = await hub_of(request).lifecycle.delete(document_of(request), actor_of(request, None, "admin"))
     return JSONResponse(_deleted_json(mark))
 
 
-@requires(Role.ADMIN, deleted_ok=True)
 async def undelete_document(request: Request) -> Response:
-    hub, name = hub_of(request), request.path_params["name"]
-    try:
-        await hub.lifecycle.undelete(name, actor_of(request, None, "admin"))
-    except NotDeleted as exc:
-        return error_response(404, "not_deleted", str(exc))
-    except StoreError as exc:
-        return error_response(503, "store_unavailable", str(exc))
+    name = document_of(request)
+    await hub_of(request).lifecycle.undelete(name, actor_of(request, None, "admin"))
     return JSONResponse({"document": name, "restored": True})
 
 
-@requires(Role.ADMIN, deleted_ok=True)
 async def erase_document(request: Request) -> Response:
-    hub, name = hub_of(request), request.path_params["name"]
-    try:
-        erasure = await hub.lifecycle.erase(name, actor_of(request, None, "admin"))
-    except StoreError as exc:
-        return error_response(503, "store_unavailable", str(exc))
+    name = document_of(request)
+    erasure = await hub_of(request).lifecycle.erase(name, actor_of(request, None, "admin"))
     return JSONResponse(
         {
             "document": name,
@@ -64,6 +47,5 @@ async def erase_document(request: Request) -> Response:
     )
 
 
-@requires(Role.ADMIN, document_param=None)
 async def list_deleted(request: Request) -> Response:
     return JSONResponse({"deleted": [_deleted_json(mark) for mark in hub_of(request).lifecycle.deleted()]})

@@ -292,6 +292,11 @@ class EncryptedStore:
         return await self.inner.remove_dead_letter(letter_id)
 
 
+def keys_of(store: Store) -> KeyProvider | None:
+    """The master keys of an encrypted store, None for a plain one."""
+    return store.keys if isinstance(store, EncryptedStore) else None
+
+
 def open_with_key(
     stored: StoredDocument, record: WrappedDataKey | None, keys: KeyProvider | None
 ) -> StoredDocument:
