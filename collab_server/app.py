@@ -28,6 +28,7 @@ from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
+from persistence.encryption.keys import key_provider
 from persistence.factory import store_from_url
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store_url)
+        chosen = (
+            store
+            if store is not None
+            else store_from_url(
+                settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+            )
+        )
         broker: Broker = (
             RedisBroker(
                 settings.redis_url,

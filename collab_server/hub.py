@@ -21,16 +21,19 @@ from typing import Any, Protocol
 import pycrdt
 
 import crdt_core
+from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
+from persistence.encryption.store import check_plaintext_mode
 from persistence.group_commit import GroupCommitWriter
 from persistence.index.base import SearchIndex
 
@@ -143,6 +146,7 @@ class Hub:
     async def __aenter__(self) -> Hub:
         await self.store.open()
         try:
+            await check_plaintext_mode(self.store)
             await self.broker.open(self)
         except Exception:
             await self.store.close()
@@ -278,6 +282,16 @@ class Hub:
                 max_bytes=self.settings.max_document_bytes,
                 relay_window_seconds=self.settings.relay_window_ms / 1000.0,
                 relay_window_min_peers=self.settings.relay_window_min_peers,
+                presence_limits=PresenceLimits(
+                    max_state_bytes=self.settings.max_awareness_state_bytes,
+                    max_clients_per_owner=self.settings.max_awareness_clients_per_connection,
+                    max_entries=self.settings.max_awareness_entries_per_document,
+                    max_bytes=self.settings.max_awareness_bytes_per_document,
+                ),
+                pending_limits=PendingLimits(
+                    per_connection=self.settings.max_pending_bytes_per_connection,
+                    per_document=self.settings.max_pending_bytes_per_document,
+                ),
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room

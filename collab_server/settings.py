@@ -65,7 +65,21 @@ class Settings:
     max_messages_per_second: float = 1_000.0  # per connection, sustained
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
-    outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+    # Per connection, after merging, not counting its largest frame (one frame of any size always
+    # fits, so a large document or paste reaches everyone): over this the client is dropped.
+    outbox_max_bytes: int = 64 * MIB
+
+    # Presence (awareness): what one connection and one document may hold. Over a limit the
+    # entry is refused (the client is told with a permission-denied message), not stored or sent.
+    max_awareness_state_bytes: int = 16 * 1024  # one client's state, JSON text
+    max_awareness_clients_per_connection: int = 4  # client ids one connection may announce
+    max_awareness_entries_per_document: int = 10_000
+    max_awareness_bytes_per_document: int = 8 * MIB  # all states of a document together
+
+    # Updates whose dependencies are missing are held back until they arrive; what is held
+    # counts against `max_document_bytes` and is capped (close 4412 for the sender).
+    max_pending_bytes_per_connection: int = 8 * MIB
+    max_pending_bytes_per_document: int = 32 * MIB
     max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
@@ -90,6 +104,12 @@ class Settings:
     grpc_max_message_bytes: int = 64 * MIB  # largest gRPC message either way (RESOURCE_EXHAUSTED)
     grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
     grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
+
+    # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
+    # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
+    # stored in the clear (and a store holding encrypted documents refuses to open).
+    master_key_file: str = ""
+    master_keys: str = ""
 
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
@@ -116,27 +136,25 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> Settings:
+        """Check every setting alone and the limits together; raises ValueError naming the conflict."""
         if self.durability not in ("strict", "relaxed"):
             raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
-        for name in (
-            "max_message_bytes",
-            "max_documents",
-            "max_connections_per_document",
-            "outbox_max_messages",
-            "outbox_max_bytes",
-            "max_documents_per_socket",
-            "message_burst",
-            "max_unsaved_updates",
-            "grpc_max_message_bytes",
-            "grpc_max_streams_per_connection",
-            "grpc_max_concurrent_calls",
-        ):
+        for name in _POSITIVE:
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
-        if self.max_messages_per_second <= 0:
-            raise ValueError("max_messages_per_second must be positive")
+        for small, large, why in _ORDERED_LIMITS:
+            if getattr(self, small) > getattr(self, large):
+                raise ValueError(
+                    f"contradictory limits: {small}={getattr(self, small)} is larger than"
+                    f" {large}={getattr(self, large)} ({why})"
+                )
+        if self.outbox_max_messages < 2:
+            raise ValueError("outbox_max_messages must be at least 2 (a joiner gets sync and presence)")
         if not 0 <= self.grpc_port <= 65535:
             raise ValueError("grpc_port must be 0 (off) or a TCP port")
         self._validate_tls()
@@ -164,6 +182,49 @@ class Settings:
     def store_url(self) -> str:
         """``store`` with the PostgreSQL TLS options folded in (what adapters are built from)."""
         return postgres_url_with_tls(self.store, self.store_ssl_mode, self.store_ssl_root_cert)
+
+
+_POSITIVE = (
+    "max_message_bytes",
+    "max_documents",
+    "max_connections_per_document",
+    "max_messages_per_second",
+    "message_burst",
+    "outbox_max_messages",
+    "outbox_max_bytes",
+    "max_documents_per_socket",
+    "max_unsaved_updates",
+    "grpc_max_message_bytes",
+    "grpc_max_streams_per_connection",
+    "grpc_max_concurrent_calls",
+    "max_document_bytes",
+    "max_awareness_state_bytes",
+    "max_awareness_clients_per_connection",
+    "max_awareness_entries_per_document",
+    "max_awareness_bytes_per_document",
+    "max_pending_bytes_per_connection",
+    "max_pending_bytes_per_document",
+    "awareness_timeout_seconds",
+    "ping_interval_seconds",
+    "ping_timeout_seconds",
+    "shutdown_timeout_seconds",
+    "auth_timeout_seconds",
+)
+_NOT_NEGATIVE = ("group_commit_ms", "relay_window_ms", "awareness_flush_ms", "idle_unload_seconds")
+# (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
+_ORDERED_LIMITS = (
+    ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
+    (
+        "max_awareness_state_bytes",
+        "max_awareness_bytes_per_document",
+        "one state must fit the document's presence",
+    ),
+    (
+        "max_pending_bytes_per_connection",
+        "max_pending_bytes_per_document",
+        "a connection's held-back updates count against the document's",
+    ),
+)
 
 
 ENV_PREFIX = "NOVA_"

@@ -107,6 +107,69 @@ class AuditEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class WrappedDataKey:
+    """A document's data key, encrypted ("wrapped") by a master key; never stored in the clear.
+
+    ``key_id`` names the data key inside every ciphertext it produced; ``master_key_id``
+    names the master key that wrapped it (rotation re-wraps, the data key stays).
+    """
+
+    document: str
+    key_id: str
+    master_key_id: str
+    wrapped: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedDocument:
+    """A soft-deleted document: hidden and refused until restored or erased after ``purge_after``."""
+
+    name: str
+    deleted_at: float
+    deleted_by: str | None
+    purge_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedUpdate:
+    """One update-log row as stored (payload None once a checkpoint covers it)."""
+
+    seq: int
+    payload: bytes | None
+    update_bytes: int
+    actor: str | None
+    origin_node: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedCheckpoint:
+    seq: int
+    snapshot: bytes
+    created_at: float
+    merged: int
+    actors: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentExport:
+    """Every stored row of one document, exactly as stored (ciphertext when encrypted).
+
+    What archives are made of, and what ``import_document`` writes back with the same seqs.
+    """
+
+    document: str
+    updates: Sequence[ExportedUpdate]
+    checkpoints: Sequence[ExportedCheckpoint]
+    data_key: WrappedDataKey | None
+
+    @property
+    def last_seq(self) -> int:
+        return max([0, *(u.seq for u in self.updates), *(c.seq for c in self.checkpoints)])
+
+
 # Merges a snapshot (first, may be absent) and the tail into one encoded update.
 # Runs in a worker thread: the native crate releases the GIL while merging.
 MergeFunction = Callable[[Sequence[bytes]], bytes]
@@ -144,7 +207,8 @@ class Store(Protocol):
     async def activity(self, document: str, limit: int = 100) -> list[ActivityEntry]:
         """Who changed the document and when, newest first (survives compaction)."""
 
-    async def list_documents(self) -> list[DocumentInfo]: ...
+    async def list_documents(self) -> list[DocumentInfo]:
+        """Documents with stored rows, soft-deleted ones left out."""
 
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
         """Write audit events in one transaction."""
@@ -153,3 +217,33 @@ class Store(Protocol):
         self, *, document: str | None = None, subject: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
         """Audit events, newest first, filtered by document and/or subject."""
+
+    # -- data lifecycle: data keys, deletion, export/import (persistence/lifecycle docs) --
+
+    async def data_key(self, document: str) -> WrappedDataKey | None: ...
+
+    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        """Store the document's first data key; if one exists already, return that one instead."""
+
+    async def data_keys(self) -> list[WrappedDataKey]: ...
+
+    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        """Replace ``old``'s wrapping by ``new``'s if it is still ``old`` (compare and set)."""
+
+    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
+        """Soft-delete; False if the document has no rows or is deleted already."""
+
+    async def undelete(self, document: str) -> bool:
+        """Bring a soft-deleted document back; False if it was not deleted."""
+
+    async def deleted_documents(self) -> list[DeletedDocument]: ...
+
+    async def erase(self, document: str) -> int:
+        """Remove every row of the document (log, checkpoints, data key, deletion mark) in one
+        transaction, overwriting freed space where the database allows; the audit log stays.
+        Returns the number of rows removed."""
+
+    async def export_document(self, document: str) -> DocumentExport: ...
+
+    async def import_document(self, export: DocumentExport) -> None:
+        """Write an exported document back with its own seqs (the document must have no rows)."""

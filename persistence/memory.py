@@ -10,12 +10,17 @@ from persistence.base import (
     ActivityEntry,
     AuditEvent,
     CompactionResult,
+    DeletedDocument,
+    DocumentExport,
     DocumentInfo,
+    ExportedCheckpoint,
+    ExportedUpdate,
     LogEntry,
     MergeFunction,
     StoredDocument,
     UnknownVersion,
     VersionInfo,
+    WrappedDataKey,
 )
 
 
@@ -31,6 +36,8 @@ class _Checkpoint:
     seq: int
     timestamp: float
     snapshot: bytes
+    merged: int = 0
+    actors: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -45,6 +52,8 @@ class MemoryStore:
         self._documents: dict[str, _Document] = {}
         self._seq = 0
         self._audit: list[AuditEvent] = []
+        self._data_keys: dict[str, WrappedDataKey] = {}
+        self._deleted: dict[str, DeletedDocument] = {}
 
     async def open(self) -> None:
         return None
@@ -97,7 +106,11 @@ class MemoryStore:
             merged = await asyncio.to_thread(merge, inputs)
             covered = parts.last_seq
             timestamp = max(row.entry.timestamp for row in doc.rows if row.seq <= covered)
-            doc.checkpoints.append(_Checkpoint(covered, timestamp, merged))
+            previous = doc.checkpoints[-1].seq if doc.checkpoints else 0
+            actors = tuple(
+                sorted({r.entry.actor for r in doc.rows if previous < r.seq <= covered and r.entry.actor})
+            )
+            doc.checkpoints.append(_Checkpoint(covered, timestamp, merged, len(parts.tail), actors))
             for row in doc.rows:
                 if row.seq <= covered:
                     row.compacted = True
@@ -145,7 +158,7 @@ class MemoryStore:
     async def list_documents(self) -> list[DocumentInfo]:
         infos = []
         for name, doc in sorted(self._documents.items()):
-            if not doc.rows:
+            if not doc.rows or name in self._deleted:
                 continue
             last = doc.rows[-1]
             tail = sum(1 for row in doc.rows if not row.compacted)
@@ -165,3 +178,76 @@ class MemoryStore:
             and (subject is None or event.subject == subject)
         ]
         return matching[:limit]
+
+    # -- data lifecycle ---------------------------------------------------------------
+
+    async def data_key(self, document: str) -> WrappedDataKey | None:
+        return self._data_keys.get(document)
+
+    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        return self._data_keys.setdefault(key.document, key)
+
+    async def data_keys(self) -> list[WrappedDataKey]:
+        return [self._data_keys[name] for name in sorted(self._data_keys)]
+
+    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        if self._data_keys.get(old.document) != old:
+            return False
+        self._data_keys[old.document] = new
+        return True
+
+    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
+        doc = self._documents.get(deleted.name)
+        if doc is None or not doc.rows or deleted.name in self._deleted:
+            return False
+        self._deleted[deleted.name] = deleted
+        return True
+
+    async def undelete(self, document: str) -> bool:
+        return self._deleted.pop(document, None) is not None
+
+    async def deleted_documents(self) -> list[DeletedDocument]:
+        return [self._deleted[name] for name in sorted(self._deleted)]
+
+    async def erase(self, document: str) -> int:
+        doc = self._documents.pop(document, None)
+        removed = len(doc.rows) + len(doc.checkpoints) if doc else 0
+        removed += int(self._data_keys.pop(document, None) is not None)
+        removed += int(self._deleted.pop(document, None) is not None)
+        return removed
+
+    async def export_document(self, document: str) -> DocumentExport:
+        doc = self._documents.get(document) or _Document()
+        updates = [
+            ExportedUpdate(
+                r.seq,
+                None if r.compacted else r.entry.update,
+                len(r.entry.update),
+                r.entry.actor,
+                r.entry.origin_node,
+                r.entry.timestamp,
+            )
+            for r in doc.rows
+        ]
+        checkpoints = [
+            ExportedCheckpoint(c.seq, c.snapshot, c.timestamp, c.merged, list(c.actors))
+            for c in doc.checkpoints
+        ]
+        return DocumentExport(document, updates, checkpoints, self._data_keys.get(document))
+
+    async def import_document(self, export: DocumentExport) -> None:
+        if self._documents.get(export.document, _Document()).rows:
+            raise ValueError(f"document {export.document!r} already has rows")
+        doc = _Document()
+        for u in export.updates:
+            # A compacted row keeps its metadata; its payload is gone (a checkpoint covers it).
+            entry = LogEntry(export.document, u.payload or b"", u.actor, u.origin_node, u.created_at)
+            doc.rows.append(_Row(u.seq, entry, compacted=u.payload is None))
+        doc.checkpoints = [
+            _Checkpoint(c.seq, c.created_at, c.snapshot, c.merged, tuple(c.actors))
+            for c in export.checkpoints
+        ]
+        self._documents[export.document] = doc
+        self._seq = max(self._seq, export.last_seq)
+        if export.data_key is not None:
+            self._data_keys[export.document] = export.data_key

@@ -30,21 +30,26 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from persistence._records import checksum, merge_history, verified
+from persistence._records import checksum, log_rows, merge_history, verified
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
     CompactionResult,
     CorruptDocument,
+    DeletedDocument,
+    DocumentExport,
     DocumentInfo,
+    ExportedCheckpoint,
+    ExportedUpdate,
     LogEntry,
     MergeFunction,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
     VersionInfo,
+    WrappedDataKey,
 )
-from persistence.migrations import load_migrations
+from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +164,9 @@ class SqliteStore:
         if mode != "wal" and self.path != ":memory:":
             raise StoreUnavailable(f"SQLite store {self.path!r}: cannot use WAL mode (got {mode!r})")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Freed pages (compacted payloads, erased documents) are overwritten with zeros, so
+        # erased content does not linger in the file.
+        connection.execute("PRAGMA secure_delete=ON")
 
     def _close_sync(self) -> None:
         connection, self._connection = self._connection, None
@@ -172,13 +180,12 @@ class SqliteStore:
                 "CREATE TABLE IF NOT EXISTS schema_version"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            current = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-            if current > len(migrations):
-                raise StoreUnavailable(
-                    f"SQLite store {self.path!r} has schema version {current}, newer than this program's "
-                    f"{len(migrations)}"
-                )
-            for migration in migrations[current:]:
+            applied = {row[0] for row in connection.execute("SELECT version FROM schema_version")}
+            try:
+                pending = pending_migrations(migrations, applied, f"SQLite store {self.path!r}")
+            except UnknownSchemaVersion as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            for migration in pending:
                 for statement in _statements(migration.sql):
                     connection.execute(statement)
                 connection.execute(
@@ -360,7 +367,8 @@ class SqliteStore:
                 "SELECT u.document, u.seq, u.created_at,"
                 " (SELECT count(*) FROM updates t WHERE t.document = u.document AND t.payload IS NOT NULL)"
                 " FROM updates u JOIN (SELECT document, max(seq) AS seq FROM updates GROUP BY document) m"
-                " ON u.seq = m.seq ORDER BY u.document"
+                " ON u.seq = m.seq WHERE u.document NOT IN (SELECT document FROM deleted_documents)"
+                " ORDER BY u.document"
             )
         ]
 
@@ -422,6 +430,165 @@ class SqliteStore:
             return [AuditEvent(*row) for row in self._db.execute(sql, params).fetchall()]
 
         return await self._run(read)
+
+    # -- data lifecycle ---------------------------------------------------------------
+
+    async def data_key(self, document: str) -> WrappedDataKey | None:
+        def read() -> WrappedDataKey | None:
+            row = self._db.execute(_SELECT_KEY + " WHERE document = ?", (document,)).fetchone()
+            return WrappedDataKey(*row) if row else None
+
+        return await self._run(read)
+
+    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        def write() -> WrappedDataKey:
+            with _transaction(self._db):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO data_keys (document, key_id, master_key_id, wrapped, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key.document, key.key_id, key.master_key_id, key.wrapped, key.created_at),
+                )
+                row = self._db.execute(_SELECT_KEY + " WHERE document = ?", (key.document,)).fetchone()
+            return WrappedDataKey(*row)
+
+        return await self._run(write)
+
+    async def data_keys(self) -> list[WrappedDataKey]:
+        def read() -> list[WrappedDataKey]:
+            return [WrappedDataKey(*row) for row in self._db.execute(_SELECT_KEY + " ORDER BY document")]
+
+        return await self._run(read)
+
+    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "UPDATE data_keys SET master_key_id = ?, wrapped = ?"
+                    " WHERE document = ? AND master_key_id = ? AND wrapped = ?",
+                    (new.master_key_id, new.wrapped, old.document, old.master_key_id, old.wrapped),
+                )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO deleted_documents (document, deleted_at, deleted_by, purge_after)"
+                    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM updates WHERE document = ?)",
+                    (deleted.name, deleted.deleted_at, deleted.deleted_by, deleted.purge_after, deleted.name),
+                )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def undelete(self, document: str) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute("DELETE FROM deleted_documents WHERE document = ?", (document,))
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def deleted_documents(self) -> list[DeletedDocument]:
+        def read() -> list[DeletedDocument]:
+            return [
+                DeletedDocument(*row)
+                for row in self._db.execute(
+                    "SELECT document, deleted_at, deleted_by, purge_after FROM deleted_documents"
+                    " ORDER BY document"
+                )
+            ]
+
+        return await self._run(read)
+
+    async def erase(self, document: str) -> int:
+        def write() -> int:
+            removed = 0
+            with _transaction(self._db):
+                for table in (
+                    "updates",
+                    "checkpoints",
+                    "data_keys",
+                    "deleted_documents",
+                    "compaction_leases",
+                ):
+                    removed += self._db.execute(
+                        f"DELETE FROM {table} WHERE document = ?", (document,)
+                    ).rowcount
+            # Copy the WAL into the file and truncate it: otherwise older frames holding the
+            # erased rows stay in the -wal file until the next automatic checkpoint.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return removed
+
+        return await self._run(write)
+
+    async def export_document(self, document: str) -> DocumentExport:
+        def read() -> DocumentExport:
+            db = self._db
+            with _transaction(db, "BEGIN"):
+                updates = [
+                    ExportedUpdate(*row)
+                    for row in db.execute(
+                        "SELECT seq, payload, update_bytes, actor, origin_node, created_at FROM updates"
+                        " WHERE document = ? ORDER BY seq",
+                        (document,),
+                    )
+                ]
+                checkpoints = [
+                    ExportedCheckpoint(seq, snapshot, created_at, merged, json.loads(actors))
+                    for seq, snapshot, created_at, merged, actors in db.execute(
+                        "SELECT seq, snapshot, created_at, merged, actors FROM checkpoints"
+                        " WHERE document = ? ORDER BY seq",
+                        (document,),
+                    )
+                ]
+                key = db.execute(_SELECT_KEY + " WHERE document = ?", (document,)).fetchone()
+            return DocumentExport(document, updates, checkpoints, WrappedDataKey(*key) if key else None)
+
+        return await self._run(read)
+
+    async def import_document(self, export: DocumentExport) -> None:
+        def write() -> None:
+            db = self._db
+            with _transaction(db):
+                if db.execute("SELECT 1 FROM updates WHERE document = ?", (export.document,)).fetchone():
+                    raise ValueError(f"document {export.document!r} already has rows")
+                db.executemany(
+                    "INSERT INTO updates (seq, document, payload, payload_crc, update_bytes, actor,"
+                    " origin_node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    log_rows(export),
+                )
+                db.executemany(
+                    "INSERT INTO checkpoints (document, seq, snapshot, snapshot_crc, created_at,"
+                    " compacted_at, merged, actors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            export.document,
+                            c.seq,
+                            c.snapshot,
+                            checksum(c.snapshot),
+                            c.created_at,
+                            time.time(),
+                            c.merged,
+                            json.dumps(list(c.actors)),
+                        )
+                        for c in export.checkpoints
+                    ],
+                )
+                if export.data_key is not None:
+                    k = export.data_key
+                    db.execute(
+                        "INSERT OR REPLACE INTO data_keys (document, key_id, master_key_id, wrapped,"
+                        " created_at) VALUES (?, ?, ?, ?, ?)",
+                        (k.document, k.key_id, k.master_key_id, k.wrapped, k.created_at),
+                    )
+
+        await self._run(write)
+
+
+_SELECT_KEY = "SELECT document, key_id, master_key_id, wrapped, created_at FROM data_keys"
 
 
 def _append_audit_sync(db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
