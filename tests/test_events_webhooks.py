@@ -4,6 +4,7 @@ backoff, the dead-letter list and the delivery log over the admin API."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import hmac
 import json
 import threading
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from collab_server.client import YClient
@@ -91,7 +93,9 @@ def test_signature_helper_refuses_tampering_and_replays() -> None:
         verify(SECRET, body, sign(SECRET, body, int(time.time()) - 3600))
 
 
-async def test_webhooks_are_signed_filtered_retried_and_dead_lettered(tmp_path: Path, receiver: Receiver) -> None:
+async def test_webhooks_are_signed_filtered_retried_and_dead_lettered(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     endpoints = [
         {"name": "ok", "url": receiver.url("ok"), "secret": SECRET, "documents": ["hooks/*"]},
         {"name": "flaky", "url": receiver.url("flaky"), "secret": SECRET, "events": ["document.created"]},
@@ -139,15 +143,13 @@ async def test_webhooks_are_signed_filtered_retried_and_dead_lettered(tmp_path: 
         tries = sorted((r["attempt"], r["ok"], r["status"]) for r in log if r["event_id"] == first)
         assert tries == [(1, False, 503), (2, False, 503), (3, False, 503), (4, True, 204)]
         timestamps = sorted(r["at"] for r in log if r["event_id"] == first)
-        gaps = [b - a for a, b in zip(timestamps, timestamps[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(timestamps)]
         assert gaps[2] > gaps[0], f"backoff grows: {gaps}"
 
         # The receiver is back: an admin retries one dead letter; it is delivered and leaves the list.
         receiver.dead_alive = True
         retried = hub.get("/api/admin/events")  # status endpoint answers too
         assert retried.status_code == 200 and "webhook:dead" in retried.json()["sinks"]
-        import httpx
-
         response = httpx.post(f"{hub.http}/api/admin/dead-letters/{letters[0]['id']}/retry", timeout=10)
         assert response.status_code == 200, response.text
         assert [e["id"] for e in receiver.received["dead"]] == [letters[0]["event_id"]]
