@@ -16,7 +16,12 @@ from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.auth import mint
-from collab_server.lifecycle_cli import add_key_commands, keys_command
+from collab_server.lifecycle_cli import (
+    add_document_commands,
+    add_key_commands,
+    documents_command,
+    keys_command,
+)
 from collab_server.logs import configure_logging
 from collab_server.redis_broker import describe as describe_redis
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
@@ -69,6 +74,11 @@ HELP: dict[str, str] = {
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
     "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
+    "archive": "archive to: a directory, file:///DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true",
+    "archive_access_key": "S3 access key id of the archive",
+    "archive_secret_key": "S3 secret access key of the archive",
+    "archive_interval_seconds": "how often documents changed since their last archive are archived",
+    "deletion_grace_seconds": "a soft-deleted document can be restored for this long, then it is erased",
     "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
     "tls_keyfile": "PEM private key of --tls-certfile",
@@ -84,8 +94,26 @@ HELP: dict[str, str] = {
     "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
     "ping_timeout_seconds": "how long to wait for a pong",
     "shutdown_timeout_seconds": "bound on graceful shutdown (close sockets, flush the store)",
+    "metrics_token": "a scraper sending this as a Bearer token sees per-document series on /metrics",
+    "http_commit_timeout_seconds": "strict durability: how long an HTTP write waits for its commit (then 503)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
     "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
+    "events_kafka_brokers": "change events: Kafka bootstrap servers HOST:PORT[,HOST:PORT]; empty: no Kafka",
+    "events_kafka_topic": "change events: the deployment's topic (key = document name)",
+    "events_kafka_security_protocol": "Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    "events_kafka_sasl_mechanism": "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    "events_kafka_sasl_username": "Kafka SASL user name",
+    "events_kafka_sasl_password": "Kafka SASL password",
+    "events_kafka_ssl_cafile": "CA file to verify the Kafka brokers' TLS certificates",
+    "webhooks": 'change events as signed webhooks: JSON [{"name","url","secret","events":[...],"documents":[globs]}] or @FILE',
+    "webhook_max_attempts": "delivery attempts per event before it goes to the dead-letter list",
+    "webhook_backoff_ms": "first webhook retry delay, doubled after each failure (at most 60 s)",
+    "webhook_timeout_seconds": "one webhook POST's timeout",
+    "events_window_ms": "coalescing: 0 publishes every stored update; N merges a document's updates per N ms",
+    "events_poll_ms": "how often the publisher looks for updates committed by other hub nodes",
+    "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
+    "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
+    "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
     "ws_implementation": "uvicorn's WebSocket implementation: websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
@@ -142,6 +170,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     )
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
     add_key_commands(commands, defaults)
+    add_document_commands(commands, defaults)
     return parser
 
 
@@ -178,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return mint_command(args, defaults)
     if args.command == "keys":
         return keys_command(args)
+    if args.command == "documents":
+        return documents_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
@@ -188,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret, *master_key_secrets(settings.master_keys)),
+        secrets=(
+            settings.auth_secret,
+            settings.metrics_token,
+            settings.archive_secret_key,
+            *master_key_secrets(settings.master_keys),
+        ),
     )
     certificate = None
     if settings.tls_certfile:

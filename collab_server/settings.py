@@ -91,6 +91,12 @@ class Settings:
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+    # Shared secret a Prometheus scraper sends as `Authorization: Bearer` to see per-document
+    # series on /metrics (an admin token on every document works too); others get aggregates.
+    metrics_token: str = ""
+    # HTTP writes in strict durability answer after their commit; past this wait: 503.
+    http_commit_timeout_seconds: float = 10.0
+
     # TLS for the hub's own listener: with both files the hub serves https:// and wss:// only.
     # The files are checked every `tls_reload_seconds` and a renewed pair is used for new
     # connections without a restart.
@@ -111,6 +117,16 @@ class Settings:
     master_key_file: str = ""
     master_keys: str = ""
 
+    # Archives (persistence/archive): "" off, a directory / file:///DIR, or
+    # s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=R&path_style=true.
+    archive: str = ""
+    archive_access_key: str = ""
+    archive_secret_key: str = ""
+    archive_interval_seconds: float = 60.0  # changed documents are archived this often
+
+    # Deletion: a soft-deleted document can be restored for this long, then it is erased.
+    deletion_grace_seconds: float = 7 * 24 * 3600.0
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
@@ -124,6 +140,24 @@ class Settings:
     # Compaction of the stored log.
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
+
+    # Change events (off unless brokers or webhooks are set): a Kafka topic and/or webhooks.
+    events_kafka_brokers: str = ""  # "host:port,host:port"
+    events_kafka_topic: str = "nova.events"
+    events_kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    events_kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    events_kafka_sasl_username: str = ""
+    events_kafka_sasl_password: str = ""
+    events_kafka_ssl_cafile: str = ""
+    webhooks: str = ""  # JSON list of {"name","url","secret","events","documents"}, or @FILE
+    webhook_max_attempts: int = 8
+    webhook_backoff_ms: float = 500.0  # first retry delay, doubled per attempt (capped at 60 s)
+    webhook_timeout_seconds: float = 10.0
+    events_window_ms: float = 0.0  # 0: one event per stored update; N: at most one per document per N ms
+    events_poll_ms: float = 100.0  # how often other nodes' commits are looked for
+    events_partitions: int = 8  # documents are split into this many leases between hub nodes
+    events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
+    events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
     ws_implementation: str = (
         "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
@@ -147,6 +181,8 @@ class Settings:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        if not 0 < self.http_commit_timeout_seconds <= 300:
+            raise ValueError("http_commit_timeout_seconds must be in (0, 300]")
         for small, large, why in _ORDERED_LIMITS:
             if getattr(self, small) > getattr(self, large):
                 raise ValueError(
@@ -209,8 +245,20 @@ _POSITIVE = (
     "ping_timeout_seconds",
     "shutdown_timeout_seconds",
     "auth_timeout_seconds",
+    "events_partitions",
+    "events_poll_ms",
+    "events_max_backlog",
+    "webhook_max_attempts",
+    "webhook_timeout_seconds",
 )
-_NOT_NEGATIVE = ("group_commit_ms", "relay_window_ms", "awareness_flush_ms", "idle_unload_seconds")
+_NOT_NEGATIVE = (
+    "group_commit_ms",
+    "relay_window_ms",
+    "awareness_flush_ms",
+    "idle_unload_seconds",
+    "events_window_ms",
+    "webhook_backoff_ms",
+)
 # (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
 _ORDERED_LIMITS = (
     ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
+    DeadLetter,
     DeletedDocument,
+    DeliveryRecord,
     DocumentExport,
     DocumentInfo,
     ExportedCheckpoint,
     ExportedUpdate,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     StoredDocument,
     UnknownVersion,
     VersionInfo,
@@ -52,6 +58,11 @@ class MemoryStore:
         self._documents: dict[str, _Document] = {}
         self._seq = 0
         self._audit: list[AuditEvent] = []
+        self._cursors: dict[tuple[str, str], int] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._deliveries: list[DeliveryRecord] = []
+        self._dead_letters: dict[int, DeadLetter] = {}
+        self._dead_letter_seq = 0
         self._data_keys: dict[str, WrappedDataKey] = {}
         self._deleted: dict[str, DeletedDocument] = {}
 
@@ -93,13 +104,18 @@ class MemoryStore:
             checkpoint.snapshot if checkpoint else None, [r.entry.update for r in tail_rows], last
         )
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         doc = self._documents.get(document)
         if doc is None or doc.compacting:
             return None
         doc.compacting = True
         try:
-            parts = self._parts(document, None)
+            try:
+                parts = self._parts(document, upto)
+            except UnknownVersion:  # `upto` is inside an already compacted range: nothing to do
+                return None
             if not parts.tail:
                 return None
             inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
@@ -178,6 +194,75 @@ class MemoryStore:
             and (subject is None or event.subject == subject)
         ]
         return matching[:limit]
+
+    # -- change events ----------------------------------------------------------------------
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        pending = []
+        for name, doc in sorted(self._documents.items()):
+            cursor = self._cursors.get((sink, name), 0)
+            rows = [row for row in doc.rows if row.seq > max(cursor, after_seq)]
+            if rows:
+                pending.append(
+                    PendingDocument(name, cursor, rows[-1].seq, len(rows), rows[0].entry.timestamp)
+                )
+        return pending
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        doc = self._documents.get(document)
+        if doc is None:
+            return []
+        return [
+            LoggedUpdate(
+                row.seq,
+                None if row.compacted else row.entry.update,
+                row.entry.actor,
+                row.entry.origin_node,
+                row.entry.timestamp,
+            )
+            for row in doc.rows
+            if row.seq > after_seq
+        ][:limit]
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        return self._cursors.get((sink, document), 0)
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        key = (sink, document)
+        self._cursors[key] = max(seq, self._cursors.get(key, 0))
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        current = self._leases.get(name)
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[name] = (holder, now + ttl_seconds)
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        if self._leases.get(name, ("", 0.0))[0] == holder:
+            del self._leases[name]
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        return [AuditRecord(i + 1, event) for i, event in enumerate(self._audit) if i + 1 > after_id][:limit]
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        self._deliveries.extend(records)
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        return [record for record in reversed(self._deliveries) if record.sink == sink][:limit]
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        self._dead_letter_seq += 1
+        self._dead_letters[self._dead_letter_seq] = replace(letter, id=self._dead_letter_seq)
+        return self._dead_letter_seq
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        letters = [self._dead_letters[key] for key in sorted(self._dead_letters, reverse=True)]
+        return [letter for letter in letters if sink is None or letter.sink == sink][:limit]
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        return self._dead_letters.pop(letter_id, None)
 
     # -- data lifecycle ---------------------------------------------------------------
 

@@ -21,8 +21,10 @@ recovers on its own once the server is back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -35,15 +37,20 @@ from persistence._records import checksum, log_rows, merge_history, verified
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
     CorruptDocument,
+    DeadLetter,
     DeletedDocument,
+    DeliveryRecord,
     DocumentExport,
     DocumentInfo,
     ExportedCheckpoint,
     ExportedUpdate,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
@@ -119,6 +126,18 @@ ORDER BY l.document COLLATE "C"
 """
 
 _MAX_SEQ = 2**63 - 1
+
+# Documents with rows a sink has not published: the newest cursor per document decides.
+_PENDING_EVENTS = """
+SELECT u.document, coalesce(c.seq, 0) AS cursor, max(u.seq) AS last_seq, count(*) AS pending,
+       min(u.created_at) AS oldest_at
+FROM updates u LEFT JOIN event_cursors c ON c.sink = $1 AND c.document = u.document
+WHERE u.seq > $2 AND u.seq > coalesce(c.seq, 0)
+GROUP BY u.document, c.seq
+ORDER BY u.document COLLATE "C"
+"""
+
+_DEAD_LETTER_COLUMNS = "id, sink, event_id, event_type, document, payload, error, attempts, at"
 
 
 def lock_key(document: str) -> int:
@@ -332,14 +351,19 @@ class PostgresStore:
                 raise UnknownVersion(f"{document!r} has no version {seq}")
             return await self._parts(connection, document, seq)
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         async with self._connection() as connection, connection.transaction():
             locked = await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1, $2)", COMPACT_LOCK_NAMESPACE, lock_key(document)
             )
             if not locked:
                 return None
-            parts = await self._parts(connection, document, None)
+            try:
+                parts = await self._parts(connection, document, upto)
+            except UnknownVersion:  # `upto` is inside an already compacted range: nothing to do
+                return None
             if not parts.tail:
                 return None
             inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
@@ -440,6 +464,127 @@ class PostgresStore:
             for r in rows
         ]
 
+    # -- change events ----------------------------------------------------------------------
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(_PENDING_EVENTS, sink, after_seq)
+        return [PendingDocument(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT seq, payload, payload_crc, actor, origin_node, created_at FROM updates"
+                " WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                document,
+                after_seq,
+                limit,
+            )
+        return [
+            LoggedUpdate(
+                r[0],
+                None if r[1] is None else verified(document, f"update {r[0]}", r[1], r[2]),
+                r[3],
+                r[4],
+                r[5],
+            )
+            for r in rows
+        ]
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        async with self._connection() as connection:
+            value = await connection.fetchval(
+                "SELECT seq FROM event_cursors WHERE sink = $1 AND document = $2", sink, document
+            )
+        return int(value) if value is not None else 0
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
+                " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
+                sink,
+                document,
+                seq,
+                time.time(),
+            )
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        async with self._connection() as connection:
+            taken = await connection.fetchval(
+                "INSERT INTO event_leases (name, holder, expires_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE event_leases.holder = excluded.holder OR event_leases.expires_at <= $4"
+                " RETURNING holder",
+                name,
+                holder,
+                now + ttl_seconds,
+                now,
+            )
+        return taken is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self._connection() as connection:
+            await connection.execute("DELETE FROM event_leases WHERE name = $1 AND holder = $2", name, holder)
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT id, at, action, subject, document, node, detail FROM audit WHERE id > $1"
+                " ORDER BY id LIMIT $2",
+                after_id,
+                limit,
+            )
+        return [AuditRecord(r[0], AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6])) for r in rows]
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        if not records:
+            return
+        async with self._connection() as connection:
+            await connection.executemany(
+                "INSERT INTO event_deliveries (sink, event_id, event_type, attempt, at, ok, status,"
+                " error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                [dataclasses.astuple(r) for r in records],
+            )
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT sink, event_id, event_type, attempt, at, ok, status, error, duration_ms"
+                " FROM event_deliveries WHERE sink = $1 ORDER BY id DESC LIMIT $2",
+                sink,
+                limit,
+            )
+        return [DeliveryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        async with self._connection() as connection:
+            letter_id = await connection.fetchval(
+                "INSERT INTO event_dead_letters (sink, event_id, event_type, document, payload, error,"
+                " attempts, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                *dataclasses.astuple(letter)[1:],
+            )
+        return int(letter_id)
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters"
+                " WHERE $1::text IS NULL OR sink = $1 ORDER BY id DESC LIMIT $2",
+                sink,
+                limit,
+            )
+        return [DeadLetter(*r) for r in rows]
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"DELETE FROM event_dead_letters WHERE id = $1 RETURNING {_DEAD_LETTER_COLUMNS}", letter_id
+            )
+        return DeadLetter(*row) if row is not None else None
+
     # -- data lifecycle ---------------------------------------------------------------
 
     async def data_key(self, document: str) -> WrappedDataKey | None:
@@ -509,9 +654,11 @@ class PostgresStore:
         removed = 0
         async with self._connection() as connection:
             async with connection.transaction():
-                await connection.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_NAMESPACE, lock_key(document)
-                )
+                # Waits for a running append or compaction of the document to finish first.
+                for namespace in (APPEND_LOCK_NAMESPACE, COMPACT_LOCK_NAMESPACE):
+                    await connection.execute(
+                        "SELECT pg_advisory_xact_lock($1, $2)", namespace, lock_key(document)
+                    )
                 for table in ("updates", "checkpoints", "data_keys", "deleted_documents"):
                     status = await connection.execute(f"DELETE FROM {table} WHERE document = $1", document)
                     removed += int(status.rsplit(" ", 1)[1])

@@ -17,6 +17,7 @@ opened without a key provider refuses when it holds encrypted documents
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,13 +25,18 @@ from dataclasses import dataclass, field, replace
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
     CorruptDocument,
+    DeadLetter,
     DeletedDocument,
+    DeliveryRecord,
     DocumentExport,
     DocumentInfo,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     Store,
     StoredDocument,
     StoreError,
@@ -167,7 +173,9 @@ class EncryptedStore:
     async def read_version(self, document: str, seq: int) -> StoredDocument:
         return await self._opened(document, await self.inner.read_version(document, seq))
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         key = await self._key(document, create=False)
         if key is None:
             return None  # nothing stored yet
@@ -176,7 +184,7 @@ class EncryptedStore:
             return key.seal(merge([key.open(part) for part in parts]))
 
         try:
-            result = await self.inner.compact(document, sealed_merge)
+            result = await self.inner.compact(document, sealed_merge, upto)
         except UnreadablePayload as exc:
             raise CorruptDocument(f"document {document!r}: {exc}") from exc
         return None if result is None else replace(result, snapshot_bytes=_plain_size(result.snapshot_bytes))
@@ -238,9 +246,120 @@ class EncryptedStore:
         self._cache.pop(export.document, None)
         await self.inner.import_document(export)
 
+    # -- change events: log payloads are opened for the publisher, the rest passes through ----
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        rows = await self.inner.read_log(document, after_seq, limit)
+        if not any(row.update is not None for row in rows):
+            return rows
+        key = await self._reading_key(document)
+        try:
+            return [row if row.update is None else replace(row, update=key.open(row.update)) for row in rows]
+        except UnreadablePayload as exc:
+            raise CorruptDocument(f"document {document!r}: {exc}") from exc
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        return await self.inner.pending_events(sink, after_seq)
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        return await self.inner.event_cursor(sink, document)
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        await self.inner.advance_event_cursor(sink, document, seq)
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        return await self.inner.acquire_lease(name, holder, ttl_seconds)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.inner.release_lease(name, holder)
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        return await self.inner.read_audit(after_id, limit)
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        await self.inner.record_deliveries(records)
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        return await self.inner.deliveries(sink, limit)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        return await self.inner.add_dead_letter(letter)
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self.inner.dead_letters(sink, limit)
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        return await self.inner.remove_dead_letter(letter_id)
+
+
+def keys_of(store: Store) -> KeyProvider | None:
+    """The master keys of an encrypted store, None for a plain one."""
+    return store.keys if isinstance(store, EncryptedStore) else None
+
+
+def open_with_key(
+    stored: StoredDocument, record: WrappedDataKey | None, keys: KeyProvider | None
+) -> StoredDocument:
+    """Parts read outside a store (an archive): opened with their wrapped data key, or as
+    they are when they were written without encryption."""
+    if record is None:
+        return stored
+    if keys is None:
+        raise EncryptionError(f"{record.document!r} was archived encrypted: a master key is needed")
+    try:
+        key = unwrap(record, keys.get(record.master_key_id))
+        snapshot = key.open(stored.snapshot) if stored.snapshot is not None else None
+        return StoredDocument(snapshot, [key.open(part) for part in stored.tail], stored.last_seq)
+    except MasterKeyError as exc:
+        raise EncryptionError(f"{record.document!r}: {exc}") from exc
+    except UnreadablePayload as exc:
+        raise CorruptDocument(f"archived {record.document!r}: {exc}") from exc
+
 
 def _plain_size(stored_bytes: int) -> int:
     return max(0, stored_bytes - OVERHEAD)
+
+
+class IndexTextSealer:
+    """Seals search-index chunk text with the document's data key, so erasing the document
+    (its data key) makes any copy the vector store still holds unreadable.
+
+    Called from the vector store's worker threads; data keys come from the store's event
+    loop (``loop``), which is free while those threads work."""
+
+    PREFIX = "nve1:"
+
+    def __init__(self, store: EncryptedStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+
+    def _key(self, document: str, *, create: bool) -> DataKey | None:
+        cached = self._store._cache.get(document)
+        if cached is not None:
+            return cached
+        future = asyncio.run_coroutine_threadsafe(self._store._key(document, create=create), self._loop)
+        return future.result(timeout=60)
+
+    def seal(self, document: str, text: str) -> str:
+        key = self._key(document, create=True)
+        assert key is not None
+        return self.PREFIX + base64.b64encode(key.seal(text.encode())).decode()
+
+    def open(self, document: str, sealed: str) -> str | None:
+        if not sealed.startswith(self.PREFIX):
+            return None  # written without encryption: not served from an encrypted hub
+        key = self._key(document, create=False)
+        if key is None:
+            return None
+        try:
+            return key.open(base64.b64decode(sealed[len(self.PREFIX) :])).decode()
+        except (UnreadablePayload, ValueError):
+            return None
+
+
+def text_sealer(store: Store, loop: asyncio.AbstractEventLoop) -> IndexTextSealer | None:
+    """The search index's sealer when ``store`` is encrypted, else None (text kept as is)."""
+    return IndexTextSealer(store, loop) if isinstance(store, EncryptedStore) else None
 
 
 async def check_plaintext_mode(store: Store) -> None:

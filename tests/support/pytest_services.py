@@ -5,6 +5,9 @@ Enable with ``pytest_plugins = ["tests.support.pytest_services"]`` in tests/conf
 - ``postgres_server`` (session): one throwaway cluster for the whole run.
 - ``postgres_dsn`` (function): a fresh, empty database on it for each test, dropped after.
 - ``redis_server`` (session): one throwaway Redis for the whole run.
+- ``kafka_server`` (session): one throwaway Kafka broker (KRaft, ~20 s to start) for the run;
+  tests keep apart by topic.
+- ``s3_server`` (function): a throwaway S3-compatible server (S3Proxy, ~2 s to start) per test.
 
 A test that restarts or kills a session server must leave it running again. Tests that
 need a server of their own use ``PostgresServer()`` / ``RedisServer()`` directly as
@@ -19,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from tests.support.services import PostgresServer, RedisServer
+from tests.support.services import KafkaServer, PostgresServer, RedisServer, S3ProxyServer
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[KafkaServer]:
+    with KafkaServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3ProxyServer]:
+    with S3ProxyServer() as server:
         yield server
 
 
