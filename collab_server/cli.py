@@ -17,8 +17,10 @@ from redis.exceptions import RedisError
 from collab_server.app import create_app
 from collab_server.auth import mint
 from collab_server.lifecycle_cli import (
+    add_archive_commands,
     add_document_commands,
     add_key_commands,
+    archive_command,
     documents_command,
     keys_command,
 )
@@ -171,6 +173,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
     add_key_commands(commands, defaults)
     add_document_commands(commands, defaults)
+    add_archive_commands(commands, defaults)
     return parser
 
 
@@ -209,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(args)
     if args.command == "documents":
         return documents_command(args)
+    if args.command in ("archive", "restore-archive"):
+        return archive_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()

@@ -4,8 +4,8 @@ backoff, the dead-letter list and the delivery log over the admin API."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import hmac
+import itertools
 import json
 import threading
 import time

@@ -18,8 +18,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from persistence.archive.base import ObjectMissing, ObjectStore
+from persistence.archive.base import ArchiveUnavailable, ObjectMissing, ObjectStore
 from persistence.archive.manifest import (
+    ArchiveCorrupt,
     Manifest,
     document_prefix,
     export_of,
@@ -99,9 +100,12 @@ class Archiver:
             async with gate:
                 await self.objects.put(key, data)
 
-        async with asyncio.TaskGroup() as group:
-            for blob in missing:
-                group.create_task(put(blob.key, blob.data))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for blob in missing:
+                    group.create_task(put(blob.key, blob.data))
+        except* ArchiveUnavailable as failed:  # the first failure stands for the batch
+            raise failed.exceptions[0] from None
         known.update(blob.key for blob in missing)
         await self.objects.put(manifest_key(document), planned.manifest)  # last: names only what exists
         self._archived[document] = planned.last_seq
@@ -132,6 +136,19 @@ class Archiver:
         self._archived.pop(document, None)
         self._known.pop(document, None)
         return removed
+
+
+async def check_archive(archiver: Archiver) -> tuple[int, list[str]]:
+    """Read every manifest and every object it names, checking digests: (documents, problems)."""
+    problems: list[str] = []
+    manifests = await archiver.manifests()
+    for manifest in manifests:
+        for key in manifest.object_keys:
+            try:
+                verified_object(key, await archiver.objects.get(key))
+            except (ObjectMissing, ArchiveCorrupt) as exc:
+                problems.append(f"{manifest.document!r}: {exc}")
+    return len(manifests), problems
 
 
 async def restore_store(archiver: Archiver, target: Store) -> RestoreReport:
