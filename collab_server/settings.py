@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from collab_server.client_address import TrustedProxies
+
 MIB = 1024 * 1024
 
 
@@ -57,12 +59,23 @@ class Settings:
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
     outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+    # Frames at least this large (a big document's state for a joiner) are sent by at most
+    # `large_frames_in_flight` connections at a time, each until its socket has drained (or
+    # `large_frame_drain_seconds`): a crowd joining a huge document holds a few copies, not one each.
+    large_frame_bytes: int = 1 * MIB
+    large_frames_in_flight: int = 4
+    large_frame_drain_seconds: float = 10.0
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
     auth_public_key_file: str = ""  # PEM public key for ES256 / RS256 tokens
     auth_timeout_seconds: float = 5.0  # a socket without a token must send one (auth message) by then
     allowed_origins: str = ""  # comma-separated WebSocket/CORS origins; empty: any origin
+    # Quotas count real identities: a token's subject (with auth on; without auth there is no
+    # subject to count), and a client address taken from X-Forwarded-For when the socket
+    # comes from one of `trusted_proxies` (addresses or networks, "*" for any). Sockets from a
+    # trusted address that name no client (local processes) are not limited per address.
+    trusted_proxies: str = "127.0.0.1,::1"
     max_connections_per_subject: int = 1_000
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
@@ -103,11 +116,14 @@ class Settings:
             "outbox_max_bytes",
             "message_burst",
             "max_unsaved_updates",
+            "large_frame_bytes",
+            "large_frames_in_flight",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        TrustedProxies(self.trusted_proxies)  # raises ValueError on a malformed entry
         if self.max_messages_per_second <= 0:
             raise ValueError("max_messages_per_second must be positive")
         return self

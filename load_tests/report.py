@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from load_tests.suite import Run
 
 HUB = "hub"
+
+
+def is_hub(server: str) -> bool:
+    """The hub with default settings ("hub") or a variant row of it ("hub-memory"); never a peer."""
+    return server == HUB or server.startswith(HUB + "-")
+
+
 HIGH, LOW = "high", "low"
 
 
@@ -130,12 +137,12 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
             row[name] = _median([r.figures.get(name) for r in ok])
         rows.append(row)
     for row in rows:
-        if row["server"] != HUB:
+        if not is_hub(row["server"]):
             continue
         peers = [
             p
             for p in rows
-            if (p["scenario"], p["case"]) == (row["scenario"], row["case"]) and p["server"] != HUB
+            if (p["scenario"], p["case"]) == (row["scenario"], row["case"]) and not is_hub(p["server"])
         ]
         for col in COLUMNS.get(row["scenario"], []):
             if not col.ratio or col.better is None or row.get(col.key) is None:
@@ -169,7 +176,7 @@ def table(scenario: str, rows: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = [
             row["case"],
-            f"**{row['server']}**" if row["server"] == HUB else row["server"],
+            f"**{row['server']}**" if is_hub(row["server"]) else row["server"],
             f"{row['ok']}/{row['runs']}",
         ]
         cells += [_cell(row.get(c.key), c.fmt) for c in cols]

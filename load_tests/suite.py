@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from load_tests import report  # noqa: E402
-from load_tests.peers import HUB_BENCHMARK_LIMITS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
+from load_tests.peers import HUB_EXTRA_FLAGS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
 
 LOADGEN = HERE / "node" / "loadgen.mjs"
 BUILD_DOC = HERE / "node" / "build_doc.mjs"
@@ -48,6 +49,7 @@ TRACE = REPO.parent / "shared" / "data" / "editing-traces" / "automerge-paper.js
 CACHE = HERE / ".cache"
 SAMPLE_INTERVAL_S = 0.1
 LOADGEN_MARGIN_S = 60.0
+DEFAULT_SERVERS = ("hub", "hocuspocus", "y-websocket", "pycrdt")
 SCENARIOS = ("fanout", "many-docs", "idle", "join-storm", "presence", "full-speed", "multi-node")
 
 
@@ -110,7 +112,20 @@ class Profile:
 
 PROFILES = {
     "full": Profile(
-        "full", (10, 100, 500, 1500), 5, 10, 10, (200, 5), 2000, 20_000_000, 150, 120, 1500, 100, (1, 2, 3), 2
+        "full",
+        (10, 100, 500, 1000, 2000),
+        5,
+        10,
+        10,
+        (200, 5),
+        10_000,
+        20_000_000,
+        150,
+        120,
+        1500,
+        100,
+        (1, 2, 3),
+        2,
     ),
     "quick": Profile(
         "quick", (10, 100, 500), 2, 5, 5, (200, 5), 2000, 5_000_000, 150, 60, 500, 100, (1, 2, 3), 1
@@ -280,7 +295,7 @@ async def multi_node_run(args: argparse.Namespace, case: Case, repeat: int, log_
     from load_tests.cluster import Cluster
 
     run = Run(case.scenario, case.key, "hub", repeat)
-    options = {flag[2:].replace("-", "_"): value for flag, value in HUB_BENCHMARK_LIMITS.items()}
+    options = {flag[2:].replace("-", "_"): value for flag, value in HUB_EXTRA_FLAGS.items()}
     workdir = Path(tempfile.mkdtemp(prefix="cluster-", dir=log_dir))
     try:
         cluster = await asyncio.to_thread(lambda: Cluster(case.nodes, workdir, **options).__enter__())
@@ -453,7 +468,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="smaller N and shorter windows (a few minutes)")
     mode.add_argument("--tiny", action="store_true", help="smoke-test sizes (N=5, 2 s windows)")
     parser.add_argument(
-        "--servers", default=",".join(PEERS), help=f"comma-separated, in run order ({','.join(PEERS)})"
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, in run order (default {','.join(DEFAULT_SERVERS)}; also {','.join(PEERS)})",
     )
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated ({','.join(SCENARIOS)})"
@@ -461,12 +478,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per server and case (full: 2, quick: 1)"
     )
+    parser.add_argument(
+        "--fanout-clients", default=None, help="comma-separated fan-out sizes instead of the profile's"
+    )
     parser.add_argument("--node", default="node", help="node executable (node)")
     parser.add_argument(
         "--out-dir", type=Path, default=None, help="default: load_tests/results/<date>[-quick]"
     )
     args = parser.parse_args(argv)
     args.profile = PROFILES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    if args.fanout_clients:
+        sizes = tuple(int(n) for n in args.fanout_clients.split(","))
+        args.profile = dataclasses.replace(args.profile, fanout_clients=sizes)
     args.server_names = [s for s in args.servers.split(",") if s]
     args.scenario_names = [s for s in args.scenarios.split(",") if s]
     if unknown := set(args.server_names) - set(PEERS):
@@ -530,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "machine": machine_facts(),
         "versions": versions(args.node),
-        "hub_flags": HUB_BENCHMARK_LIMITS,
+        "hub_flags": HUB_EXTRA_FLAGS,
         "join_document": doc_meta,
         "constants": {
             "writers": WRITERS,
