@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
@@ -14,17 +15,23 @@ from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import events as events_api
 from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.events.publisher import EventPublisher
+from collab_server.events.wiring import running_events
+from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.redis_broker import RedisBroker
 from collab_server.settings import Settings
+from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
+from persistence.encryption.keys import key_provider
 from persistence.factory import store_from_url
 
 logger = logging.getLogger(__name__)
@@ -32,14 +39,19 @@ logger = logging.getLogger(__name__)
 
 class AppState(TypedDict):
     hub: Hub
+    events: EventPublisher | None
 
 
 class DocumentSocket:
-    """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
+    """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
+    and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         hub: Hub = scope["state"]["hub"]
-        await Connection(hub, scope, receive, send).serve()
+        if is_hocuspocus(scope):
+            await HocuspocusSocket(hub, scope, receive, send).serve()
+        else:
+            await Connection(hub, scope, receive, send).serve()
 
 
 read = requires(Role.READ)
@@ -62,17 +74,51 @@ class HubApp:
             await self.http(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> HubApp:
-    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` for the duration of the block: cancelled and awaited when it ends."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, certificate: CertificateReloader | None = None
+) -> HubApp:
+    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests);
+    ``certificate`` (the TLS listener's) is watched for renewals while the app runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store)
-        broker: Broker = (
-            RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
+        chosen = (
+            store
+            if store is not None
+            else store_from_url(
+                settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+            )
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
-            yield {"hub": hub}
+        broker: Broker = (
+            RedisBroker(
+                settings.redis_url,
+                settings.node_id,
+                connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+            )
+            if settings.redis_url
+            else LocalBroker()
+        )
+        async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
+            if certificate is not None:
+                await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
+            if settings.grpc_port:
+                from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
+
+                await stack.enter_async_context(GrpcListener(hub, certificate))
+            events = await stack.enter_async_context(running_events(settings, hub))
+            yield {"hub": hub, "events": events}
 
     routes = [
         Route("/healthz", health.healthz),
@@ -106,6 +152,11 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
         Route("/api/search", search_api.search_readable),
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/audit", admin_api.audit),
+        Route("/api/admin/events", events_api.status),
+        Route("/api/admin/webhooks/{endpoint}/deliveries", events_api.deliveries),
+        Route("/api/admin/dead-letters", events_api.dead_letters),
+        Route("/api/admin/dead-letters/{letter:int}/retry", events_api.retry_dead_letter, methods=["POST"]),
+        Route("/api/admin/dead-letters/{letter:int}", events_api.delete_dead_letter, methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = []

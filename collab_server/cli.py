@@ -16,10 +16,14 @@ from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.auth import mint
+from collab_server.lifecycle_cli import add_key_commands, keys_command
 from collab_server.logs import configure_logging
 from collab_server.redis_broker import describe as describe_redis
 from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
+from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from persistence.base import StoreError
+from persistence.encryption.keys import MasterKeyError, key_provider
+from persistence.encryption.store import check_plaintext_mode
 from persistence.factory import store_from_url
 
 HELP: dict[str, str] = {
@@ -27,6 +31,9 @@ HELP: dict[str, str] = {
     "port": "TCP port to listen on",
     "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
     "redis_url": "Redis URL shared by hub nodes for scale-out (redis://HOST:PORT/DB); empty: single node",
+    "redis_tls_ca_file": "CA certificate (PEM) that a rediss:// Redis must present a certificate from",
+    "store_ssl_mode": "PostgreSQL TLS: disable, allow, prefer, require, verify-ca or verify-full (empty: the URL's)",
+    "store_ssl_root_cert": "CA certificate (PEM) for PostgreSQL verify-ca / verify-full",
     "search": "semantic search: embedded (local chromadb), off, or a chromadb server http://HOST:PORT",
     "search_dir": "directory of the embedded search index (default: beside the SQLite store)",
     "search_interval_seconds": "how often changed documents are re-indexed (also the debounce)",
@@ -42,7 +49,17 @@ HELP: dict[str, str] = {
     "max_messages_per_second": "sustained messages per second per connection (close 4429 above it)",
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
-    "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "outbox_max_bytes": "bytes queued for one client after merging, besides the frame being added (one frame of"
+    " any size always fits); above it the client is dropped (4408)",
+    "max_awareness_state_bytes": "largest presence state of one client; larger ones are refused",
+    "max_awareness_clients_per_connection": "presence client ids one connection may announce; more are refused",
+    "max_awareness_entries_per_document": "presence entries one document holds; new ones beyond are refused",
+    "max_awareness_bytes_per_document": "bytes of all presence states of one document; new states beyond are refused",
+    "max_pending_bytes_per_connection": "bytes of one connection's updates held back for missing dependencies"
+    " (close 4412 above)",
+    "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
+    " (the sender that crosses it is closed with 4412)",
+    "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
     "large_frame_bytes": "frames this large (a big document for a joiner) are sent a few connections at a time",
     "large_frames_in_flight": "connections sending a large frame at once (the others wait, holding no copy)",
     "large_frame_drain_seconds": "longest a large frame holds its slot while the client reads it",
@@ -55,6 +72,16 @@ HELP: dict[str, str] = {
     "max_connections_per_ip": "open connections from one client address (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
+    "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
+    "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
+    "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
+    "tls_keyfile": "PEM private key of --tls-certfile",
+    "tls_reload_seconds": "how often the certificate files are checked; a renewed pair is used without a restart",
+    "grpc_port": "TCP port of the gRPC API (nova.collab.v1.Collab, health, reflection); 0: off",
+    "grpc_host": "interface of the gRPC listener (default: --host)",
+    "grpc_max_message_bytes": "largest gRPC message in either direction (RESOURCE_EXHAUSTED above it)",
+    "grpc_max_streams_per_connection": "concurrent gRPC calls on one client connection (HTTP/2 streams)",
+    "grpc_max_concurrent_calls": "concurrent gRPC calls on the listener; more are refused (RESOURCE_EXHAUSTED)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
@@ -63,6 +90,22 @@ HELP: dict[str, str] = {
     "shutdown_timeout_seconds": "bound on graceful shutdown (close sockets, flush the store)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
     "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
+    "events_kafka_brokers": "change events: Kafka bootstrap servers HOST:PORT[,HOST:PORT]; empty: no Kafka",
+    "events_kafka_topic": "change events: the deployment's topic (key = document name)",
+    "events_kafka_security_protocol": "Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    "events_kafka_sasl_mechanism": "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    "events_kafka_sasl_username": "Kafka SASL user name",
+    "events_kafka_sasl_password": "Kafka SASL password",
+    "events_kafka_ssl_cafile": "CA file to verify the Kafka brokers' TLS certificates",
+    "webhooks": 'change events as signed webhooks: JSON [{"name","url","secret","events":[...],"documents":[globs]}] or @FILE',
+    "webhook_max_attempts": "delivery attempts per event before it goes to the dead-letter list",
+    "webhook_backoff_ms": "first webhook retry delay, doubled after each failure (at most 60 s)",
+    "webhook_timeout_seconds": "one webhook POST's timeout",
+    "events_window_ms": "coalescing: 0 publishes every stored update; N merges a document's updates per N ms",
+    "events_poll_ms": "how often the publisher looks for updates committed by other hub nodes",
+    "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
+    "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
+    "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
     "ws_implementation": "uvicorn's WebSocket implementation: websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
@@ -118,10 +161,13 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
         "--private-key-file", default=None, help="PEM private key to sign ES256/RS256 tokens instead"
     )
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
+    add_key_commands(commands, defaults)
     return parser
 
 
-def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+def uvicorn_config(
+    settings: Settings, app: Any, certificate: CertificateReloader | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -138,6 +184,8 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         proxy_headers=False,
         log_config=None,
         access_log=False,
+        # One context for the listener's life: the reloader loads renewed certificates into it.
+        ssl_context_factory=(lambda _config, _default: certificate.context) if certificate else None,
     )
 
 
@@ -150,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(defaults).parse_args(argv)
     if args.command == "token":
         return mint_command(args, defaults)
+    if args.command == "keys":
+        return keys_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
@@ -160,10 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret,),
+        secrets=(settings.auth_secret, *master_key_secrets(settings.master_keys)),
     )
+    certificate = None
+    if settings.tls_certfile:
+        try:
+            certificate = CertificateReloader(
+                settings.tls_certfile, settings.tls_keyfile, settings.tls_reload_seconds
+            )
+        except CertificateError as exc:
+            print(f"collab-server: {exc}", file=sys.stderr)
+            return 2
     logging.getLogger(__name__).info(
-        "Nova Collab hub on ws://%s:%d/<document> (store %s)",
+        "Nova Collab hub on %s://%s:%d/<document> (store %s)",
+        "wss" if certificate else "ws",
         settings.host,
         settings.port,
         redact(settings.store),
@@ -172,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"collab-server: {problem}", file=sys.stderr)
         return 1
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    app = create_app(settings, certificate=certificate)
+    server = uvicorn.Server(uvicorn_config(settings, app, certificate))
     server.run()
     return 0 if server.started else 1
 
@@ -199,19 +260,36 @@ def mint_command(args: argparse.Namespace, defaults: Settings) -> int:
     return 0
 
 
+def master_key_secrets(text: str) -> list[str]:
+    """The base64 secrets of a NOVA_MASTER_KEYS list, to redact from logs."""
+    return [part.partition(":")[2].strip() for part in text.split(",") if ":" in part]
+
+
 async def preflight(settings: Settings) -> str | None:
-    """Open the store once before serving: a wrong URL or an unreachable database fails fast."""
+    """Open the store once before serving: a wrong URL, an unreachable database or a wrong or
+    missing master key fails fast."""
     try:
-        store = store_from_url(settings.store)
-    except ValueError as exc:
+        store = store_from_url(
+            settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+        )
+    except (ValueError, MasterKeyError) as exc:
         return str(exc)
     try:
         await store.open()
     except StoreError as exc:
         return f"store {redact(settings.store)} is not usable: {exc}"
-    await store.close()
+    try:
+        await check_plaintext_mode(store)
+    except StoreError as exc:
+        return f"store {redact(settings.store)} is not usable: {exc}"
+    finally:
+        await store.close()
     if settings.redis_url:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=2,
+            **redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+        )
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

@@ -68,3 +68,12 @@ def _without_port(hop: str) -> str:
     if hop.count(":") == 1:  # v4:port
         return hop.split(":", 1)[0]
     return hop
+
+
+def client_of(trusted: TrustedProxies, client: object, headers: dict[str, str]) -> tuple[ClientAddress, str]:
+    """A socket's client (from the ASGI ``client`` and lower-cased headers) and a label for logs."""
+    host, port = client if isinstance(client, (tuple, list)) and len(client) == 2 else ("?", "?")
+    forwarded = headers.get("x-forwarded-for")
+    address = trusted.resolve(str(host), [forwarded] if forwarded else [])
+    label = f"{address.ip} via {host}" if address.ip != str(host) else f"{host}:{port}"
+    return address, label

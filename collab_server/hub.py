@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pycrdt
 
 import crdt_core
+from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
@@ -28,11 +29,13 @@ from collab_server.client_address import TrustedProxies
 from collab_server.closecodes import CloseCode
 from collab_server.load_gauge import CpuGauge
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.send_gate import LargeFrameGate
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, Store, StoreError
+from persistence.encryption.store import check_plaintext_mode
 from persistence.group_commit import GroupCommitWriter
 from persistence.index.base import SearchIndex
 from persistence.index.indexer import IndexerSettings, SearchIndexer
@@ -148,6 +151,8 @@ class Hub:
         self._by_ip: Counter[str] = Counter()
         self._documents_by_subject: dict[str, Counter[str]] = {}
         self._compacting: set[str] = set()
+        # Set by the change-event publisher: the newest seq compaction may cover per document.
+        self.compaction_limit: Callable[[str], Awaitable[int | None]] | None = None
         self._stored_since_compaction: dict[str, int] = {}
         self._task_group: asyncio.TaskGroup | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -159,6 +164,7 @@ class Hub:
     async def __aenter__(self) -> Hub:
         await self.store.open()
         try:
+            await check_plaintext_mode(self.store)
             await self.broker.open(self)
         except Exception:
             await self.store.close()
@@ -295,6 +301,16 @@ class Hub:
                 relay_window_seconds=self.settings.relay_window_ms / 1000.0,
                 relay_window_min_peers=self.settings.relay_window_min_peers,
                 load=self.cpu_load,
+                presence_limits=PresenceLimits(
+                    max_state_bytes=self.settings.max_awareness_state_bytes,
+                    max_clients_per_owner=self.settings.max_awareness_clients_per_connection,
+                    max_entries=self.settings.max_awareness_entries_per_document,
+                    max_bytes=self.settings.max_awareness_bytes_per_document,
+                ),
+                pending_limits=PendingLimits(
+                    per_connection=self.settings.max_pending_bytes_per_connection,
+                    per_document=self.settings.max_pending_bytes_per_document,
+                ),
             )
             self._stored_since_compaction[name] = len(stored.tail)
             self.rooms[name] = room
@@ -358,7 +374,8 @@ class Hub:
     async def _compact(self, name: str) -> None:
         try:
             await self.writer.wait_document(name)
-            result = await self.store.compact(name, crdt_core.merge_updates)
+            upto = await self.compaction_limit(name) if self.compaction_limit is not None else None
+            result = await self.store.compact(name, crdt_core.merge_updates, upto)
             if result is not None:
                 self._stored_since_compaction[name] = 0
                 self.metrics.compactions.inc()

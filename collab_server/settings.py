@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from collab_server.client_address import TrustedProxies
+from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
 
 MIB = 1024 * 1024
 
@@ -29,6 +30,13 @@ class Settings:
     store: str = "sqlite:///nova-collab.sqlite3"
     # Redis for scale-out between hub nodes ("redis://host:port/db"); empty: a single node.
     redis_url: str = ""
+    # TLS to Redis: a "rediss://" URL always verifies the server; this CA file (PEM) replaces
+    # the system CAs for that check.
+    redis_tls_ca_file: str = ""
+    # TLS to PostgreSQL (libpq's sslmode: disable, allow, prefer, require, verify-ca,
+    # verify-full) and the CA that verify-ca/verify-full check against; empty: what the URL says.
+    store_ssl_mode: str = ""
+    store_ssl_root_cert: str = ""
     # Semantic search: "embedded" (chromadb in a directory beside the SQLite store, or
     # `search_dir`), "off", or a chromadb server "http://host:port".
     search: str = "embedded"
@@ -58,13 +66,28 @@ class Settings:
     max_messages_per_second: float = 1_000.0  # per connection, sustained
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
-    outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
     # Frames at least this large (a big document's state for a joiner) are sent by at most
     # `large_frames_in_flight` connections at a time, each until its socket has drained (or
     # `large_frame_drain_seconds`): a crowd joining a huge document holds a few copies, not one each.
     large_frame_bytes: int = 1 * MIB
     large_frames_in_flight: int = 4
     large_frame_drain_seconds: float = 10.0
+    # Per connection, after merging, not counting its largest frame (one frame of any size always
+    # fits, so a large document or paste reaches everyone): over this the client is dropped.
+    outbox_max_bytes: int = 64 * MIB
+
+    # Presence (awareness): what one connection and one document may hold. Over a limit the
+    # entry is refused (the client is told with a permission-denied message), not stored or sent.
+    max_awareness_state_bytes: int = 16 * 1024  # one client's state, JSON text
+    max_awareness_clients_per_connection: int = 4  # client ids one connection may announce
+    max_awareness_entries_per_document: int = 10_000
+    max_awareness_bytes_per_document: int = 8 * MIB  # all states of a document together
+
+    # Updates whose dependencies are missing are held back until they arrive; what is held
+    # counts against `max_document_bytes` and is capped (close 4412 for the sender).
+    max_pending_bytes_per_connection: int = 8 * MIB
+    max_pending_bytes_per_document: int = 32 * MIB
+    max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -80,6 +103,25 @@ class Settings:
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+    # TLS for the hub's own listener: with both files the hub serves https:// and wss:// only.
+    # The files are checked every `tls_reload_seconds` and a renewed pair is used for new
+    # connections without a restart.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_reload_seconds: float = 10.0
+
+    # gRPC (collab_server/rpc): off unless a port is given; the same documents, auth and limits.
+    grpc_port: int = 0
+    grpc_host: str = ""  # empty: the same interface as `host`
+    grpc_max_message_bytes: int = 64 * MIB  # largest gRPC message either way (RESOURCE_EXHAUSTED)
+    grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
+    grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
+
+    # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
+    # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
+    # stored in the clear (and a store holding encrypted documents refuses to open).
+    master_key_file: str = ""
+    master_keys: str = ""
 
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
@@ -95,6 +137,24 @@ class Settings:
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
 
+    # Change events (off unless brokers or webhooks are set): a Kafka topic and/or webhooks.
+    events_kafka_brokers: str = ""  # "host:port,host:port"
+    events_kafka_topic: str = "nova.events"
+    events_kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    events_kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    events_kafka_sasl_username: str = ""
+    events_kafka_sasl_password: str = ""
+    events_kafka_ssl_cafile: str = ""
+    webhooks: str = ""  # JSON list of {"name","url","secret","events","documents"}, or @FILE
+    webhook_max_attempts: int = 8
+    webhook_backoff_ms: float = 500.0  # first retry delay, doubled per attempt (capped at 60 s)
+    webhook_timeout_seconds: float = 10.0
+    events_window_ms: float = 0.0  # 0: one event per stored update; N: at most one per document per N ms
+    events_poll_ms: float = 100.0  # how often other nodes' commits are looked for
+    events_partitions: int = 8  # documents are split into this many leases between hub nodes
+    events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
+    events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
+
     ws_implementation: str = (
         "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
     )
@@ -106,27 +166,111 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> Settings:
+        """Check every setting alone and the limits together; raises ValueError naming the conflict."""
         if self.durability not in ("strict", "relaxed"):
             raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
-        for name in (
-            "max_message_bytes",
-            "max_documents",
-            "max_connections_per_document",
-            "outbox_max_messages",
-            "outbox_max_bytes",
-            "message_burst",
-            "max_unsaved_updates",
-            "large_frame_bytes",
-            "large_frames_in_flight",
-        ):
+        for name in _POSITIVE:
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
         TrustedProxies(self.trusted_proxies)  # raises ValueError on a malformed entry
-        if self.max_messages_per_second <= 0:
-            raise ValueError("max_messages_per_second must be positive")
+        for small, large, why in _ORDERED_LIMITS:
+            if getattr(self, small) > getattr(self, large):
+                raise ValueError(
+                    f"contradictory limits: {small}={getattr(self, small)} is larger than"
+                    f" {large}={getattr(self, large)} ({why})"
+                )
+        if self.outbox_max_messages < 2:
+            raise ValueError("outbox_max_messages must be at least 2 (a joiner gets sync and presence)")
+        if not 0 <= self.grpc_port <= 65535:
+            raise ValueError("grpc_port must be 0 (off) or a TCP port")
+        self._validate_tls()
         return self
+
+    def _validate_tls(self) -> None:
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ValueError("tls_certfile and tls_keyfile go together: give both or neither")
+        if self.tls_reload_seconds <= 0:
+            raise ValueError("tls_reload_seconds must be positive")
+        if self.store_ssl_mode and self.store_ssl_mode not in POSTGRES_SSL_MODES:
+            raise ValueError(f"store_ssl_mode must be one of {', '.join(POSTGRES_SSL_MODES)}")
+        if (self.store_ssl_mode or self.store_ssl_root_cert) and not self.store.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("store_ssl_mode and store_ssl_root_cert apply to a postgresql:// store only")
+        if self.redis_tls_ca_file and not self.redis_url.startswith("rediss://"):
+            raise ValueError("redis_tls_ca_file needs a rediss:// redis_url (TLS)")
+        for name in ("tls_certfile", "tls_keyfile", "store_ssl_root_cert", "redis_tls_ca_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ValueError(f"{name}: no such file {path!r}")
+
+    @property
+    def store_url(self) -> str:
+        """``store`` with the PostgreSQL TLS options folded in (what adapters are built from)."""
+        return postgres_url_with_tls(self.store, self.store_ssl_mode, self.store_ssl_root_cert)
+
+
+_POSITIVE = (
+    "max_message_bytes",
+    "max_documents",
+    "max_connections_per_document",
+    "max_messages_per_second",
+    "message_burst",
+    "outbox_max_messages",
+    "outbox_max_bytes",
+    "max_documents_per_socket",
+    "max_unsaved_updates",
+    "grpc_max_message_bytes",
+    "grpc_max_streams_per_connection",
+    "grpc_max_concurrent_calls",
+    "max_document_bytes",
+    "max_awareness_state_bytes",
+    "max_awareness_clients_per_connection",
+    "max_awareness_entries_per_document",
+    "max_awareness_bytes_per_document",
+    "max_pending_bytes_per_connection",
+    "max_pending_bytes_per_document",
+    "large_frame_bytes",
+    "large_frames_in_flight",
+    "large_frame_drain_seconds",
+    "awareness_timeout_seconds",
+    "ping_interval_seconds",
+    "ping_timeout_seconds",
+    "shutdown_timeout_seconds",
+    "auth_timeout_seconds",
+    "events_partitions",
+    "events_poll_ms",
+    "events_max_backlog",
+    "webhook_max_attempts",
+    "webhook_timeout_seconds",
+)
+_NOT_NEGATIVE = (
+    "group_commit_ms",
+    "relay_window_ms",
+    "awareness_flush_ms",
+    "idle_unload_seconds",
+    "events_window_ms",
+    "webhook_backoff_ms",
+)
+# (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
+_ORDERED_LIMITS = (
+    ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
+    (
+        "max_awareness_state_bytes",
+        "max_awareness_bytes_per_document",
+        "one state must fit the document's presence",
+    ),
+    (
+        "max_pending_bytes_per_connection",
+        "max_pending_bytes_per_document",
+        "a connection's held-back updates count against the document's",
+    ),
+)
 
 
 ENV_PREFIX = "NOVA_"

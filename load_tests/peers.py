@@ -49,7 +49,8 @@ class Peer:
     runtime: str  # "python" or "node"
 
     def command(self, port: int, node: str, data_dir: Path) -> list[str]:
-        if self.name == "hub" or self.name in HUB_VARIANT_FLAGS:
+        # One hub program for every hub row; the load generator picks the protocol.
+        if self.name in ("hub", "hub-hocuspocus") or self.name in HUB_VARIANT_FLAGS:
             args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
             flags = {"--store": f"sqlite:///{data_dir / 'hub.sqlite3'}", **HUB_EXTRA_FLAGS}
             for flag, value in (flags | HUB_VARIANT_FLAGS.get(self.name, {})).items():
@@ -75,6 +76,7 @@ PEERS: dict[str, Peer] = {
     for peer in (
         Peer("hub", "Nova Collab hub", "y-websocket", "python"),
         Peer("hub-memory", "Nova Collab hub, --store memory", "y-websocket", "python"),
+        Peer("hub-hocuspocus", "Nova Collab hub, Hocuspocus protocol", "hocuspocus", "python"),
         Peer("hocuspocus", "@hocuspocus/server", "hocuspocus", "node"),
         Peer("y-websocket", "@y/websocket-server", "y-websocket", "node"),
         Peer("pycrdt", "pycrdt-websocket", "y-websocket", "python"),

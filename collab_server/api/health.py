@@ -28,6 +28,10 @@ async def readyz(request: Request) -> Response:
         "unsaved_updates": hub.writer.backlog,
         "last_store_error": hub.writer.last_error,
     }
+    # Change events never make the hub unready (it keeps serving; the backlog waits in the store).
+    publisher = getattr(request.state, "events", None)
+    if publisher is not None:
+        body["events"] = publisher.status()
     return JSONResponse(body, status_code=200 if hub.ready else 503)
 
 

@@ -12,7 +12,15 @@ from starlette.responses import JSONResponse, Response
 from collab_server.api.access import actor_of
 from collab_server.api.errors import error_response
 from collab_server.api.health import hub_of
-from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.document_fields import (
+    NotATextField,
+    check_editable,
+    describe,
+    fields_of_parts,
+    fields_of_update,
+    pick,
+)
+from collab_server.hub import DocumentUnavailable, Hub, HubStopping
 from collab_server.textops import replace_all
 from persistence.base import CorruptDocument, StoredDocument, StoreError, UnknownVersion
 from persistence.group_commit import BacklogFull
@@ -35,16 +43,29 @@ def _text_of(parts: StoredDocument, field: str) -> str:
     return str(doc.get(field, type=pycrdt.Text))
 
 
+async def _fields(hub: Hub, name: str) -> list[dict[str, str]]:
+    """The document's current fields (live if loaded, else from the store)."""
+    room = hub.rooms.get(name)
+    if room is not None:
+        return describe(await fields_of_update(room.doc.get_update()))
+    stored = await hub.store.load(name)
+    return describe(await fields_of_parts(stored.snapshot, list(stored.tail)))
+
+
 async def history(request: Request) -> Response:
     hub = hub_of(request)
     name = request.path_params["name"]
     try:
         versions = await hub.store.history(name, _limit(request))
+        fields = await _fields(hub, name)
+    except CorruptDocument as exc:
+        return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "versions": [
                 {
                     "seq": v.seq,
@@ -66,14 +87,24 @@ async def version_text(request: Request) -> Response:
     field = request.query_params.get("field", DEFAULT_TEXT)
     try:
         parts = await hub.store.read_version(name, seq)
-        text = _text_of(parts, field)
+        fields = await fields_of_parts(parts.snapshot, list(parts.tail))
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
     except CorruptDocument as exc:
         return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
-    return JSONResponse({"document": name, "seq": seq, "field": field, "text": text})
+    chosen = pick(fields, field)
+    return JSONResponse(
+        {
+            "document": name,
+            "seq": seq,
+            "field": field,
+            "kind": chosen.kind.value,
+            "text": chosen.text,
+            "fields": describe(fields),
+        }
+    )
 
 
 async def activity(request: Request) -> Response:
@@ -81,11 +112,15 @@ async def activity(request: Request) -> Response:
     name = request.path_params["name"]
     try:
         entries = await hub.store.activity(name, _limit(request))
+        fields = await _fields(hub, name)
+    except CorruptDocument as exc:
+        return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "activity": [
                 {
                     "seq": e.seq,
@@ -130,12 +165,15 @@ async def restore(request: Request) -> Response:
     try:
         old_text = _text_of(await hub.store.read_version(name, seq), str(field))
         async with hub.using(name) as room:
+            check_editable(room.doc, str(field))
             ytext = room.doc.get(str(field), type=pycrdt.Text)
             who = actor_of(request, actor, "restore")
             changed = room.edit(lambda _doc: replace_all(ytext, old_text), who)
         hub.audit.record("restore", who, name, f"to version {seq}")
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
+    except NotATextField as exc:
+        return error_response(400, "not_a_text_field", str(exc))
     except (DocumentUnavailable, HubStopping) as exc:
         return error_response(503, "document_unavailable", str(exc))
     except BacklogFull as exc:
