@@ -22,7 +22,9 @@ from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
+from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.hub import DocumentUnavailable, Hub, HubStopping, QuotaExceeded, TooManyConnections
+from collab_server.origins import OriginPolicy
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, Room
@@ -34,7 +36,6 @@ logger = logging.getLogger(__name__)
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
-MAX_DOCUMENT_NAME_BYTES = 512
 _CLOSE_SEND_TIMEOUT = 1.0
 MAX_ACTOR_CHARS = 128
 AUTH_TOKEN_PREFIX = b"\x02\x01"  # Nova's auth sub-type 1: a token (y-protocols defines only 0)
@@ -75,23 +76,19 @@ class RateLimiter:
         return True
 
 
-def document_name(scope: Scope) -> str | None:
-    """The document a socket joins: its URL path without the leading slash, percent-decoded."""
+def document_name(scope: Scope) -> str | InvalidDocumentName:
+    """The document a socket joins: its URL path without the leading slash, percent-decoded,
+    or why it breaks the rules of collab_server/document_names.py."""
     raw = scope.get("raw_path")
     path = unquote(raw.decode("latin-1")) if isinstance(raw, bytes) else str(scope.get("path", ""))
     path = path.split("?", 1)[0]
     root = str(scope.get("root_path", ""))
     if root and path.startswith(root):
         path = path[len(root) :]
-    name = path.lstrip("/")
-    return name if valid_document_name(name) else None
-
-
-def valid_document_name(name: str) -> bool:
-    """Not empty, at most MAX_DOCUMENT_NAME_BYTES of UTF-8, no control characters."""
-    if not name or len(name.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
-        return False
-    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+    try:
+        return check_document_name(path.lstrip("/"))
+    except InvalidDocumentName as exc:
+        return exc
 
 
 class Connection:
@@ -123,6 +120,7 @@ class Connection:
             key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])
         }
         self._origin = headers.get("origin")
+        self._host = headers.get("host")
         self._authorization = headers.get("authorization")
         self.principal: Principal = ANONYMOUS
         self.read_only = False
@@ -166,10 +164,8 @@ class Connection:
         self.state = State.OPEN
         self._hub.metrics.connections.inc()
         try:
-            if name is None:
-                await self._close_now(
-                    CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters"
-                )
+            if isinstance(name, InvalidDocumentName):
+                await self._close_now(CloseCode.INVALID_DOCUMENT_NAME, str(name))
                 return
             self.document = name
             if not await self._authenticate(name):
@@ -219,8 +215,7 @@ class Connection:
         """Resolve the token (URL, header, or a first auth message) into a principal and role."""
         hub = self._hub
         origin = self._origin
-        allowed = hub.settings.allowed_origins
-        if allowed and origin is not None and origin not in {o.strip() for o in allowed.split(",")}:
+        if not OriginPolicy.from_setting(hub.settings.allowed_origins).allows(origin, self._host):
             hub.audit.record("denied", None, name, f"origin {origin} not allowed")
             await self._close_now(CloseCode.FORBIDDEN, "origin not allowed")
             return False

@@ -25,9 +25,11 @@ from urllib.parse import parse_qs, unquote
 from collab_server import hocuspocus_protocol as hp
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
-from collab_server.connection import MAX_ACTOR_CHARS, valid_document_name
+from collab_server.connection import MAX_ACTOR_CHARS
+from collab_server.document_names import is_valid_document_name
 from collab_server.hocuspocus_channel import DocumentChannel
 from collab_server.hub import Hub
+from collab_server.origins import OriginPolicy
 from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class HocuspocusSocket:
         self.default_token: str | None = tokens[0] if tokens else None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         self._origin = headers.get("origin")
+        self._host = headers.get("host")
         address, self._client = client_of(hub.trusted_proxies, scope.get("client"), headers)
         self.client_ip = address.ip
         self.quota_ip: str | None = address.ip if address.attributable else None
@@ -149,10 +152,7 @@ class HocuspocusSocket:
             self._hub.metrics.connections.dec()
 
     def _origin_allowed(self) -> bool:
-        allowed = self._hub.settings.allowed_origins
-        if not allowed or self._origin is None:
-            return True
-        return self._origin in {origin.strip() for origin in allowed.split(",")}
+        return OriginPolicy.from_setting(self._hub.settings.allowed_origins).allows(self._origin, self._host)
 
     def _require_close(self) -> tuple[CloseCode, str]:
         assert self._close_request is not None
@@ -211,7 +211,7 @@ class HocuspocusSocket:
             return
         name = envelope.document  # the routing key: the document, and a session with provider 4.x
         document, _session = hp.split_routing_key(name)
-        if not valid_document_name(document):
+        if not is_valid_document_name(document):
             self._close_document(
                 name, CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters"
             )

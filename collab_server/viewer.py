@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
-from collab_server.api.health import hub_of
+from collab_server.api.context import hub_of
 from collab_server.auth import InvalidToken, Principal
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"
@@ -193,6 +193,8 @@ async def document_page(request: Request) -> Response:
         "mode": mode,
         "token": request.query_params.get("token"),
         "name": _page_name(request),
+        # The root field shown (?field=); none: "content" if the document has it, else its first.
+        "field": request.query_params.get("field") or None,
     }
     editing = mode == "edit"
     banner = (

@@ -537,6 +537,20 @@ async def run_all(args: argparse.Namespace, plan: list[Case], log_dir: Path) -> 
     return runs
 
 
+def _public_args(argv: list[str]) -> list[str]:
+    """The command line for the report, without the output directory (a path of this machine)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out-dir":
+            skip = True
+        elif not arg.startswith("--out-dir="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_node_modules()
@@ -556,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started": started,
         "elapsed_s": round(time.monotonic() - t0),
-        "command": "python load_tests/suite.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python load_tests/suite.py "
+        + " ".join(_public_args(sys.argv[1:] if argv is None else argv)),
         "profile": asdict(args.profile),
         "servers": args.server_names,
         "scenarios": args.scenario_names,

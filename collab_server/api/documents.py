@@ -9,12 +9,10 @@ import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import principal_of
-from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
-from collab_server.auth import InvalidToken
+from collab_server.api.access import caller, document_of
+from collab_server.api.context import hub_of
+from collab_server.api.errors import ApiError
 from collab_server.hub import Hub
-from persistence.base import CorruptDocument, StoreError
 
 # The root Y.Text that Nova's own clients (viewer, extension, agents) edit.
 DEFAULT_TEXT = "content"
@@ -23,10 +21,7 @@ DEFAULT_TEXT = "content"
 async def list_documents(request: Request) -> Response:
     """Documents the caller may read, with live participant counts."""
     hub = hub_of(request)
-    try:
-        principal = principal_of(request)
-    except InvalidToken as exc:
-        return error_response(401, "unauthorized", str(exc))
+    principal = caller(request)
     items = [
         {
             "name": s.name,
@@ -57,29 +52,17 @@ async def encoded_state(hub: Hub, name: str) -> bytes | None:
     return doc.get_update()
 
 
-async def _state_or_error(request: Request) -> bytes | Response:
-    name = request.path_params["name"]
-    try:
-        state = await encoded_state(hub_of(request), name)
-    except CorruptDocument as exc:
-        return error_response(500, "corrupt_document", str(exc))
-    except StoreError as exc:
-        return error_response(503, "store_unavailable", str(exc))
-    if state is None:
-        return error_response(404, "document_not_found", f"no document named {name!r}")
-    return state
-
-
 async def document_state(request: Request) -> Response:
-    state = await _state_or_error(request)
-    if isinstance(state, Response):
-        return state
+    name = document_of(request)
+    state = await encoded_state(hub_of(request), name)
+    if state is None:
+        raise ApiError(404, "document_not_found", f"no document named {name!r}")
     return Response(state, media_type="application/octet-stream")
 
 
 async def document_status(request: Request) -> Response:
     hub = hub_of(request)
-    name = request.path_params["name"]
+    name = document_of(request)
     room = hub.rooms.get(name)
     persisted = hub.writer.last_persisted.get(name)
     return JSONResponse(

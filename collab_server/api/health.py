@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.access import ALL_DOCUMENTS, optional_caller, token_of
+from collab_server.api.context import hub_of
+from collab_server.auth import Role
 from collab_server.hub import Hub
-
-
-def hub_of(request: Request) -> Hub:
-    hub: Hub = request.state.hub
-    return hub
 
 
 async def healthz(request: Request) -> Response:
@@ -35,7 +35,20 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if hub.ready else 503)
 
 
+def scraper_is_authorised(hub: Hub, token: str | None, admin_everywhere: bool) -> bool:
+    """Per-document series are for the operator's scraper: the metrics token, or an admin token
+    on every document (with auth on). Anyone else sees aggregates only."""
+    metrics_token = hub.settings.metrics_token
+    if metrics_token and token is not None and hmac.compare_digest(token.encode(), metrics_token.encode()):
+        return True
+    return hub.auth.enabled and admin_everywhere
+
+
 async def metrics(request: Request) -> Response:
+    """Aggregates for everyone; per-document series only for an authorised scraper."""
     hub = hub_of(request)
+    principal = optional_caller(request)
+    admin_everywhere = principal is not None and principal.role_for(ALL_DOCUMENTS) == Role.ADMIN
+    authorised = scraper_is_authorised(hub, token_of(request), admin_everywhere)
     hub.metrics.persist_backlog.set(hub.writer.backlog)
-    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(hub.metrics.exposition(per_document=authorised), media_type=CONTENT_TYPE_LATEST)
