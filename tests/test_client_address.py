@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from collab_server.auth import ANONYMOUS, Principal
 from collab_server.client_address import ClientAddress, TrustedProxies
@@ -12,6 +17,7 @@ from collab_server.closecodes import CloseCode
 from collab_server.hub import Hub, QuotaExceeded
 from collab_server.settings import Settings
 from persistence.memory import MemoryStore
+from tests.support.hub import HubProcess
 
 
 def test_a_socket_from_an_untrusted_address_is_that_address_whatever_it_claims() -> None:
@@ -75,3 +81,31 @@ def test_with_auth_the_subject_quota_counts_each_subject() -> None:
     with pytest.raises(QuotaExceeded, match="alice"):
         hub.admit(FakeSession(alice, "127.0.0.1", None))
     hub.admit(FakeSession(bob, "127.0.0.1", None))
+
+
+async def test_a_live_hub_limits_forwarded_clients_not_its_local_proxy(tmp_path: Path) -> None:
+    """Auth off, tiny quotas: local sockets are all accepted; a client named by the proxy is counted."""
+    hub = HubProcess(
+        tmp_path, store="memory", max_connections_per_subject=2, max_connections_per_ip=2
+    ).start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(5):  # more than either quota: none applies to unattributed local sockets
+                local = await stack.enter_async_context(connect(hub.url("quota"), compression=None))
+                await local.recv()  # the hub's sync step 1: admitted
+            forwarded = {"X-Forwarded-For": "198.51.100.23"}
+            for _ in range(2):
+                client = await stack.enter_async_context(
+                    connect(hub.url("quota"), compression=None, additional_headers=forwarded)
+                )
+                await client.recv()
+            third = await stack.enter_async_context(
+                connect(hub.url("quota"), compression=None, additional_headers=forwarded)
+            )
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(10):
+                    while True:
+                        await third.recv()
+            assert third.close_code == 4429 and "one address" in (third.close_reason or "")
+    finally:
+        hub.stop()
