@@ -28,6 +28,8 @@ class ClosableIndex(Protocol):
 
     async def search(self, query: str, limit: int) -> list[SearchHit]: ...
 
+    async def forget(self, document: str) -> int: ...
+
     async def close(self) -> None: ...
 
 
@@ -43,6 +45,7 @@ class LazySearchIndex:
         self._location = location
         self._wanted = asyncio.Event()  # a search asked for the index
         self._index: ClosableIndex | None = None
+        self._settled = asyncio.Event()  # the index opened, or failed to
         self.failed: str | None = None  # why opening failed (search then stays off)
 
     @property
@@ -51,14 +54,24 @@ class LazySearchIndex:
 
     async def run(self) -> None:
         """Wait for work, open the index, then keep it up to date until cancelled."""
+        try:
+            await self._run()
+        finally:
+            if self._index is None and self.failed is None:
+                self.failed = "the hub is stopping"
+            self._settled.set()  # nobody waits for an index that will not open
+
+    async def _run(self) -> None:
         await self._wait_for_work()
         try:
             index = await asyncio.to_thread(self._open_index)
         except Exception as exc:  # missing model, bad location: search stays off, the hub serves
             self.failed = str(exc)
+            self._settled.set()
             logger.error("semantic search disabled: %s", exc)
             return
         self._index = index
+        self._settled.set()
         logger.info("semantic search index opened at %s", self._location)
         try:
             await index.run()
@@ -85,3 +98,12 @@ class LazySearchIndex:
             self._wanted.set()
             raise IndexUnavailable("the search index is opening; try again in a few seconds")
         return await index.search(query, limit)
+
+    async def forget(self, document: str) -> int:
+        """Erase a document's chunks; opens the index first (an earlier run may have stored some)."""
+        if self._index is None and self.failed is None:
+            self._wanted.set()
+            await self._settled.wait()
+        if self._index is None:
+            raise IndexUnavailable(f"semantic search is disabled: {self.failed}")
+        return await self._index.forget(document)
