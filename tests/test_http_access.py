@@ -176,6 +176,8 @@ async def test_one_document_name_rule_set_on_every_route(hub: HubProcess) -> Non
             except ConnectionClosed:
                 pass
             assert ws.close_code == 4400, name
+    page = httpx.get(f"{hub.http}/d/doc-%01x")  # the viewer page: same rules, same JSON error
+    assert_json_error(page, 400, "invalid_document_name")
     raw = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=10)
     raw.request("GET", "/api/documents/doc-x/../doc-y/text", headers=bearer(ADMIN))
     answer = raw.getresponse()
