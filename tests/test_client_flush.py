@@ -17,7 +17,9 @@ async def test_edits_made_just_before_leaving_the_block_are_stored(hub: HubProce
                 client.text += f"{round_number}.{line} "
             expected = str(client.text)
         # Nothing waited for the sends inside the block: leaving it flushed them.
-        await eventually(lambda: hub.text("flushed") == expected, what=f"round {round_number} stored")
+        await eventually(
+            lambda want=expected: hub.text("flushed") == want, what=f"round {round_number} stored"
+        )
     hub.stop()
     hub.start()
     assert hub.text("flushed") == expected
