@@ -168,7 +168,10 @@ async def run_python(code: str, timeout: float = 60.0) -> None:
 
 
 def text_of(port: int, document: str) -> str:
+    """The document's text ("" before it exists: blocks of this module share one hub)."""
     response = httpx.get(f"http://127.0.0.1:{port}/api/documents/{document}/text", timeout=5)
+    if response.status_code == 404:
+        return ""
     return str(response.json().get("text")) if response.status_code == 200 else f"<{response.status_code}>"
 
 
@@ -261,11 +264,12 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdin is not None and process.stdout is not None
+    before = text_of(readme_hub, "my-document")
     process.stdin.write(on_port(block.code, readme_hub).encode())
     process.stdin.close()
     try:
         await eventually(
-            lambda: text_of(readme_hub, "my-document") == "hello" or process.returncode is not None,
+            lambda: text_of(readme_hub, "my-document") == "hello" + before or process.returncode is not None,
             timeout=20,
             what="the js edit",
         )
@@ -274,7 +278,7 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
             process.terminate()
         await process.wait()
     output = (await process.stdout.read()).decode(errors="replace")
-    assert text_of(readme_hub, "my-document") == "hello", output
+    assert text_of(readme_hub, "my-document") == "hello" + before, output
 
 
 def test_auth_block_mints_tokens_and_starts_a_hub_that_requires_them(tmp_path: Path) -> None:
