@@ -15,8 +15,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from collab_server.api import admin as admin_api
+from collab_server.api import archive as archive_api
 from collab_server.api import documents, edits, health, history, presence, suggestions
 from collab_server.api import events as events_api
+from collab_server.api import lifecycle as lifecycle_api
 from collab_server.api import search as search_api
 from collab_server.api.access import Access, DocumentFrom, guard
 from collab_server.api.errors import (
@@ -72,6 +74,7 @@ ADMIN_EVERYWHERE = Access(Role.ADMIN, DocumentFrom.NONE)
 ADMIN_OF_QUERY = Access(Role.ADMIN, DocumentFrom.QUERY)
 SIGNED_IN = Access(None, DocumentFrom.NONE)  # the endpoint shows only what the caller may read
 SCRAPER = Access(None, DocumentFrom.NONE, token_optional=True)  # aggregates without a token
+ADMIN_EVEN_DELETED = Access(Role.ADMIN, deleted_ok=True)  # undelete and erase
 
 
 class HubApp:
@@ -169,9 +172,28 @@ def create_app(
         Route("/api/documents/{name:path}/history", guard(READ, history.history)),
         Route("/api/documents/{name:path}/versions/{seq}", guard(READ, history.version_text)),
         Route("/api/documents/{name:path}/activity", guard(READ, history.activity)),
+        # Before .../restore, which would match with the name "<name>/archive".
+        Route(
+            "/api/documents/{name:path}/archive/restore",
+            guard(ADMIN, archive_api.restore_from_archive),
+            methods=["POST"],
+        ),
         Route("/api/documents/{name:path}/restore", guard(ADMIN, history.restore), methods=["POST"]),
+        Route(
+            "/api/documents/{name:path}/undelete",
+            guard(ADMIN_EVEN_DELETED, lifecycle_api.undelete_document),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/documents/{name:path}/erase",
+            guard(ADMIN_EVEN_DELETED, lifecycle_api.erase_document),
+            methods=["POST"],
+        ),
         Route("/api/search", guard(SIGNED_IN, search_api.search_readable)),
         Route("/api/admin/revoke", guard(ADMIN_EVERYWHERE, admin_api.revoke), methods=["POST"]),
+        Route("/api/admin/deleted", guard(ADMIN_EVERYWHERE, lifecycle_api.list_deleted)),
+        Route("/api/admin/archive", guard(ADMIN_EVERYWHERE, archive_api.status)),
+        Route("/api/admin/archive", guard(ADMIN_EVERYWHERE, archive_api.archive_now), methods=["POST"]),
         Route("/api/audit", guard(ADMIN_OF_QUERY, admin_api.audit)),
         Route("/api/admin/events", guard(ADMIN_EVERYWHERE, events_api.status)),
         Route("/api/admin/webhooks/{endpoint}/deliveries", guard(ADMIN_EVERYWHERE, events_api.deliveries)),
@@ -186,6 +208,8 @@ def create_app(
             guard(ADMIN_EVERYWHERE, events_api.delete_dead_letter),
             methods=["DELETE"],
         ),
+        # After every /api/documents/<name>/... route: `{name:path}` alone would match those too.
+        Route("/api/documents/{name:path}", guard(ADMIN, lifecycle_api.delete_document), methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = [Middleware(OriginGuard, policy=OriginPolicy.from_setting(settings.allowed_origins))]

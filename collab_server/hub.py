@@ -23,17 +23,20 @@ import pycrdt
 import crdt_core
 from awareness.registry import PresenceLimits
 from collab_server.agent_presence import AgentPresence
+from collab_server.archiving import ArchiveService
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
 from collab_server.closecodes import CloseCode
+from collab_server.lifecycle import DocumentLifecycle
 from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
+from persistence.archive.factory import object_store_from_url
 from persistence.base import CorruptDocument, Store, StoreError
-from persistence.encryption.store import check_plaintext_mode
+from persistence.encryption.store import check_plaintext_mode, text_sealer
 from persistence.group_commit import GroupCommitWriter
 from persistence.index.base import SearchIndex
 
@@ -46,6 +49,14 @@ _MERGE_BEFORE_LOAD = 32  # stored parts above which loading merges them first (n
 
 class DocumentUnavailable(Exception):
     """The document cannot be served now (load failed, or the document limit is reached)."""
+
+    close_code = CloseCode.DOCUMENT_UNAVAILABLE
+
+
+class DocumentDeleted(DocumentUnavailable):
+    """The document is soft-deleted (or being erased): opens are refused with 4410."""
+
+    close_code = CloseCode.DOCUMENT_DELETED
 
 
 class TooManyConnections(Exception):
@@ -101,6 +112,13 @@ class QuotaExceeded(Exception):
     pass
 
 
+def archive_service(settings: Settings, store: Store) -> ArchiveService | None:
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    return None if objects is None else ArchiveService(store, objects, settings.archive_interval_seconds)
+
+
 class Hub:
     def __init__(
         self,
@@ -128,6 +146,10 @@ class Hub:
             secret=settings.auth_secret, public_key=_read_key(settings.auth_public_key_file)
         )
         self.audit = AuditLog(store, settings.node_id)
+        self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
+        self.archive = archive_service(settings, store)
+        if self.archive is not None:
+            self.lifecycle.archive_eraser = self.archive.archiver.erase
         self.sessions: set[Session] = set()
         self.search_index: SearchIndex | None = None
         self._search_task: asyncio.Task[None] | None = None
@@ -157,6 +179,10 @@ class Hub:
         await self._task_group.__aenter__()
         self._broker_task = self._task_group.create_task(self.broker.run(), name="broker")
         self._audit_task = self._task_group.create_task(self.audit.run(), name="audit")
+        await self.lifecycle.refresh()
+        self._lifecycle_task = self._task_group.create_task(self.lifecycle.run(), name="lifecycle")
+        if self.archive is not None:
+            self._archive_task = self._task_group.create_task(self.archive.run(), name="archive")
         location = search_location(self.settings)
         if location is not None:
             self._search_task = self._task_group.create_task(self._run_search(location), name="search")
@@ -199,6 +225,9 @@ class Hub:
             room.close()
         self.rooms.clear()
         self._broker_task.cancel()
+        self._lifecycle_task.cancel()
+        if self.archive is not None:
+            self._archive_task.cancel()
         if self._search_task is not None:
             self._search_task.cancel()
         with contextlib.suppress(StoreError, OSError):
@@ -215,6 +244,8 @@ class Hub:
         """Return the loaded room with ``peer`` joined; one load is shared by concurrent joiners."""
         if not self.accepting:
             raise HubStopping
+        if self.lifecycle.is_deleted(name):
+            raise DocumentDeleted(f"{name!r} is deleted")
         room = self.rooms.get(name)
         if room is None:
             future = self._loading.get(name)
@@ -343,9 +374,26 @@ class Hub:
         logger.info("unloaded idle document %r", room.name)
         self._maybe_compact(room.name, force=True)
 
+    async def evict(self, name: str) -> None:
+        """Close a deleted document here: its connections get 4410, its pending updates are
+        written, the room is dropped without a compaction."""
+        for session in list(self.sessions):
+            if session.document == name:
+                session.request_close(CloseCode.DOCUMENT_DELETED)
+        room = self.rooms.pop(name, None)
+        if room is not None:
+            room.close()  # stops observing the document: nothing more reaches the writer
+            self.broker.unfollow(name)
+            self.metrics.documents_loaded.set(len(self.rooms))
+        await self.writer.wait_document(name)
+        self.writer.forget(name)
+        self._stored_since_compaction.pop(name, None)
+        # A compaction still running cannot write a checkpoint after an erase: each store's
+        # erase takes (or voids) the document's compaction lock.
+
     def _maybe_compact(self, name: str, *, force: bool = False) -> None:
         pending = self._stored_since_compaction.get(name, 0)
-        if name in self._compacting or pending == 0:
+        if name in self._compacting or pending == 0 or self.lifecycle.is_deleted(name):
             return
         if not force and pending < self.settings.compact_after_updates:
             return
@@ -426,7 +474,10 @@ class Hub:
             factory = await asyncio.to_thread(importlib.import_module, "persistence.index.factory")
             indexer_module = await asyncio.to_thread(importlib.import_module, "persistence.index.indexer")
             settings = indexer_module.IndexerSettings(interval_seconds=self.settings.search_interval_seconds)
-            index = await asyncio.to_thread(factory.open_search_index, self.store, location, settings)
+            sealer = text_sealer(self.store, asyncio.get_running_loop())  # encryption at rest: sealed text
+            index = await asyncio.to_thread(
+                factory.open_search_index, self.store, location, settings, sealer=sealer
+            )
         except Exception as exc:  # missing model, bad location: search stays off, the hub serves
             logger.error("semantic search disabled: %s", exc)
             return

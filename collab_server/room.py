@@ -154,7 +154,9 @@ class Room:
         effective = self._captured[:]
         self._captured.clear()
         accepted = self._accept(effective, origin, actor, received_at)
-        self._hold_back(update, origin, changed=bool(effective))
+        # Fast path: the document took the update exactly as sent, so nothing waits.
+        if self.pending.records or effective != [update]:
+            self._hold_back(update, origin, changed=bool(effective))
         over = self.pending.over_limit(origin)
         if over is not None:
             raise PendingLimitExceeded(f"held back: {over}")

@@ -57,12 +57,20 @@ scripts/install_services.sh
 if [[ -x scripts/install_prometheus.sh ]]; then
     scripts/install_prometheus.sh
 fi
+if [[ -x scripts/install_k8s_tools.sh ]]; then
+    step "Kubernetes chart checker (helm lint + strict API decoding, built from Go modules; cached)"
+    scripts/install_k8s_tools.sh
+fi
 if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi
 if [[ -x scripts/install_kafka.sh ]]; then
     step "Apache Kafka broker for the change-event tests (jars from Maven Central; cached)"
     scripts/install_kafka.sh
+fi
+if [[ -x scripts/install_s3proxy.sh ]]; then
+    step "S3Proxy, an S3-compatible server for the archive tests (jars from Maven Central; cached)"
+    scripts/install_s3proxy.sh
 fi
 if [[ -x scripts/install_node24.sh ]]; then
     step "Node 24 (for the @hocuspocus/provider 4.x interop tests; cached)"

@@ -4,6 +4,7 @@ resume, a Sync peer converging with yjs clients, roles, bad messages, health, re
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,13 @@ async def test_roles_and_tokens(tmp_path: Path) -> None:
             await expect_failure(
                 client.edit("other", text="x"), grpc.StatusCode.PERMISSION_DENIED, "forbidden"
             )
+            # Agent presence shows the token's identity, not the name the caller claims.
+            await client.set_presence("g-auth", "bot", name="Someone Else", ttl_seconds=60)
+            status = httpx.get(f"{hub.http}/api/documents/g-auth/status?token={writer}").json()
+            users = [json.loads(state)["user"] for state in status["presence"].values()]
+            assert users == [
+                {"name": "agent:writer", "id": "agent:writer", "kind": "agent", "color": "#8b5cf6"}
+            ]
         async with CollabClient(target(hub), token=reader) as client:
             assert (await client.get_document("g-auth")).texts["content"] == "owned"
             await expect_failure(

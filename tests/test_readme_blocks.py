@@ -183,7 +183,7 @@ def blocks_like(language: str, marker: str) -> list[Block]:
 SERVER_MARKERS = ("load_tests/cluster.py", "NOVA_AUTH_SECRET")
 NOT_RUN_HERE = "scripts/test.sh"
 # Python and js blocks with a test of their own effect below; other python blocks just run.
-CHECKED_MARKERS = {"js": ("WebsocketProvider",), "python": ("YClient(", "AgentSession(")}
+CHECKED_MARKERS = {"js": ("WebsocketProvider", "HocuspocusProvider"), "python": ("YClient(", "AgentSession(")}
 
 
 def is_server(block: Block) -> bool:
@@ -247,8 +247,18 @@ async def test_agent_sdk_block_fixes_a_typo(readme_hub: int) -> None:
         await asyncio.wait_for(agent, 60)
 
 
-async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Path) -> None:
-    (block,) = blocks_like("js", "WebsocketProvider")
+@pytest.mark.parametrize(
+    ("marker", "document", "expected"),
+    [
+        ("WebsocketProvider", "my-document", "hello"),
+        ("HocuspocusProvider", "team/plan", "hello from Hocuspocus"),
+    ],
+    ids=["y-websocket", "hocuspocus"],
+)
+async def test_js_block_edits_through_its_provider(
+    readme_hub: int, tmp_path: Path, marker: str, document: str, expected: str
+) -> None:
+    (block,) = blocks_like("js", marker)
     js_dir = REPO / "tests" / "js"
     preload = tmp_path / "websocket-global.mjs"
     ws_module = (js_dir / "node_modules" / "ws" / "wrapper.mjs").as_uri()
@@ -264,12 +274,13 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdin is not None and process.stdout is not None
-    before = text_of(readme_hub, "my-document")
+    before = text_of(readme_hub, document)
+    wanted = (expected + before, before + expected)  # at the start or the end of what is there
     process.stdin.write(on_port(block.code, readme_hub).encode())
     process.stdin.close()
     try:
         await eventually(
-            lambda: text_of(readme_hub, "my-document") == "hello" + before or process.returncode is not None,
+            lambda: text_of(readme_hub, document) in wanted or process.returncode is not None,
             timeout=20,
             what="the js edit",
         )
@@ -278,7 +289,7 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
             process.terminate()
         await process.wait()
     output = (await process.stdout.read()).decode(errors="replace")
-    assert text_of(readme_hub, "my-document") == "hello" + before, output
+    assert text_of(readme_hub, document) in wanted, output
 
 
 def test_auth_block_mints_tokens_and_starts_a_hub_that_requires_them(tmp_path: Path) -> None:

@@ -127,6 +127,17 @@ async def activity(request: Request) -> Response:
     )
 
 
+async def restore_text(hub: Hub, name: str, old: StoredDocument, field: str, who: str) -> bool:
+    """Make the live text of ``field`` equal to the one ``old`` rebuilds, as one new edit every
+    client sees (nothing newer is lost from the history); waits for it to be stored."""
+    old_text = _text_of(old, field)
+    async with hub.using(name) as room:
+        check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
+        changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
+        await committed(hub, name)
+    return changes
+
+
 async def restore(request: Request) -> Response:
     """Make the document's text equal to an old version's, as a new edit on top of the current state."""
     hub = hub_of(request)
@@ -138,10 +149,6 @@ async def restore(request: Request) -> Response:
     field = _field(data.get("field", DEFAULT_TEXT))
     who = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "restore")
     require_store(hub)
-    old_text = _text_of(await hub.store.read_version(name, seq), field)
-    async with hub.using(name) as room:
-        check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
-        changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
-        await committed(hub, name)
+    changes = await restore_text(hub, name, await hub.store.read_version(name, seq), field, who)
     hub.audit.record("restore", who, name, f"to version {seq}")
     return JSONResponse({"document": name, "restored_from": seq, "changed": changes})
