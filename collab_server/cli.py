@@ -67,12 +67,16 @@ HELP: dict[str, str] = {
     "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
     " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
+    "large_frame_bytes": "frames this large (a big document for a joiner) are sent a few connections at a time",
+    "large_frames_in_flight": "connections sending a large frame at once (the others wait, holding no copy)",
+    "large_frame_drain_seconds": "longest a large frame holds its slot while the client reads it",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
     "auth_timeout_seconds": "a socket with no token in its URL or headers must send one in this time",
     "allowed_origins": "comma-separated origins allowed to open sockets and call the API; empty: any",
-    "max_connections_per_subject": "open connections one token subject may hold (close 4429 above it)",
-    "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
+    "trusted_proxies": "addresses/networks (or *) whose X-Forwarded-For names the client; comma-separated",
+    "max_connections_per_subject": "open connections one token subject may hold, with auth on (close 4429)",
+    "max_connections_per_ip": "open connections from one client address (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
     "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
@@ -193,6 +197,8 @@ def uvicorn_config(
         ws_per_message_deflate=settings.ws_per_message_deflate,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         lifespan="on",
+        # Client addresses behind proxies are resolved by the hub itself (trusted_proxies).
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         # One context for the listener's life: the reloader loads renewed certificates into it.

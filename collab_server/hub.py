@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections import Counter
@@ -27,11 +26,14 @@ from collab_server.archiving import ArchiveService
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, Principal
 from collab_server.broker import Broker, LocalBroker, RemotePresence, RemoteUpdate, StateRequest
+from collab_server.client_address import TrustedProxies
 from collab_server.closecodes import CloseCode
 from collab_server.lifecycle import DocumentLifecycle
+from collab_server.load_gauge import CpuGauge
 from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
+from collab_server.send_gate import LargeFrameGate
 from collab_server.settings import Settings
 from crdt_core import ProtocolError
 from persistence.archive.factory import object_store_from_url
@@ -39,6 +41,8 @@ from persistence.base import CorruptDocument, Store, StoreError
 from persistence.encryption.store import check_plaintext_mode, text_sealer
 from persistence.group_commit import GroupCommitWriter
 from persistence.index.base import SearchIndex
+from persistence.index.indexer import IndexerSettings, SearchIndexer
+from persistence.index.lazy import LazySearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class Session(Protocol):
 
     principal: Principal
     client_ip: str
+    quota_ip: str | None  # None: from a trusted proxy that named no client (no per-address quota)
     document: str
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None: ...
@@ -110,6 +115,12 @@ class Session(Protocol):
 
 class QuotaExceeded(Exception):
     pass
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 def archive_service(settings: Settings, store: Store) -> ArchiveService | None:
@@ -155,6 +166,11 @@ class Hub:
         if self.archive is not None:
             self.lifecycle.archive_eraser = self.archive.archiver.erase
         self.sessions: set[Session] = set()
+        self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+        self.cpu_load = CpuGauge()
+        self.large_frames = LargeFrameGate(
+            settings.large_frame_bytes, settings.large_frames_in_flight, settings.large_frame_drain_seconds
+        )
         self.search_index: SearchIndex | None = None
         self._search_task: asyncio.Task[None] | None = None
         self._by_subject: Counter[str] = Counter()
@@ -319,6 +335,7 @@ class Hub:
                 max_bytes=self.settings.max_document_bytes,
                 relay_window_seconds=self.settings.relay_window_ms / 1000.0,
                 relay_window_min_peers=self.settings.relay_window_min_peers,
+                load=self.cpu_load,
                 presence_limits=PresenceLimits(
                     max_state_bytes=self.settings.max_awareness_state_bytes,
                     max_clients_per_owner=self.settings.max_awareness_clients_per_connection,
@@ -472,63 +489,66 @@ class Hub:
         return self.accepting and self.store_reachable and self.writer.healthy and self.broker.healthy
 
     async def _run_search(self, location: str) -> None:
-        """Open the search index off the event loop (chromadb and the model load for seconds), then
-        keep it up to date. A failure disables search (503 from /api/search), never the hub."""
-        try:
-            factory = await asyncio.to_thread(importlib.import_module, "persistence.index.factory")
-            indexer_module = await asyncio.to_thread(importlib.import_module, "persistence.index.indexer")
-            settings = indexer_module.IndexerSettings(interval_seconds=self.settings.search_interval_seconds)
-            sealer = text_sealer(self.store, asyncio.get_running_loop())  # encryption at rest: sealed text
-            index = await asyncio.to_thread(
-                factory.open_search_index, self.store, location, settings, sealer=sealer
-            )
-        except Exception as exc:  # missing model, bad location: search stays off, the hub serves
-            logger.error("semantic search disabled: %s", exc)
-            return
+        """Serve search from an index opened only once there is something to index or search:
+        chromadb and the model cost ~200 MB, which an idle hub does not pay. A failure to
+        open disables search (503 from /api/search), never the hub."""
+        interval = self.settings.search_interval_seconds
+        sealer = text_sealer(self.store, asyncio.get_running_loop())  # encryption at rest: sealed text
+
+        def open_index() -> SearchIndexer:
+            from persistence.index.factory import open_search_index  # heavy: chromadb + model
+
+            settings = IndexerSettings(interval_seconds=interval)
+            return open_search_index(self.store, location, settings, sealer=sealer)
+
+        index = LazySearchIndex(self.store, open_index, interval, location)
         self.search_index = index
-        logger.info("semantic search index at %s", location)
         try:
             await index.run()
         finally:
             self.search_index = None
-            with contextlib.suppress(Exception):
-                await asyncio.shield(index.close())
 
     # -- sessions: quotas, expiry, revocation ---------------------------------------------
 
     def admit(self, session: Session) -> None:
-        """Register a session; raise QuotaExceeded (nothing registered) when a quota is hit."""
-        subject = session.principal.subject
+        """Register a session; raise QuotaExceeded (nothing registered) when a quota is hit.
+
+        Quotas count real identities only: a subject when auth is on (without auth every
+        socket is "anonymous", and counting that would cap the hub), an address when it
+        names one client (see client_address.py).
+        """
+        subject = session.principal.subject if self.auth.enabled else None
+        address = session.quota_ip
         settings = self.settings
-        if self._by_subject[subject] >= settings.max_connections_per_subject:
+        if subject is not None and self._by_subject[subject] >= settings.max_connections_per_subject:
             raise QuotaExceeded(f"{settings.max_connections_per_subject} connections for {subject!r}")
-        if self._by_ip[session.client_ip] >= settings.max_connections_per_ip:
+        if address is not None and self._by_ip[address] >= settings.max_connections_per_ip:
             raise QuotaExceeded(f"{settings.max_connections_per_ip} connections from one address")
-        documents = self._documents_by_subject.setdefault(subject, Counter())
-        if session.document not in documents and len(documents) >= settings.max_documents_per_subject:
-            raise QuotaExceeded(f"{settings.max_documents_per_subject} documents open for {subject!r}")
+        if subject is not None:
+            documents = self._documents_by_subject.setdefault(subject, Counter())
+            if session.document not in documents and len(documents) >= settings.max_documents_per_subject:
+                raise QuotaExceeded(f"{settings.max_documents_per_subject} documents open for {subject!r}")
+            documents[session.document] += 1
+            self._by_subject[subject] += 1
+        if address is not None:
+            self._by_ip[address] += 1
         self.sessions.add(session)
-        self._by_subject[subject] += 1
-        self._by_ip[session.client_ip] += 1
-        documents[session.document] += 1
 
     def release(self, session: Session) -> None:
         if session not in self.sessions:
             return
         self.sessions.discard(session)
-        subject = session.principal.subject
-        self._by_subject[subject] -= 1
-        self._by_ip[session.client_ip] -= 1
-        documents = self._documents_by_subject.get(subject)
-        if documents is not None:
-            documents[session.document] -= 1
-            if documents[session.document] <= 0:
-                del documents[session.document]
-            if not documents:
-                del self._documents_by_subject[subject]
-        for counter, key in ((self._by_subject, subject), (self._by_ip, session.client_ip)):
-            if counter[key] <= 0:
-                del counter[key]
+        subject = session.principal.subject if self.auth.enabled else None
+        address = session.quota_ip
+        if subject is not None:
+            _decrement(self._by_subject, subject)
+            documents = self._documents_by_subject.get(subject)
+            if documents is not None:
+                _decrement(documents, session.document)
+                if not documents:
+                    del self._documents_by_subject[subject]
+        if address is not None:
+            _decrement(self._by_ip, address)
 
     def revoke(self, token_id: str, *, by: str | None = None, propagate: bool = True) -> int:
         """Revoke a token here (and on every node); returns how many local sessions closed."""
