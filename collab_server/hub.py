@@ -157,7 +157,11 @@ class Hub:
             secret=settings.auth_secret, public_key=_read_key(settings.auth_public_key_file)
         )
         self.audit = AuditLog(store, settings.node_id)
-        self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
+        self.lifecycle = DocumentLifecycle(
+            self,
+            settings.deletion_grace_seconds,
+            checkpoint_retention_seconds=settings.checkpoint_retention_seconds,
+        )
         self.archive = archive_service(settings, store)
         if self.archive is not None:
             self.lifecycle.archive_eraser = self.archive.archiver.erase
