@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from collab_server.access_control import AccessControl
+from collab_server.agent_presence import AgentPresence
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
 from collab_server.api import search as search_api
@@ -19,9 +22,12 @@ from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.health import HubHealth
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
+from collab_server.ports import Access, Documents, Health, Revocations, Search
 from collab_server.redis_broker import RedisBroker
+from collab_server.search_service import search_service
 from collab_server.settings import Settings
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
@@ -31,13 +37,22 @@ logger = logging.getLogger(__name__)
 
 
 class AppState(TypedDict):
+    """What the lifespan hands to every request: the hub for sockets, narrow ports for HTTP."""
+
     hub: Hub
+    documents: Documents
+    access: Access
+    revocations: Revocations
+    health: Health
+    store: Store
+    search: Search
+    agents: AgentPresence
 
 
 class DocumentSocket:
     """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = scope["state"]["hub"]
         await Connection(hub, scope, receive, send).serve()
 
@@ -55,7 +70,7 @@ class HubApp:
         self.http = http
         self._sockets = sockets
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._sockets(scope, receive, send)
         else:
@@ -71,8 +86,19 @@ def create_app(settings: Settings, store: Store | None = None) -> HubApp:
         broker: Broker = (
             RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub:
-            yield {"hub": hub}
+        async with contextlib.AsyncExitStack() as stack:
+            hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
+            search = await stack.enter_async_context(search_service(settings, hub.store))
+            yield {
+                "hub": hub,
+                "documents": hub.documents,
+                "access": AccessControl(hub.auth, hub.audit),
+                "revocations": hub.sessions,
+                "health": HubHealth(hub),
+                "store": hub.store,
+                "search": search,
+                "agents": hub.agent_presence,
+            }
 
     routes = [
         Route("/healthz", health.healthz),

@@ -10,9 +10,19 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 MIB = 1024 * 1024
+
+Durability = Literal["strict", "relaxed"]
+WebSocketImplementation = Literal["websockets-sansio", "websockets", "wsproto"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+# Settings whose values are one of a fixed set, checked by ``validate``.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "durability": get_args(Durability),
+    "ws_implementation": get_args(WebSocketImplementation),
+    "log_level": get_args(LogLevel),
+}
 
 
 def _new_node_id() -> str:
@@ -37,10 +47,18 @@ class Settings:
 
     # Durability: "strict" relays an update only after its commit; "relaxed" relays first and
     # persists right after (an update relayed less than `group_commit_ms` before a crash can be lost).
-    durability: str = "strict"
+    durability: Durability = "strict"
     group_commit_ms: float = 0.0
     # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
     max_unsaved_updates: int = 100_000
+    commit_batch_max_updates: int = 10_000  # updates written in one store transaction at most
+    store_retry_max_seconds: float = 2.0  # longest backoff between retries of an unreachable store
+    # A document whose updates the store refuses (not an outage) is set aside for this long:
+    # its clients are closed with 4500, joins answer 4503, every other document keeps committing.
+    set_aside_seconds: float = 60.0
+    # A joiner's sync answer waits for the document's pending commits (strict durability) at
+    # most this long; then the joiner is closed with 1013 (try again later).
+    join_wait_seconds: float = 10.0
 
     # Fan-out: in rooms with at least `relay_window_min_peers` connections, updates arriving
     # within a window (0.2 ms per peer, at most `relay_window_ms`) leave as one merged frame.
@@ -68,6 +86,11 @@ class Settings:
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
 
+    # Loading.
+    merge_on_load_parts: int = 32  # stored parts above which a load merges them first (native backend)
+    off_loop_diff_bytes: int = 1 * MIB  # joiners' diffs of documents this large run in a worker thread
+    max_early_remote_messages: int = 10_000  # other nodes' messages buffered per document while it loads
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
@@ -76,25 +99,27 @@ class Settings:
     )
     ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
     ping_timeout_seconds: float = 5.0
-    shutdown_timeout_seconds: float = 10.0
+    shutdown_timeout_seconds: float = 10.0  # bounds the whole shutdown: flush, compactions, audit
+    maintenance_interval_seconds: float = 0.5  # presence expiry, idle unload, token expiry checks
+    store_check_interval_seconds: float = 2.0  # store health ping (and its timeout), for /readyz
+    revocation_refresh_seconds: float = 30.0  # re-read revocations from the store (missed announcements)
 
     # Compaction of the stored log.
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
 
-    ws_implementation: str = (
-        "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
-    )
+    ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_json: bool = False
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> Settings:
-        if self.durability not in ("strict", "relaxed"):
-            raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         for name in (
             "max_message_bytes",
             "max_documents",
@@ -103,6 +128,12 @@ class Settings:
             "outbox_max_bytes",
             "message_burst",
             "max_unsaved_updates",
+            "commit_batch_max_updates",
+            "merge_on_load_parts",
+            "shutdown_timeout_seconds",
+            "join_wait_seconds",
+            "maintenance_interval_seconds",
+            "store_check_interval_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

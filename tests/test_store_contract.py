@@ -402,7 +402,10 @@ async def test_sqlite_records_its_schema_version_and_runs_in_wal_mode(tmp_path: 
     async with SqliteStore(tmp_path / "s.db"):
         pass
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version, name FROM schema_version").fetchall() == [(1, "initial"), (2, "audit")]
+        assert db.execute("SELECT version, name FROM schema_version").fetchall() == [
+            (1, "initial"),
+            (2, "audit"),
+        ]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -573,3 +576,22 @@ async def test_audit_events_round_trip_and_filter(store: Store) -> None:
     assert [e.document for e in await store.audit(subject="alice")] == ["doc-b", "doc-a"]
     assert await store.audit(subject="alice", document="doc-b") == [events[2]]
     assert len(await store.audit(limit=2)) == 2
+
+
+async def test_revocations_last_until_the_token_expiry_and_survive_reopening(backend: Backend) -> None:
+    from persistence.base import Revocation
+
+    async with opened(backend) as store:
+        await store.add_revocation(Revocation("short", 100.0, 10.0, "root"))
+        await store.add_revocation(Revocation("long", 1_000.0, 10.0, "root"))
+        await store.add_revocation(Revocation("unknown-expiry", None, 10.0))
+        # A second revocation of one token keeps the longer lifetime.
+        await store.add_revocation(Revocation("long", 500.0, 20.0, "ops"))
+    async with opened(backend) as store:
+        in_force = {r.token_id: r.expires_at for r in await store.revocations(50.0)}
+        assert in_force == {"short": 100.0, "long": 1_000.0, "unknown-expiry": None}
+        later = {r.token_id for r in await store.revocations(200.0)}
+        assert later == {"long", "unknown-expiry"}
+        # Records whose token has expired are dropped when the next revocation is written.
+        await store.add_revocation(Revocation("newer", None, 2_000.0))
+        assert {r.token_id for r in await store.revocations(0.0)} == {"unknown-expiry", "newer"}

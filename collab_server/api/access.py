@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from collab_server.api.context import access_of
 from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
 from collab_server.auth import InvalidToken, Principal, Role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -25,15 +25,14 @@ def token_of(request: Request) -> str | None:
 
 def principal_of(request: Request) -> Principal:
     """Raises InvalidToken; the principal is also kept on ``request.state``."""
-    principal = hub_of(request).auth.verify(token_of(request))
+    principal = access_of(request).verify(token_of(request))
     request.state.principal = principal
     return principal
 
 
 def actor_of(request: Request, claimed: object, default: str) -> str:
     """Who an edit is attributed to: the token's subject when auth is on, else what the caller says."""
-    hub = hub_of(request)
-    if hub.auth.enabled:
+    if access_of(request).enabled:
         principal: Principal = request.state.principal
         return principal.subject
     return claimed if isinstance(claimed, str) and claimed else default
@@ -45,16 +44,16 @@ def requires(role: Role, *, document_param: str | None = "name") -> Callable[[En
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
-            hub = hub_of(request)
+            access = access_of(request)
             document = request.path_params.get(document_param) if document_param else None
             try:
                 principal = principal_of(request)
             except InvalidToken as exc:
-                hub.audit.record("denied", None, document, f"http {request.url.path}: {exc}")
+                access.record("denied", None, document, f"http {request.url.path}: {exc}")
                 return error_response(401, "unauthorized", str(exc))
             granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
             if granted is None or granted < role:
-                hub.audit.record(
+                access.record(
                     "denied", principal.subject, document, f"http {request.url.path} needs {role.name}"
                 )
                 return error_response(403, "forbidden", f"this token lacks the {role.name.lower()} role here")

@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of
+from collab_server.api.context import documents_of
 from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
 from collab_server.api.history import read_json
-from collab_server.hub import DocumentUnavailable, Hub, HubStopping
+from collab_server.documents import DocumentUnavailable, HubStopping
 from collab_server.rebase import (
     Conflict,
     EditError,
@@ -96,10 +96,6 @@ def conflict_response(conflict: Conflict) -> Response:
     )
 
 
-async def _document_exists(hub: Hub, name: str) -> bool:
-    return name in hub.rooms or not (await hub.store.load(name)).is_empty
-
-
 def _field(data: dict[str, Any]) -> str:
     field = data.get("field", DEFAULT_TEXT)
     if not isinstance(field, str) or not field:
@@ -130,13 +126,13 @@ def _actor(data: dict[str, Any]) -> str:
 
 
 async def read_text(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = request.path_params["name"]
     field = request.query_params.get("field", DEFAULT_TEXT)
     try:
-        if not await _document_exists(hub, name):
+        if not await documents.exists(name):
             return error_response(404, "document_not_found", f"no document named {name!r}")
-        async with hub.using(name) as room:
+        async with documents.using(name) as room:
             text = str(room.doc.get(field, type=pycrdt.Text))
             return JSONResponse(
                 {"document": name, "field": field, "text": text, "version": version_token(room.doc)}
@@ -147,16 +143,16 @@ async def read_text(request: Request) -> Response:
 
 async def _guarded(request: Request, action: str) -> Response:
     """Shared error handling of the mutating endpoints."""
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = request.path_params["name"]
     data = await read_json(request)
     if isinstance(data, Response):
         return data
     try:
-        if data.get("version") is not None and not await _document_exists(hub, name):
+        if data.get("version") is not None and not await documents.exists(name):
             return error_response(404, "document_not_found", f"no document named {name!r}")
         actor = actor_of(request, _actor(data) if "actor" in data else None, "agent:anonymous")
-        async with hub.using(name) as room:
+        async with documents.using(name) as room:
             if action == "edit":
                 body = _apply(room, data, actor)
             elif action == "suggest":
@@ -244,12 +240,12 @@ def _decide(room: Room, suggestion_id: str, action: str, decider: str) -> dict[s
 
 
 async def list_suggestions(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = request.path_params["name"]
     try:
-        if not await _document_exists(hub, name):
+        if not await documents.exists(name):
             return error_response(404, "document_not_found", f"no document named {name!r}")
-        async with hub.using(name) as room:
+        async with documents.using(name) as room:
             records = [json.loads(value) for value in _suggestions(room).values()]
     except (DocumentUnavailable, HubStopping, StoreError) as exc:
         return error_response(503, "document_unavailable", str(exc))

@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of
+from collab_server.api.context import access_of, documents_of, store_of
 from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
-from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.documents import DocumentUnavailable, HubStopping
 from collab_server.textops import replace_all
+from collab_server.ydoc import doc_from_parts
+from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, StoredDocument, StoreError, UnknownVersion
 from persistence.group_commit import BacklogFull
 
@@ -26,20 +28,19 @@ def _limit(request: Request) -> int:
     return max(1, min(1000, int(raw))) if raw.isdigit() else 100
 
 
-def _text_of(parts: StoredDocument, field: str) -> str:
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    if parts.snapshot is not None:
-        doc.apply_update(parts.snapshot)
-    for update in parts.tail:
-        doc.apply_update(update)
+def _text_of(stored: StoredDocument, field: str) -> str:
+    try:
+        doc = doc_from_parts(stored.parts)
+    except ProtocolError as exc:
+        raise CorruptDocument(str(exc)) from exc
     return str(doc.get(field, type=pycrdt.Text))
 
 
 async def history(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = request.path_params["name"]
     try:
-        versions = await hub.store.history(name, _limit(request))
+        versions = await store.history(name, _limit(request))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
@@ -60,12 +61,12 @@ async def history(request: Request) -> Response:
 
 
 async def version_text(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = request.path_params["name"]
     seq = int(request.path_params["seq"])
     field = request.query_params.get("field", DEFAULT_TEXT)
     try:
-        parts = await hub.store.read_version(name, seq)
+        parts = await store.read_version(name, seq)
         text = _text_of(parts, field)
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
@@ -77,10 +78,10 @@ async def version_text(request: Request) -> Response:
 
 
 async def activity(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = request.path_params["name"]
     try:
-        entries = await hub.store.activity(name, _limit(request))
+        entries = await store.activity(name, _limit(request))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
@@ -115,7 +116,7 @@ async def read_json(request: Request) -> dict[str, Any] | Response:
 
 async def restore(request: Request) -> Response:
     """Make the document's text equal to an old version's, as a new edit on top of the current state."""
-    hub = hub_of(request)
+    store = store_of(request)
     name = request.path_params["name"]
     data = await read_json(request)
     if isinstance(data, Response):
@@ -128,12 +129,12 @@ async def restore(request: Request) -> Response:
     if actor is not None and not isinstance(actor, str):
         return error_response(400, "invalid_request", "'actor' must be a string")
     try:
-        old_text = _text_of(await hub.store.read_version(name, seq), str(field))
-        async with hub.using(name) as room:
+        old_text = _text_of(await store.read_version(name, seq), str(field))
+        async with documents_of(request).using(name) as room:
             ytext = room.doc.get(str(field), type=pycrdt.Text)
             who = actor_of(request, actor, "restore")
             changed = room.edit(lambda _doc: replace_all(ytext, old_text), who)
-        hub.audit.record("restore", who, name, f"to version {seq}")
+        access_of(request).record("restore", who, name, f"to version {seq}")
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
     except (DocumentUnavailable, HubStopping) as exc:

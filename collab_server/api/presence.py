@@ -11,10 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collab_server.api.context import agents_of, documents_of
 from collab_server.api.errors import error_response
-from collab_server.api.health import hub_of
 from collab_server.api.history import read_json
-from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.documents import DocumentUnavailable, HubStopping
 from persistence.base import StoreError
 
 DEFAULT_TTL_SECONDS = 30.0
@@ -37,7 +37,6 @@ def presence_state(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def put_presence(request: Request) -> Response:
-    hub = hub_of(request)
     name = request.path_params["name"]
     data = await read_json(request)
     if isinstance(data, Response):
@@ -49,17 +48,16 @@ async def put_presence(request: Request) -> Response:
     if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
         return error_response(400, "invalid_request", "'ttl' must be a positive number of seconds")
     try:
-        async with hub.using(name) as room:
-            client_id = hub.agent_presence.set(room, agent, presence_state(data), float(ttl))
+        async with documents_of(request).using(name) as room:
+            client_id = agents_of(request).set(room, agent, presence_state(data), float(ttl))
     except (DocumentUnavailable, HubStopping, StoreError) as exc:
         return error_response(503, "document_unavailable", str(exc))
     return JSONResponse({"document": name, "agent": agent, "client_id": client_id, "ttl": ttl})
 
 
 async def delete_presence(request: Request) -> Response:
-    hub = hub_of(request)
     name = request.path_params["name"]
     agent = request.path_params["agent"]
-    if not hub.agent_presence.remove(name, agent):
+    if not agents_of(request).remove(name, agent):
         return error_response(404, "not_present", f"agent {agent!r} is not present in {name!r}")
     return JSONResponse({"document": name, "agent": agent, "removed": True})

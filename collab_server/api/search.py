@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import principal_of
+from collab_server.api.context import search_of
 from collab_server.api.errors import error_response
 from collab_server.auth import InvalidToken
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
@@ -26,7 +27,7 @@ MAX_LIMIT = 50
 
 
 async def search(request: Request) -> Response:
-    index: SearchIndex | None = getattr(request.state.hub, "search_index", None)
+    index: SearchIndex | None = search_of(request).index
     query = request.query_params.get("q", "")
     raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
     try:

@@ -1,0 +1,33 @@
+"""Readiness and metrics of one hub, for /readyz and /metrics (the `Health` port)."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from collab_server.hub import Hub
+
+
+class HubHealth:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def node_id(self) -> str:
+        return self._hub.node_id
+
+    def readiness(self) -> dict[str, object]:
+        hub = self._hub
+        return {
+            "ready": hub.ready,
+            "accepting": hub.accepting,
+            "store_reachable": hub.store_reachable,
+            "store_writes_healthy": hub.writer.healthy,
+            "unsaved_updates": hub.writer.backlog,
+            "last_store_error": hub.writer.last_error,
+        }
+
+    def metrics_text(self) -> bytes:
+        hub = self._hub
+        hub.metrics.persist_backlog.set(hub.writer.backlog)
+        hub.metrics.audit_dropped.set(hub.audit.dropped)
+        return generate_latest(hub.metrics.registry)
