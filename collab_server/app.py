@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import TypedDict
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypedDict
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,12 +24,14 @@ from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.health import HubHealth
+from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.ports import Access, Documents, Health, Revocations, Search
 from collab_server.redis_broker import RedisBroker
 from collab_server.search_service import search_service
 from collab_server.settings import Settings
+from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
 from persistence.factory import store_from_url
@@ -50,11 +53,15 @@ class AppState(TypedDict):
 
 
 class DocumentSocket:
-    """ASGI endpoint for ``ws://HOST:PORT/<document>``: one Connection per socket."""
+    """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
+    and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = scope["state"]["hub"]
-        await Connection(hub, scope, receive, send).serve()
+        if is_hocuspocus(scope):
+            await HocuspocusSocket(hub, scope, receive, send).serve()
+        else:
+            await Connection(hub, scope, receive, send).serve()
 
 
 read = requires(Role.READ)
@@ -77,18 +84,45 @@ class HubApp:
             await self.http(scope, receive, send)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> HubApp:
-    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests)."""
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` for the duration of the block: cancelled and awaited when it ends."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, certificate: CertificateReloader | None = None
+) -> HubApp:
+    """Build the app; ``store`` overrides the one named by ``settings.store`` (tests);
+    ``certificate`` (the TLS listener's) is watched for renewals while the app runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store)
+        chosen = store if store is not None else store_from_url(settings.store_url)
         broker: Broker = (
-            RedisBroker(settings.redis_url, settings.node_id) if settings.redis_url else LocalBroker()
+            RedisBroker(
+                settings.redis_url,
+                settings.node_id,
+                connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+            )
+            if settings.redis_url
+            else LocalBroker()
         )
         async with contextlib.AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
             search = await stack.enter_async_context(search_service(settings, hub.store))
+            if certificate is not None:
+                await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
+            if settings.grpc_port:
+                from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
+
+                await stack.enter_async_context(GrpcListener(hub, search, certificate))
             yield {
                 "hub": hub,
                 "documents": hub.documents,

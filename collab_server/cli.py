@@ -18,6 +18,7 @@ from collab_server.app import create_app
 from collab_server.auth import mint
 from collab_server.logs import configure_logging
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
+from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from persistence.base import StoreError
 from persistence.factory import store_from_url
 from persistence.redaction import redact_url
@@ -27,6 +28,9 @@ HELP: dict[str, str] = {
     "port": "TCP port to listen on",
     "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
     "redis_url": "Redis URL shared by hub nodes for scale-out (redis://HOST:PORT/DB); empty: single node",
+    "redis_tls_ca_file": "CA certificate (PEM) that a rediss:// Redis must present a certificate from",
+    "store_ssl_mode": "PostgreSQL TLS: disable, allow, prefer, require, verify-ca or verify-full (empty: the URL's)",
+    "store_ssl_root_cert": "CA certificate (PEM) for PostgreSQL verify-ca / verify-full",
     "search": "semantic search: embedded (local chromadb), off, or a chromadb server http://HOST:PORT",
     "search_dir": "directory of the embedded search index (default: beside the SQLite store)",
     "search_interval_seconds": "how often changed documents are re-indexed (also the debounce)",
@@ -53,6 +57,7 @@ HELP: dict[str, str] = {
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
     "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
     "auth_timeout_seconds": "a socket with no token in its URL or headers must send one in this time",
@@ -61,6 +66,14 @@ HELP: dict[str, str] = {
     "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
+    "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
+    "tls_keyfile": "PEM private key of --tls-certfile",
+    "tls_reload_seconds": "how often the certificate files are checked; a renewed pair is used without a restart",
+    "grpc_port": "TCP port of the gRPC API (nova.collab.v1.Collab, health, reflection); 0: off",
+    "grpc_host": "interface of the gRPC listener (default: --host)",
+    "grpc_max_message_bytes": "largest gRPC message in either direction (RESOURCE_EXHAUSTED above it)",
+    "grpc_max_streams_per_connection": "concurrent gRPC calls on one client connection (HTTP/2 streams)",
+    "grpc_max_concurrent_calls": "concurrent gRPC calls on the listener; more are refused (RESOURCE_EXHAUSTED)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
@@ -134,7 +147,9 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     return parser
 
 
-def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+def uvicorn_config(
+    settings: Settings, app: Any, certificate: CertificateReloader | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -149,6 +164,8 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         lifespan="on",
         log_config=None,
         access_log=False,
+        # One context for the listener's life: the reloader loads renewed certificates into it.
+        ssl_context_factory=(lambda _config, _default: certificate.context) if certificate else None,
     )
 
 
@@ -173,8 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         node_id=settings.node_id,
         secrets=(settings.auth_secret,),
     )
+    certificate = None
+    if settings.tls_certfile:
+        try:
+            certificate = CertificateReloader(
+                settings.tls_certfile, settings.tls_keyfile, settings.tls_reload_seconds
+            )
+        except CertificateError as exc:
+            print(f"collab-server: {exc}", file=sys.stderr)
+            return 2
     logging.getLogger(__name__).info(
-        "Nova Collab hub on ws://%s:%d/<document> (store %s)",
+        "Nova Collab hub on %s://%s:%d/<document> (store %s)",
+        "wss" if certificate else "ws",
         settings.host,
         settings.port,
         redact_url(settings.store),
@@ -183,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"collab-server: {problem}", file=sys.stderr)
         return 1
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    app = create_app(settings, certificate=certificate)
+    server = uvicorn.Server(uvicorn_config(settings, app, certificate))
     server.run()
     return 0 if server.started else 1
 
@@ -213,7 +241,7 @@ def mint_command(args: argparse.Namespace, defaults: Settings) -> int:
 async def preflight(settings: Settings) -> str | None:
     """Open the store once before serving: a wrong URL or an unreachable database fails fast."""
     try:
-        store = store_from_url(settings.store)
+        store = store_from_url(settings.store_url)
     except ValueError as exc:
         return str(exc)
     try:
@@ -222,7 +250,11 @@ async def preflight(settings: Settings) -> str | None:
         return f"store {redact_url(settings.store)} is not usable: {exc}"
     await store.close()
     if settings.redis_url:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=2,
+            **redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
+        )
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

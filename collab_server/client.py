@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -35,8 +36,10 @@ class YClient:
         presence: dict[str, Any] | None = None,
         max_size: int | None = 2**26,
         headers: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self._ssl = ssl_context  # for wss:// URLs: the CAs to trust (default: the system's)
         self.doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc()
         self.client_id = random.randint(1, 2**31 - 1)
         self.presence: dict[int, dict[str, Any]] = {}
@@ -69,7 +72,11 @@ class YClient:
 
     async def __aenter__(self) -> YClient:
         self._ws = await connect(
-            self.url, max_size=self._max_size, additional_headers=self._headers, compression=None
+            self.url,
+            max_size=self._max_size,
+            additional_headers=self._headers,
+            compression=None,
+            **({"ssl": self._ssl} if self._ssl is not None else {}),  # type: ignore[arg-type]
         )
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()

@@ -93,11 +93,14 @@ def document_name(scope: Scope) -> str | None:
     if root and path.startswith(root):
         path = path[len(root) :]
     name = path.lstrip("/")
+    return name if valid_document_name(name) else None
+
+
+def valid_document_name(name: str) -> bool:
+    """Not empty, at most MAX_DOCUMENT_NAME_BYTES of UTF-8, no control characters."""
     if not name or len(name.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
-        return None
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        return None
-    return name
+        return False
+    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
 
 
 class Connection:

@@ -54,8 +54,11 @@ class RedisBroker:
         heartbeat_seconds: float = 1.0,
         node_timeout_seconds: float = 3.0,
         block_ms: int = 100,
+        connect_options: dict[str, Any] | None = None,
     ) -> None:
         self._url = url
+        # TLS options for rediss:// (collab_server.tls.redis_tls_options).
+        self._connect_options = connect_options or {}
         self._node = node_id
         self._node_bytes = node_id.encode()
         self._stream_max_len = stream_max_len
@@ -80,8 +83,10 @@ class RedisBroker:
 
     async def open(self, listener: BrokerListener) -> None:
         self._listener = listener
-        self._redis = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
-        self._reader = aioredis.Redis.from_url(self._url, socket_connect_timeout=2)
+        self._redis = aioredis.Redis.from_url(
+            self._url, socket_connect_timeout=2, socket_timeout=5, **self._connect_options
+        )
+        self._reader = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, **self._connect_options)
         try:
             await self._redis.ping()
             await self._beat()

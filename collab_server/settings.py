@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
+from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
+
 MIB = 1024 * 1024
 
 Durability = Literal["strict", "relaxed"]
@@ -37,6 +39,13 @@ class Settings:
     store: str = "sqlite:///nova-collab.sqlite3"
     # Redis for scale-out between hub nodes ("redis://host:port/db"); empty: a single node.
     redis_url: str = ""
+    # TLS to Redis: a "rediss://" URL always verifies the server; this CA file (PEM) replaces
+    # the system CAs for that check.
+    redis_tls_ca_file: str = ""
+    # TLS to PostgreSQL (libpq's sslmode: disable, allow, prefer, require, verify-ca,
+    # verify-full) and the CA that verify-ca/verify-full check against; empty: what the URL says.
+    store_ssl_mode: str = ""
+    store_ssl_root_cert: str = ""
     # Semantic search: "embedded" (chromadb in a directory beside the SQLite store, or
     # `search_dir`), "off", or a chromadb server "http://host:port".
     search: str = "embedded"
@@ -75,6 +84,7 @@ class Settings:
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
     outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+    max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -85,6 +95,19 @@ class Settings:
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+    # TLS for the hub's own listener: with both files the hub serves https:// and wss:// only.
+    # The files are checked every `tls_reload_seconds` and a renewed pair is used for new
+    # connections without a restart.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_reload_seconds: float = 10.0
+
+    # gRPC (collab_server/rpc): off unless a port is given; the same documents, auth and limits.
+    grpc_port: int = 0
+    grpc_host: str = ""  # empty: the same interface as `host`
+    grpc_max_message_bytes: int = 64 * MIB  # largest gRPC message either way (RESOURCE_EXHAUSTED)
+    grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
+    grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
 
     # Loading.
     merge_on_load_parts: int = 32  # stored parts above which a load merges them first (native backend)
@@ -126,6 +149,7 @@ class Settings:
             "max_connections_per_document",
             "outbox_max_messages",
             "outbox_max_bytes",
+            "max_documents_per_socket",
             "message_burst",
             "max_unsaved_updates",
             "commit_batch_max_updates",
@@ -134,6 +158,9 @@ class Settings:
             "join_wait_seconds",
             "maintenance_interval_seconds",
             "store_check_interval_seconds",
+            "grpc_max_message_bytes",
+            "grpc_max_streams_per_connection",
+            "grpc_max_concurrent_calls",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -141,7 +168,33 @@ class Settings:
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
         if self.max_messages_per_second <= 0:
             raise ValueError("max_messages_per_second must be positive")
+        if not 0 <= self.grpc_port <= 65535:
+            raise ValueError("grpc_port must be 0 (off) or a TCP port")
+        self._validate_tls()
         return self
+
+    def _validate_tls(self) -> None:
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ValueError("tls_certfile and tls_keyfile go together: give both or neither")
+        if self.tls_reload_seconds <= 0:
+            raise ValueError("tls_reload_seconds must be positive")
+        if self.store_ssl_mode and self.store_ssl_mode not in POSTGRES_SSL_MODES:
+            raise ValueError(f"store_ssl_mode must be one of {', '.join(POSTGRES_SSL_MODES)}")
+        if (self.store_ssl_mode or self.store_ssl_root_cert) and not self.store.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("store_ssl_mode and store_ssl_root_cert apply to a postgresql:// store only")
+        if self.redis_tls_ca_file and not self.redis_url.startswith("rediss://"):
+            raise ValueError("redis_tls_ca_file needs a rediss:// redis_url (TLS)")
+        for name in ("tls_certfile", "tls_keyfile", "store_ssl_root_cert", "redis_tls_ca_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ValueError(f"{name}: no such file {path!r}")
+
+    @property
+    def store_url(self) -> str:
+        """``store`` with the PostgreSQL TLS options folded in (what adapters are built from)."""
+        return postgres_url_with_tls(self.store, self.store_ssl_mode, self.store_ssl_root_cert)
 
 
 ENV_PREFIX = "NOVA_"

@@ -1,9 +1,8 @@
 """Real editing traces replayed into one Yjs update per transaction (keystroke).
 
 The traces are the editing-traces collection by Joseph Gentle and contributors
-(automerge-paper prepared by Martin Kleppmann), CC BY 4.0, shipped unchanged in the
-shared data folder (``../shared/data/editing-traces`` beside the repository, or
-``$NOVA_TRACES_DIR``). Replaying a long trace through pycrdt takes a while, so the
+(automerge-paper prepared by Martin Kleppmann), CC BY 4.0, shipped unchanged in
+``tests/data/editing-traces`` (attribution in ``tests/data/README.md``). Replaying a long trace through pycrdt takes a while, so the
 updates are cached under ``${XDG_CACHE_HOME:-~/.cache}/nova-collab/traces/``.
 """
 
@@ -19,6 +18,8 @@ from typing import Any
 
 import pycrdt
 
+from load_tests.traces import trace_path
+
 SEQUENTIAL = ("automerge-paper", "seph-blog1")
 CONCURRENT = ("friendsforever", "clownschool")
 TEXT_NAME = "text"
@@ -27,24 +28,13 @@ FIRST_CLIENT_ID = 0x1D_2B_3C_4D_5E
 _CACHE_VERSION = 1
 
 
-def traces_dir() -> Path:
-    configured = os.environ.get("NOVA_TRACES_DIR")
-    if configured:
-        return Path(configured)
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "editing-traces"
-    if shared.is_dir():
-        return shared
-    # The repo keeps copies of the two small concurrent traces (tests/data, with attribution).
-    return Path(__file__).resolve().parent.parent / "tests" / "data" / "editing-traces"
-
-
 def cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "nova-collab" / "traces"
 
 
 def load_trace(name: str) -> dict[str, Any]:
-    with gzip.open(traces_dir() / f"{name}.json.gz", "rt", encoding="utf-8") as f:
+    with gzip.open(trace_path(name), "rt", encoding="utf-8") as f:
         trace: dict[str, Any] = json.load(f)
     return trace
 
@@ -65,7 +55,7 @@ def _unpack(data: bytes) -> list[bytes]:
 
 def trace_updates(name: str) -> list[bytes]:
     """All updates of a trace, one per transaction, from the cache or by replaying it."""
-    source = traces_dir() / f"{name}.json.gz"
+    source = trace_path(name)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     cached = cache_dir() / f"{name}-{digest}-v{_CACHE_VERSION}.bin"
     if cached.exists():

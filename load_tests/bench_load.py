@@ -3,7 +3,7 @@
     python load_tests/bench_load.py            # SQLite and PostgreSQL (throwaway server)
 
 The document is the automerge-paper editing trace (259,778 keystrokes; see
-../shared/data/README.md — Joseph Gentle and contributors, CC BY 4.0) replayed into one
+tests/data/README.md — Joseph Gentle and contributors, CC BY 4.0) replayed into one
 update per keystroke. Figures come from the hub's own "loaded document" log line (store read,
 merge of the tail off the event loop, apply) and from the first HTTP read that triggers it.
 """
@@ -27,12 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import crdt_core  # noqa: E402
+from load_tests.traces import trace_path  # noqa: E402
 from persistence.base import LogEntry, Store  # noqa: E402
 from persistence.factory import store_from_url  # noqa: E402
 from tests.support.hub import HubProcess  # noqa: E402
 from tests.support.services import PostgresServer  # noqa: E402
 
-TRACE = REPO.parent / "shared" / "data" / "editing-traces" / "automerge-paper.json.gz"
+TRACE = trace_path("automerge-paper")
 TAIL = 10_000
 
 

@@ -14,8 +14,7 @@ embedded chromadb in a temporary directory). Then it measures, in this order:
    interval plus one re-index. Each trial inserts a paragraph on a topic foreign to the
    corpus, waits until a search for it finds it, then deletes it again (not timed).
 
-Corpus: the final texts of the four editing traces in the shared data folder
-(``../shared/data/editing-traces`` beside the repository, or ``$NOVA_TRACES_DIR``) —
+Corpus: the final texts of the four editing traces in ``tests/data/editing-traces`` —
 the editing-traces collection by Joseph Gentle and contributors (automerge-paper
 prepared by Martin Kleppmann), CC BY 4.0 — plus documents generated from those texts'
 word sequences (an order-2 word chain, fixed seed) until the chunk count is reached.
@@ -44,6 +43,7 @@ import pycrdt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from load_tests.traces import trace_path
 from persistence.base import LogEntry
 from persistence.index.chunking import chunk_text
 from persistence.index.embedding import THREADS, MiniLMEmbedding
@@ -58,17 +58,10 @@ ATTRIBUTION = (
 )
 
 
-def traces_dir() -> Path:
-    configured = os.environ.get("NOVA_TRACES_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "editing-traces"
-
-
 def trace_texts() -> dict[str, str]:
     texts = {}
     for name in TRACES:
-        path = traces_dir() / f"{name}.json.gz"
+        path = trace_path(name)
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             texts[f"traces/{name}"] = str(json.load(handle)["endContent"])
     return texts

@@ -23,9 +23,8 @@ What it prints, per store:
   to write(2), from /proc/self/io, and file growth).
 
 The editing trace is by Joseph Gentle and contributors (automerge-paper prepared by
-Martin Kleppmann), CC BY 4.0; it is read from ``../shared/data/editing-traces`` beside
-the repository (or ``$NOVA_SHARED_DATA``). Without it a generated document of 260,000
-single-character edits is used instead.
+Martin Kleppmann), CC BY 4.0; a copy ships in ``tests/data/editing-traces`` (attribution in
+``tests/data/README.md``).
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from typing import Any
 
 import pycrdt
 
+from load_tests.traces import trace_path
 from persistence.base import LogEntry, MergeFunction, Store
 from persistence.postgres import PostgresStore
 from persistence.sqlite import SqliteStore
@@ -230,15 +230,8 @@ class SqliteWriteMeter(WriteMeter):
 # -- the large document -------------------------------------------------------------------------
 
 
-def shared_data_dir() -> Path:
-    configured = os.environ.get("NOVA_SHARED_DATA")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 def trace_patches() -> tuple[str, Iterator[tuple[int, int, str]], str | None]:
-    path = shared_data_dir() / "editing-traces" / TRACE_NAME
+    path = trace_path(TRACE_NAME.removesuffix(".json.gz"))
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             trace = json.load(stream)

@@ -41,10 +41,11 @@ if str(REPO) not in sys.path:
 
 from load_tests import report  # noqa: E402
 from load_tests.peers import HUB_BENCHMARK_LIMITS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
+from load_tests.traces import trace_path  # noqa: E402
 
 LOADGEN = HERE / "node" / "loadgen.mjs"
 BUILD_DOC = HERE / "node" / "build_doc.mjs"
-TRACE = REPO.parent / "shared" / "data" / "editing-traces" / "automerge-paper.json.gz"
+TRACE = trace_path("automerge-paper")
 CACHE = HERE / ".cache"
 SAMPLE_INTERVAL_S = 0.1
 LOADGEN_MARGIN_S = 60.0

@@ -60,6 +60,10 @@ fi
 if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi
+if [[ -x scripts/install_node24.sh ]]; then
+    step "Node 24 (for the @hocuspocus/provider 4.x interop tests; cached)"
+    scripts/install_node24.sh >/dev/null
+fi
 
 if [[ -x vscodium-client/scripts/install-code-server.sh ]]; then
     step "code-server (a real VS Code workbench for the extension's end-to-end test; cached)"

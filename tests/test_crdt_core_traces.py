@@ -8,7 +8,8 @@ from typing import Any
 import pycrdt
 import pytest
 
-from load_tests.bench_crdt_traces import CONCURRENT, TEXT_NAME, load_trace, trace_updates, traces_dir
+from load_tests.bench_crdt_traces import CONCURRENT, TEXT_NAME, load_trace, trace_updates
+from load_tests.traces import TRACES_DIR, trace_path
 from tests.test_crdt_core_support import backend, decode_state_vector, yjs_decode
 
 # The native merge must stay within this factor of the document's own encoding.
@@ -22,9 +23,7 @@ def rs() -> SimpleNamespace:
 
 @pytest.fixture(params=CONCURRENT)
 def trace(request: pytest.FixtureRequest) -> str:
-    assert (traces_dir() / f"{request.param}.json.gz").exists(), (
-        f"trace {request.param} missing in {traces_dir()}"
-    )
+    assert trace_path(request.param).exists(), f"trace {request.param} missing in {TRACES_DIR}"
     return str(request.param)
 
 

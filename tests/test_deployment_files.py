@@ -305,8 +305,12 @@ def test_only_the_entry_points_publish_ports(services: dict[str, dict[str, Any]]
         name: {interpolate(str(port)).rsplit(":", 1)[1] for port in services[name]["ports"]}
         for name in PUBLISHED
     }
-    listen = re.findall(r"^\s*listen\s+(\d+)\s*;", (DOCKER / "nginx.conf").read_text(), flags=re.MULTILINE)
-    assert container_ports == {"lb": set(listen), "prometheus": {"9090"}, "grafana": {"3000"}}
+    # The balancer publishes its TLS listeners only (its clear-text one serves the health check).
+    tls_listen = re.findall(
+        r"^\s*listen\s+(\d+)\s+ssl\s*;", (DOCKER / "nginx.conf").read_text(), flags=re.MULTILINE
+    )
+    assert tls_listen
+    assert container_ports == {"lb": set(tls_listen), "prometheus": {"9090"}, "grafana": {"3000"}}
 
 
 def test_hub_environment_uses_real_serve_options(services: dict[str, dict[str, Any]]) -> None:

@@ -28,9 +28,16 @@ class LineDriver:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, script: Path, cwd: Path, error: type[Exception] = DriverError) -> LineDriver:
+    async def start(
+        cls,
+        script: Path,
+        cwd: Path,
+        error: type[Exception] = DriverError,
+        *args: str,
+        node: str = "node",
+    ) -> LineDriver:
         process = await asyncio.create_subprocess_exec(
-            "node", str(script), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=cwd
+            node, str(script), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=cwd
         )
         return cls(process, error)
 

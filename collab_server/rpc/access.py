@@ -1,0 +1,63 @@
+"""Who may make a gRPC call: the hub's tokens (``authorization: Bearer`` metadata) and roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.hub import Hub
+from collab_server.rpc.errors import RpcFailure, invalid
+
+ALL_DOCUMENTS = "*"
+MAX_DOCUMENT_NAME_BYTES = 1024
+
+
+def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str) and value.lower().startswith("bearer "):
+            return value[7:].strip() or None
+    return None
+
+
+def document_name(raw: str) -> str:
+    """The same rule as a socket's document name: non-empty, bounded, no control characters."""
+    if not raw or len(raw.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
+        raise invalid(f"'document' must be 1-{MAX_DOCUMENT_NAME_BYTES} bytes", "invalid_document_name")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        raise invalid("'document' must not contain control characters", "invalid_document_name")
+    if any(segment in (".", "..") for segment in raw.split("/")):
+        raise invalid("'document' must not have '.' or '..' segments", "invalid_document_name")
+    return raw
+
+
+class CallGuard:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+        try:
+            return self._hub.auth.verify(token_of(context))
+        except InvalidToken as exc:
+            self._hub.audit.record("denied", None, None, f"grpc: {exc}")
+            raise RpcFailure(401, "unauthorized", str(exc)) from None
+
+    def require(
+        self, context: grpc.aio.ServicerContext[Any, Any], document: str | None, role: Role
+    ) -> Principal:
+        """The caller, if it holds ``role`` on ``document`` (None: any document); else 401/403."""
+        principal = self.principal(context)
+        granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
+        if granted is None or granted < role:
+            self._hub.audit.record("denied", principal.subject, document, f"grpc needs {role.name}")
+            raise RpcFailure(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
+        return principal
+
+    def actor(self, principal: Principal, claimed: str, default: str) -> str:
+        """Attribution: the token's subject when auth is on, else what the caller says."""
+        if self._hub.auth.enabled:
+            return principal.subject
+        if len(claimed) > 128:
+            raise invalid("'actor' must be at most 128 characters")
+        return claimed or default

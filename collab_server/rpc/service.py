@@ -1,0 +1,356 @@
+"""The ``nova.collab.v1.Collab`` service: the hub's documents, rooms, store and auth over gRPC.
+
+Every call goes through the same code as its HTTP twin (rebasing, suggestions, presence,
+history) and fails with the HTTP API's error code as the detail's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeAlias, TypeVar
+
+import grpc
+import pycrdt
+
+from collab_server.agent_presence import MAX_TTL_SECONDS
+from collab_server.api import edits as http_edits
+from collab_server.api.history import _text_of as text_of_version
+from collab_server.api.presence import DEFAULT_TTL_SECONDS, presence_state
+from collab_server.auth import Role
+from collab_server.hub import Hub
+from collab_server.outbox import OutboxLimits
+from collab_server.ports import Search
+from collab_server.rebase import version_token
+from collab_server.rpc import collab_pb2 as pb
+from collab_server.rpc import collab_pb2_grpc
+from collab_server.rpc.access import CallGuard, document_name
+from collab_server.rpc.errors import RpcFailure, abort, invalid, translate
+from collab_server.rpc.metrics import CallOutcome, GrpcMetrics
+from collab_server.rpc.streams import SyncSession, subscribe
+from persistence.index.base import EmptyQuery, IndexUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+DEFAULT_FIELD = "content"
+DEFAULT_SEARCH_LIMIT = 10
+MAX_SEARCH_LIMIT = 50
+DEFAULT_HISTORY_LIMIT = 100
+MAX_HISTORY_LIMIT = 1000
+MAX_FIELDS = 64
+
+
+def edit_body(request: pb.EditRequest) -> dict[str, Any]:
+    """The request as the HTTP edit API's JSON body, so both go through one parser."""
+    body: dict[str, Any] = {}
+    if request.version:
+        body["version"] = request.version
+    if request.field:
+        body["field"] = request.field
+    if request.HasField("text"):
+        body["text"] = request.text
+        return body
+    edits: list[dict[str, Any]] = []
+    for edit in request.edits:
+        kind = edit.WhichOneof("edit")
+        if kind == "range":
+            edits.append({"start": edit.range.start, "end": edit.range.end, "text": edit.range.text})
+        elif kind == "find":
+            edits.append({"find": edit.find.find, "replace": edit.find.replace})
+        else:
+            raise invalid("each edit needs 'range' or 'find'", "invalid_edit")
+    body["edits"] = edits
+    return body
+
+
+def _limit(raw: int, default: int, most: int) -> int:
+    if raw == 0:
+        return default
+    if raw > most:
+        raise invalid(f"'limit' must be at most {most}", "invalid_limit")
+    return raw
+
+
+class CollabService(collab_pb2_grpc.CollabServicer):
+    def __init__(self, hub: Hub, metrics: GrpcMetrics, search: Search) -> None:
+        self._hub = hub
+        self._search_service = search
+        self._guard = CallGuard(hub)
+        self._metrics = metrics
+        settings = hub.settings
+        self._limits = OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes)
+        self._commit_timeout = settings.shutdown_timeout_seconds
+
+    # -- the frame every call runs in ---------------------------------------------------
+
+    async def _unary(self, method: str, context: Context, work: Awaitable[T]) -> T:
+        with self._metrics.call(method) as outcome:
+            try:
+                return await work
+            except Exception as exc:
+                await self._fail(context, exc, outcome)
+                raise
+
+    async def _stream(self, method: str, context: Context, events: AsyncIterator[T]) -> AsyncIterator[T]:
+        with self._metrics.call(method, stream=True) as outcome:
+            try:
+                async for event in events:
+                    yield event
+            except Exception as exc:
+                await self._fail(context, exc, outcome)
+                raise
+
+    async def _fail(self, context: Context, exc: Exception, outcome: CallOutcome) -> None:
+        """Answer ``exc`` as a status with details (raises the abort)."""
+        if isinstance(exc, grpc.aio.AbortError):
+            return
+        failure = translate(exc)
+        if failure is None:
+            logger.exception("grpc: unexpected error")
+            failure = RpcFailure(500, "internal_error", "unexpected error; see the hub's log")
+        outcome.code = failure.code.name
+        await abort(context, failure)
+
+    async def _exists(self, name: str) -> bool:
+        return name in self._hub.documents.rooms or not (await self._hub.store.load(name)).is_empty
+
+    async def _require_existing(self, name: str) -> None:
+        if not await self._exists(name):
+            raise RpcFailure(404, "document_not_found", f"no document named {name!r}")
+
+    async def _committed(self, name: str, context: Context) -> None:
+        """Strict durability: answer only once the change is stored (bounded by the deadline)."""
+        if self._hub.settings.durability != "strict":
+            return
+        remaining = context.time_remaining()
+        bound = self._commit_timeout if remaining is None else min(remaining, self._commit_timeout)
+        try:
+            async with asyncio.timeout(bound):
+                await self._hub.writer.wait_document(name)
+        except TimeoutError:
+            raise RpcFailure(
+                503,
+                "store_unavailable",
+                f"the change was applied but not stored within {bound:.1f}s; re-read before retrying",
+            ) from None
+
+    # -- documents ------------------------------------------------------------------------
+
+    async def GetDocument(self, request: pb.GetDocumentRequest, context: Context) -> pb.Document:
+        return await self._unary("GetDocument", context, self._get_document(request, context))
+
+    async def _get_document(self, request: pb.GetDocumentRequest, context: Context) -> pb.Document:
+        name = document_name(request.document)
+        self._guard.require(context, name, Role.READ)
+        fields = list(request.fields) or [DEFAULT_FIELD]
+        if len(fields) > MAX_FIELDS or not all(fields):
+            raise invalid(f"'fields': 1-{MAX_FIELDS} non-empty names")
+        await self._require_existing(name)
+        async with self._hub.documents.using(name) as room:
+            texts = {field: str(room.doc.get(field, type=pycrdt.Text)) for field in fields}
+            return pb.Document(
+                document=name, texts=texts, state=room.doc.get_update(), version=version_token(room.doc)
+            )
+
+    async def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: Context
+    ) -> pb.ListDocumentsResponse:
+        return await self._unary("ListDocuments", context, self._list_documents(context))
+
+    async def _list_documents(self, context: Context) -> pb.ListDocumentsResponse:
+        principal = self._guard.principal(context)
+        summaries = [
+            pb.DocumentSummary(
+                document=s.name,
+                loaded=s.loaded,
+                connections=s.connections,
+                presence=s.presence,
+                updated_at=s.updated_at,
+            )
+            for s in await self._hub.documents.summaries()
+            if principal.role_for(s.name) is not None
+        ]
+        return pb.ListDocumentsResponse(documents=summaries)
+
+    # -- edits and suggestions -----------------------------------------------------------
+
+    async def Edit(self, request: pb.EditRequest, context: Context) -> pb.EditResponse:
+        return await self._unary("Edit", context, self._edit(request, context))
+
+    async def _edit(self, request: pb.EditRequest, context: Context) -> pb.EditResponse:
+        name = document_name(request.document)
+        principal = self._guard.require(context, name, Role.WRITE)
+        actor = self._guard.actor(principal, request.actor, "agent:anonymous")
+        body = edit_body(request)
+        if request.version:
+            await self._require_existing(name)
+        async with self._hub.documents.using(name) as room:
+            result = http_edits._apply(room, body, actor)
+        await self._committed(name, context)
+        return pb.EditResponse(
+            document=name,
+            version=result["version"],
+            text=result["text"],
+            applied=result["applied"],
+            changed=result["changed"],
+        )
+
+    async def Suggest(self, request: pb.EditRequest, context: Context) -> pb.SuggestResponse:
+        return await self._unary("Suggest", context, self._suggest(request, context))
+
+    async def _suggest(self, request: pb.EditRequest, context: Context) -> pb.SuggestResponse:
+        name = document_name(request.document)
+        principal = self._guard.require(context, name, Role.WRITE)
+        actor = self._guard.actor(principal, request.actor, "agent:anonymous")
+        body = edit_body(request)
+        if request.version:
+            await self._require_existing(name)
+        async with self._hub.documents.using(name) as room:
+            record = http_edits._suggest(room, body, actor)["suggestion"]
+        await self._committed(name, context)
+        return pb.SuggestResponse(
+            document=name,
+            suggestion=pb.Suggestion(
+                id=record["id"],
+                author=record["author"],
+                version=record["version"],
+                field=record["field"],
+                edits=[pb.RangeEdit(**edit) for edit in record["edits"]],
+                status=record["status"],
+                created_at=record["created_at"],
+            ),
+        )
+
+    # -- streams --------------------------------------------------------------------------
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: Context
+    ) -> AsyncIterator[pb.DocumentEvent]:
+        # grpc.aio serves a server stream from an async generator function (not one returned).
+        async for event in self._stream("Subscribe", context, self._subscribe(request, context)):
+            yield event
+
+    async def _subscribe(
+        self, request: pb.SubscribeRequest, context: Context
+    ) -> AsyncIterator[pb.DocumentEvent]:
+        self._guard.require(context, document_name(request.document), Role.READ)
+        async for event in subscribe(self._hub, request, self._limits):
+            yield event
+
+    async def Sync(self, request_iterator: AsyncIterator[pb.SyncMessage], context: Context) -> None:
+        with self._metrics.call("Sync", stream=True) as outcome:
+            try:
+                await SyncSession(self._hub, self._guard, context, self._limits).run(request_iterator)
+            except Exception as exc:
+                await self._fail(context, exc, outcome)
+                raise
+
+    # -- presence and search --------------------------------------------------------------
+
+    async def SetPresence(self, request: pb.SetPresenceRequest, context: Context) -> pb.SetPresenceResponse:
+        return await self._unary("SetPresence", context, self._set_presence(request, context))
+
+    async def _set_presence(self, request: pb.SetPresenceRequest, context: Context) -> pb.SetPresenceResponse:
+        name = document_name(request.document)
+        self._guard.require(context, name, Role.WRITE)
+        if not request.agent or len(request.agent) > 128:
+            raise invalid("'agent' (an id of 1-128 characters) is required")
+        ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
+        if not math.isfinite(ttl) or ttl <= 0 or ttl > MAX_TTL_SECONDS:
+            raise invalid(f"'ttl_seconds' must be a number of seconds in (0, {MAX_TTL_SECONDS:g}]")
+        data: dict[str, Any] = {"agent": request.agent, "name": request.name, "color": request.color}
+        if request.model:
+            data["model"] = request.model
+        if request.HasField("cursor_index"):
+            data["cursor"] = {"index": request.cursor_index, "length": request.cursor_length}
+        async with self._hub.documents.using(name) as room:
+            client_id = self._hub.agent_presence.set(room, request.agent, presence_state(data), ttl)
+        return pb.SetPresenceResponse(document=name, client_id=client_id, ttl_seconds=ttl)
+
+    async def Search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+        return await self._unary("Search", context, self._search(request, context))
+
+    async def _search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+        principal = self._guard.principal(context)
+        limit = _limit(request.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)
+        if not request.query.strip():
+            raise invalid("the query is empty", "empty_query")
+        index = self._search_service.index
+        if index is None:
+            raise RpcFailure(503, "search_unavailable", "search is not enabled on this hub")
+        try:
+            hits = await index.search(request.query, limit)
+        except EmptyQuery as exc:
+            raise invalid(str(exc), "empty_query") from None
+        except IndexUnavailable:
+            raise RpcFailure(503, "search_unavailable", "the search index is unavailable") from None
+        return pb.SearchResponse(
+            results=[
+                pb.SearchHit(document=h.document, start=h.start, end=h.end, snippet=h.snippet, score=h.score)
+                for h in hits
+                if principal.role_for(h.document) is not None
+            ]
+        )
+
+    # -- history --------------------------------------------------------------------------
+
+    async def GetHistory(self, request: pb.GetHistoryRequest, context: Context) -> pb.GetHistoryResponse:
+        return await self._unary("GetHistory", context, self._history(request, context))
+
+    async def _history(self, request: pb.GetHistoryRequest, context: Context) -> pb.GetHistoryResponse:
+        name = document_name(request.document)
+        self._guard.require(context, name, Role.READ)
+        limit = _limit(request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)
+        versions = await self._hub.store.history(name, limit)
+        return pb.GetHistoryResponse(
+            document=name,
+            versions=[
+                pb.Version(
+                    seq=v.seq,
+                    timestamp=v.timestamp,
+                    actors=list(v.actors),
+                    update_bytes=v.update_bytes,
+                    kind=v.kind,
+                )
+                for v in versions
+            ],
+        )
+
+    async def GetVersion(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
+        return await self._unary("GetVersion", context, self._version(request, context))
+
+    async def _version(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
+        name = document_name(request.document)
+        self._guard.require(context, name, Role.READ)
+        if request.seq <= 0:
+            raise invalid("'seq' must be a positive seq from GetHistory")
+        parts = await self._hub.store.read_version(name, request.seq)
+        text = text_of_version(parts, request.field or DEFAULT_FIELD)
+        return pb.GetVersionResponse(document=name, seq=request.seq, text=text)
+
+    async def GetActivity(self, request: pb.GetActivityRequest, context: Context) -> pb.GetActivityResponse:
+        return await self._unary("GetActivity", context, self._activity(request, context))
+
+    async def _activity(self, request: pb.GetActivityRequest, context: Context) -> pb.GetActivityResponse:
+        name = document_name(request.document)
+        self._guard.require(context, name, Role.READ)
+        limit = _limit(request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)
+        entries = await self._hub.store.activity(name, limit)
+        return pb.GetActivityResponse(
+            document=name,
+            activity=[
+                pb.Activity(
+                    seq=e.seq,
+                    timestamp=e.timestamp,
+                    actor=e.actor or "",
+                    origin_node=e.origin_node,
+                    update_bytes=e.update_bytes,
+                )
+                for e in entries
+            ],
+        )

@@ -1,0 +1,271 @@
+"""The two streaming calls: ``Subscribe`` (a document's changes from a version on) and
+``Sync`` (y-protocol both ways). Each stream is a room member like a WebSocket connection,
+with the same bounded outbox: a consumer that falls too far behind is ended with
+RESOURCE_EXHAUSTED (``slow_consumer``, as close 4408) and resumes from its last version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pycrdt
+from pycrdt import Snapshot
+
+import crdt_core
+from collab_server.auth import Principal, Role
+from collab_server.closecodes import CloseCode, reason_for
+from collab_server.connection import RateLimiter
+from collab_server.hub import Hub
+from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.rebase import version_token
+from collab_server.room import Room
+from collab_server.rpc import collab_pb2 as pb
+from collab_server.rpc.access import CallGuard, document_name
+from collab_server.rpc.errors import RpcFailure, invalid
+from crdt_core import MessageKind, ProtocolError
+
+_stream_ids = itertools.count(1)
+# Like a joiner's state, the first event waits (a bounded number of times) for commits in flight.
+_MAX_COMMIT_WAITS = 20
+
+
+class StreamPeer:
+    """A room member whose traffic goes to one gRPC stream through a bounded outbox."""
+
+    def __init__(self, kind: str, limits: OutboxLimits) -> None:
+        self.peer_id = f"grpc-{kind}-{next(_stream_ids)}"
+        self.outbox = Outbox(limits)
+        self.overflow: str | None = None
+
+    def deliver(self, frame: bytes, update: bytes | None) -> None:
+        try:
+            self.outbox.put_document(frame, update)
+        except OutboxOverflow as exc:
+            self._overflowed(str(exc))
+
+    def deliver_presence(self, awareness_update: bytes) -> None:
+        try:
+            self.outbox.put_presence(awareness_update)
+        except OutboxOverflow as exc:
+            self._overflowed(str(exc))
+
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
+        """The hub ends this membership (e.g. the document was set aside): the stream ends."""
+        self._overflowed(reason_for(code, detail))
+
+    def _overflowed(self, detail: str) -> None:
+        if self.overflow is None:
+            self.overflow = detail
+            self.outbox.abort()
+
+    def slow_consumer(self, **metadata: object) -> RpcFailure:
+        return RpcFailure(429, "slow_consumer", f"the stream fell behind: {self.overflow}", **metadata)
+
+
+def _doc_from_token(live: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        return pycrdt.Doc.from_snapshot(Snapshot.decode(raw), live)
+    except (ValueError, binascii.Error) as exc:
+        raise invalid(f"not a version token of this document: {exc}", "invalid_version") from None
+    except BaseException as exc:  # pyo3 panics on some foreign snapshots
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise invalid("not a version token of this document", "invalid_version") from None
+
+
+async def _state_vector_at_seq(hub: Hub, name: str, seq: int) -> bytes:
+    parts = await hub.store.read_version(name, seq)
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    if parts.snapshot is not None:
+        doc.apply_update(parts.snapshot)
+    for update in parts.tail:
+        doc.apply_update(update)
+    return doc.get_state()
+
+
+async def _wait_commits(hub: Hub, name: str) -> None:
+    for _ in range(_MAX_COMMIT_WAITS):
+        if not hub.writer.document_pending(name):
+            return
+        await hub.writer.wait_document(name)
+
+
+def _presence_event(awareness_update: bytes, version: str) -> pb.DocumentEvent:
+    states = [
+        pb.PresenceState(client_id=entry.client_id, clock=entry.clock, state_json=entry.state)
+        for entry in crdt_core.decode_awareness(awareness_update)
+    ]
+    return pb.DocumentEvent(presence=pb.PresenceChange(states=states), version=version)
+
+
+async def subscribe(
+    hub: Hub, request: pb.SubscribeRequest, limits: OutboxLimits
+) -> AsyncIterator[pb.DocumentEvent]:
+    """First what the caller lacks (relative to its version), then every change.
+
+    A mirror of what the caller holds filters the live traffic: an update that reached the
+    room before the first event was computed adds nothing to the mirror and is not sent
+    again; one that arrives later is sent exactly once. Each event's ``version`` is the
+    mirror's version, the token to resume from.
+    """
+    name = document_name(request.document)
+    start = request.WhichOneof("from")
+    base_state = b"\x00"
+    if start == "from_seq":
+        if request.from_seq <= 0:
+            raise invalid("'from_seq' must be a positive seq from GetHistory")
+        base_state = await _state_vector_at_seq(hub, name, request.from_seq)
+    peer = StreamPeer("subscribe", limits)
+    room = await hub.documents.acquire(name, peer)
+    try:
+        if start == "from_version" and request.from_version:
+            base_state = _doc_from_token(room.doc, request.from_version).get_state()
+        await _wait_commits(hub, name)
+        # From here to the first yield nothing awaits: the mirror and the first event are the
+        # room's state at one instant, and the peer has been a member since before it.
+        mirror: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
+        mirror.apply_update(room.doc.get_update())
+        first = room.doc.get_update(base_state)
+        presence = room.presence_snapshot() if request.include_presence else None
+        version = version_token(mirror)
+        yield pb.DocumentEvent(update=first, version=version)
+        if presence is not None:
+            yield _presence_event(presence, version)
+        captured: list[bytes] = []
+        subscription = mirror.observe(lambda event: captured.append(event.update))
+        try:
+            while True:
+                try:
+                    frame = await peer.outbox.take()
+                except OutboxClosed:
+                    raise peer.slow_consumer(version=version) from None
+                message = crdt_core.parse_message(frame)
+                if message.kind in (MessageKind.SYNC_UPDATE, MessageKind.SYNC_STEP2):
+                    captured.clear()
+                    mirror.apply_update(message.payload)
+                    if captured:
+                        change = captured[0] if len(captured) == 1 else crdt_core.merge_updates(captured)
+                        version = version_token(mirror)
+                        yield pb.DocumentEvent(update=change, version=version)
+                elif message.kind is MessageKind.AWARENESS and request.include_presence:
+                    yield _presence_event(message.payload, version)
+        finally:
+            mirror.unobserve(subscription)
+    finally:
+        room.leave(peer)
+
+
+class SyncSession:
+    """One ``Sync`` call: a Yjs peer speaking y-protocol messages over a bidirectional stream."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        guard: CallGuard,
+        context: grpc.aio.ServicerContext[pb.SyncMessage, pb.SyncMessage],
+        limits: OutboxLimits,
+    ) -> None:
+        self._hub = hub
+        self._guard = guard
+        self._context = context
+        self.peer = StreamPeer("sync", limits)
+        self._limiter = RateLimiter(hub.settings.max_messages_per_second, hub.settings.message_burst)
+        self._read_only = True
+        self._actor = "grpc:anonymous"
+        self._principal: Principal | None = None
+        self.refused_writes = 0
+
+    async def run(self, requests: AsyncIterator[pb.SyncMessage]) -> None:
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            return
+        name = document_name(first.document)
+        principal = self._guard.require(self._context, name, Role.READ)
+        role = principal.role_for(name)
+        self._read_only = role is None or role < Role.WRITE
+        self._actor = principal.subject if self._hub.auth.enabled else "grpc:sync"
+        self._principal = principal
+        room = await self._hub.documents.acquire(name, self.peer)
+        try:
+            self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
+            presence = room.presence_snapshot()
+            if presence is not None:
+                self.peer.outbox.put_presence(presence)
+            await self._pump(room, first, requests)
+        finally:
+            room.leave(self.peer)
+
+    async def _pump(self, room: Room, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]) -> None:
+        reader = asyncio.create_task(self._read(room, first, requests), name=f"read:{self.peer.peer_id}")
+        writer = asyncio.create_task(self._write(), name=f"write:{self.peer.peer_id}")
+        try:
+            done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            for task in (reader, writer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in done:
+            error = task.exception()
+            if error is not None:
+                raise error
+        if self.peer.overflow is not None:
+            raise self.peer.slow_consumer()
+
+    async def _write(self) -> None:
+        while True:
+            try:
+                frame = await self.peer.outbox.take()
+            except OutboxClosed:
+                return
+            await self._context.write(pb.SyncMessage(message=frame))
+
+    async def _read(self, room: Room, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]) -> None:
+        if first.message:
+            await self._handle(room, first.message)
+        async for request in requests:
+            if request.document:
+                raise invalid("'document' is named in the first message only")
+            if not self._limiter.allow():
+                raise RpcFailure(429, "rate_limited", "too many messages per second")
+            await self._handle(room, request.message)
+
+    async def _handle(self, room: Room, data: bytes) -> None:
+        try:
+            message = crdt_core.parse_message(data)
+        except ProtocolError as exc:
+            raise invalid(f"not a y-protocol message: {exc}", "invalid_message") from None
+        kind = message.kind
+        if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
+            if self._read_only:
+                self._refuse_write(room.name)
+                return
+            room.apply_update(message.payload, self.peer, self._actor)
+        elif kind is MessageKind.AWARENESS:
+            room.apply_presence(message.payload, self.peer)
+        elif kind is MessageKind.SYNC_STEP1:
+            self.peer.outbox.put_document(await room.sync_step2_for(message.payload))
+        elif kind is MessageKind.QUERY_AWARENESS:
+            presence = room.presence_snapshot()
+            if presence is not None:
+                self.peer.outbox.put_presence(presence)
+
+    def _refuse_write(self, document: str) -> None:
+        """As on a socket: a viewer's write is dropped and it is told once, not disconnected."""
+        self.refused_writes += 1
+        if self.refused_writes == 1:
+            self.peer.outbox.put_document(
+                crdt_core.frame_auth_denied("read-only: this token may not edit the document")
+            )
+            subject = self._principal.subject if self._principal else None
+            self._hub.audit.record("denied", subject, document, "grpc write with a read-only role")

@@ -1,0 +1,154 @@
+// Real Hocuspocus clients (@hocuspocus/provider 3.x or 4.x + yjs) driven by the Python tests.
+// Usage: node hpclient.mjs 3|4  (4.x needs Node >= 22). Same JSON-lines protocol as yclient.mjs.
+// A "socket" is one HocuspocusProviderWebsocket; a "client" is one HocuspocusProvider (one
+// document) attached to a socket, so many documents share one WebSocket.
+// Ops: socket, open, insert, delete, text, status, awareness, peers, stateless, received,
+// closes, raw, kill, wait_text, close.
+import readline from 'node:readline'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+
+const version = process.argv[2] || '3'
+const { HocuspocusProvider, HocuspocusProviderWebsocket } = version === '4'
+  ? await import('hocuspocus-provider-4')
+  : await import('@hocuspocus/provider')
+
+const TEXT = 'content'
+const sockets = new Map()
+const clients = new Map()
+
+const reply = (id, ok, payload) => {
+  process.stdout.write(JSON.stringify(ok ? { id, ok, result: payload } : { id, ok, error: payload }) + '\n')
+}
+
+const waitUntil = (predicate, timeoutMs, what) => new Promise((resolve, reject) => {
+  const started = Date.now()
+  const tick = () => {
+    let value
+    try { value = predicate() } catch (err) { reject(err); return }
+    if (value) { resolve(value); return }
+    if (Date.now() - started > timeoutMs) { reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)); return }
+    setTimeout(tick, 5)
+  }
+  tick()
+})
+
+const get = (map, name) => {
+  const value = map.get(name)
+  if (!value) throw new Error(`no such name ${name}`)
+  return value
+}
+
+const ops = {
+  async socket ({ socket, url }) {
+    const ws = new HocuspocusProviderWebsocket({ url, WebSocketPolyfill: WebSocket, delay: 100, minDelay: 100, maxDelay: 500 })
+    sockets.set(socket, ws)
+    return null
+  },
+  async open ({ client, socket, name, token, wait }) {
+    const doc = new Y.Doc()
+    const state = { authFailed: [], closes: [], stateless: [], scope: null }
+    const provider = new HocuspocusProvider({
+      websocketProvider: get(sockets, socket),
+      name,
+      document: doc,
+      token: token ?? null,
+      onAuthenticationFailed: ({ reason }) => state.authFailed.push(reason),
+      onAuthenticated: ({ scope }) => { state.scope = scope ?? null },
+      onStateless: ({ payload }) => state.stateless.push(payload),
+      onClose: ({ event }) => state.closes.push({ code: event.code, reason: String(event.reason || '') })
+    })
+    provider.attach()
+    clients.set(client, { doc, provider, state })
+    if (wait !== false) await waitUntil(() => provider.synced, 10000, `${client} synced`)
+    return { clientID: doc.clientID }
+  },
+  async insert ({ client, index, text }) {
+    get(clients, client).doc.getText(TEXT).insert(index, text)
+    return null
+  },
+  async delete ({ client, index, length }) {
+    get(clients, client).doc.getText(TEXT).delete(index, length)
+    return null
+  },
+  async text ({ client }) {
+    return get(clients, client).doc.getText(TEXT).toString()
+  },
+  async status ({ client }) {
+    const { provider, state } = get(clients, client)
+    return {
+      synced: provider.synced,
+      authenticated: provider.isAuthenticated,
+      scope: state.scope,
+      unsynced: provider.unsyncedChanges,
+      authFailed: state.authFailed,
+      closes: state.closes
+    }
+  },
+  async wait_acknowledged ({ client, timeout }) {
+    const { provider } = get(clients, client)
+    await waitUntil(() => provider.unsyncedChanges === 0, timeout || 10000, `${client} acknowledged`)
+    return null
+  },
+  async awareness ({ client, state }) {
+    get(clients, client).provider.awareness.setLocalState(state)
+    return null
+  },
+  async peers ({ client }) {
+    const { provider } = get(clients, client)
+    const states = {}
+    for (const [id, state] of provider.awareness.getStates()) {
+      if (id !== provider.awareness.clientID) states[id] = state
+    }
+    return states
+  },
+  async stateless ({ client, payload }) {
+    get(clients, client).provider.sendStateless(payload)
+    return null
+  },
+  async received ({ client }) {
+    return get(clients, client).state.stateless
+  },
+  async raw ({ socket, bytes }) {
+    get(sockets, socket).webSocket.send(Buffer.from(bytes, 'base64'))
+    return null
+  },
+  async kill ({ socket }) {
+    // Drop the socket without a close frame and stay away.
+    const ws = get(sockets, socket)
+    ws.shouldConnect = false
+    ws.webSocket.terminate()
+    return null
+  },
+  async wait_text ({ client, text, timeout }) {
+    const ytext = get(clients, client).doc.getText(TEXT)
+    await waitUntil(() => ytext.toString() === text, timeout || 10000, `text of ${client}`)
+    return null
+  },
+  async close ({ client }) {
+    const { provider, doc } = get(clients, client)
+    provider.destroy()
+    doc.destroy()
+    clients.delete(client)
+    return null
+  }
+}
+
+const lines = readline.createInterface({ input: process.stdin })
+lines.on('line', async (line) => {
+  if (!line.trim()) return
+  let command
+  try { command = JSON.parse(line) } catch (err) { reply(null, false, `bad json: ${err.message}`); return }
+  const handler = ops[command.op]
+  if (!handler) { reply(command.id, false, `unknown op ${command.op}`); return }
+  try {
+    reply(command.id, true, await handler(command))
+  } catch (err) {
+    reply(command.id, false, String(err && err.message ? err.message : err))
+  }
+})
+lines.on('close', () => {
+  for (const { provider } of clients.values()) provider.destroy()
+  for (const socket of sockets.values()) socket.destroy()
+  process.exit(0)
+})

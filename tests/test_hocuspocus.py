@@ -1,0 +1,218 @@
+"""Real Hocuspocus providers (@hocuspocus/provider 3.4.4 on Node 20, 4.8.0 on Node 24) against the hub.
+
+The hub speaks Hocuspocus on ``ws://HOST:PORT/`` (no document in the path): every message
+carries its document name, so one socket holds many documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from collab_server import hocuspocus_protocol as hp
+from collab_server.auth import mint
+from tests.support.hocuspocus import HocuspocusClients
+from tests.support.hub import HubProcess
+
+SECRET = "hocuspocus-test-secret-of-enough-length"
+
+
+@pytest.fixture(params=[3, 4], ids=["provider3", "provider4"])
+async def clients(request: pytest.FixtureRequest) -> AsyncIterator[HocuspocusClients]:
+    async with HocuspocusClients(request.param) as driver:
+        yield driver
+
+
+@pytest.fixture
+def auth_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    process = HubProcess(tmp_path, auth_secret=SECRET, ping_interval_seconds=1.0, ping_timeout_seconds=1.0)
+    process.start()
+    yield process
+    process.stop()
+
+
+async def until(check: object, what: str, timeout: float = 10.0) -> None:
+    """Await ``check()`` (a coroutine function returning bool) until true, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not await check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        await asyncio.sleep(0.02)
+
+
+async def test_two_providers_converge_and_the_hub_has_their_text(
+    hub: HubProcess, clients: HocuspocusClients
+) -> None:
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    await clients.open("a", "s1", "converge")
+    await clients.open("b", "s2", "converge")
+    await clients.call("insert", client="a", index=0, text="hello world")
+    await clients.call("wait_text", client="b", text="hello world")
+    for i in range(30):
+        await clients.call("insert", client="a", index=i % 5, text="A")
+        await clients.call("insert", client="b", index=(i * 3) % 7, text="b")
+        if i % 4 == 0:
+            await clients.call("delete", client="a", index=1, length=1)
+            await clients.call("delete", client="b", index=3, length=2)
+
+    async def same() -> bool:
+        return await clients.text("a") == await clients.text("b")
+
+    await until(same, "convergence")
+    final = await clients.text("a")
+    assert final.count("A") > 0 and final.count("b") > 0
+
+    async def stored() -> bool:
+        return hub.text("converge") == final
+
+    await until(stored, "hub text equal to the clients'")
+    # Sync-status acknowledgements: every local change was acknowledged by the hub.
+    for client in ("a", "b"):
+        await clients.call("wait_acknowledged", client=client)
+        status = await clients.status(client)
+        assert status["unsynced"] == 0 and status["scope"] == "read-write"
+
+
+async def test_late_joiner_gets_everything(hub: HubProcess, clients: HocuspocusClients) -> None:
+    await clients.socket("s1", hub.ws)
+    await clients.open("a", "s1", "late")
+    for i in range(40):
+        await clients.call("insert", client="a", index=i, text=chr(ord("a") + i % 26))
+    expected = await clients.text("a")
+    await clients.socket("s2", hub.ws)
+    await clients.open("late", "s2", "late")
+    assert await clients.text("late") == expected  # synced means the hub's whole state arrived
+
+
+async def test_ten_documents_share_one_socket(hub: HubProcess, clients: HocuspocusClients) -> None:
+    await clients.socket("writer", hub.ws)
+    await clients.socket("reader", hub.ws)
+    names = [f"multi/{i}" for i in range(10)]
+    for i, name in enumerate(names):
+        await clients.open(f"w{i}", "writer", name)
+        await clients.open(f"r{i}", "reader", name)
+    for i in range(10):
+        await clients.call("insert", client=f"w{i}", index=0, text=f"document {i} only")
+    for i, name in enumerate(names):
+        await clients.call("wait_text", client=f"r{i}", text=f"document {i} only")
+        assert hub.text(name) == f"document {i} only"
+
+
+async def test_abrupt_drop_removes_presence_within_a_second(
+    hub: HubProcess, clients: HocuspocusClients
+) -> None:
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    a_id = await clients.open("a", "s1", "presence")
+    await clients.open("a2", "s1", "presence-other")
+    await clients.open("b", "s2", "presence")
+    await clients.call("awareness", client="a", state={"user": {"name": "Ada"}})
+
+    async def seen() -> bool:
+        return str(a_id) in await clients.call("peers", client="b")
+
+    await until(seen, "presence of a at b")
+    assert (await clients.call("peers", client="b"))[str(a_id)]["user"]["name"] == "Ada"
+    await clients.call("kill", socket="s1")
+    dropped = time.monotonic()
+
+    async def gone() -> bool:
+        return str(a_id) not in await clients.call("peers", client="b")
+
+    await until(gone, "presence of a removed", timeout=5.0)
+    assert time.monotonic() - dropped < 1.0
+
+
+async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: HocuspocusClients) -> None:
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    await clients.open("bad", "s1", "bad-doc")
+    await clients.open("good", "s1", "good-doc")
+    await clients.open("peer", "s2", "good-doc")
+    # An unknown message type for "bad-doc", on the socket that also carries "good-doc".
+    unknown = hp.prefix("bad-doc") + bytes((99,))
+    await clients.call("raw", socket="s1", bytes=base64.b64encode(unknown).decode())
+
+    async def closed() -> bool:
+        return bool((await clients.status("bad"))["closes"])
+
+    await until(closed, "close of bad-doc")
+    close = (await clients.status("bad"))["closes"][0]
+    assert close["reason"].startswith("1007 ") and "unknown Hocuspocus message type 99" in close["reason"]
+    # A truncated sync message for a document of the other socket closes that document there.
+    await clients.open("bad2", "s2", "bad-doc-2")
+    truncated = hp.prefix("bad-doc-2") + bytes((0, 2, 50, 1))
+    await clients.call("raw", socket="s2", bytes=base64.b64encode(truncated).decode())
+
+    async def closed2() -> bool:
+        return bool((await clients.status("bad2"))["closes"])
+
+    await until(closed2, "close of bad-doc-2")
+    assert (await clients.status("bad2"))["closes"][0]["reason"].startswith("1007 ")
+    # The other documents on both sockets still work both ways.
+    await clients.call("insert", client="good", index=0, text="still here")
+    await clients.call("wait_text", client="peer", text="still here")
+    await clients.call("insert", client="peer", index=0, text=">")
+    await clients.call("wait_text", client="good", text=">still here")
+    assert (await clients.status("good"))["closes"] == []
+
+
+async def test_stateless_messages_reach_the_other_clients_of_the_document(
+    hub: HubProcess, clients: HocuspocusClients
+) -> None:
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    await clients.open("a", "s1", "chat")
+    await clients.open("b", "s2", "chat")
+    await clients.open("other", "s2", "elsewhere")
+    await clients.call("stateless", client="a", payload='{"kind": "ping", "n": 1}')
+
+    async def received() -> bool:
+        return await clients.call("received", client="b") == ['{"kind": "ping", "n": 1}']
+
+    await until(received, "stateless message at b")
+    assert await clients.call("received", client="a") == []
+    assert await clients.call("received", client="other") == []
+
+
+async def test_tokens_map_onto_roles_read_only_included(auth_hub: HubProcess, clients: HocuspocusClients) -> None:
+    writer = mint(SECRET, "wendy", [("team/*", "write")])
+    reader = mint(SECRET, "rita", [("team/*", "read")])
+    outsider = mint(SECRET, "olga", [("other/*", "write")])
+    await clients.socket("s1", auth_hub.ws)
+    await clients.socket("s2", auth_hub.ws)
+    await clients.open("w", "s1", "team/plan", token=writer)
+    await clients.open("r", "s2", "team/plan", token=reader)
+    assert (await clients.status("w"))["scope"] == "read-write"
+    assert (await clients.status("r"))["scope"] == "readonly"
+    await clients.call("insert", client="w", index=0, text="agreed")
+    await clients.call("wait_text", client="r", text="agreed")
+    # The reader's edit is refused (sync status "not applied", permission denied once), never relayed.
+    await clients.call("insert", client="r", index=0, text="VANDAL ")
+
+    async def refused() -> bool:
+        return "read-only" in " ".join((await clients.status("r"))["authFailed"])
+
+    await until(refused, "permission denied for the read-only write")
+    assert (await clients.status("r"))["unsynced"] > 0
+    await clients.call("insert", client="w", index=6, text=" today")
+    await clients.call("wait_text", client="r", text="VANDAL agreed today")
+    assert await clients.text("w") == "agreed today"
+    # A token without a grant for the document, and no token at all, are denied; the socket lives on.
+    await clients.socket("s3", auth_hub.ws)
+    await clients.open("o", "s3", "team/plan", token=outsider, wait=False)
+    await clients.open("n", "s2", "team/secret", wait=False)
+
+    async def denied() -> bool:
+        return bool((await clients.status("o"))["authFailed"]) and bool((await clients.status("n"))["authFailed"])
+
+    await until(denied, "permission denied for outsider and anonymous")
+    assert "no access" in (await clients.status("o"))["authFailed"][0]
+    assert not (await clients.status("o"))["synced"] and not (await clients.status("n"))["synced"]
+    await clients.call("insert", client="w", index=0, text="!")
+    await clients.call("wait_text", client="r", text="VANDAL !agreed today")
