@@ -18,11 +18,14 @@ from collab_server.access_control import AccessControl
 from collab_server.agent_presence import AgentPresence
 from collab_server.api import admin as admin_api
 from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import events as events_api
 from collab_server.api import search as search_api
 from collab_server.api.access import requires
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
+from collab_server.events.publisher import EventPublisher
+from collab_server.events.wiring import running_events
 from collab_server.health import HubHealth
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
@@ -34,6 +37,7 @@ from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
 from persistence.base import Store
+from persistence.encryption.keys import key_provider
 from persistence.factory import store_from_url
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ class AppState(TypedDict):
     store: Store
     search: Search
     agents: AgentPresence
+    events: EventPublisher | None
 
 
 class DocumentSocket:
@@ -104,7 +109,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = store if store is not None else store_from_url(settings.store_url)
+        chosen = (
+            store
+            if store is not None
+            else store_from_url(
+                settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+            )
+        )
         broker: Broker = (
             RedisBroker(
                 settings.redis_url,
@@ -123,15 +134,17 @@ def create_app(
                 from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
 
                 await stack.enter_async_context(GrpcListener(hub, search, certificate))
+            events = await stack.enter_async_context(running_events(settings, hub))
             yield {
                 "hub": hub,
                 "documents": hub.documents,
                 "access": AccessControl(hub.auth, hub.audit),
                 "revocations": hub.sessions,
-                "health": HubHealth(hub),
+                "health": HubHealth(hub, events),
                 "store": hub.store,
                 "search": search,
                 "agents": hub.agent_presence,
+                "events": events,
             }
 
     routes = [
@@ -166,6 +179,11 @@ def create_app(
         Route("/api/search", search_api.search_readable),
         Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
         Route("/api/audit", admin_api.audit),
+        Route("/api/admin/events", events_api.status),
+        Route("/api/admin/webhooks/{endpoint}/deliveries", events_api.deliveries),
+        Route("/api/admin/dead-letters", events_api.dead_letters),
+        Route("/api/admin/dead-letters/{letter:int}/retry", events_api.retry_dead_letter, methods=["POST"]),
+        Route("/api/admin/dead-letters/{letter:int}", events_api.delete_dead_letter, methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = []

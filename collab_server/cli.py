@@ -16,10 +16,13 @@ from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.auth import mint
+from collab_server.lifecycle_cli import add_key_commands, keys_command
 from collab_server.logs import configure_logging
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from persistence.base import StoreError
+from persistence.encryption.keys import MasterKeyError, key_provider
+from persistence.encryption.store import check_plaintext_mode
 from persistence.factory import store_from_url
 from persistence.redaction import redact_url
 
@@ -56,7 +59,16 @@ HELP: dict[str, str] = {
     "max_messages_per_second": "sustained messages per second per connection (close 4429 above it)",
     "message_burst": "messages a connection may send in a burst above the sustained rate",
     "outbox_max_messages": "frames queued for one client before its queued updates are merged",
-    "outbox_max_bytes": "bytes queued for one client after merging; above it the client is dropped (4408)",
+    "outbox_max_bytes": "bytes queued for one client after merging, besides the frame being added (one frame of"
+    " any size always fits); above it the client is dropped (4408)",
+    "max_awareness_state_bytes": "largest presence state of one client; larger ones are refused",
+    "max_awareness_clients_per_connection": "presence client ids one connection may announce; more are refused",
+    "max_awareness_entries_per_document": "presence entries one document holds; new ones beyond are refused",
+    "max_awareness_bytes_per_document": "bytes of all presence states of one document; new states beyond are refused",
+    "max_pending_bytes_per_connection": "bytes of one connection's updates held back for missing dependencies"
+    " (close 4412 above)",
+    "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
+    " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
@@ -66,6 +78,8 @@ HELP: dict[str, str] = {
     "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
+    "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
+    "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
     "tls_keyfile": "PEM private key of --tls-certfile",
     "tls_reload_seconds": "how often the certificate files are checked; a renewed pair is used without a restart",
@@ -82,6 +96,22 @@ HELP: dict[str, str] = {
     "shutdown_timeout_seconds": "bound on the whole graceful shutdown (flush, compactions, audit)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
     "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
+    "events_kafka_brokers": "change events: Kafka bootstrap servers HOST:PORT[,HOST:PORT]; empty: no Kafka",
+    "events_kafka_topic": "change events: the deployment's topic (key = document name)",
+    "events_kafka_security_protocol": "Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    "events_kafka_sasl_mechanism": "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    "events_kafka_sasl_username": "Kafka SASL user name",
+    "events_kafka_sasl_password": "Kafka SASL password",
+    "events_kafka_ssl_cafile": "CA file to verify the Kafka brokers' TLS certificates",
+    "webhooks": 'change events as signed webhooks: JSON [{"name","url","secret","events":[...],"documents":[globs]}] or @FILE',
+    "webhook_max_attempts": "delivery attempts per event before it goes to the dead-letter list",
+    "webhook_backoff_ms": "first webhook retry delay, doubled after each failure (at most 60 s)",
+    "webhook_timeout_seconds": "one webhook POST's timeout",
+    "events_window_ms": "coalescing: 0 publishes every stored update; N merges a document's updates per N ms",
+    "events_poll_ms": "how often the publisher looks for updates committed by other hub nodes",
+    "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
+    "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
+    "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
     "ws_implementation": "uvicorn's WebSocket implementation: websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
@@ -144,6 +174,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
         "--private-key-file", default=None, help="PEM private key to sign ES256/RS256 tokens instead"
     )
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
+    add_key_commands(commands, defaults)
     return parser
 
 
@@ -178,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(defaults).parse_args(argv)
     if args.command == "token":
         return mint_command(args, defaults)
+    if args.command == "keys":
+        return keys_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
@@ -188,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret,),
+        secrets=(settings.auth_secret, *master_key_secrets(settings.master_keys)),
     )
     certificate = None
     if settings.tls_certfile:
@@ -238,17 +271,30 @@ def mint_command(args: argparse.Namespace, defaults: Settings) -> int:
     return 0
 
 
+def master_key_secrets(text: str) -> list[str]:
+    """The base64 secrets of a NOVA_MASTER_KEYS list, to redact from logs."""
+    return [part.partition(":")[2].strip() for part in text.split(",") if ":" in part]
+
+
 async def preflight(settings: Settings) -> str | None:
-    """Open the store once before serving: a wrong URL or an unreachable database fails fast."""
+    """Open the store once before serving: a wrong URL, an unreachable database or a wrong or
+    missing master key fails fast."""
     try:
-        store = store_from_url(settings.store_url)
-    except ValueError as exc:
+        store = store_from_url(
+            settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+        )
+    except (ValueError, MasterKeyError) as exc:
         return str(exc)
     try:
         await store.open()
     except StoreError as exc:
         return f"store {redact_url(settings.store)} is not usable: {exc}"
-    await store.close()
+    try:
+        await check_plaintext_mode(store)
+    except StoreError as exc:
+        return f"store {redact_url(settings.store)} is not usable: {exc}"
+    finally:
+        await store.close()
     if settings.redis_url:
         client = aioredis.Redis.from_url(
             settings.redis_url,

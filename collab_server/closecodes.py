@@ -21,6 +21,8 @@ class CloseCode(IntEnum):
     TOO_MANY_CONNECTIONS = 4409  # per-document connection limit
     RATE_LIMITED = 4429
     DOCUMENT_TOO_LARGE = 4413
+    # Too many bytes held back waiting for missing dependencies (per connection or document).
+    DEPENDENCIES_MISSING = 4412
     TOKEN_EXPIRED = 4498  # re-authenticate: the token expired or was revoked
     DOCUMENT_SET_ASIDE = 4500  # the store refused this document's updates: reconnect later and re-send
     DOCUMENT_UNAVAILABLE = 4503  # the document failed to load, or too many documents are loaded
@@ -43,6 +45,7 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.DOCUMENT_SET_ASIDE: "document set aside: the store refused its updates",
     CloseCode.DOCUMENT_UNAVAILABLE: "document unavailable",
     CloseCode.DOCUMENT_TOO_LARGE: "document too large",
+    CloseCode.DEPENDENCIES_MISSING: "too many updates waiting for missing dependencies: re-sync",
     CloseCode.TOKEN_EXPIRED: "token expired or revoked: re-authenticate",
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import crdt_core
@@ -45,6 +46,8 @@ class CompactionScheduler:
         self._pending: dict[str, _Pending] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        # Set by the change-event publisher: the newest seq compaction may cover per document.
+        self.limit: Callable[[str], Awaitable[int | None]] | None = None
 
     def start(self, tasks: asyncio.TaskGroup) -> None:
         """Compactions run as tasks of ``tasks`` (the hub's group) until ``stop``."""
@@ -89,7 +92,8 @@ class CompactionScheduler:
     async def _compact(self, document: str, forget_after: bool) -> None:
         try:
             await self._writer.wait_document(document)
-            result = await self._store.compact(document, crdt_core.merge_updates)
+            upto = await self.limit(document) if self.limit is not None else None
+            result = await self._store.compact(document, crdt_core.merge_updates, upto)
             if result is not None:
                 self._pending.pop(document, None)
                 self._metrics.compactions.inc()

@@ -18,11 +18,14 @@ from urllib.parse import parse_qs, unquote
 from starlette.types import Message, Receive, Scope, Send
 
 import crdt_core
+from awareness.identity import Identity
+from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
 from collab_server.sessions import QuotaExceeded
 from crdt_core import MessageKind, ProtocolError
@@ -133,6 +136,8 @@ class Connection:
         self.principal: Principal = ANONYMOUS
         self.read_only = False
         self.refused_writes = 0
+        self._identity: Identity | None = None
+        self._presence_refusals_told: set[str] = set()
         client = scope.get("client")
         self.client_ip = str(client[0]) if client else "?"
         self._client = f"{client[0]}:{client[1]}" if client else "?"
@@ -217,10 +222,10 @@ class Connection:
             self._room = room
             logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
             try:
-                self._outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
+                self.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
                 presence = room.presence_snapshot()
                 if presence is not None:
-                    self._outbox.put_presence(presence)
+                    self.deliver_presence(presence)
                 await self._run_until_closed()
             finally:
                 room.leave(self)
@@ -262,6 +267,8 @@ class Connection:
         self.read_only = role < Role.WRITE
         if hub.auth.enabled:
             self.actor = self.principal.subject
+            # What this connection shows in presence comes from its token, not from the client.
+            self._identity = Identity.of_subject(self.principal.subject, self.principal.kind)
         return True
 
     async def _token_from_auth_message(self) -> str | None:
@@ -313,6 +320,8 @@ class Connection:
                 self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
             except DocumentTooLarge as exc:
                 self.request_close(CloseCode.DOCUMENT_TOO_LARGE, str(exc))
+            except PendingLimitExceeded as exc:
+                self.request_close(CloseCode.DEPENDENCIES_MISSING, str(exc))
             except Exception:  # a hub bug: close this connection only, keep the hub serving
                 logger.exception("%s on %r: unexpected error handling a message", self.peer_id, self.document)
                 self.request_close(CloseCode.INTERNAL_ERROR)
@@ -327,25 +336,39 @@ class Connection:
                 return
             room.apply_update(message.payload, self, self.actor)
         elif kind is MessageKind.AWARENESS:
-            room.apply_presence(message.payload, self)
+            refused = room.apply_presence(message.payload, self, self._identity)
+            if refused:
+                self._refuse_presence(refused)
         elif kind is MessageKind.SYNC_STEP1:
             frame = await room.sync_step2_for(message.payload)
-            if self.state is State.OPEN:
-                self._outbox.put_document(frame)
+            self.deliver(frame, None)
         elif kind is MessageKind.QUERY_AWARENESS:
             presence = room.presence_snapshot()
             if presence is not None:
-                self._outbox.put_presence(presence)
+                self.deliver_presence(presence)
         else:  # AUTH: only the hub sends these; a client's is ignored.
             logger.debug("%s on %r sent an auth message; ignored", self.peer_id, self.document)
+
+    def _refuse_presence(self, refused: list[Refusal]) -> None:
+        """Refused presence entries are not stored or sent; the client is told once per reason."""
+        for refusal in refused:
+            if refusal.reason in self._presence_refusals_told or len(self._presence_refusals_told) >= 8:
+                continue
+            self._presence_refusals_told.add(refusal.reason)
+            logger.info(
+                "%s on %r: presence of client %d refused: %s",
+                self.peer_id,
+                self.document,
+                refusal.client_id,
+                refusal.reason,
+            )
+            self.deliver(crdt_core.frame_auth_denied(f"presence refused: {refusal.reason}"), None)
 
     def _refuse_write(self) -> None:
         """A viewer's write is dropped; it is told once (y-protocols permission denied), not closed."""
         self.refused_writes += 1
         if self.refused_writes == 1:
-            self._outbox.put_document(
-                crdt_core.frame_auth_denied("read-only: this token may not edit the document")
-            )
+            self.deliver(crdt_core.frame_auth_denied("read-only: this token may not edit the document"), None)
             self._hub.audit.record(
                 "denied", self.principal.subject, self.document, "write with a read-only role"
             )

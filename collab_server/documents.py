@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import crdt_core
+from awareness.registry import PresenceLimits
 from collab_server.broker import Broker, RemotePresence, RemoteUpdate
 from collab_server.closecodes import CloseCode
 from collab_server.compaction import CompactionScheduler
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
 from collab_server.settings import Settings
 from collab_server.ydoc import doc_from_parts
@@ -193,6 +195,16 @@ class DocumentRegistry:
             relay_window_min_peers=settings.relay_window_min_peers,
             join_wait_seconds=settings.join_wait_seconds,
             off_loop_diff_bytes=settings.off_loop_diff_bytes,
+            presence_limits=PresenceLimits(
+                max_state_bytes=settings.max_awareness_state_bytes,
+                max_clients_per_owner=settings.max_awareness_clients_per_connection,
+                max_entries=settings.max_awareness_entries_per_document,
+                max_bytes=settings.max_awareness_bytes_per_document,
+            ),
+            pending_limits=PendingLimits(
+                per_connection=settings.max_pending_bytes_per_connection,
+                per_document=settings.max_pending_bytes_per_document,
+            ),
         )
 
     def _room_empty(self, room: Room) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from collab_server.events.publisher import EventPublisher
 from collab_server.hub import Hub
 
 
 class HubHealth:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, events: EventPublisher | None = None) -> None:
         self._hub = hub
+        self._events = events
 
     @property
     def node_id(self) -> str:
@@ -17,7 +19,7 @@ class HubHealth:
 
     def readiness(self) -> dict[str, object]:
         hub = self._hub
-        return {
+        body: dict[str, object] = {
             "ready": hub.ready,
             "accepting": hub.accepting,
             "store_reachable": hub.store_reachable,
@@ -25,6 +27,10 @@ class HubHealth:
             "unsaved_updates": hub.writer.backlog,
             "last_store_error": hub.writer.last_error,
         }
+        # Change events never make the hub unready (it keeps serving; the backlog waits in the store).
+        if self._events is not None:
+            body["events"] = self._events.status()
+        return body
 
     def metrics_text(self) -> bytes:
         hub = self._hub

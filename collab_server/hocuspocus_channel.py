@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import pycrdt
 
 import crdt_core
+from awareness.identity import Identity
 from collab_server import hocuspocus_protocol as hp
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
@@ -25,6 +26,7 @@ from collab_server.connection import RateLimiter
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
+from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, Room
 from collab_server.sessions import QuotaExceeded
 from crdt_core import MessageKind, ProtocolError
@@ -77,6 +79,8 @@ class DocumentChannel:
         self.read_only = False
         self.actor: str | None = socket.actor
         self.refused_writes = 0
+        self._identity: Identity | None = None
+        self._presence_refusals_told: set[str] = set()
         self.state = ChannelState.AUTHENTICATING
         self.prefix = hp.prefix(key)
         self.outbox = Outbox(OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes))
@@ -233,6 +237,8 @@ class DocumentChannel:
         self.read_only = role < Role.WRITE
         if hub.auth.enabled:
             self.actor = principal.subject
+            # What this channel shows in presence comes from its token, not from the client.
+            self._identity = Identity.of_subject(principal.subject, principal.kind)
         return True
 
     def _deny(self, reason: str) -> None:
@@ -251,6 +257,8 @@ class DocumentChannel:
             self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
         except DocumentTooLarge as exc:
             self.request_close(CloseCode.DOCUMENT_TOO_LARGE, str(exc))
+        except PendingLimitExceeded as exc:
+            self.request_close(CloseCode.DEPENDENCIES_MISSING, str(exc))
         except Exception:  # a hub bug: close this document only, keep the socket and hub serving
             logger.exception("%s on %r: unexpected error handling a message", self.peer_id, self.document)
             self.request_close(CloseCode.INTERNAL_ERROR)
@@ -262,7 +270,9 @@ class DocumentChannel:
         if kind in (hp.MessageType.SYNC, hp.MessageType.SYNC_REPLY):
             await self._handle_sync(room, crdt_core.parse_message(_as_sync(envelope)))
         elif kind == hp.MessageType.AWARENESS:
-            room.apply_presence(crdt_core.parse_message(envelope.frame).payload, self)
+            awareness = crdt_core.parse_message(envelope.frame).payload
+            for refusal in room.apply_presence(awareness, self, self._identity):
+                self._refuse_presence(refusal.reason)
         elif kind == hp.MessageType.QUERY_AWARENESS:
             presence = room.presence_snapshot()
             if presence is not None:
@@ -299,6 +309,14 @@ class DocumentChannel:
             return
         room.apply_update(message.payload, self, self.actor)
         self._send_enveloped(hp.sync_status(self.key, applied=True))
+
+    def _refuse_presence(self, reason: str) -> None:
+        """Refused presence entries are not stored or sent; the client is told once per reason."""
+        if reason in self._presence_refusals_told or len(self._presence_refusals_told) >= 8:
+            return
+        self._presence_refusals_told.add(reason)
+        logger.info("%s on %r: presence refused: %s", self.peer_id, self.document, reason)
+        self._send_enveloped(hp.permission_denied(self.key, f"presence refused: {reason}"))
 
     def _refuse_write(self) -> None:
         """As on y-websocket: a viewer's write is dropped and it is told once, not closed."""

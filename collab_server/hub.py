@@ -29,6 +29,7 @@ from collab_server.remote import RemoteListener
 from collab_server.sessions import SessionRegistry
 from collab_server.settings import Settings
 from persistence.base import Store, StoreError
+from persistence.encryption.store import check_plaintext_mode
 from persistence.group_commit import GroupCommitWriter
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Hub:
         async with contextlib.AsyncExitStack() as stack:
             await self.store.open()
             stack.push_async_callback(self.store.close)
+            await check_plaintext_mode(self.store)
             await self.broker.open(RemoteListener(self.documents, self.sessions, self.broker))
             stack.push_async_callback(self.broker.close)
             await self.sessions.load_revocations()

@@ -2,8 +2,11 @@
 
 Document frames go before presence frames, so a presence storm cannot delay edits.
 When too many document updates queue up (a slow reader), they are merged into one
-update; if the outbox is still over its byte limit, it reports overflow and the
-connection is closed so the client re-syncs on reconnect. Nothing here grows without bound.
+update; if the outbox is still over its limits, it reports overflow and the connection is
+closed so the client re-syncs on reconnect. The byte limit applies to what is queued
+besides the frame being added: one frame of any size is always accepted (a joiner's state
+of a large document, a large paste), so what is queued stays below the limit plus one
+incoming frame. Nothing here grows without bound.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ class Outbox:
             return
         self._documents.append((frame, update))
         self._bytes += len(frame)
-        if len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes:
-            self._shrink()
+        if self._over_limits(len(frame)):
+            self._shrink(len(frame))
         self._ready.set()
 
     def put_presence(self, awareness_update: bytes) -> None:
@@ -63,19 +66,21 @@ class Outbox:
             return
         self._presence.append(awareness_update)
         self._bytes += len(awareness_update)
-        if len(self._presence) > 1 and (
-            len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes
-        ):
+        if len(self._presence) > 1 and self._over_limits(len(awareness_update)):
             merged = crdt_core.coalesce_awareness(list(self._presence))
             self._bytes -= sum(len(item) for item in self._presence)
             self._presence.clear()
             self._presence.append(merged)
             self._bytes += len(merged)
-        if self._bytes > self._limits.max_bytes:
-            raise OutboxOverflow(f"{self._bytes} bytes queued")
+        if self._over_limits(len(awareness_update)):
+            raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
         self._ready.set()
 
-    def _shrink(self) -> None:
+    def _over_limits(self, incoming: int) -> bool:
+        """Over the message count, or over the byte limit not counting the incoming frame."""
+        return len(self) > self._limits.max_messages or self._bytes - incoming > self._limits.max_bytes
+
+    def _shrink(self, incoming: int) -> None:
         # Merge the run of plain updates after the last frame that must stay as it is
         # (a sync step 2 marks the client synced, so it is never folded into an update).
         items = list(self._documents)
@@ -92,7 +97,7 @@ class Outbox:
             self._documents.append((frame, merged))
             self._bytes += len(frame)
             self.merges += 1
-        if len(self) > self._limits.max_messages or self._bytes > self._limits.max_bytes:
+        if self._over_limits(incoming):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
 
     def take_nowait(self) -> bytes | None:

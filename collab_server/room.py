@@ -20,10 +20,12 @@ import pycrdt
 
 import crdt_core
 from awareness.batcher import PresenceBatcher
-from awareness.registry import PresenceRegistry
+from awareness.identity import Identity
+from awareness.registry import PresenceLimits, PresenceRegistry, Refusal
 from collab_server.broker import Broker, LocalBroker
 from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
+from collab_server.pending import PendingLedger, PendingLimitExceeded, PendingLimits
 from collab_server.ydoc import apply_update, missing_since
 from crdt_core import AwarenessEntry, ProtocolError
 from persistence.base import LogEntry
@@ -91,11 +93,13 @@ class Room:
         relay_window_min_peers: int = 32,
         join_wait_seconds: float = 10.0,
         off_loop_diff_bytes: int = 1 << 20,
+        presence_limits: PresenceLimits | None = None,
+        pending_limits: PendingLimits | None = None,
     ) -> None:
         self.name = name
         self.doc = doc
         self.peers: set[Peer] = set()
-        self.presence = PresenceRegistry()
+        self.presence = PresenceRegistry(limits=presence_limits)
         self.last_activity = time.monotonic()
         self.updated_at = time.time()
         self._writer = writer
@@ -121,6 +125,8 @@ class Room:
         self._subscription = doc.observe(self._capture)
         self.closed = False
         self.max_bytes = max_bytes
+        # Updates pycrdt holds back until their dependencies arrive: counted and capped.
+        self.pending = PendingLedger(pending_limits or PendingLimits())
         # Encoded size, kept approximately (load size plus every effective update since).
         self.size_bytes = len(doc.get_update())
 
@@ -132,19 +138,63 @@ class Room:
     def apply_update(self, update: bytes, origin: Peer | None, actor: str | None) -> bool:
         """Apply a client's update; return True if it changed the document.
 
-        Raises ProtocolError (nothing applied) or BacklogFull (nothing applied: the
-        store is behind and the client must retry later).
+        Raises ProtocolError (nothing applied), BacklogFull (nothing applied: the store is
+        behind and the client must retry later), DocumentTooLarge (nothing applied; what is
+        held back counts too) or PendingLimitExceeded (what the document integrated is kept;
+        the sender's held-back part is dropped when it leaves).
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
-        if self.size_bytes + len(update) > self.max_bytes:
-            raise DocumentTooLarge(f"{self.size_bytes} + {len(update)} bytes > {self.max_bytes}")
+        held = self.pending.total_bytes
+        if self.size_bytes + held + len(update) > self.max_bytes:
+            raise DocumentTooLarge(
+                f"{self.size_bytes} + {held} held back + {len(update)} bytes > {self.max_bytes}"
+            )
         received_at = time.perf_counter()
         self._captured.clear()
         apply_update(self.doc, update)
         effective = self._captured[:]
         self._captured.clear()
-        return self._accept(effective, origin, actor, received_at)
+        accepted = self._accept(effective, origin, actor, received_at)
+        self._hold_back(update, origin, changed=bool(effective))
+        over = self.pending.over_limit(origin)
+        if over is not None:
+            raise PendingLimitExceeded(f"held back: {over}")
+        return accepted
+
+    def _hold_back(self, update: bytes, origin: Peer | None, *, changed: bool) -> None:
+        """Count what of ``update`` (just applied) waits for missing dependencies."""
+        state_vector = self.doc.get_state()
+        if changed and self.pending.records:
+            self.pending.recheck(state_vector)  # the change may have been what they waited for
+        held = self.pending.record(update, origin, state_vector)
+        if held:
+            logger.debug("document %r: %d bytes held back for missing dependencies", self.name, held)
+
+    def _drop_held_back(self, owner: Peer | None) -> None:
+        """Forget ``owner``'s held-back updates: rebuild the document from its integrated state.
+
+        pycrdt cannot drop pending structs, so the document is re-made from its own encoding
+        (which leaves them out) and the others' held-back parts are applied to it again.
+        """
+        if not self.pending.drop(owner):
+            return
+        started = time.perf_counter()
+        doc: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
+        doc.apply_update(self.doc.get_update())
+        self.doc.unobserve(self._subscription)
+        self.doc = doc
+        for held in self.pending.records:
+            doc.apply_update(held.update)
+        self._subscription = doc.observe(self._capture)
+        self._captured.clear()
+        self.pending.recheck(doc.get_state())
+        logger.info(
+            "document %r: dropped held-back updates of %s (rebuilt in %.1f ms)",
+            self.name,
+            getattr(owner, "peer_id", "other nodes"),
+            (time.perf_counter() - started) * 1000,
+        )
 
     def edit(self, mutate: Callable[[pycrdt.Doc[Any]], object], actor: str | None) -> bool:
         """Apply a server-side edit (HTTP API, restore, agents) as one transaction.
@@ -173,6 +223,11 @@ class Room:
         if effective:
             self._full_state = None
             self.updated_at = time.time()
+        self._hold_back(update, None, changed=bool(effective))
+        over = self.pending.over_limit(None)
+        if over is not None:
+            logger.warning("document %r: dropping updates from other nodes held back: %s", self.name, over)
+            self._drop_held_back(None)
 
     def _accept(
         self, effective: list[bytes], origin: Peer | None, actor: str | None, received_at: float
@@ -297,27 +352,42 @@ class Room:
 
     # -- presence ---------------------------------------------------------------------
 
-    def apply_presence(self, awareness_update: bytes, owner: Peer) -> None:
-        """Apply an awareness update from ``owner``; raises ProtocolError on bad bytes."""
-        changed = self.presence.apply(awareness_update, owner)
-        self._metrics.awareness_in.inc()
-        if changed:
-            self._batcher.add(changed)
-            if not self._single_node:
-                self._remote_batcher.add(changed)
+    def apply_presence(
+        self, awareness_update: bytes, owner: Peer, identity: Identity | None = None
+    ) -> list[Refusal]:
+        """Apply an awareness update from ``owner``; return the entries it was refused.
 
-    def apply_presence_entries(self, entries: list[AwarenessEntry], owner: Peer) -> None:
+        ``owner`` may only set and remove the client ids it introduced, within the limits;
+        with ``identity`` (auth on) every state is stamped with it. Raises ProtocolError on
+        bad bytes.
+        """
+        applied = self.presence.apply(awareness_update, owner, identity=identity)
+        self._metrics.awareness_in.inc()
+        self._presence_changed(applied.changed)
+        return applied.refused
+
+    def apply_presence_entries(
+        self, entries: list[AwarenessEntry], owner: Peer, identity: Identity | None = None
+    ) -> list[Refusal]:
         """Presence set by the hub on behalf of ``owner`` (an HTTP agent)."""
-        changed = self.presence.apply_entries(entries, owner)
+        applied = self.presence.apply_entries(entries, owner, identity=identity)
+        self._presence_changed(applied.changed)
+        return applied.refused
+
+    def _presence_changed(self, changed: list[AwarenessEntry]) -> None:
         if changed:
             self._batcher.add(changed)
             if not self._single_node:
                 self._remote_batcher.add(changed)
 
     def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
-        changed = self.presence.apply_entries(entries, ("node", node))
-        if changed:
-            self._batcher.add(changed)
+        applied = self.presence.apply_entries(entries, ("node", node), limit_owner=False)
+        if applied.changed:
+            self._batcher.add(applied.changed)
+        if applied.refused:
+            logger.debug(
+                "document %r: node %s presence refused: %s", self.name, node, applied.refused[0].reason
+            )
 
     def remove_node(self, node: str) -> None:
         self.remove_presence(self.presence.remove_owner(("node", node)))
@@ -353,6 +423,7 @@ class Room:
 
     def leave(self, peer: Peer) -> None:
         self.peers.discard(peer)
+        self._drop_held_back(peer)
         removals = self.presence.remove_owner(peer)
         self.remove_presence(removals)
         if removals and not self._single_node:

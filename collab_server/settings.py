@@ -83,7 +83,21 @@ class Settings:
     max_messages_per_second: float = 1_000.0  # per connection, sustained
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
-    outbox_max_bytes: int = 32 * MIB  # per connection, after merging: over this the client is dropped
+    # Per connection, after merging, not counting its largest frame (one frame of any size always
+    # fits, so a large document or paste reaches everyone): over this the client is dropped.
+    outbox_max_bytes: int = 64 * MIB
+
+    # Presence (awareness): what one connection and one document may hold. Over a limit the
+    # entry is refused (the client is told with a permission-denied message), not stored or sent.
+    max_awareness_state_bytes: int = 16 * 1024  # one client's state, JSON text
+    max_awareness_clients_per_connection: int = 4  # client ids one connection may announce
+    max_awareness_entries_per_document: int = 10_000
+    max_awareness_bytes_per_document: int = 8 * MIB  # all states of a document together
+
+    # Updates whose dependencies are missing are held back until they arrive; what is held
+    # counts against `max_document_bytes` and is capped (close 4412 for the sender).
+    max_pending_bytes_per_connection: int = 8 * MIB
+    max_pending_bytes_per_document: int = 32 * MIB
     max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
@@ -114,6 +128,12 @@ class Settings:
     off_loop_diff_bytes: int = 1 * MIB  # joiners' diffs of documents this large run in a worker thread
     max_early_remote_messages: int = 10_000  # other nodes' messages buffered per document while it loads
 
+    # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
+    # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
+    # stored in the clear (and a store holding encrypted documents refuses to open).
+    master_key_file: str = ""
+    master_keys: str = ""
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
@@ -131,6 +151,24 @@ class Settings:
     compact_after_updates: int = 2_000
     compact_after_bytes: int = 4 * MIB
 
+    # Change events (off unless brokers or webhooks are set): a Kafka topic and/or webhooks.
+    events_kafka_brokers: str = ""  # "host:port,host:port"
+    events_kafka_topic: str = "nova.events"
+    events_kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    events_kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    events_kafka_sasl_username: str = ""
+    events_kafka_sasl_password: str = ""
+    events_kafka_ssl_cafile: str = ""
+    webhooks: str = ""  # JSON list of {"name","url","secret","events","documents"}, or @FILE
+    webhook_max_attempts: int = 8
+    webhook_backoff_ms: float = 500.0  # first retry delay, doubled per attempt (capped at 60 s)
+    webhook_timeout_seconds: float = 10.0
+    events_window_ms: float = 0.0  # 0: one event per stored update; N: at most one per document per N ms
+    events_poll_ms: float = 100.0  # how often other nodes' commits are looked for
+    events_partitions: int = 8  # documents are split into this many leases between hub nodes
+    events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
+    events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
+
     ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
@@ -140,34 +178,26 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> Settings:
+        """Check every setting alone and the limits together; raises ValueError naming the conflict."""
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
-        for name in (
-            "max_message_bytes",
-            "max_documents",
-            "max_connections_per_document",
-            "outbox_max_messages",
-            "outbox_max_bytes",
-            "max_documents_per_socket",
-            "message_burst",
-            "max_unsaved_updates",
-            "commit_batch_max_updates",
-            "merge_on_load_parts",
-            "shutdown_timeout_seconds",
-            "join_wait_seconds",
-            "maintenance_interval_seconds",
-            "store_check_interval_seconds",
-            "grpc_max_message_bytes",
-            "grpc_max_streams_per_connection",
-            "grpc_max_concurrent_calls",
-        ):
+        for name in _POSITIVE:
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
-        if self.max_messages_per_second <= 0:
-            raise ValueError("max_messages_per_second must be positive")
+        for small, large, why in _ORDERED_LIMITS:
+            if getattr(self, small) > getattr(self, large):
+                raise ValueError(
+                    f"contradictory limits: {small}={getattr(self, small)} is larger than"
+                    f" {large}={getattr(self, large)} ({why})"
+                )
+        if self.outbox_max_messages < 2:
+            raise ValueError("outbox_max_messages must be at least 2 (a joiner gets sync and presence)")
         if not 0 <= self.grpc_port <= 65535:
             raise ValueError("grpc_port must be 0 (off) or a TCP port")
         self._validate_tls()
@@ -195,6 +225,67 @@ class Settings:
     def store_url(self) -> str:
         """``store`` with the PostgreSQL TLS options folded in (what adapters are built from)."""
         return postgres_url_with_tls(self.store, self.store_ssl_mode, self.store_ssl_root_cert)
+
+
+_POSITIVE = (
+    "commit_batch_max_updates",
+    "merge_on_load_parts",
+    "shutdown_timeout_seconds",
+    "join_wait_seconds",
+    "maintenance_interval_seconds",
+    "store_check_interval_seconds",
+    "max_message_bytes",
+    "max_documents",
+    "max_connections_per_document",
+    "max_messages_per_second",
+    "message_burst",
+    "outbox_max_messages",
+    "outbox_max_bytes",
+    "max_documents_per_socket",
+    "max_unsaved_updates",
+    "grpc_max_message_bytes",
+    "grpc_max_streams_per_connection",
+    "grpc_max_concurrent_calls",
+    "max_document_bytes",
+    "max_awareness_state_bytes",
+    "max_awareness_clients_per_connection",
+    "max_awareness_entries_per_document",
+    "max_awareness_bytes_per_document",
+    "max_pending_bytes_per_connection",
+    "max_pending_bytes_per_document",
+    "awareness_timeout_seconds",
+    "ping_interval_seconds",
+    "ping_timeout_seconds",
+    "shutdown_timeout_seconds",
+    "auth_timeout_seconds",
+    "events_partitions",
+    "events_poll_ms",
+    "events_max_backlog",
+    "webhook_max_attempts",
+    "webhook_timeout_seconds",
+)
+_NOT_NEGATIVE = (
+    "group_commit_ms",
+    "relay_window_ms",
+    "awareness_flush_ms",
+    "idle_unload_seconds",
+    "events_window_ms",
+    "webhook_backoff_ms",
+)
+# (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
+_ORDERED_LIMITS = (
+    ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
+    (
+        "max_awareness_state_bytes",
+        "max_awareness_bytes_per_document",
+        "one state must fit the document's presence",
+    ),
+    (
+        "max_pending_bytes_per_connection",
+        "max_pending_bytes_per_document",
+        "a connection's held-back updates count against the document's",
+    ),
+)
 
 
 ENV_PREFIX = "NOVA_"

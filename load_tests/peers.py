@@ -50,7 +50,7 @@ class Peer:
     runtime: str  # "python" or "node"
 
     def command(self, port: int, node: str) -> list[str]:
-        if self.name == "hub":
+        if self.name in ("hub", "hub-hocuspocus"):  # one hub; the load generator picks the protocol
             args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
             args += ["--store", "memory"]
             for flag, value in HUB_BENCHMARK_LIMITS.items():
@@ -75,6 +75,7 @@ PEERS: dict[str, Peer] = {
     peer.name: peer
     for peer in (
         Peer("hub", "Nova Collab hub", "y-websocket", "python"),
+        Peer("hub-hocuspocus", "Nova Collab hub, Hocuspocus protocol", "hocuspocus", "python"),
         Peer("hocuspocus", "@hocuspocus/server", "hocuspocus", "node"),
         Peer("y-websocket", "@y/websocket-server", "y-websocket", "node"),
         Peer("pycrdt", "pycrdt-websocket", "y-websocket", "python"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from persistence.base import CorruptDocument, VersionInfo
+from persistence.base import CorruptDocument, DocumentExport, VersionInfo
 
 
 def checksum(data: bytes) -> int:
@@ -30,3 +30,25 @@ def merge_history(
     versions = {version.seq: version for version in updates}
     versions.update({version.seq: version for version in checkpoints})
     return [versions[seq] for seq in sorted(versions, reverse=True)][:limit]
+
+
+UpdateRow = tuple[int, str, bytes | None, int, int, str | None, str, float]
+
+
+def log_rows(export: DocumentExport) -> list[UpdateRow]:
+    """An export's log as (seq, document, payload, crc, update_bytes, actor, node, created_at) rows.
+
+    A compacted row (no payload) gets the CRC of nothing: nothing reads it again."""
+    return [
+        (
+            u.seq,
+            export.document,
+            u.payload,
+            checksum(u.payload or b""),
+            u.update_bytes,
+            u.actor,
+            u.origin_node,
+            u.created_at,
+        )
+        for u in export.updates
+    ]

@@ -11,13 +11,24 @@ Error messages name only the URL's scheme: a URL can carry a password.
 from __future__ import annotations
 
 from persistence.base import Store
+from persistence.encryption.keys import KeyProvider
 
 _SQLITE_PREFIX = "sqlite:///"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _ACCEPTED = "'memory', 'sqlite:///PATH.db', a path ending in .db/.sqlite/.sqlite3, or 'postgresql://...'"
 
 
-def store_from_url(url: str) -> Store:
+def store_from_url(url: str, keys: KeyProvider | None = None) -> Store:
+    """The adapter ``url`` names; with ``keys``, wrapped in envelope encryption."""
+    store = _adapter(url)
+    if keys is None:
+        return store
+    from persistence.encryption.store import EncryptedStore
+
+    return EncryptedStore(store, keys)
+
+
+def _adapter(url: str) -> Store:
     if url in ("memory", "memory://"):
         from persistence.memory import MemoryStore
 

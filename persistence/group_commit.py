@@ -134,6 +134,11 @@ class GroupCommitWriter:
         if ticket > self._committed_ticket:
             await self.wait_committed(ticket)
 
+    async def wait_for_commit(self, after: int) -> None:
+        """Wait until more than ``after`` commits are done (``commits`` counts them)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.commits > after)
+
     def document_pending(self, document: str) -> bool:
         return self._last_ticket.get(document, 0) > self._committed_ticket
 

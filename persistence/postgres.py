@@ -21,8 +21,10 @@ recovers on its own once the server is back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -31,22 +33,32 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from persistence._records import checksum, merge_history, verified
+from persistence._records import checksum, log_rows, merge_history, verified
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
     CorruptDocument,
+    DeadLetter,
+    DeletedDocument,
+    DeliveryRecord,
+    DocumentExport,
     DocumentInfo,
+    ExportedCheckpoint,
+    ExportedUpdate,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     Revocation,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
     VersionInfo,
+    WrappedDataKey,
 )
-from persistence.migrations import load_migrations
+from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +122,23 @@ SELECT l.document, l.seq, l.created_at, coalesce(t.entries, 0) AS entries
 FROM (SELECT DISTINCT ON (document) document, seq, created_at FROM updates ORDER BY document, seq DESC) l
 LEFT JOIN (SELECT document, count(*) AS entries FROM updates WHERE payload IS NOT NULL GROUP BY document) t
     USING (document)
+WHERE NOT EXISTS (SELECT 1 FROM deleted_documents d WHERE d.document = l.document)
 ORDER BY l.document COLLATE "C"
 """
 
 _MAX_SEQ = 2**63 - 1
+
+# Documents with rows a sink has not published: the newest cursor per document decides.
+_PENDING_EVENTS = """
+SELECT u.document, coalesce(c.seq, 0) AS cursor, max(u.seq) AS last_seq, count(*) AS pending,
+       min(u.created_at) AS oldest_at
+FROM updates u LEFT JOIN event_cursors c ON c.sink = $1 AND c.document = u.document
+WHERE u.seq > $2 AND u.seq > coalesce(c.seq, 0)
+GROUP BY u.document, c.seq
+ORDER BY u.document COLLATE "C"
+"""
+
+_DEAD_LETTER_COLUMNS = "id, sink, event_id, event_type, document, payload, error, attempts, at"
 
 
 def lock_key(document: str) -> int:
@@ -247,13 +272,12 @@ class PostgresStore:
                 "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
                 " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            current = await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-            if current > len(migrations):
-                raise StoreUnavailable(
-                    f"{self._target} has schema version {current},"
-                    f" newer than this program's {len(migrations)}"
-                )
-            for migration in migrations[current:]:
+            applied = {row[0] for row in await connection.fetch("SELECT version FROM schema_version")}
+            try:
+                pending = pending_migrations(migrations, applied, self._target)
+            except UnknownSchemaVersion as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            for migration in pending:
                 await connection.execute(migration.sql)
                 await connection.execute(
                     "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
@@ -328,14 +352,19 @@ class PostgresStore:
                 raise UnknownVersion(f"{document!r} has no version {seq}")
             return await self._parts(connection, document, seq)
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         async with self._connection() as connection, connection.transaction():
             locked = await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1, $2)", COMPACT_LOCK_NAMESPACE, lock_key(document)
             )
             if not locked:
                 return None
-            parts = await self._parts(connection, document, None)
+            try:
+                parts = await self._parts(connection, document, upto)
+            except UnknownVersion:  # `upto` is inside an already compacted range: nothing to do
+                return None
             if not parts.tail:
                 return None
             inputs = parts.parts
@@ -436,6 +465,8 @@ class PostgresStore:
             for r in rows
         ]
 
+    # -- change events ----------------------------------------------------------------------
+
     async def add_revocation(self, revocation: Revocation) -> None:
         async with self._connection() as connection, connection.transaction():
             await connection.execute(
@@ -461,3 +492,276 @@ class PostgresStore:
                 now,
             )
         return [Revocation(r["token_id"], r["expires_at"], r["revoked_at"], r["revoked_by"]) for r in rows]
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(_PENDING_EVENTS, sink, after_seq)
+        return [PendingDocument(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT seq, payload, payload_crc, actor, origin_node, created_at FROM updates"
+                " WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                document,
+                after_seq,
+                limit,
+            )
+        return [
+            LoggedUpdate(
+                r[0],
+                None if r[1] is None else verified(document, f"update {r[0]}", r[1], r[2]),
+                r[3],
+                r[4],
+                r[5],
+            )
+            for r in rows
+        ]
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        async with self._connection() as connection:
+            value = await connection.fetchval(
+                "SELECT seq FROM event_cursors WHERE sink = $1 AND document = $2", sink, document
+            )
+        return int(value) if value is not None else 0
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
+                " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
+                sink,
+                document,
+                seq,
+                time.time(),
+            )
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        async with self._connection() as connection:
+            taken = await connection.fetchval(
+                "INSERT INTO event_leases (name, holder, expires_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE event_leases.holder = excluded.holder OR event_leases.expires_at <= $4"
+                " RETURNING holder",
+                name,
+                holder,
+                now + ttl_seconds,
+                now,
+            )
+        return taken is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self._connection() as connection:
+            await connection.execute("DELETE FROM event_leases WHERE name = $1 AND holder = $2", name, holder)
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT id, at, action, subject, document, node, detail FROM audit WHERE id > $1"
+                " ORDER BY id LIMIT $2",
+                after_id,
+                limit,
+            )
+        return [AuditRecord(r[0], AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6])) for r in rows]
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        if not records:
+            return
+        async with self._connection() as connection:
+            await connection.executemany(
+                "INSERT INTO event_deliveries (sink, event_id, event_type, attempt, at, ok, status,"
+                " error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                [dataclasses.astuple(r) for r in records],
+            )
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT sink, event_id, event_type, attempt, at, ok, status, error, duration_ms"
+                " FROM event_deliveries WHERE sink = $1 ORDER BY id DESC LIMIT $2",
+                sink,
+                limit,
+            )
+        return [DeliveryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        async with self._connection() as connection:
+            letter_id = await connection.fetchval(
+                "INSERT INTO event_dead_letters (sink, event_id, event_type, document, payload, error,"
+                " attempts, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                *dataclasses.astuple(letter)[1:],
+            )
+        return int(letter_id)
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters"
+                " WHERE $1::text IS NULL OR sink = $1 ORDER BY id DESC LIMIT $2",
+                sink,
+                limit,
+            )
+        return [DeadLetter(*r) for r in rows]
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"DELETE FROM event_dead_letters WHERE id = $1 RETURNING {_DEAD_LETTER_COLUMNS}", letter_id
+            )
+        return DeadLetter(*row) if row is not None else None
+
+    # -- data lifecycle ---------------------------------------------------------------
+
+    async def data_key(self, document: str) -> WrappedDataKey | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(_SELECT_KEY + " WHERE document = $1", document)
+        return WrappedDataKey(*row) if row else None
+
+    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO data_keys (document, key_id, master_key_id, wrapped, created_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document) DO NOTHING",
+                key.document,
+                key.key_id,
+                key.master_key_id,
+                key.wrapped,
+                key.created_at,
+            )
+            row = await connection.fetchrow(_SELECT_KEY + " WHERE document = $1", key.document)
+        return WrappedDataKey(*row)
+
+    async def data_keys(self) -> list[WrappedDataKey]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(_SELECT_KEY + ' ORDER BY document COLLATE "C"')
+        return [WrappedDataKey(*row) for row in rows]
+
+    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                "UPDATE data_keys SET master_key_id = $1, wrapped = $2"
+                " WHERE document = $3 AND master_key_id = $4 AND wrapped = $5",
+                new.master_key_id,
+                new.wrapped,
+                old.document,
+                old.master_key_id,
+                old.wrapped,
+            )
+        return bool(status == "UPDATE 1")
+
+    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                "INSERT INTO deleted_documents (document, deleted_at, deleted_by, purge_after)"
+                " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM updates WHERE document = $1)"
+                " ON CONFLICT (document) DO NOTHING",
+                deleted.name,
+                deleted.deleted_at,
+                deleted.deleted_by,
+                deleted.purge_after,
+            )
+        return bool(status == "INSERT 0 1")
+
+    async def undelete(self, document: str) -> bool:
+        async with self._connection() as connection:
+            status = await connection.execute("DELETE FROM deleted_documents WHERE document = $1", document)
+        return bool(status == "DELETE 1")
+
+    async def deleted_documents(self) -> list[DeletedDocument]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT document, deleted_at, deleted_by, purge_after FROM deleted_documents"
+                ' ORDER BY document COLLATE "C"'
+            )
+        return [DeletedDocument(*row) for row in rows]
+
+    async def erase(self, document: str) -> int:
+        removed = 0
+        async with self._connection() as connection:
+            async with connection.transaction():
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_NAMESPACE, lock_key(document)
+                )
+                for table in ("updates", "checkpoints", "data_keys", "deleted_documents"):
+                    status = await connection.execute(f"DELETE FROM {table} WHERE document = $1", document)
+                    removed += int(status.rsplit(" ", 1)[1])
+            # Dead tuples keep their bytes until VACUUM reclaims the pages; do it now rather
+            # than whenever autovacuum comes by. (WAL segments still hold them until recycled:
+            # with encryption on they are ciphertext whose data key is gone.)
+            for table in ("updates", "checkpoints", "data_keys"):
+                await connection.execute(f"VACUUM {table}")
+        return removed
+
+    async def export_document(self, document: str) -> DocumentExport:
+        async with (
+            self._connection() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            update_rows = await connection.fetch(
+                "SELECT seq, payload, update_bytes, actor, origin_node, created_at FROM updates"
+                " WHERE document = $1 ORDER BY seq",
+                document,
+            )
+            checkpoint_rows = await connection.fetch(
+                "SELECT seq, snapshot, created_at, merged, actors FROM checkpoints"
+                " WHERE document = $1 ORDER BY seq",
+                document,
+            )
+            key = await connection.fetchrow(_SELECT_KEY + " WHERE document = $1", document)
+        return DocumentExport(
+            document,
+            [ExportedUpdate(*row) for row in update_rows],
+            [ExportedCheckpoint(r[0], r[1], r[2], r[3], list(r[4])) for r in checkpoint_rows],
+            WrappedDataKey(*key) if key else None,
+        )
+
+    async def import_document(self, export: DocumentExport) -> None:
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_NAMESPACE, lock_key(export.document)
+            )
+            if await connection.fetchval("SELECT 1 FROM updates WHERE document = $1", export.document):
+                raise ValueError(f"document {export.document!r} already has rows")
+            await connection.executemany(
+                "INSERT INTO updates (seq, document, payload, payload_crc, update_bytes, actor,"
+                " origin_node, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                log_rows(export),
+            )
+            await connection.executemany(
+                "INSERT INTO checkpoints (document, seq, snapshot, snapshot_crc, created_at, merged, actors)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [
+                    (
+                        export.document,
+                        c.seq,
+                        c.snapshot,
+                        checksum(c.snapshot),
+                        c.created_at,
+                        c.merged,
+                        list(c.actors),
+                    )
+                    for c in export.checkpoints
+                ],
+            )
+            if export.data_key is not None:
+                k = export.data_key
+                await connection.execute(
+                    "INSERT INTO data_keys (document, key_id, master_key_id, wrapped, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document) DO UPDATE"
+                    " SET key_id = $2, master_key_id = $3, wrapped = $4, created_at = $5",
+                    k.document,
+                    k.key_id,
+                    k.master_key_id,
+                    k.wrapped,
+                    k.created_at,
+                )
+            # Explicit seqs do not move the sequence: keep it ahead of every restored row.
+            await connection.execute(
+                "SELECT setval(pg_get_serial_sequence('updates', 'seq'),"
+                " greatest((SELECT max(seq) FROM updates), (SELECT last_value FROM updates_seq_seq)))"
+            )
+
+
+_SELECT_KEY = "SELECT document, key_id, master_key_id, wrapped, created_at FROM data_keys"

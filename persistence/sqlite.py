@@ -18,6 +18,7 @@ that crashed stops blocking others once its lease expires.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -30,22 +31,32 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from persistence._records import checksum, merge_history, verified
+from persistence._records import checksum, log_rows, merge_history, verified
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
+    AuditRecord,
     CompactionResult,
     CorruptDocument,
+    DeadLetter,
+    DeletedDocument,
+    DeliveryRecord,
+    DocumentExport,
     DocumentInfo,
+    ExportedCheckpoint,
+    ExportedUpdate,
     LogEntry,
+    LoggedUpdate,
     MergeFunction,
+    PendingDocument,
     Revocation,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
     VersionInfo,
+    WrappedDataKey,
 )
-from persistence.migrations import load_migrations
+from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +171,9 @@ class SqliteStore:
         if mode != "wal" and self.path != ":memory:":
             raise StoreUnavailable(f"SQLite store {self.path!r}: cannot use WAL mode (got {mode!r})")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Freed pages (compacted payloads, erased documents) are overwritten with zeros, so
+        # erased content does not linger in the file.
+        connection.execute("PRAGMA secure_delete=ON")
 
     def _close_sync(self) -> None:
         connection, self._connection = self._connection, None
@@ -173,13 +187,12 @@ class SqliteStore:
                 "CREATE TABLE IF NOT EXISTS schema_version"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            current = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-            if current > len(migrations):
-                raise StoreUnavailable(
-                    f"SQLite store {self.path!r} has schema version {current}, newer than this program's "
-                    f"{len(migrations)}"
-                )
-            for migration in migrations[current:]:
+            applied = {row[0] for row in connection.execute("SELECT version FROM schema_version")}
+            try:
+                pending = pending_migrations(migrations, applied, f"SQLite store {self.path!r}")
+            except UnknownSchemaVersion as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            for migration in pending:
                 for statement in _statements(migration.sql):
                     connection.execute(statement)
                 connection.execute(
@@ -361,7 +374,8 @@ class SqliteStore:
                 "SELECT u.document, u.seq, u.created_at,"
                 " (SELECT count(*) FROM updates t WHERE t.document = u.document AND t.payload IS NOT NULL)"
                 " FROM updates u JOIN (SELECT document, max(seq) AS seq FROM updates GROUP BY document) m"
-                " ON u.seq = m.seq ORDER BY u.document"
+                " ON u.seq = m.seq WHERE u.document NOT IN (SELECT document FROM deleted_documents)"
+                " ORDER BY u.document"
             )
         ]
 
@@ -384,12 +398,17 @@ class SqliteStore:
     async def read_version(self, document: str, seq: int) -> StoredDocument:
         return await self._run(self._read_version_sync, document, seq)
 
-    async def compact(self, document: str, merge: MergeFunction) -> CompactionResult | None:
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
         holder = uuid.uuid4().hex
         if not await self._run(self._acquire_lease_sync, document, holder):
             return None
         try:
-            parts = await self._run(self._parts_sync, document, None)
+            try:
+                parts = await self._run(self._parts_sync, document, upto)
+            except UnknownVersion:  # `upto` is inside an already compacted range: nothing to do
+                return None
             if not parts.tail:
                 return None
             inputs = parts.parts
@@ -424,6 +443,8 @@ class SqliteStore:
 
         return await self._run(read)
 
+    # -- change events ----------------------------------------------------------------------
+
     async def add_revocation(self, revocation: Revocation) -> None:
         def write() -> None:
             with _transaction(self._db):
@@ -445,6 +466,321 @@ class SqliteStore:
             return [Revocation(*row) for row in rows]
 
         return await self._run(read)
+
+    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
+        def scan() -> list[PendingDocument]:
+            return [
+                PendingDocument(*row)
+                for row in self._db.execute(_PENDING_EVENTS, (sink, after_seq)).fetchall()
+            ]
+
+        return await self._run(scan)
+
+    async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
+        def read() -> list[LoggedUpdate]:
+            rows = self._db.execute(
+                "SELECT seq, payload, payload_crc, actor, origin_node, created_at FROM updates"
+                " WHERE document = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (document, after_seq, limit),
+            ).fetchall()
+            return [
+                LoggedUpdate(
+                    seq,
+                    None if payload is None else verified(document, f"update {seq}", payload, crc),
+                    actor,
+                    node,
+                    at,
+                )
+                for seq, payload, crc, actor, node, at in rows
+            ]
+
+        return await self._run(read)
+
+    async def event_cursor(self, sink: str, document: str) -> int:
+        def read() -> int:
+            row = self._db.execute(
+                "SELECT seq FROM event_cursors WHERE sink = ? AND document = ?", (sink, document)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(read)
+
+    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+        def write() -> None:
+            with _transaction(self._db):
+                self._db.execute(
+                    "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
+                    " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
+                    (sink, document, seq, time.time()),
+                )
+
+        await self._run(write)
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        def take() -> bool:
+            now = time.time()
+            with _transaction(self._db):
+                row = self._db.execute(
+                    "SELECT holder, expires_at FROM event_leases WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None and row[0] != holder and row[1] > now:
+                    return False
+                self._db.execute(
+                    "INSERT OR REPLACE INTO event_leases (name, holder, expires_at) VALUES (?, ?, ?)",
+                    (name, holder, now + ttl_seconds),
+                )
+            return True
+
+        return await self._run(take)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        def release() -> None:
+            with _transaction(self._db):
+                self._db.execute("DELETE FROM event_leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await self._run(release)
+
+    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
+        def read() -> list[AuditRecord]:
+            rows = self._db.execute(
+                "SELECT id, at, action, subject, document, node, detail FROM audit WHERE id > ?"
+                " ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+            return [AuditRecord(row[0], AuditEvent(*row[1:])) for row in rows]
+
+        return await self._run(read)
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        def write() -> None:
+            with _transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO event_deliveries (sink, event_id, event_type, attempt, at, ok, status,"
+                    " error, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [dataclasses.astuple(r) for r in records],
+                )
+
+        if records:
+            await self._run(write)
+
+    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
+        def read() -> list[DeliveryRecord]:
+            rows = self._db.execute(
+                "SELECT sink, event_id, event_type, attempt, at, ok, status, error, duration_ms"
+                " FROM event_deliveries WHERE sink = ? ORDER BY id DESC LIMIT ?",
+                (sink, limit),
+            ).fetchall()
+            return [DeliveryRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8]) for r in rows]
+
+        return await self._run(read)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> int:
+        def write() -> int:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "INSERT INTO event_dead_letters (sink, event_id, event_type, document, payload, error,"
+                    " attempts, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    dataclasses.astuple(letter)[1:],
+                )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return await self._run(write)
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        def read() -> list[DeadLetter]:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters"
+                " WHERE ? IS NULL OR sink = ? ORDER BY id DESC LIMIT ?",
+                (sink, sink, limit),
+            ).fetchall()
+            return [DeadLetter(*row) for row in rows]
+
+        return await self._run(read)
+
+    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        def remove() -> DeadLetter | None:
+            with _transaction(self._db):
+                row = self._db.execute(
+                    f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters WHERE id = ?", (letter_id,)
+                ).fetchone()
+                if row is None:
+                    return None
+                self._db.execute("DELETE FROM event_dead_letters WHERE id = ?", (letter_id,))
+            return DeadLetter(*row)
+
+        return await self._run(remove)
+
+    # -- data lifecycle ---------------------------------------------------------------
+
+    async def data_key(self, document: str) -> WrappedDataKey | None:
+        def read() -> WrappedDataKey | None:
+            row = self._db.execute(_SELECT_KEY + " WHERE document = ?", (document,)).fetchone()
+            return WrappedDataKey(*row) if row else None
+
+        return await self._run(read)
+
+    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
+        def write() -> WrappedDataKey:
+            with _transaction(self._db):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO data_keys (document, key_id, master_key_id, wrapped, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key.document, key.key_id, key.master_key_id, key.wrapped, key.created_at),
+                )
+                row = self._db.execute(_SELECT_KEY + " WHERE document = ?", (key.document,)).fetchone()
+            return WrappedDataKey(*row)
+
+        return await self._run(write)
+
+    async def data_keys(self) -> list[WrappedDataKey]:
+        def read() -> list[WrappedDataKey]:
+            return [WrappedDataKey(*row) for row in self._db.execute(_SELECT_KEY + " ORDER BY document")]
+
+        return await self._run(read)
+
+    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "UPDATE data_keys SET master_key_id = ?, wrapped = ?"
+                    " WHERE document = ? AND master_key_id = ? AND wrapped = ?",
+                    (new.master_key_id, new.wrapped, old.document, old.master_key_id, old.wrapped),
+                )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO deleted_documents (document, deleted_at, deleted_by, purge_after)"
+                    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM updates WHERE document = ?)",
+                    (deleted.name, deleted.deleted_at, deleted.deleted_by, deleted.purge_after, deleted.name),
+                )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def undelete(self, document: str) -> bool:
+        def write() -> bool:
+            with _transaction(self._db):
+                cursor = self._db.execute("DELETE FROM deleted_documents WHERE document = ?", (document,))
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def deleted_documents(self) -> list[DeletedDocument]:
+        def read() -> list[DeletedDocument]:
+            return [
+                DeletedDocument(*row)
+                for row in self._db.execute(
+                    "SELECT document, deleted_at, deleted_by, purge_after FROM deleted_documents"
+                    " ORDER BY document"
+                )
+            ]
+
+        return await self._run(read)
+
+    async def erase(self, document: str) -> int:
+        def write() -> int:
+            removed = 0
+            with _transaction(self._db):
+                for table in (
+                    "updates",
+                    "checkpoints",
+                    "data_keys",
+                    "deleted_documents",
+                    "compaction_leases",
+                ):
+                    removed += self._db.execute(
+                        f"DELETE FROM {table} WHERE document = ?", (document,)
+                    ).rowcount
+            # Copy the WAL into the file and truncate it: otherwise older frames holding the
+            # erased rows stay in the -wal file until the next automatic checkpoint.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return removed
+
+        return await self._run(write)
+
+    async def export_document(self, document: str) -> DocumentExport:
+        def read() -> DocumentExport:
+            db = self._db
+            with _transaction(db, "BEGIN"):
+                updates = [
+                    ExportedUpdate(*row)
+                    for row in db.execute(
+                        "SELECT seq, payload, update_bytes, actor, origin_node, created_at FROM updates"
+                        " WHERE document = ? ORDER BY seq",
+                        (document,),
+                    )
+                ]
+                checkpoints = [
+                    ExportedCheckpoint(seq, snapshot, created_at, merged, json.loads(actors))
+                    for seq, snapshot, created_at, merged, actors in db.execute(
+                        "SELECT seq, snapshot, created_at, merged, actors FROM checkpoints"
+                        " WHERE document = ? ORDER BY seq",
+                        (document,),
+                    )
+                ]
+                key = db.execute(_SELECT_KEY + " WHERE document = ?", (document,)).fetchone()
+            return DocumentExport(document, updates, checkpoints, WrappedDataKey(*key) if key else None)
+
+        return await self._run(read)
+
+    async def import_document(self, export: DocumentExport) -> None:
+        def write() -> None:
+            db = self._db
+            with _transaction(db):
+                if db.execute("SELECT 1 FROM updates WHERE document = ?", (export.document,)).fetchone():
+                    raise ValueError(f"document {export.document!r} already has rows")
+                db.executemany(
+                    "INSERT INTO updates (seq, document, payload, payload_crc, update_bytes, actor,"
+                    " origin_node, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    log_rows(export),
+                )
+                db.executemany(
+                    "INSERT INTO checkpoints (document, seq, snapshot, snapshot_crc, created_at,"
+                    " compacted_at, merged, actors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            export.document,
+                            c.seq,
+                            c.snapshot,
+                            checksum(c.snapshot),
+                            c.created_at,
+                            time.time(),
+                            c.merged,
+                            json.dumps(list(c.actors)),
+                        )
+                        for c in export.checkpoints
+                    ],
+                )
+                if export.data_key is not None:
+                    k = export.data_key
+                    db.execute(
+                        "INSERT OR REPLACE INTO data_keys (document, key_id, master_key_id, wrapped,"
+                        " created_at) VALUES (?, ?, ?, ?, ?)",
+                        (k.document, k.key_id, k.master_key_id, k.wrapped, k.created_at),
+                    )
+
+        await self._run(write)
+
+
+_SELECT_KEY = "SELECT document, key_id, master_key_id, wrapped, created_at FROM data_keys"
+
+_DEAD_LETTER_COLUMNS = "id, sink, event_id, event_type, document, payload, error, attempts, at"
+
+# Documents with rows a sink has not published: the newest cursor per document decides.
+_PENDING_EVENTS = """
+SELECT u.document, coalesce(c.seq, 0), max(u.seq), count(*), min(u.created_at)
+FROM updates u LEFT JOIN event_cursors c ON c.sink = ?1 AND c.document = u.document
+WHERE u.seq > ?2 AND u.seq > coalesce(c.seq, 0)
+GROUP BY u.document, c.seq
+ORDER BY u.document
+"""
 
 
 # A second revocation of one token keeps the longer lifetime (NULL expiry: kept for good).

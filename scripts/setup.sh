@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the hub and its test suite need on a fresh machine of this kind:
 # Python packages (editable install of this repo), the Rust crate (native backend),
-# node packages for the interop tests and load tests, and the PostgreSQL, Redis and
-# Chromium packages the tests start their own throwaway instances of.
+# node packages for the interop tests and load tests, and the PostgreSQL, Redis,
+# Chromium and Kafka packages the tests start their own throwaway instances of.
 # Idempotent: a second run only checks. Pass --hub-only to skip what only the tests need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,10 @@ if [[ -x scripts/install_prometheus.sh ]]; then
 fi
 if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
+fi
+if [[ -x scripts/install_kafka.sh ]]; then
+    step "Apache Kafka broker for the change-event tests (jars from Maven Central; cached)"
+    scripts/install_kafka.sh
 fi
 if [[ -x scripts/install_node24.sh ]]; then
     step "Node 24 (for the @hocuspocus/provider 4.x interop tests; cached)"

@@ -23,15 +23,21 @@ import pytest
 
 import crdt_core
 from persistence.base import (
+    AuditEvent,
     CorruptDocument,
+    DeletedDocument,
     LogEntry,
     Store,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
+    WrappedDataKey,
 )
+from persistence.encryption.keys import StaticKeyProvider, new_key_entry
+from persistence.encryption.store import EncryptedStore
 from persistence.factory import store_from_url
 from persistence.memory import MemoryStore
+from persistence.migrations import load_migrations
 from persistence.postgres import APPEND_LOCK_NAMESPACE, PostgresStore, lock_key
 from persistence.sqlite import SqliteStore
 from tests.support.services import PostgresServer, free_port
@@ -97,12 +103,32 @@ class Backend:
             raise AssertionError(f"{self.kind} has no rows to corrupt")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+CONTRACT_KEYS = StaticKeyProvider(new_key_entry("contract"))
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", "postgres", "memory+encrypted", "sqlite+encrypted", "postgres+encrypted"]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "memory":
+    """Every adapter, bare and under the envelope-encryption layer (persistence/encryption)."""
+    kind, _, encrypted = str(request.param).partition("+")
+    plain = _plain_backend(kind, request, tmp_path)
+    if not encrypted:
+        return plain
+    make = plain.make
+    return Backend(
+        request.param,
+        lambda: EncryptedStore(make(), CONTRACT_KEYS),
+        sqlite_path=plain.sqlite_path,
+        postgres_dsn=plain.postgres_dsn,
+    )
+
+
+def _plain_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if kind == "memory":
         shared = MemoryStore()  # one process only: every "instance" is the same store
         return Backend("memory", lambda: shared)
-    if request.param == "sqlite":
+    if kind == "sqlite":
         path = tmp_path / "store.db"
         return Backend("sqlite", lambda: SqliteStore(path), sqlite_path=path)
     dsn: str = request.getfixturevalue("postgres_dsn")
@@ -325,7 +351,7 @@ async def test_list_documents(store: Store) -> None:
 
 
 async def test_corrupt_row_fails_only_its_document(backend: Backend, store: Store) -> None:
-    if backend.kind == "memory":
+    if backend.kind.startswith("memory"):
         pytest.skip("the memory store has no stored rows that could be damaged")
     bad, _ = typed(["bad"])
     good, _ = typed(["good"])
@@ -386,7 +412,7 @@ async def test_data_survives_reopening(backend: Backend) -> None:
 
 
 async def test_closed_store_is_unavailable(backend: Backend) -> None:
-    if backend.kind == "memory":
+    if backend.kind.startswith("memory"):
         pytest.skip("the memory store has nothing to close")
     store = backend.make()
     await store.open()
@@ -402,10 +428,9 @@ async def test_sqlite_records_its_schema_version_and_runs_in_wal_mode(tmp_path: 
     async with SqliteStore(tmp_path / "s.db"):
         pass
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version, name FROM schema_version").fetchall() == [
-            (1, "initial"),
-            (2, "audit"),
-        ]
+        applied = db.execute("SELECT version, name FROM schema_version").fetchall()
+        assert applied == [(m.version, m.name) for m in load_migrations("sqlite")]
+        assert applied[:2] == [(1, "initial"), (2, "audit")] and (5, "data_lifecycle") in applied
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -464,7 +489,9 @@ async def test_postgres_migrations_are_versioned(postgres_dsn: str) -> None:
             rows = await connection.fetch("SELECT version, name FROM schema_version ORDER BY version")
         finally:
             await connection.close()
-        assert [(row["version"], row["name"]) for row in rows] == [(1, "initial"), (2, "audit")]
+        applied = [(row["version"], row["name"]) for row in rows]
+        assert applied == [(m.version, m.name) for m in load_migrations("postgres")]
+        assert applied[:2] == [(1, "initial"), (2, "audit")] and (5, "data_lifecycle") in applied
     finally:
         await asyncio.gather(first.close(), second.close())
 
@@ -576,6 +603,77 @@ async def test_audit_events_round_trip_and_filter(store: Store) -> None:
     assert [e.document for e in await store.audit(subject="alice")] == ["doc-b", "doc-a"]
     assert await store.audit(subject="alice", document="doc-b") == [events[2]]
     assert len(await store.audit(limit=2)) == 2
+
+
+# -- data lifecycle: data keys, soft delete, erase, export/import ---------------------------
+
+
+async def test_data_keys_first_writer_wins_and_rewrap_is_compare_and_set(store: Store) -> None:
+    first = WrappedDataKey("doc", "aa" * 8, "k1", b"wrapped-1", 1.0)
+    assert await store.data_key("doc") is None
+    assert await store.add_data_key(first) == first
+    assert await store.add_data_key(WrappedDataKey("doc", "bb" * 8, "k1", b"other", 2.0)) == first
+    moved = WrappedDataKey("doc", first.key_id, "k2", b"wrapped-2", 1.0)
+    assert await store.rewrap_data_key(first, moved)
+    assert not await store.rewrap_data_key(first, moved)  # no longer `first`
+    assert await store.data_keys() == [moved]
+
+
+async def test_soft_delete_hides_and_undelete_restores(store: Store) -> None:
+    updates, _ = typed(["kept"])
+    await store.append([entry("gone", u) for u in updates] + [entry("kept", u) for u in updates])
+    mark = DeletedDocument("gone", time.time(), "alice", time.time() + 60)
+    assert not await store.mark_deleted(DeletedDocument("never-written", 1.0, None, 2.0))
+    assert await store.mark_deleted(mark)
+    assert not await store.mark_deleted(mark)  # already deleted
+    assert [info.name for info in await store.list_documents()] == ["kept"]
+    assert await store.deleted_documents() == [mark]
+    assert text_of(await store.load("gone")) == "kept"  # rows stay until erased
+    assert await store.undelete("gone")
+    assert not await store.undelete("gone")
+    assert [info.name for info in await store.list_documents()] == ["gone", "kept"]
+
+
+async def test_erase_removes_every_row_but_keeps_the_audit(store: Store) -> None:
+    updates, _ = typed(["one ", "two ", "three"])
+    await store.append([entry("doc", u) for u in updates])
+    await store.compact("doc", crdt_core.merge_updates)
+    await store.append([entry("doc", typed(["more"])[0][0]), entry("other", updates[0])])
+    await store.add_data_key(WrappedDataKey("doc", "aa" * 8, "k1", b"w", 1.0))
+    await store.mark_deleted(DeletedDocument("doc", 1.0, None, 2.0))
+    await store.append_audit([AuditEvent(time.time(), "erase", "ops", "doc", "n")])
+    assert await store.erase("doc") >= 6
+    assert (await store.load("doc")).is_empty
+    assert await store.history("doc") == [] and await store.activity("doc") == []
+    assert await store.data_key("doc") is None and await store.deleted_documents() == []
+    assert [info.name for info in await store.list_documents()] == ["other"]
+    assert [event.action for event in await store.audit(document="doc")] == ["erase"]
+
+
+async def test_export_then_import_into_an_empty_store_is_equal(backend: Backend, tmp_path: Path) -> None:
+    async with opened(backend) as store:
+        updates, _ = typed(["alpha ", "beta ", "gamma "])
+        await store.append([entry("doc", u, actor="ann") for u in updates])
+        await store.compact("doc", crdt_core.merge_updates)
+        await store.append([entry("doc", typed(["delta"])[0][0], actor="bob")])
+        exported = await store.export_document("doc")
+        history, activity = await store.history("doc"), await store.activity("doc")
+        versions = {v.seq: text_of(await store.read_version("doc", v.seq)) for v in history}
+    target = SqliteStore(tmp_path / "restored.db")
+    restored: Store = target if exported.data_key is None else EncryptedStore(target, CONTRACT_KEYS)
+    async with contextlib.AsyncExitStack() as stack:
+        await restored.open()  # empty: an encrypted store's key check passes
+        stack.push_async_callback(restored.close)
+        await restored.import_document(exported)
+        assert await restored.export_document("doc") == exported
+        assert await restored.history("doc") == history
+        assert await restored.activity("doc") == activity
+        for seq, text in versions.items():
+            assert text_of(await restored.read_version("doc", seq)) == text
+        with pytest.raises(ValueError, match="already has rows"):
+            await restored.import_document(exported)
+        (seq,) = await restored.append([entry("doc", typed(["!"])[0][0])])
+        assert seq > exported.last_seq  # the counter moved past the restored seqs
 
 
 async def test_revocations_last_until_the_token_expiry_and_survive_reopening(backend: Backend) -> None:

@@ -29,6 +29,7 @@ from collab_server.api.access import actor_of
 from collab_server.api.context import documents_of
 from collab_server.api.errors import error_response
 from collab_server.api.history import read_json
+from collab_server.document_fields import check_editable, describe, fields_of_update, pick
 from collab_server.documents import DocumentUnavailable, HubStopping
 from collab_server.rebase import (
     Conflict,
@@ -42,6 +43,7 @@ from collab_server.rebase import (
     version_token,
 )
 from collab_server.room import Room
+from crdt_core.fields import FieldKind
 from persistence.base import StoreError
 from persistence.group_commit import BacklogFull
 
@@ -106,6 +108,7 @@ def _field(data: dict[str, Any]) -> str:
 def _apply(room: Room, data: dict[str, Any], actor: str) -> dict[str, Any]:
     """Rebase and apply a request's edits in one transaction; returns the response body."""
     field = _field(data)
+    check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
     token = data.get("version")
     if token is None:
         token = version_token(room.doc)  # edits against the live text as it is now
@@ -133,9 +136,21 @@ async def read_text(request: Request) -> Response:
         if not await documents.exists(name):
             return error_response(404, "document_not_found", f"no document named {name!r}")
         async with documents.using(name) as room:
-            text = str(room.doc.get(field, type=pycrdt.Text))
+            fields = await fields_of_update(room.doc.get_update())
+            chosen = pick(fields, field)
+            # A Y.Text is read live (the version token matches it exactly); others as rendered.
+            text = (
+                str(room.doc.get(field, type=pycrdt.Text)) if chosen.kind is FieldKind.TEXT else chosen.text
+            )
             return JSONResponse(
-                {"document": name, "field": field, "text": text, "version": version_token(room.doc)}
+                {
+                    "document": name,
+                    "field": field,
+                    "kind": chosen.kind.value,
+                    "text": text,
+                    "version": version_token(room.doc),
+                    "fields": describe(fields),
+                }
             )
     except (DocumentUnavailable, HubStopping, StoreError) as exc:
         return error_response(503, "document_unavailable", str(exc))
@@ -196,6 +211,7 @@ def _suggestions(room: Room) -> pycrdt.Map[Any]:
 
 def _suggest(room: Room, data: dict[str, Any], actor: str) -> dict[str, Any]:
     field = _field(data)
+    check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
     token = data.get("version") or version_token(room.doc)
     if not isinstance(token, str):
         raise EditError("'version' must be the token returned by a read")

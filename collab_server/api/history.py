@@ -12,7 +12,16 @@ from starlette.responses import JSONResponse, Response
 from collab_server.api.access import actor_of
 from collab_server.api.context import access_of, documents_of, store_of
 from collab_server.api.errors import error_response
+from collab_server.document_fields import (
+    NotATextField,
+    check_editable,
+    describe,
+    fields_of_parts,
+    fields_of_update,
+    pick,
+)
 from collab_server.documents import DocumentUnavailable, HubStopping
+from collab_server.ports import Documents
 from collab_server.textops import replace_all
 from collab_server.ydoc import doc_from_parts
 from crdt_core import ProtocolError
@@ -36,16 +45,26 @@ def _text_of(stored: StoredDocument, field: str) -> str:
     return str(doc.get(field, type=pycrdt.Text))
 
 
+async def _fields(documents: Documents, name: str) -> list[dict[str, str]]:
+    """The document's current fields (live if loaded, else from the store)."""
+    state = await documents.encoded_state(name)
+    return describe(await fields_of_update(state)) if state is not None else []
+
+
 async def history(request: Request) -> Response:
     store = store_of(request)
     name = request.path_params["name"]
     try:
         versions = await store.history(name, _limit(request))
+        fields = await _fields(documents_of(request), name)
+    except CorruptDocument as exc:
+        return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "versions": [
                 {
                     "seq": v.seq,
@@ -67,14 +86,24 @@ async def version_text(request: Request) -> Response:
     field = request.query_params.get("field", DEFAULT_TEXT)
     try:
         parts = await store.read_version(name, seq)
-        text = _text_of(parts, field)
+        fields = await fields_of_parts(parts.snapshot, list(parts.tail))
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
     except CorruptDocument as exc:
         return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
-    return JSONResponse({"document": name, "seq": seq, "field": field, "text": text})
+    chosen = pick(fields, field)
+    return JSONResponse(
+        {
+            "document": name,
+            "seq": seq,
+            "field": field,
+            "kind": chosen.kind.value,
+            "text": chosen.text,
+            "fields": describe(fields),
+        }
+    )
 
 
 async def activity(request: Request) -> Response:
@@ -82,11 +111,15 @@ async def activity(request: Request) -> Response:
     name = request.path_params["name"]
     try:
         entries = await store.activity(name, _limit(request))
+        fields = await _fields(documents_of(request), name)
+    except CorruptDocument as exc:
+        return error_response(500, "corrupt_document", str(exc))
     except StoreError as exc:
         return error_response(503, "store_unavailable", str(exc))
     return JSONResponse(
         {
             "document": name,
+            "fields": fields,
             "activity": [
                 {
                     "seq": e.seq,
@@ -131,12 +164,15 @@ async def restore(request: Request) -> Response:
     try:
         old_text = _text_of(await store.read_version(name, seq), str(field))
         async with documents_of(request).using(name) as room:
+            check_editable(room.doc, str(field))
             ytext = room.doc.get(str(field), type=pycrdt.Text)
             who = actor_of(request, actor, "restore")
             changed = room.edit(lambda _doc: replace_all(ytext, old_text), who)
         access_of(request).record("restore", who, name, f"to version {seq}")
     except UnknownVersion as exc:
         return error_response(404, "unknown_version", str(exc))
+    except NotATextField as exc:
+        return error_response(400, "not_a_text_field", str(exc))
     except (DocumentUnavailable, HubStopping) as exc:
         return error_response(503, "document_unavailable", str(exc))
     except BacklogFull as exc:

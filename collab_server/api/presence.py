@@ -2,38 +2,97 @@
 
 PUT /api/documents/<name>/presence {"agent": "summarizer-1", "name": "Summarizer",
     "model": "...", "color": "#8b5cf6", "ttl": 30, "cursor": {"index": 12, "length": 0}}
+
+The whole body is checked before anything changes. With auth on, the lease belongs to the
+token's subject and the identity shown (``user.id``, ``user.name``, ``user.kind``) is the
+token's, whatever the body says.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.context import agents_of, documents_of
+from awareness.identity import Identity
+from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
+from collab_server.api.context import access_of, agents_of, documents_of
 from collab_server.api.errors import error_response
 from collab_server.api.history import read_json
+from collab_server.auth import Principal
 from collab_server.documents import DocumentUnavailable, HubStopping
 from persistence.base import StoreError
 
 DEFAULT_TTL_SECONDS = 30.0
+MAX_TEXT_CHARS = 128
+MAX_POSITION = 2**53 - 1  # JavaScript's largest exact integer: every client can hold it
+
+
+class InvalidPresence(ValueError):
+    pass
+
+
+def _text(data: dict[str, Any], key: str, default: str) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise InvalidPresence(f"'{key}' must be a string of at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _position(cursor: dict[str, Any], key: str, default: int | None) -> int:
+    value = cursor.get(key, default)
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_POSITION
+    ):
+        raise InvalidPresence(f"'cursor.{key}' must be an integer from 0 to {MAX_POSITION}")
+    return value
 
 
 def presence_state(data: dict[str, Any]) -> dict[str, Any]:
-    """The awareness state every Nova client understands (see README, presence convention)."""
+    """The awareness state every Nova client understands (see README, presence convention).
+
+    Raises InvalidPresence for a field of the wrong type or size.
+    """
     user = {
-        "name": str(data.get("name") or data["agent"]),
-        "color": str(data.get("color") or "#8b5cf6"),
+        "name": _text(data, "name", str(data["agent"])),
+        "color": _text(data, "color", "#8b5cf6"),
         "kind": "agent",
     }
-    if data.get("model"):
-        user["model"] = str(data["model"])
+    model = _text(data, "model", "")
+    if model:
+        user["model"] = model
     state: dict[str, Any] = {"user": user}
     cursor = data.get("cursor")
-    if isinstance(cursor, dict) and isinstance(cursor.get("index"), int):
-        state["nova"] = {"index": cursor["index"], "length": int(cursor.get("length") or 0)}
+    if cursor is not None:
+        if not isinstance(cursor, dict):
+            raise InvalidPresence("'cursor' must be an object {index, length}")
+        state["nova"] = {"index": _position(cursor, "index", None), "length": _position(cursor, "length", 0)}
     return state
+
+
+def _ttl(data: dict[str, Any]) -> float:
+    ttl = data.get("ttl", DEFAULT_TTL_SECONDS)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise InvalidPresence("'ttl' must be a number of seconds")
+    ttl = float(ttl)
+    if not math.isfinite(ttl) or not 0 < ttl <= MAX_TTL_SECONDS:
+        raise InvalidPresence(f"'ttl' must be more than 0 and at most {MAX_TTL_SECONDS:.0f} seconds")
+    return ttl
+
+
+def _caller(request: Request) -> tuple[str, Identity | None]:
+    """Whose lease this is, and the identity to stamp (None when auth is off)."""
+    if not access_of(request).enabled:
+        return "", None
+    principal: Principal = request.state.principal
+    return principal.subject, Identity.of_subject(principal.subject, principal.kind)
 
 
 async def put_presence(request: Request) -> Response:
@@ -42,14 +101,19 @@ async def put_presence(request: Request) -> Response:
     if isinstance(data, Response):
         return data
     agent = data.get("agent")
-    if not isinstance(agent, str) or not agent or len(agent) > 128:
+    if not isinstance(agent, str) or not agent or len(agent) > MAX_TEXT_CHARS:
         return error_response(400, "invalid_request", "'agent' (an id of 1-128 characters) is required")
-    ttl = data.get("ttl", DEFAULT_TTL_SECONDS)
-    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-        return error_response(400, "invalid_request", "'ttl' must be a positive number of seconds")
+    try:
+        ttl = _ttl(data)
+        state = presence_state(data)
+    except InvalidPresence as exc:
+        return error_response(400, "invalid_request", str(exc))
+    caller, identity = _caller(request)
     try:
         async with documents_of(request).using(name) as room:
-            client_id = agents_of(request).set(room, agent, presence_state(data), float(ttl))
+            client_id = agents_of(request).set(room, caller, agent, state, ttl_seconds=ttl, identity=identity)
+    except PresenceRefused as exc:
+        return error_response(422, "presence_refused", str(exc))
     except (DocumentUnavailable, HubStopping, StoreError) as exc:
         return error_response(503, "document_unavailable", str(exc))
     return JSONResponse({"document": name, "agent": agent, "client_id": client_id, "ttl": ttl})
@@ -58,6 +122,7 @@ async def put_presence(request: Request) -> Response:
 async def delete_presence(request: Request) -> Response:
     name = request.path_params["name"]
     agent = request.path_params["agent"]
-    if not agents_of(request).remove(name, agent):
+    caller, _ = _caller(request)
+    if not agents_of(request).remove(name, caller, agent):
         return error_response(404, "not_present", f"agent {agent!r} is not present in {name!r}")
     return JSONResponse({"document": name, "agent": agent, "removed": True})

@@ -1,8 +1,9 @@
 """GET /api/search?q=...&limit=N: semantic search over the documents' text.
 
-Answers ``{"results": [{"document", "start", "end", "snippet", "score"}]}``, closest
-first. ``start``/``end`` are character offsets (Unicode code points) of the snippet in the
-document's text as last indexed; the live text may have moved on since. Errors: 400
+Answers ``{"results": [{"document", "field", "start", "end", "snippet", "score"}]}``, closest
+first. ``field`` is the document's root type the snippet is from (``crdt_core.fields``);
+``start``/``end`` are character offsets (Unicode code points) of the snippet in that field's
+plain text as last indexed; the live text may have moved on since. Errors: 400
 ``empty_query`` or ``invalid_limit``; 503 ``search_unavailable`` when the index cannot be
 reached or search is not configured (edits are unaffected either way).
 """
@@ -51,6 +52,7 @@ async def search(request: Request) -> Response:
     results = [
         {
             "document": h.document,
+            "field": h.field,
             "start": h.start,
             "end": h.end,
             "snippet": h.snippet,

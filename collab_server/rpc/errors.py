@@ -11,6 +11,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.pending import PendingLimitExceeded
 from collab_server.rebase import Conflict, EditError
 from collab_server.room import DocumentTooLarge
 from crdt_core import ProtocolError
@@ -74,6 +75,8 @@ def translate(exc: BaseException) -> RpcFailure | None:
         return RpcFailure(404, "unknown_version", str(exc))
     if isinstance(exc, DocumentTooLarge):
         return RpcFailure(413, "document_too_large", str(exc))
+    if isinstance(exc, PendingLimitExceeded):  # a socket gets close 4412 for the same
+        return RpcFailure(413, "dependencies_missing", str(exc))
     if isinstance(exc, ProtocolError):
         return RpcFailure(400, "invalid_message", str(exc))
     if isinstance(exc, BacklogFull):

@@ -15,10 +15,11 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 import pycrdt
 
-from collab_server.agent_presence import MAX_TTL_SECONDS
+from awareness.identity import Identity
+from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
 from collab_server.api.history import _text_of as text_of_version
-from collab_server.api.presence import DEFAULT_TTL_SECONDS, presence_state
+from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
 from collab_server.hub import Hub
 from collab_server.outbox import OutboxLimits
@@ -257,7 +258,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
 
     async def _set_presence(self, request: pb.SetPresenceRequest, context: Context) -> pb.SetPresenceResponse:
         name = document_name(request.document)
-        self._guard.require(context, name, Role.WRITE)
+        principal = self._guard.require(context, name, Role.WRITE)
         if not request.agent or len(request.agent) > 128:
             raise invalid("'agent' (an id of 1-128 characters) is required")
         ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
@@ -268,8 +269,21 @@ class CollabService(collab_pb2_grpc.CollabServicer):
             data["model"] = request.model
         if request.HasField("cursor_index"):
             data["cursor"] = {"index": request.cursor_index, "length": request.cursor_length}
-        async with self._hub.documents.using(name) as room:
-            client_id = self._hub.agent_presence.set(room, request.agent, presence_state(data), ttl)
+        try:
+            state = presence_state(data)
+        except InvalidPresence as exc:
+            raise invalid(str(exc)) from None
+        # As over HTTP: the lease is the caller's, and with auth on the token's identity is shown.
+        caller, identity = "", None
+        if self._hub.auth.enabled:
+            caller, identity = principal.subject, Identity.of_subject(principal.subject, principal.kind)
+        try:
+            async with self._hub.documents.using(name) as room:
+                client_id = self._hub.agent_presence.set(
+                    room, caller, request.agent, state, ttl_seconds=ttl, identity=identity
+                )
+        except PresenceRefused as exc:
+            raise RpcFailure(400, "presence_refused", str(exc)) from None
         return pb.SetPresenceResponse(document=name, client_id=client_id, ttl_seconds=ttl)
 
     async def Search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:

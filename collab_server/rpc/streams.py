@@ -19,6 +19,7 @@ import pycrdt
 from pycrdt import Snapshot
 
 import crdt_core
+from awareness.identity import Identity
 from collab_server.auth import Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
@@ -182,6 +183,7 @@ class SyncSession:
         self._actor = "grpc:anonymous"
         self._principal: Principal | None = None
         self.refused_writes = 0
+        self._presence_refusals_told: set[str] = set()
 
     async def run(self, requests: AsyncIterator[pb.SyncMessage]) -> None:
         try:
@@ -252,13 +254,24 @@ class SyncSession:
                 return
             room.apply_update(message.payload, self.peer, self._actor)
         elif kind is MessageKind.AWARENESS:
-            room.apply_presence(message.payload, self.peer)
+            identity = None
+            if self._hub.auth.enabled and self._principal is not None:
+                identity = Identity.of_subject(self._principal.subject, self._principal.kind)
+            for refusal in room.apply_presence(message.payload, self.peer, identity):
+                self._refuse_presence(refusal.reason)
         elif kind is MessageKind.SYNC_STEP1:
             self.peer.outbox.put_document(await room.sync_step2_for(message.payload))
         elif kind is MessageKind.QUERY_AWARENESS:
             presence = room.presence_snapshot()
             if presence is not None:
                 self.peer.outbox.put_presence(presence)
+
+    def _refuse_presence(self, reason: str) -> None:
+        """As on a socket: refused presence is not stored or sent; told once per reason."""
+        if reason in self._presence_refusals_told or len(self._presence_refusals_told) >= 8:
+            return
+        self._presence_refusals_told.add(reason)
+        self.peer.deliver(crdt_core.frame_auth_denied(f"presence refused: {reason}"), None)
 
     def _refuse_write(self, document: str) -> None:
         """As on a socket: a viewer's write is dropped and it is told once, not disconnected."""

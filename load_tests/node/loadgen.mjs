@@ -262,7 +262,8 @@ class Client {
     this.node = index % K
     this.docIndex = index % D
     this.name = docName(this.docIndex)
-    this.url = `${URLS[this.node]}/${encodeURIComponent(this.name)}`
+    // Hocuspocus names the document in every message; its socket opens on the server's root.
+    this.url = HOCUSPOCUS ? URLS[this.node] : `${URLS[this.node]}/${encodeURIComponent(this.name)}`
     this.prefix = HOCUSPOCUS ? prefixFor(this.name) : null
     this.writer = index < W ? index : -1
     this.lastSeq = new Int32Array(W).fill(-1)

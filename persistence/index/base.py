@@ -31,6 +31,9 @@ class ModelIntegrityError(SearchError):
     """The embedding model or tokenizer file is missing or is not the pinned one."""
 
 
+DEFAULT_FIELD = "content"  # the root Y.Text Nova's own clients edit
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     document: str
@@ -38,6 +41,7 @@ class SearchHit:
     end: int
     snippet: str
     score: float  # cosine similarity, higher is closer (1.0 = same direction)
+    field: str = DEFAULT_FIELD  # the root type of the document the snippet is from
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class StoredChunk:
     document: str
     start: int
     end: int
+    field: str = DEFAULT_FIELD  # the document's root type; offsets are in its plain text
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class NewChunk:
     start: int
     end: int
     text: str
+    field: str = DEFAULT_FIELD
 
 
 class SearchIndex(Protocol):

@@ -27,7 +27,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, Embeddable, EmbeddingFunction
 from chromadb.config import Settings
 
-from persistence.index.base import IndexUnavailable, NewChunk, StoredChunk, StoredHit
+from persistence.index.base import DEFAULT_FIELD, IndexUnavailable, NewChunk, StoredChunk, StoredHit
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,10 @@ class ChromaChunkStore:
                 collection.upsert(
                     ids=[c.id for c in batch],
                     documents=[c.text for c in batch],
-                    metadatas=[{"document": c.document, "start": c.start, "end": c.end} for c in batch],
+                    metadatas=[
+                        {"document": c.document, "field": c.field, "start": c.start, "end": c.end}
+                        for c in batch
+                    ],
                 )
 
         if chunks:
@@ -167,4 +170,6 @@ class ChromaChunkStore:
 
 
 def _stored(record_id: str, meta: Any) -> StoredChunk:
-    return StoredChunk(record_id, str(meta["document"]), int(meta["start"]), int(meta["end"]))
+    # Chunks stored before fields existed carry no "field": they are the default text's.
+    field = str(meta.get("field", DEFAULT_FIELD))
+    return StoredChunk(record_id, str(meta["document"]), int(meta["start"]), int(meta["end"]), field)

@@ -3,7 +3,9 @@
 ``run`` polls ``Store.list_documents`` every ``interval_seconds`` and re-indexes each
 document whose ``last_seq`` moved, most recently changed first. The poll is the debounce:
 a document under continuous typing is re-indexed at most once per interval. Indexing is
-incremental: the text is rebuilt from the stored snapshot and tail, cut into chunks
+incremental: the text of every root field (``crdt_core.fields``: Y.Text, Y.XmlFragment as
+plain text, Y.Map/Y.Array values holding text) is rebuilt from the stored snapshot and
+tail, each field is cut into chunks
 (``chunking.py``), and each chunk is known by the hash of its text, so only chunks
 whose text is new are embedded, and vanished ones are deleted (after the new ones are
 in, so a search never sees a document with neither). Chunks whose text is unchanged
@@ -37,8 +39,10 @@ from typing import Any, Self, TypeVar
 
 import pycrdt
 
+from crdt_core.fields import read_fields
 from persistence.base import CorruptDocument, Store, StoreError
 from persistence.index.base import (
+    DEFAULT_FIELD,
     ChunkStore,
     EmptyQuery,
     IndexUnavailable,
@@ -52,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TEXT_FIELD = "content"  # the root Y.Text Nova's clients edit
+TEXT_FIELD = DEFAULT_FIELD  # the root Y.Text Nova's clients edit
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,6 @@ class IndexerSettings:
     max_results: int = 50  # ceiling of a search's limit
     worker_threads: int = 2  # the indexer's pool for embedding, chromadb calls and text rebuilds
     close_timeout_seconds: float = 10.0  # how long close waits for a call in progress
-    text_field: str = TEXT_FIELD
     chunking: ChunkLimits = field(default_factory=ChunkLimits)
 
 
@@ -85,23 +88,28 @@ class _Indexed:
     chunks: dict[str, StoredChunk]
 
 
-def chunk_ids(document: str, chunks: Sequence[Chunk]) -> list[str]:
-    """Stable ids: the document, the chunk's text hash, and its rank among equal texts."""
+def chunk_ids(document: str, chunks: Sequence[Chunk], field: str = DEFAULT_FIELD) -> list[str]:
+    """Stable ids: the document, the field, the chunk's text hash, and its rank among equal texts.
+
+    The default field keeps the ids it had before documents had several fields.
+    """
     seen: Counter[str] = Counter()
     ids = []
+    owner = document if field == DEFAULT_FIELD else f"{document}\0field\0{field}"
     for chunk in chunks:
         occurrence = seen[chunk.digest]
         seen[chunk.digest] += 1
-        key = f"{document}\0{chunk.digest}\0{occurrence}".encode("utf-8", "surrogatepass")
+        key = f"{owner}\0{chunk.digest}\0{occurrence}".encode("utf-8", "surrogatepass")
         ids.append(hashlib.sha256(key).hexdigest()[:40])
     return ids
 
 
-def text_of_stored(snapshot: bytes | None, tail: Sequence[bytes], text_field: str) -> str:
+def texts_of_stored(snapshot: bytes | None, tail: Sequence[bytes]) -> dict[str, str]:
+    """The plain text of every root field of a stored document, by field name."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
     for update in ([snapshot] if snapshot is not None else []) + list(tail):
         doc.apply_update(update)
-    return str(doc.get(text_field, type=pycrdt.Text))
+    return {field.name: field.text for field in read_fields(doc.get_update())}
 
 
 class SearchIndexer:
@@ -248,27 +256,32 @@ class SearchIndexer:
             logger.error("search index: skipping document %r: %s", name, exc)
             return PassReport(skipped=1)
         try:
-            text = await self._offload(text_of_stored, stored.snapshot, stored.tail, self.settings.text_field)
-        except (ValueError, TypeError) as exc:  # not decodable, or the field is not a Y.Text
+            texts_by_field = await self._offload(texts_of_stored, stored.snapshot, stored.tail)
+        except (ValueError, TypeError) as exc:  # not decodable
             logger.error("search index: cannot read the text of document %r: %s", name, exc)
             indexed = self._indexed.get(name)
             self._indexed[name] = _Indexed(stored.last_seq, indexed.chunks if indexed else {})
             return PassReport(skipped=1)
 
         started = time.perf_counter()
-        pieces = await self._offload(chunk_text, text, self.settings.chunking, self.count_tokens)
-        wanted = {
-            chunk_id: StoredChunk(chunk_id, name, piece.start, piece.end)
-            for chunk_id, piece in zip(chunk_ids(name, pieces), pieces, strict=True)
-        }
-        texts = dict(zip(wanted, (piece.text for piece in pieces), strict=True))
+        wanted: dict[str, StoredChunk] = {}
+        texts: dict[str, str] = {}
+        for field_name, text in sorted(texts_by_field.items()):
+            pieces = await self._offload(chunk_text, text, self.settings.chunking, self.count_tokens)
+            for chunk_id, piece in zip(chunk_ids(name, pieces, field_name), pieces, strict=True):
+                wanted[chunk_id] = StoredChunk(chunk_id, name, piece.start, piece.end, field_name)
+                texts[chunk_id] = piece.text
         previous = self._indexed.get(name)
         if previous is not None:
             have = previous.chunks
         else:  # first look since start: what an earlier run (or another node) already stored
             have = {c.id: c for c in await self._offload(self.chunks.chunks_of, name)}
 
-        new = [NewChunk(c.id, name, c.start, c.end, texts[c.id]) for c in wanted.values() if c.id not in have]
+        new = [
+            NewChunk(c.id, name, c.start, c.end, texts[c.id], c.field)
+            for c in wanted.values()
+            if c.id not in have
+        ]
         moved = [c for c in wanted.values() if c.id in have and have[c.id] != c]
         gone = [chunk_id for chunk_id in have if chunk_id not in wanted]
         await self._offload(self.chunks.add, new)  # embeds: the expensive part
@@ -314,7 +327,9 @@ class SearchIndexer:
                 chunk = indexed.chunks[hit.chunk.id]
             else:  # edited away since; its deletion is on its way
                 continue
-            hits.append(SearchHit(chunk.document, chunk.start, chunk.end, hit.snippet, hit.score))
+            hits.append(
+                SearchHit(chunk.document, chunk.start, chunk.end, hit.snippet, hit.score, chunk.field)
+            )
         return hits
 
 

@@ -1,8 +1,12 @@
 """Versioned schema migrations, one SQL file per step: ``<dialect>/NNN_name.sql``.
 
-Each adapter applies the files it has not applied yet, in order, each in one
-transaction together with its row in ``schema_version``. Files are never edited once
-released: a schema change is a new file with the next number.
+Each adapter applies the files it has not applied yet (by version number, not by
+"newer than the highest applied"), in order, each in one transaction together with its
+row in ``schema_version``. Numbers are reserved per change by whoever plans the work, so
+a later file may land before an earlier number exists: a database that applied 1, 2, 5
+gets 3 and 4 when they appear. A database holding a version this program does not know
+was written by a newer program and is refused. Files are never edited once released: a
+schema change is a new file with a new number.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class Migration:
 
 
 def load_migrations(dialect: str) -> list[Migration]:
-    """The migrations of ``dialect`` ("sqlite" or "postgres"), numbered 1, 2, 3... without gaps."""
+    """The migrations of ``dialect`` ("sqlite" or "postgres"), in version order, numbers unique."""
     folder = resources.files(__name__).joinpath(dialect)
     migrations = []
     for item in folder.iterdir():
@@ -32,8 +36,21 @@ def load_migrations(dialect: str) -> list[Migration]:
                 Migration(int(match.group(1)), match.group(2), item.read_text(encoding="utf-8"))
             )
     migrations.sort(key=lambda migration: migration.version)
-    expected = list(range(1, len(migrations) + 1))
-    if [migration.version for migration in migrations] != expected:
-        found = [migration.version for migration in migrations]
-        raise RuntimeError(f"{dialect} migrations must be numbered {expected} without gaps, found {found}")
+    found = [migration.version for migration in migrations]
+    if len(set(found)) != len(found) or (found and found[0] < 1):
+        raise RuntimeError(f"{dialect} migrations must have unique numbers from 1, found {found}")
     return migrations
+
+
+def pending_migrations(migrations: list[Migration], applied: set[int], where: str) -> list[Migration]:
+    """The migrations not applied yet; refuses a database with versions this program lacks."""
+    unknown = sorted(applied - {migration.version for migration in migrations})
+    if unknown:
+        raise UnknownSchemaVersion(
+            f"{where} has schema versions {unknown} this program does not know (written by a newer one?)"
+        )
+    return [migration for migration in migrations if migration.version not in applied]
+
+
+class UnknownSchemaVersion(Exception):
+    """The database was migrated by a newer program."""

@@ -2,11 +2,12 @@
 // Usage: node hpclient.mjs 3|4  (4.x needs Node >= 22). Same JSON-lines protocol as yclient.mjs.
 // A "socket" is one HocuspocusProviderWebsocket; a "client" is one HocuspocusProvider (one
 // document) attached to a socket, so many documents share one WebSocket.
-// Ops: socket, open, insert, delete, text, status, awareness, peers, stateless, received,
-// closes, raw, kill, wait_text, close.
+// Ops: socket, open, ws_open (a y-websocket provider instead), write_shape, insert, delete,
+// text, status, awareness, peers, stateless, received, raw, kill, wait_text, close.
 import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
 
 const version = process.argv[2] || '3'
 const { HocuspocusProvider, HocuspocusProviderWebsocket } = version === '4'
@@ -39,7 +40,51 @@ const get = (map, name) => {
   return value
 }
 
+// Each editor binding keeps its text in its own root type and shape; these write the same
+// shared types the bindings write (names as the bindings' examples use them).
+const shapes = {
+  codemirror (doc, text) { doc.getText('codemirror').insert(0, text) }, // y-codemirror.next
+  monaco (doc, text) { doc.getText('monaco').insert(0, text) }, // y-monaco
+  quill (doc, text) { // y-quill: a formatted Y.Text; the first sentence is a bold header line
+    const ytext = doc.getText('quill')
+    const [first, ...rest] = text.split('. ')
+    ytext.insert(0, first, { bold: true })
+    ytext.insert(ytext.length, '\n', { header: 1 })
+    ytext.insert(ytext.length, rest.join('. ') + '\n')
+  },
+  prosemirror (doc, text, field) { // y-prosemirror / Tiptap: a Y.XmlFragment of block nodes
+    const fragment = doc.getXmlFragment(field || 'default')
+    const sentences = text.split('. ')
+    const heading = new Y.XmlElement('heading')
+    heading.setAttribute('level', '1')
+    const title = new Y.XmlText()
+    title.insert(0, sentences[0], { bold: true })
+    heading.insert(0, [title])
+    const blocks = [heading]
+    for (const sentence of sentences.slice(1)) {
+      const paragraph = new Y.XmlElement('paragraph')
+      const body = new Y.XmlText()
+      body.insert(0, sentence)
+      paragraph.insert(0, [body])
+      blocks.push(paragraph)
+    }
+    fragment.insert(0, blocks)
+  }
+}
+
 const ops = {
+  async ws_open ({ client, url, room, params }) {
+    const doc = new Y.Doc()
+    const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true, params: params || {} })
+    clients.set(client, { doc, provider, state: { closes: [], stateless: [], authFailed: [], scope: null } })
+    await waitUntil(() => provider.synced, 10000, `${client} synced`)
+    return { clientID: doc.clientID }
+  },
+  async write_shape ({ client, shape, text, field }) {
+    const { doc } = get(clients, client)
+    doc.transact(() => shapes[shape](doc, text, field))
+    return null
+  },
   async socket ({ socket, url }) {
     const ws = new HocuspocusProviderWebsocket({ url, WebSocketPolyfill: WebSocket, delay: 100, minDelay: 100, maxDelay: 500 })
     sockets.set(socket, ws)
@@ -123,6 +168,11 @@ const ops = {
   async wait_text ({ client, text, timeout }) {
     const ytext = get(clients, client).doc.getText(TEXT)
     await waitUntil(() => ytext.toString() === text, timeout || 10000, `text of ${client}`)
+    return null
+  },
+  async wait_text_field ({ client, field, text, timeout }) {
+    const ytext = get(clients, client).doc.getText(field)
+    await waitUntil(() => ytext.toString() === text, timeout || 10000, `text of ${client}.${field}`)
     return null
   },
   async close ({ client }) {

@@ -1,7 +1,7 @@
 // Real Yjs clients (yjs 13 + y-websocket's WebsocketProvider) driven by the Python tests.
 // Protocol: one JSON command per stdin line, one JSON reply per stdout line, matched by "id".
 //   {"id": 1, "op": "open", "client": "a", "url": "ws://127.0.0.1:PORT", "room": "doc"}
-// Ops: open, insert, delete, text, state, apply, awareness, peers, disconnect, connect,
+// Ops: open, insert, insert_repeated, delete, text, text_length, wait_length, state, apply, awareness, peers, disconnect, connect,
 // kill (drop the socket without a close frame and stay away), wait_text, wait_synced, close.
 import readline from 'node:readline'
 import WebSocket from 'ws'
@@ -54,12 +54,24 @@ const ops = {
     get(client).doc.getText(TEXT).insert(index, text)
     return null
   },
+  async insert_repeated ({ client, index, text, count }) {
+    get(client).doc.getText(TEXT).insert(index, text.repeat(count))
+    return null
+  },
   async delete ({ client, index, length }) {
     get(client).doc.getText(TEXT).delete(index, length)
     return null
   },
   async text ({ client }) {
     return get(client).doc.getText(TEXT).toString()
+  },
+  async text_length ({ client }) {
+    return get(client).doc.getText(TEXT).length
+  },
+  async wait_length ({ client, length, within }) {
+    const ytext = get(client).doc.getText(TEXT)
+    await waitUntil(() => ytext.length === length, within || 10000, `length of ${client}`)
+    return null
   },
   async state ({ client }) {
     return Buffer.from(Y.encodeStateAsUpdate(get(client).doc)).toString('base64')

@@ -5,6 +5,8 @@ Enable with ``pytest_plugins = ["tests.support.pytest_services"]`` in tests/conf
 - ``postgres_server`` (session): one throwaway cluster for the whole run.
 - ``postgres_dsn`` (function): a fresh, empty database on it for each test, dropped after.
 - ``redis_server`` (session): one throwaway Redis for the whole run.
+- ``kafka_server`` (session): one throwaway Kafka broker (KRaft, ~20 s to start) for the run;
+  tests keep apart by topic.
 
 A test that restarts or kills a session server must leave it running again. Tests that
 need a server of their own use ``PostgresServer()`` / ``RedisServer()`` directly as
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from tests.support.services import PostgresServer, RedisServer
+from tests.support.services import KafkaServer, PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +33,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[KafkaServer]:
+    with KafkaServer() as server:
         yield server
 
 

@@ -414,3 +414,125 @@ class RedisServer(_Service):
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+
+KAFKA_INSTALL_HINT = "run scripts/install_kafka.sh (part of scripts/setup.sh) to install it"
+
+
+def kafka_libs_dir() -> Path:
+    """The broker's jars, copied from Maven Central by scripts/install_kafka.sh into the cache."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nova-collab"
+    candidates = sorted(cache.glob("kafka-*/libs"))
+    found = [path for path in candidates if any(path.glob("kafka_2.13-*.jar"))]
+    if not found:
+        raise ServiceBinaryMissing(f"Kafka jars not found under {cache}/kafka-*/libs; {KAFKA_INSTALL_HINT}")
+    return found[-1]
+
+
+class KafkaServer(_Service):
+    """A throwaway single-node Apache Kafka broker (KRaft: broker and controller in one JVM).
+
+    ``bootstrap`` is ``127.0.0.1:<port>``; the controller listens on a second loopback port.
+    ``stop()`` + ``start()`` keeps the data (an outage); topics are created on first use
+    with ``partitions`` partitions.
+    """
+
+    name = "kafka"
+
+    def __init__(self, partitions: int = 4) -> None:
+        super().__init__()
+        self.libs = kafka_libs_dir()
+        self.java = shutil.which("java")
+        if self.java is None:
+            raise ServiceBinaryMissing(f"java not found; {KAFKA_INSTALL_HINT}")
+        self.partitions = partitions
+        self.controller_port = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.directory / 'data'}",
+                f"num.partitions={self.partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "",
+            ]
+        )
+
+    def _prepare(self) -> None:
+        self.controller_port = free_port()
+        # Quiet logging to the process's stdout (the service log file); no log directory.
+        (self.directory / "log4j2.properties").write_text(
+            "rootLogger.level=WARN\nrootLogger.appenderRef.out.ref=out\n"
+            "appender.out.type=Console\nappender.out.name=out\n"
+            "appender.out.layout.type=PatternLayout\nappender.out.layout.pattern=%d %p %c: %m%n\n"
+        )
+
+    def _launch(self) -> None:
+        # The ports are chosen per attempt; the storage is formatted once (the cluster id stays).
+        config = self.directory / "server.properties"
+        config.write_text(self._config())
+        if not (self.directory / "data" / "meta.properties").exists():
+            format_command = [
+                str(self.java), "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format",
+                "-t", _kafka_cluster_id(), "-c", str(config),
+            ]  # fmt: skip
+            result = subprocess.run(
+                format_command,
+                capture_output=True,
+                check=False,
+                cwd=self.directory,
+            )
+            if result.returncode != 0:
+                raise ServiceError(f"Kafka storage format failed:\n{result.stdout.decode()}{result.stderr.decode()}")
+        super()._launch()
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.java), "-Xmx512m", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={self.directory / 'log4j2.properties'}",
+            "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.directory / "server.properties"),
+        ]  # fmt: skip
+
+    def _is_ready(self) -> bool:
+        """The broker answers a Kafka ApiVersions request on its client port."""
+        request = (
+            (18).to_bytes(2, "big")  # ApiVersions
+            + (0).to_bytes(2, "big")  # version 0
+            + (1).to_bytes(4, "big")  # correlation id
+            + (4).to_bytes(2, "big")
+            + b"nova"
+        )
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                sock.sendall(len(request).to_bytes(4, "big") + request)
+                header = sock.recv(4)
+                if len(header) < 4:
+                    return False
+                body = sock.recv(int.from_bytes(header, "big"))
+                return len(body) >= 6 and body[4:6] == b"\x00\x00"  # correlation id, error 0
+        except OSError:
+            return False
+
+
+def _kafka_cluster_id() -> str:
+    """A random cluster id: 16 bytes, URL-safe base64 without padding (what Kafka expects)."""
+    import base64
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")

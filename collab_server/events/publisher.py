@@ -1,0 +1,356 @@
+"""The publisher: one loop per sink that follows the committed log and publishes it in order.
+
+Per sink, the store keeps a cursor per document (every row with seq <= cursor is
+published). A round: find documents with rows past their cursor, build their events from
+the stored rows (``ChangeSource``), publish, then advance the cursor. Nothing is published
+that is not stored, and the cursor only moves after the sink confirmed, so a crash, a
+sink outage or a restart replays from the cursor: events may repeat (same id), never go
+missing. Audit-log events (restore, revoke, delete) follow their own cursor.
+
+Several hub nodes: documents are split into ``partitions`` by a stable hash; a node
+publishes only the partitions whose lease (in the store, with an expiry) it holds, so
+each update is published by one node; a dead node's leases expire and are taken over.
+
+Discovery: a scan of the log from a watermark (every unpublished row is above it), run
+when this node committed something (cheap in-process signal) or every ``poll_seconds``
+(other nodes' commits); every ``full_scan_seconds`` from 0, for a PostgreSQL row that
+committed after a higher seq was scanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from collab_server.events.envelope import AUDIT_EVENT_TYPES, Event
+from collab_server.events.sink import EventSink, SinkUnavailable
+from collab_server.events.source import ChangeSource
+from persistence.base import AuditRecord, PendingDocument, Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+AUDIT_CURSOR = "\x00audit"  # the audit log's cursor row (no document has this name)
+LEASE_TTL_SECONDS = 10.0
+LEASE_RENEW_SECONDS = 3.0
+MAX_BACKOFF_SECONDS = 10.0
+
+
+class CommitSignal(Protocol):
+    """This node's store writer: lets the publisher wake on local commits instead of polling."""
+
+    commits: int
+
+    async def wait_for_commit(self, after: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherOptions:
+    node_id: str
+    window_seconds: float = 0.0
+    poll_seconds: float = 0.1
+    full_scan_seconds: float = 10.0
+    partitions: int = 8
+    max_backlog_per_document: int = 10_000
+    text_fields: tuple[str, ...] = ("content",)
+
+
+class EventMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "nova_events_published_total", "Events published", ["sink", "type"], registry=registry
+        )
+        self.failures = Counter(
+            "nova_events_publish_failures_total", "Failed publish rounds", ["sink"], registry=registry
+        )
+        self.lag_events = Gauge(
+            "nova_events_lag_events", "Stored updates not yet published", ["sink"], registry=registry
+        )
+        self.lag_seconds = Gauge(
+            "nova_events_lag_seconds", "Age of the oldest unpublished update", ["sink"], registry=registry
+        )
+        self.summaries = Counter(
+            "nova_events_summaries_total",
+            "Events that summarise updates compacted before publication",
+            ["sink"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "nova_events_dead_letters_total", "Webhook events given up on", ["sink"], registry=registry
+        )
+
+
+def partition_of(document: str, partitions: int) -> int:
+    return zlib.crc32(document.encode()) % partitions
+
+
+@dataclass
+class SinkStatus:
+    healthy: bool = True
+    last_error: str | None = None
+    lag_events: int = 0
+    lag_seconds: float = 0.0
+    partitions_held: int = 0
+    published: int = 0
+    last_published_at: float | None = None
+
+
+class SinkRunner:
+    """Publishes the log to one sink, in order per document, resuming from the store's cursor."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        store: Store,
+        options: PublisherOptions,
+        metrics: EventMetrics,
+        commits: CommitSignal | None = None,
+    ) -> None:
+        self.sink = sink
+        self._store = store
+        self._options = options
+        self._metrics = metrics
+        self._commits = commits
+        self._holder = f"{options.node_id}/{uuid.uuid4().hex[:8]}"
+        self._source = ChangeSource(
+            store, text_fields=options.text_fields, window_seconds=options.window_seconds
+        )
+        self._owned: set[int] = set()
+        self._leases_renewed = 0.0
+        self._watermark = 0
+        self._last_full_scan = 0.0
+        self._seen_commits = 0
+        self.status = SinkStatus()
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    def owns(self, document: str) -> bool:
+        return partition_of(document, self._options.partitions) in self._owned
+
+    async def run(self) -> None:
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    more = await self.round()
+                except (SinkUnavailable, StoreError, OSError) as exc:
+                    self._failed(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    continue
+                backoff = 0.1
+                if not self.status.healthy:
+                    logger.info("events: sink %s recovered", self.name)
+                self.status.healthy, self.status.last_error = True, None
+                if not more:
+                    await self._idle()
+        finally:
+            await asyncio.shield(self._release_leases())
+
+    def _failed(self, exc: BaseException) -> None:
+        self._metrics.failures.labels(sink=self.name).inc()
+        text = f"{type(exc).__name__}: {exc}"
+        if self.status.healthy or text != self.status.last_error:
+            logger.warning("events: sink %s failing, events stay in the store: %s", self.name, text)
+        self.status.healthy, self.status.last_error = False, text
+        self._watermark = 0  # rescan everything after an outage
+
+    async def _idle(self) -> None:
+        """Until this node commits something, or the poll interval passes."""
+        wait = self._options.poll_seconds
+        if self._commits is None:
+            await asyncio.sleep(wait)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._commits.wait_for_commit(self._seen_commits)
+
+    async def round(self) -> bool:
+        """One pass; True when more is ready right away."""
+        self._seen_commits = self._commits.commits if self._commits is not None else 0
+        await self._maintain_leases()
+        if not self._owned:
+            self._report_lag([])
+            return False
+        now = time.time()
+        if now - self._last_full_scan >= self._options.full_scan_seconds:
+            self._watermark, self._last_full_scan = 0, now
+        pending = [
+            doc
+            for doc in await self._store.pending_events(self.name, self._watermark)
+            if self.owns(doc.document)
+        ]
+        self._report_lag(pending)
+        more = False
+        lowest_open = None
+        highest = self._watermark
+        for doc in pending:
+            highest = max(highest, doc.last_seq)
+            cursor = await self._publish_document(doc)
+            if cursor < doc.last_seq:
+                lowest_open = cursor if lowest_open is None else min(lowest_open, cursor)
+                more = more or time.time() >= self._source.ready_at(doc.oldest_at)
+        self._watermark = highest if lowest_open is None else min(highest, lowest_open)
+        if 0 in self._owned:
+            more = await self._publish_audit() or more
+        return more
+
+    async def _publish_document(self, doc: PendingDocument) -> int:
+        batch = await self._source.next_batch(doc.document, doc.cursor)
+        if batch is None:
+            return doc.cursor
+        await self._send(batch.events)
+        await self._store.advance_event_cursor(self.name, doc.document, batch.cursor)
+        return batch.cursor
+
+    async def _publish_audit(self) -> bool:
+        cursor = await self._store.event_cursor(self.name, AUDIT_CURSOR)
+        records = await self._store.read_audit(cursor, 500)
+        if not records:
+            return False
+        events = [event for event in map(audit_event, records) if event is not None]
+        await self._send(events)
+        await self._store.advance_event_cursor(self.name, AUDIT_CURSOR, records[-1].id)
+        return len(records) == 500
+
+    async def _send(self, events: Sequence[Event]) -> None:
+        wanted = [event for event in events if self.sink.wants(event)]
+        if wanted:
+            await self.sink.publish(wanted)
+        for event in wanted:
+            self._metrics.published.labels(sink=self.name, type=event.type).inc()
+            if event.data.get("summary"):
+                self._metrics.summaries.labels(sink=self.name).inc()
+        self.status.published += len(wanted)
+        if wanted:
+            self.status.last_published_at = time.time()
+
+    def _report_lag(self, pending: Sequence[PendingDocument]) -> None:
+        self.status.lag_events = sum(doc.pending for doc in pending)
+        oldest = min((doc.oldest_at for doc in pending), default=None)
+        self.status.lag_seconds = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+        self._metrics.lag_events.labels(sink=self.name).set(self.status.lag_events)
+        self._metrics.lag_seconds.labels(sink=self.name).set(self.status.lag_seconds)
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def _maintain_leases(self) -> None:
+        now = time.monotonic()
+        if now - self._leases_renewed < LEASE_RENEW_SECONDS and self._owned:
+            return
+        self._leases_renewed = now
+        owned = set()
+        for partition in range(self._options.partitions):
+            if await self._store.acquire_lease(self._lease(partition), self._holder, LEASE_TTL_SECONDS):
+                owned.add(partition)
+        if owned - self._owned:
+            self._watermark = 0  # new partitions: their backlog may be anywhere in the log
+            logger.info("events: sink %s publishes partitions %s on this node", self.name, sorted(owned))
+        self._owned = owned
+        self.status.partitions_held = len(owned)
+
+    def _lease(self, partition: int) -> str:
+        return f"{self.name}/partition-{partition}"
+
+    async def _release_leases(self) -> None:
+        for partition in sorted(self._owned):
+            with contextlib.suppress(StoreError, OSError):
+                await self._store.release_lease(self._lease(partition), self._holder)
+        self._owned = set()
+
+    # -- compaction hold ----------------------------------------------------------------
+
+    async def compaction_limit(self, document: str) -> int | None:
+        """Newest seq compaction may cover without destroying what this sink has not published,
+        or None once the document's backlog passed the bound (then it is summarised)."""
+        cursor = await self._store.event_cursor(self.name, document)
+        rows = await self._store.read_log(document, cursor, self._options.max_backlog_per_document + 1)
+        if len(rows) > self._options.max_backlog_per_document:
+            logger.warning(
+                "events: %r has over %d updates unpublished by %s; compacting them (summarised)",
+                document,
+                self._options.max_backlog_per_document,
+                self.name,
+            )
+            return None
+        return cursor
+
+
+def audit_event(record: AuditRecord) -> Event | None:
+    kind = AUDIT_EVENT_TYPES.get(record.event.action)
+    if kind is None:
+        return None
+    event = record.event
+    return Event(
+        f"audit:{record.id}",
+        kind,
+        event.document,
+        event.at,
+        event.node,
+        None,
+        None,
+        (event.subject,) if event.subject else (),
+        {"action": event.action, "subject": event.subject, "detail": event.detail},
+    )
+
+
+class EventPublisher:
+    """Every sink's runner, as one long-lived task owned by the hub's lifespan."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Sequence[EventSink],
+        options: PublisherOptions,
+        registry: CollectorRegistry,
+        commits: CommitSignal | None = None,
+    ) -> None:
+        self.store = store
+        self._metrics = EventMetrics(registry)
+        self.runners = [SinkRunner(sink, store, options, self._metrics, commits) for sink in sinks]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.runners)
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for runner in self.runners:
+                    group.create_task(runner.run(), name=f"events:{runner.name}")
+        finally:
+            for runner in self.runners:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(runner.sink.close())
+
+    async def compaction_limit(self, document: str) -> int | None:
+        """What compaction of ``document`` may cover: the lowest cursor among sinks within bounds."""
+        limits = [await runner.compaction_limit(document) for runner in self.runners]
+        held = [limit for limit in limits if limit is not None]
+        return min(held) if held else None
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {
+            runner.name: {
+                "healthy": runner.status.healthy,
+                "last_error": runner.status.last_error,
+                "lag_events": runner.status.lag_events,
+                "lag_seconds": round(runner.status.lag_seconds, 3),
+                "partitions_held": runner.status.partitions_held,
+                "published": runner.status.published,
+            }
+            for runner in self.runners
+        }
+
+
+CompactionLimit = Callable[[str], Awaitable[int | None]]

@@ -1,0 +1,1 @@
+"""Encryption at rest: envelope encryption of document content (see ``store.py``)."""
