@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
@@ -17,20 +18,29 @@ from starlette.types import Receive, Scope, Send
 from collab_server.access_control import AccessControl
 from collab_server.agent_presence import AgentPresence
 from collab_server.api import admin as admin_api
-from collab_server.api import documents, edits, health, history, presence
+from collab_server.api import documents, edits, health, history, presence, suggestions
 from collab_server.api import events as events_api
 from collab_server.api import search as search_api
-from collab_server.api.access import requires
+from collab_server.api.access import Access, DocumentFrom, guard
+from collab_server.api.errors import (
+    ApiError,
+    api_error_handler,
+    http_exception_handler,
+    internal_error_handler,
+)
+from collab_server.api.failures import domain_error_handlers
+from collab_server.api.origin_guard import OriginGuard
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.events.publisher import EventPublisher
 from collab_server.events.wiring import running_events
-from collab_server.health import HubHealth
+from collab_server.health import HubDurability, HubHealth
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
-from collab_server.ports import Access, Documents, Health, Revocations, Search
+from collab_server.origins import OriginPolicy
+from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
 from collab_server.redis_broker import RedisBroker
 from collab_server.search_service import search_service
 from collab_server.settings import Settings
@@ -48,7 +58,8 @@ class AppState(TypedDict):
 
     hub: Hub
     documents: Documents
-    access: Access
+    access: Authorizer
+    durability: Durability
     revocations: Revocations
     health: Health
     store: Store
@@ -69,9 +80,14 @@ class DocumentSocket:
             await Connection(hub, scope, receive, send).serve()
 
 
-read = requires(Role.READ)
-write = requires(Role.WRITE)
-admin = requires(Role.ADMIN)
+# Who may call what: every API route is declared with one of these (collab_server/api/access.py).
+READ = Access(Role.READ)
+WRITE = Access(Role.WRITE)
+ADMIN = Access(Role.ADMIN)
+ADMIN_EVERYWHERE = Access(Role.ADMIN, DocumentFrom.NONE)
+ADMIN_OF_QUERY = Access(Role.ADMIN, DocumentFrom.QUERY)
+SIGNED_IN = Access(None, DocumentFrom.NONE)  # the endpoint shows only what the caller may read
+SCRAPER = Access(None, DocumentFrom.NONE, token_optional=True)  # aggregates without a token
 
 
 class HubApp:
@@ -141,6 +157,7 @@ def create_app(
                 "access": AccessControl(hub.auth, hub.audit),
                 "revocations": hub.sessions,
                 "health": HubHealth(hub, events),
+                "durability": HubDurability(hub),
                 "store": hub.store,
                 "search": search,
                 "agents": hub.agent_presence,
@@ -150,52 +167,71 @@ def create_app(
     routes = [
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
-        Route("/metrics", health.metrics),
-        Route("/api/documents", documents.list_documents),
-        Route("/api/documents/{name:path}/text", read(edits.read_text)),
-        Route("/api/documents/{name:path}/edits", write(edits.apply_edits), methods=["POST"]),
-        Route("/api/documents/{name:path}/suggestions", write(edits.suggest), methods=["POST"]),
-        Route("/api/documents/{name:path}/suggestions", read(edits.list_suggestions), methods=["GET"]),
+        Route("/metrics", guard(SCRAPER, health.metrics)),
+        Route("/api/documents", guard(SIGNED_IN, documents.list_documents)),
+        Route("/api/documents/{name:path}/text", guard(READ, edits.read_text)),
+        Route("/api/documents/{name:path}/edits", guard(WRITE, edits.apply_edits), methods=["POST"]),
+        Route("/api/documents/{name:path}/suggestions", guard(WRITE, suggestions.suggest), methods=["POST"]),
+        Route(
+            "/api/documents/{name:path}/suggestions",
+            guard(READ, suggestions.list_suggestions),
+            methods=["GET"],
+        ),
         Route(
             "/api/documents/{name:path}/suggestions/{suggestion}/accept",
-            write(edits.accept),
+            guard(WRITE, suggestions.accept),
             methods=["POST"],
         ),
         Route(
             "/api/documents/{name:path}/suggestions/{suggestion}/reject",
-            write(edits.reject),
+            guard(WRITE, suggestions.reject),
             methods=["POST"],
         ),
-        Route("/api/documents/{name:path}/presence", write(presence.put_presence), methods=["PUT"]),
+        Route("/api/documents/{name:path}/presence", guard(WRITE, presence.put_presence), methods=["PUT"]),
         Route(
-            "/api/documents/{name:path}/presence/{agent}", write(presence.delete_presence), methods=["DELETE"]
+            "/api/documents/{name:path}/presence/{agent}",
+            guard(WRITE, presence.delete_presence),
+            methods=["DELETE"],
         ),
-        Route("/api/documents/{name:path}/state", read(documents.document_state)),
-        Route("/api/documents/{name:path}/status", read(documents.document_status)),
-        Route("/api/documents/{name:path}/history", read(history.history)),
-        Route("/api/documents/{name:path}/versions/{seq:int}", read(history.version_text)),
-        Route("/api/documents/{name:path}/activity", read(history.activity)),
-        Route("/api/documents/{name:path}/restore", admin(history.restore), methods=["POST"]),
-        Route("/api/search", search_api.search_readable),
-        Route("/api/admin/revoke", admin_api.revoke, methods=["POST"]),
-        Route("/api/audit", admin_api.audit),
-        Route("/api/admin/events", events_api.status),
-        Route("/api/admin/webhooks/{endpoint}/deliveries", events_api.deliveries),
-        Route("/api/admin/dead-letters", events_api.dead_letters),
-        Route("/api/admin/dead-letters/{letter:int}/retry", events_api.retry_dead_letter, methods=["POST"]),
-        Route("/api/admin/dead-letters/{letter:int}", events_api.delete_dead_letter, methods=["DELETE"]),
+        Route("/api/documents/{name:path}/state", guard(READ, documents.document_state)),
+        Route("/api/documents/{name:path}/status", guard(READ, documents.document_status)),
+        Route("/api/documents/{name:path}/history", guard(READ, history.history)),
+        Route("/api/documents/{name:path}/versions/{seq}", guard(READ, history.version_text)),
+        Route("/api/documents/{name:path}/activity", guard(READ, history.activity)),
+        Route("/api/documents/{name:path}/restore", guard(ADMIN, history.restore), methods=["POST"]),
+        Route("/api/search", guard(SIGNED_IN, search_api.search_readable)),
+        Route("/api/admin/revoke", guard(ADMIN_EVERYWHERE, admin_api.revoke), methods=["POST"]),
+        Route("/api/audit", guard(ADMIN_OF_QUERY, admin_api.audit)),
+        Route("/api/admin/events", guard(ADMIN_EVERYWHERE, events_api.status)),
+        Route("/api/admin/webhooks/{endpoint}/deliveries", guard(ADMIN_EVERYWHERE, events_api.deliveries)),
+        Route("/api/admin/dead-letters", guard(ADMIN_EVERYWHERE, events_api.dead_letters)),
+        Route(
+            "/api/admin/dead-letters/{letter}/retry",
+            guard(ADMIN_EVERYWHERE, events_api.retry_dead_letter),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/admin/dead-letters/{letter}",
+            guard(ADMIN_EVERYWHERE, events_api.delete_dead_letter),
+            methods=["DELETE"],
+        ),
         *viewer_routes(),
     ]
-    middleware = []
+    middleware = [Middleware(OriginGuard, policy=OriginPolicy.from_setting(settings.allowed_origins))]
     if settings.allowed_origins:
-        origins = [origin.strip() for origin in settings.allowed_origins.split(",") if origin.strip()]
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origins=origins,
+                allow_origins=sorted(OriginPolicy.from_setting(settings.allowed_origins).allowed),
                 allow_headers=["authorization", "content-type"],
                 allow_methods=["GET", "POST", "PUT", "DELETE"],
             )
         )
-    http = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    handlers: dict[Any, Any] = {
+        HTTPException: http_exception_handler,
+        ApiError: api_error_handler,
+        **domain_error_handlers(),
+        Exception: internal_error_handler,
+    }
+    http = Starlette(routes=routes, lifespan=lifespan, middleware=middleware, exception_handlers=handlers)
     return HubApp(http, DocumentSocket())

@@ -94,6 +94,8 @@ HELP: dict[str, str] = {
     "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
     "ping_timeout_seconds": "how long to wait for a pong",
     "shutdown_timeout_seconds": "bound on the whole graceful shutdown (flush, compactions, audit)",
+    "metrics_token": "a scraper sending this as a Bearer token sees per-document series on /metrics",
+    "http_commit_timeout_seconds": "strict durability: how long an HTTP write waits for its commit (then 503)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
     "compact_after_bytes": "compact a document's stored log once its tail has this many bytes",
     "events_kafka_brokers": "change events: Kafka bootstrap servers HOST:PORT[,HOST:PORT]; empty: no Kafka",
@@ -221,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret, *master_key_secrets(settings.master_keys)),
+        secrets=(settings.auth_secret, settings.metrics_token, *master_key_secrets(settings.master_keys)),
     )
     certificate = None
     if settings.tls_certfile:

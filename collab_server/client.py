@@ -25,6 +25,8 @@ import crdt_core
 from crdt_core import AwarenessEntry, MessageKind
 
 TEXT_FIELD = "content"
+# Leaving the block sends what is still queued first, for at most this long.
+FLUSH_TIMEOUT_SECONDS = 10.0
 
 
 class YClient:
@@ -52,6 +54,8 @@ class YClient:
         self._changed = asyncio.Event()
         self._applying_remote = False
         self._tasks: asyncio.TaskGroup | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         self._subscription = self.doc.observe(self._on_transaction)
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()
@@ -81,7 +85,7 @@ class YClient:
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._tasks.create_task(self._read_loop())
-        self._tasks.create_task(self._write_loop())
+        self._writer = self._tasks.create_task(self._write_loop())
         self._send(crdt_core.frame_sync_step1(self.doc.get_state()))
         if self._local_presence is not None:
             self.set_presence(self._local_presence)
@@ -97,10 +101,18 @@ class YClient:
         assert self._tasks is not None
         await self._tasks.__aexit__(exc_type, exc, tb)
 
-    async def close(self) -> None:
+    async def close(self, flush_timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
+        """Send what is queued (local edits, presence), then close; waits at most ``flush_timeout``."""
+        if self._closing:
+            return
+        self._closing = True
+        self.doc.unobserve(self._subscription)
+        if self._writer is not None and not self._writer.done():
+            self._outgoing.put_nowait(b"")  # after every queued frame: the writer stops there
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._writer), flush_timeout)
         if self._ws is not None:
             await self._ws.close()
-        self.doc.unobserve(self._subscription)
 
     async def abort(self) -> None:
         """Drop the TCP connection without a close frame (a crashed client)."""

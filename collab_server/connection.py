@@ -22,8 +22,10 @@ from awareness.identity import Identity
 from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
+from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
+from collab_server.origins import OriginPolicy
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
@@ -33,7 +35,6 @@ from persistence.group_commit import BacklogFull, DocumentSetAside
 
 logger = logging.getLogger(__name__)
 
-MAX_DOCUMENT_NAME_BYTES = 512
 _CLOSE_SEND_TIMEOUT = 1.0
 MAX_ACTOR_CHARS = 128
 AUTH_TOKEN_PREFIX = b"\x02\x01"  # Nova's auth sub-type 1: a token (y-protocols defines only 0)
@@ -87,23 +88,19 @@ class RateLimiter:
         return True
 
 
-def document_name(scope: Scope) -> str | None:
-    """The document a socket joins: its URL path without the leading slash, percent-decoded."""
+def document_name(scope: Scope) -> str | InvalidDocumentName:
+    """The document a socket joins: its URL path without the leading slash, percent-decoded,
+    or why it breaks the rules of collab_server/document_names.py."""
     raw = scope.get("raw_path")
     path = unquote(raw.decode("latin-1")) if isinstance(raw, bytes) else str(scope.get("path", ""))
     path = path.split("?", 1)[0]
     root = str(scope.get("root_path", ""))
     if root and path.startswith(root):
         path = path[len(root) :]
-    name = path.lstrip("/")
-    return name if valid_document_name(name) else None
-
-
-def valid_document_name(name: str) -> bool:
-    """Not empty, at most MAX_DOCUMENT_NAME_BYTES of UTF-8, no control characters."""
-    if not name or len(name.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
-        return False
-    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+    try:
+        return check_document_name(path.lstrip("/"))
+    except InvalidDocumentName as exc:
+        return exc
 
 
 class Connection:
@@ -186,10 +183,8 @@ class Connection:
         self._move(State.OPEN)
         self._hub.metrics.connections.inc()
         try:
-            if name is None:
-                await self._close_now(
-                    CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters"
-                )
+            if isinstance(name, InvalidDocumentName):
+                await self._close_now(CloseCode.INVALID_DOCUMENT_NAME, str(name))
                 return
             self.document = name
             if not await self._authenticate(name):
@@ -240,8 +235,9 @@ class Connection:
         """Resolve the token (URL, header, or a first auth message) into a principal and role."""
         hub = self._hub
         origin = self._headers.get("origin")
-        allowed = hub.settings.allowed_origins
-        if allowed and origin is not None and origin not in {o.strip() for o in allowed.split(",")}:
+        if not OriginPolicy.from_setting(hub.settings.allowed_origins).allows(
+            origin, self._headers.get("host")
+        ):
             hub.audit.record("denied", None, name, f"origin {origin} not allowed")
             await self._close_now(CloseCode.FORBIDDEN, "origin not allowed")
             return False

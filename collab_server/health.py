@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from prometheus_client import generate_latest
-
 from collab_server.events.publisher import EventPublisher
 from collab_server.hub import Hub
 
@@ -32,8 +30,34 @@ class HubHealth:
             body["events"] = self._events.status()
         return body
 
-    def metrics_text(self) -> bytes:
+    @property
+    def metrics_token(self) -> str:
+        return self._hub.settings.metrics_token
+
+    def metrics_text(self, *, per_document: bool) -> bytes:
         hub = self._hub
         hub.metrics.persist_backlog.set(hub.writer.backlog)
         hub.metrics.audit_dropped.set(hub.audit.dropped)
-        return generate_latest(hub.metrics.registry)
+        return hub.metrics.exposition(per_document=per_document)
+
+
+class HubDurability:
+    """The `Durability` port: strict durability's commit wait, from the hub's writer."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def strict(self) -> bool:
+        return self._hub.settings.durability == "strict"
+
+    @property
+    def writes_healthy(self) -> bool:
+        return self._hub.writer.healthy and self._hub.store_reachable
+
+    @property
+    def commit_timeout_seconds(self) -> float:
+        return self._hub.settings.http_commit_timeout_seconds
+
+    async def wait_stored(self, document: str) -> None:
+        await self._hub.writer.wait_document(document)

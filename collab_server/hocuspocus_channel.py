@@ -87,6 +87,7 @@ class DocumentChannel:
         self.scheduled = False  # in the socket's ready queue
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._inbox: asyncio.Queue[hp.Envelope] = asyncio.Queue(INBOX_MAX_MESSAGES)
+        self._pending = 0  # messages received and not yet handled (queued or in hand)
         self._room: Room | None = None
         self._admitted = False
         self.task: asyncio.Task[None] | None = None
@@ -138,16 +139,30 @@ class DocumentChannel:
     # -- inbox (client → channel) ------------------------------------------------------
 
     def receive(self, envelope: hp.Envelope) -> None:
-        """Called by the socket's reader: queue the message for this channel's task."""
+        """Called by the socket's reader: handle the message now, or queue it for the channel's task.
+
+        Updates and awareness of an open channel with nothing queued are handled right here
+        (no task switch on the hot path); anything that must wait (auth, loading, a sync
+        step 1, messages behind those) goes through the inbox, so order is kept.
+        """
         if self.state is ChannelState.CLOSED:
             return
         if not self._limiter.allow():
             self.request_close(CloseCode.RATE_LIMITED)
             return
+        if self.state is ChannelState.OPEN and self._pending == 0:
+            try:
+                if self._dispatch(envelope) is None:
+                    return
+            except Exception as exc:
+                self._close_for_error(exc)
+                return
         try:
             self._inbox.put_nowait(envelope)
         except asyncio.QueueFull:
             self.request_close(CloseCode.RATE_LIMITED, f"{INBOX_MAX_MESSAGES} messages waiting")
+            return
+        self._pending += 1
 
     async def run(self) -> None:
         """Authenticate, join the room, then handle messages in order until closed."""
@@ -157,8 +172,10 @@ class DocumentChannel:
                 return
             for envelope in early:
                 await self._handle_checked(envelope)
+                self._pending -= 1
             while self.state is ChannelState.OPEN:
                 await self._handle_checked(await self._inbox.get())
+                self._pending -= 1
         finally:
             self._leave()
 
@@ -172,6 +189,7 @@ class DocumentChannel:
                 while True:
                     envelope = await self._inbox.get()
                     if envelope.type == hp.MessageType.AUTH:
+                        self._pending -= 1
                         token = hp.token_of(envelope)
                         if token is not None:
                             break
@@ -251,24 +269,42 @@ class DocumentChannel:
     async def _handle_checked(self, envelope: hp.Envelope) -> None:
         try:
             await self._handle(envelope)
-        except ProtocolError as exc:
+        except Exception as exc:
+            self._close_for_error(exc)
+
+    def _close_for_error(self, exc: Exception) -> None:
+        if isinstance(exc, ProtocolError):
             self.request_close(CloseCode.INVALID_PAYLOAD, str(exc))
-        except BacklogFull as exc:
+        elif isinstance(exc, BacklogFull):
             self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
-        except DocumentTooLarge as exc:
+        elif isinstance(exc, DocumentTooLarge):
             self.request_close(CloseCode.DOCUMENT_TOO_LARGE, str(exc))
-        except PendingLimitExceeded as exc:
+        elif isinstance(exc, PendingLimitExceeded):
             self.request_close(CloseCode.DEPENDENCIES_MISSING, str(exc))
-        except Exception:  # a hub bug: close this document only, keep the socket and hub serving
-            logger.exception("%s on %r: unexpected error handling a message", self.peer_id, self.document)
+        else:  # a hub bug: close this document only, keep the socket and hub serving
+            logger.error(
+                "%s on %r: unexpected error handling a message", self.peer_id, self.document, exc_info=exc
+            )
             self.request_close(CloseCode.INTERNAL_ERROR)
 
     async def _handle(self, envelope: hp.Envelope) -> None:
+        step1 = self._dispatch(envelope)
+        if step1 is not None and self._room is not None:
+            # As Hocuspocus: answer with step 2, then ask for what the client has (step 1).
+            reply = await self._room.sync_step2_for(step1.payload)
+            self._queue(reply)
+            self._queue(crdt_core.frame_sync_step1(self._room.state_vector()))
+
+    def _dispatch(self, envelope: hp.Envelope) -> crdt_core.Message | None:
+        """Handle a message at once; a sync step 1 (it awaits the store) is returned instead."""
         room = self._room
         assert room is not None
         kind = envelope.type
         if kind in (hp.MessageType.SYNC, hp.MessageType.SYNC_REPLY):
-            await self._handle_sync(room, crdt_core.parse_message(_as_sync(envelope)))
+            message = crdt_core.parse_message(_as_sync(envelope))
+            if message.kind is MessageKind.SYNC_STEP1:
+                return message
+            self._apply_sync(room, message)
         elif kind == hp.MessageType.AWARENESS:
             awareness = crdt_core.parse_message(envelope.frame).payload
             for refusal in room.apply_presence(awareness, self, self._identity):
@@ -290,15 +326,10 @@ class DocumentChannel:
             self.request_close(CloseCode.NORMAL, "closed by the client")
         else:
             raise ProtocolError(f"unknown Hocuspocus message type {kind}")
+        return None
 
-    async def _handle_sync(self, room: Room, message: crdt_core.Message) -> None:
+    def _apply_sync(self, room: Room, message: crdt_core.Message) -> None:
         kind = message.kind
-        if kind is MessageKind.SYNC_STEP1:
-            # As Hocuspocus: answer with step 2, then ask for what the client has (step 1).
-            reply = await room.sync_step2_for(message.payload)
-            self._queue(reply)
-            self._queue(crdt_core.frame_sync_step1(room.state_vector()))
-            return
         if kind not in (MessageKind.SYNC_STEP2, MessageKind.SYNC_UPDATE):
             raise ProtocolError("unexpected sync message")
         if self.read_only:

@@ -25,9 +25,11 @@ from starlette.types import Receive, Scope, Send
 
 from collab_server import hocuspocus_protocol as hp
 from collab_server.closecodes import CloseCode, reason_for
-from collab_server.connection import MAX_ACTOR_CHARS, valid_document_name
+from collab_server.connection import MAX_ACTOR_CHARS
+from collab_server.document_names import is_valid_document_name
 from collab_server.hocuspocus_channel import DocumentChannel
 from collab_server.hub import Hub
+from collab_server.origins import OriginPolicy
 from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class HocuspocusSocket:
         self.default_token: str | None = tokens[0] if tokens else None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         self._origin = headers.get("origin")
+        self._host = headers.get("host")
         client = scope.get("client")
         self.client_ip = str(client[0]) if client else "?"
         self._client = f"{client[0]}:{client[1]}" if client else "?"
@@ -148,10 +151,7 @@ class HocuspocusSocket:
             self._hub.metrics.connections.dec()
 
     def _origin_allowed(self) -> bool:
-        allowed = self._hub.settings.allowed_origins
-        if not allowed or self._origin is None:
-            return True
-        return self._origin in {origin.strip() for origin in allowed.split(",")}
+        return OriginPolicy.from_setting(self._hub.settings.allowed_origins).allows(self._origin, self._host)
 
     def _require_close(self) -> tuple[CloseCode, str]:
         assert self._close_request is not None
@@ -210,7 +210,7 @@ class HocuspocusSocket:
             return
         name = envelope.document  # the routing key: the document, and a session with provider 4.x
         document, _session = hp.split_routing_key(name)
-        if not valid_document_name(document):
+        if not is_valid_document_name(document):
             self._close_document(
                 name, CloseCode.INVALID_DOCUMENT_NAME, "empty, too long or control characters"
             )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+
+# Series with this label name a document: shown only to an authorised scraper (README, Security).
+DOCUMENT_LABEL = "document"
 
 
 @dataclass
@@ -52,3 +57,22 @@ class HubMetrics:
             "nova_audit_events_dropped", "Audit events dropped while the store was down", registry=r
         )
         self.load_failures = Counter("nova_document_load_failures_total", "Failed document loads", registry=r)
+
+    def exposition(self, *, per_document: bool) -> bytes:
+        """The text exposition; without ``per_document`` every series naming a document is left out."""
+        return generate_latest(self.registry if per_document else _AggregatesOnly(self.registry))
+
+
+class _AggregatesOnly:
+    """A view of a registry without the series that carry a document label."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            kept = [sample for sample in family.samples if DOCUMENT_LABEL not in sample.labels]
+            if kept or not family.samples:
+                trimmed = Metric(family.name, family.documentation, family.type, family.unit)
+                trimmed.samples = kept
+                yield trimmed

@@ -4,9 +4,10 @@ Document frames go before presence frames, so a presence storm cannot delay edit
 When too many document updates queue up (a slow reader), they are merged into one
 update; if the outbox is still over its limits, it reports overflow and the connection is
 closed so the client re-syncs on reconnect. The byte limit applies to what is queued
-besides the frame being added: one frame of any size is always accepted (a joiner's state
-of a large document, a large paste), so what is queued stays below the limit plus one
-incoming frame. Nothing here grows without bound.
+besides the next frame to be sent and the frame being added: either may be of any size (a
+joiner's state of a large document, a large paste), so an outbox always accepts one frame
+when it is empty, a large frame never closes a peer whose backlog is small, and what is
+queued stays below the limit plus two frames. Nothing here grows without bound.
 """
 
 from __future__ import annotations
@@ -77,15 +78,21 @@ class Outbox:
         self._ready.set()
 
     def _over_limits(self, incoming: int) -> bool:
-        """Over the message count, or over the byte limit not counting the incoming frame."""
-        return len(self) > self._limits.max_messages or self._bytes - incoming > self._limits.max_bytes
+        """Over the message count, or over the byte limit not counting the next frame to be
+        sent nor the incoming one: those two may be of any size."""
+        if len(self) > self._limits.max_messages:
+            return True
+        head = len(self._documents[0][0]) if len(self._documents) > 1 else 0
+        return self._bytes - incoming - head > self._limits.max_bytes
 
     def _shrink(self, incoming: int) -> None:
         # Merge the run of plain updates after the last frame that must stay as it is
         # (a sync step 2 marks the client synced, so it is never folded into an update).
         items = list(self._documents)
         start = len(items)
-        while start > 0 and items[start - 1][1] is not None:
+        # The head is never merged: it may be large (it is exempt from the byte limit), and
+        # folding more into it would let it grow without bound.
+        while start > 1 and items[start - 1][1] is not None:
             start -= 1
         run = items[start:]
         if len(run) > 1:

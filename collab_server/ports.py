@@ -33,7 +33,7 @@ class Documents(Protocol):
     def status(self, name: str) -> DocumentStatus: ...
 
 
-class Access(Protocol):
+class Authorizer(Protocol):
     """Token verification and the audit trail, as the HTTP API needs them."""
 
     @property
@@ -59,8 +59,29 @@ class Health(Protocol):
     def readiness(self) -> dict[str, object]:
         """The /readyz body; its "ready" entry is the verdict."""
 
-    def metrics_text(self) -> bytes:
-        """Prometheus exposition of this hub's metrics."""
+    @property
+    def metrics_token(self) -> str:
+        """The scraper's token for per-document series ("" when none is configured)."""
+
+    def metrics_text(self, *, per_document: bool) -> bytes:
+        """Prometheus exposition of this hub's metrics (per-document series only when asked)."""
+
+
+class Durability(Protocol):
+    """Whether and how long an HTTP write waits for its commit (strict durability)."""
+
+    @property
+    def strict(self) -> bool: ...
+
+    @property
+    def writes_healthy(self) -> bool:
+        """The store is reachable and its last write succeeded."""
+
+    @property
+    def commit_timeout_seconds(self) -> float: ...
+
+    async def wait_stored(self, document: str) -> None:
+        """Until every change of ``document`` made so far is stored (unbounded: callers bound it)."""
 
 
 class Search(Protocol):

@@ -109,6 +109,12 @@ class Settings:
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
     max_document_bytes: int = 256 * MIB  # encoded size of one document; writes beyond are refused
+    # Shared secret a Prometheus scraper sends as `Authorization: Bearer` to see per-document
+    # series on /metrics (an admin token on every document works too); others get aggregates.
+    metrics_token: str = ""
+    # HTTP writes in strict durability answer after their commit; past this wait: 503.
+    http_commit_timeout_seconds: float = 10.0
+
     # TLS for the hub's own listener: with both files the hub serves https:// and wss:// only.
     # The files are checked every `tls_reload_seconds` and a renewed pair is used for new
     # connections without a restart.
@@ -190,6 +196,8 @@ class Settings:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        if not 0 < self.http_commit_timeout_seconds <= 300:
+            raise ValueError("http_commit_timeout_seconds must be in (0, 300]")
         for small, large, why in _ORDERED_LIMITS:
             if getattr(self, small) > getattr(self, large):
                 raise ValueError(

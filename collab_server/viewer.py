@@ -195,6 +195,8 @@ async def document_page(request: Request) -> Response:
         "mode": mode,
         "token": request.query_params.get("token"),
         "name": _page_name(request),
+        # The root field shown (?field=); none: "content" if the document has it, else its first.
+        "field": request.query_params.get("field") or None,
     }
     editing = mode == "edit"
     banner = (

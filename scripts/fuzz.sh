@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A long fuzzing run: the parser on both backends and whole connections against a live hub,
+# A long fuzzing run: the parser on both backends, presence (awareness) rules, and whole
+# connections against a live hub (random frames and random awareness entries),
 # then the native crate's property tests. FUZZ_EXAMPLES (default 2000) sets the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -74,7 +74,7 @@ if [[ -x vscodium-client/scripts/install-code-server.sh ]]; then
     vscodium-client/scripts/install-code-server.sh
 fi
 
-for dir in tests/js tests/browser load_tests load_tests/node/crdt vscodium-client; do
+for dir in tests/js tests/browser tests/browser/editors load_tests load_tests/node/crdt vscodium-client; do
     if [[ -f "${dir}/package-lock.json" ]]; then
         step "node packages in ${dir}"
         npm_install "${dir}"

@@ -13,9 +13,7 @@ pytest_plugins = ["tests.support.pytest_services"]
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
     """A hub process with the embedded SQLite store, fast presence expiry and pings."""
-    process = HubProcess(
-        tmp_path, ping_interval_seconds=1.0, ping_timeout_seconds=1.0
-    ).start()
+    process = HubProcess(tmp_path, ping_interval_seconds=1.0, ping_timeout_seconds=1.0).start()
     yield process
     process.stop()
 

@@ -110,8 +110,9 @@ async def test_documents_of_four_bindings_are_searchable_and_readable_by_field(
             await providers.call("write_shape", client=binding, shape=binding, text=text)
         for binding, (document, _, query) in TOPICS.items():
             await eventually(
-                lambda query=query, document=document: (_results(hub, query) or [{}])[0].get("document")
-                == document,
+                lambda query=query, document=document: (
+                    (_results(hub, query) or [{}])[0].get("document") == document
+                ),
                 timeout=120,
                 what=f"{document} ({binding}) ranks first for {query!r}",
             )
@@ -120,7 +121,10 @@ async def test_documents_of_four_bindings_are_searchable_and_readable_by_field(
         # The text API lists the fields and reads any of them; rich text reads as plain text.
         travel = hub.get("/api/documents/notes/travel/text?field=default").json()
         assert travel["kind"] == "xml" and travel["fields"] == [{"name": "default", "kind": "xml"}]
-        assert travel["text"] == "The night train\nIt crosses the mountains\nIt reaches the coast just after sunrise."
+        assert (
+            travel["text"]
+            == "The night train\nIt crosses the mountains\nIt reaches the coast just after sunrise."
+        )
         bakery = hub.get("/api/documents/notes/bakery/text?field=quill").json()
         assert bakery["kind"] == "text"
         assert bakery["text"].startswith("Bake the bread at high heat\nWait until the crust")

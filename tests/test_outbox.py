@@ -71,3 +71,27 @@ async def test_abort_drops_everything_and_closes() -> None:
     assert box.queued_bytes == 0
     with pytest.raises(OutboxClosed):
         await box.take()
+
+
+def test_one_frame_of_any_size_fits_but_a_backlog_behind_it_does_not() -> None:
+    box = Outbox(OutboxLimits(16, 1000))
+    box.put_document(b"j" * 50_000)  # into an empty outbox: a large document's state
+    box.put_document(b"k" * 40_000)  # a large frame behind it: also accepted
+    with pytest.raises(OutboxOverflow):
+        box.put_document(b"l" * 10)  # but now 40 kB wait behind the head: over the limit
+
+
+def test_a_joiner_state_behind_its_first_frames_is_accepted() -> None:
+    box = Outbox(OutboxLimits(16, 1000))
+    box.put_document(b"s" * 10)  # sync step 1
+    box.put_presence(awareness(1, 1))
+    box.put_document(crdt_core.frame_sync_step2(b"j" * 50_000))
+    assert len(box) == 3
+
+
+def test_a_large_paste_reaches_a_peer_whose_outbox_is_within_its_limit() -> None:
+    box = Outbox(OutboxLimits(16, 1000))
+    small, large = updates(2, size=400)[0], updates(1, size=20_000)[0]
+    box.put_document(crdt_core.frame_update(small), small)
+    box.put_document(crdt_core.frame_update(large), large)
+    assert box.queued_bytes > 20_000

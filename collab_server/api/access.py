@@ -1,19 +1,46 @@
-"""Who may call an HTTP endpoint: the same tokens and roles as the WebSocket."""
+"""Who may call an HTTP endpoint: checked in one place, declared per route in app.py.
+
+Every API route is wrapped by ``guard(Access(...), endpoint)``; endpoints never read
+tokens themselves. The guard, in this order: verifies the token (401), checks the
+document name against the one rule set (400 ``invalid_document_name``), checks the role
+on that document (403), then stores the principal and the document on ``request.state``.
+The same tokens and roles as the WebSocket (collab_server/auth.py).
+"""
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from collab_server.api.context import access_of
-from collab_server.api.errors import error_response
+from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_names import InvalidDocumentName, check_document_name
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ALL_DOCUMENTS = "*"
+
+
+class DocumentFrom(enum.Enum):
+    PATH = "path"  # /api/documents/<name>/...
+    QUERY = "query"  # ?document=<name>, every document when absent
+    NONE = "none"  # the whole hub
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a route needs: ``role`` on its document, or only a valid token when None (the
+    endpoint then shows only what the caller may read)."""
+
+    role: Role | None
+    document: DocumentFrom = DocumentFrom.PATH
+    # The route also answers callers without a (valid) token, with less (/metrics aggregates).
+    token_optional: bool = False
 
 
 def token_of(request: Request) -> str | None:
@@ -24,41 +51,75 @@ def token_of(request: Request) -> str | None:
 
 
 def principal_of(request: Request) -> Principal:
-    """Raises InvalidToken; the principal is also kept on ``request.state``."""
-    principal = access_of(request).verify(token_of(request))
-    request.state.principal = principal
+    """The verified caller; raises InvalidToken."""
+    return access_of(request).verify(token_of(request))
+
+
+def caller(request: Request) -> Principal:
+    """The principal the guard verified for this request."""
+    principal: Principal | None = request.state.principal
+    if principal is None:
+        raise ApiError(401, "unauthorized", "a token is required")
     return principal
 
 
-def actor_of(request: Request, claimed: object, default: str) -> str:
-    """Who an edit is attributed to: the token's subject when auth is on, else what the caller says."""
+def optional_caller(request: Request) -> Principal | None:
+    """The verified principal of a ``token_optional`` route, None for a caller without one."""
+    principal: Principal | None = request.state.principal
+    return principal
+
+
+def document_of(request: Request) -> str:
+    """The document name the guard checked for this request."""
+    document: str = request.state.document
+    return document
+
+
+def actor_of(request: Request, claimed: str | None, default: str) -> str:
+    """Who a change is attributed to: the token's subject when auth is on, else what the caller says."""
     if access_of(request).enabled:
-        principal: Principal = request.state.principal
-        return principal.subject
-    return claimed if isinstance(claimed, str) and claimed else default
+        return caller(request).subject
+    return claimed or default
 
 
-def requires(role: Role, *, document_param: str | None = "name") -> Callable[[Endpoint], Endpoint]:
-    """Guard an endpoint: 401 without a valid token, 403 without ``role`` on the document."""
+def _document(request: Request, source: DocumentFrom) -> str:
+    if source is DocumentFrom.PATH:
+        raw = request.path_params["name"]
+    elif source is DocumentFrom.QUERY:
+        raw = request.query_params.get("document", ALL_DOCUMENTS)
+        if raw == ALL_DOCUMENTS:
+            return raw
+    else:
+        return ALL_DOCUMENTS
+    try:
+        return check_document_name(raw)
+    except InvalidDocumentName as exc:
+        raise ApiError(400, "invalid_document_name", str(exc)) from exc
 
-    def decorate(endpoint: Endpoint) -> Endpoint:
-        @functools.wraps(endpoint)
-        async def guarded(request: Request) -> Response:
-            access = access_of(request)
-            document = request.path_params.get(document_param) if document_param else None
-            try:
-                principal = principal_of(request)
-            except InvalidToken as exc:
-                access.record("denied", None, document, f"http {request.url.path}: {exc}")
-                return error_response(401, "unauthorized", str(exc))
-            granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
-            if granted is None or granted < role:
-                access.record(
-                    "denied", principal.subject, document, f"http {request.url.path} needs {role.name}"
-                )
-                return error_response(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
-            return await endpoint(request)
 
-        return guarded
+def guard(access: Access, endpoint: Endpoint) -> Endpoint:
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        audit = access_of(request)
+        path = request.url.path[:200]
+        principal: Principal | None
+        try:
+            principal = principal_of(request)
+        except InvalidToken as exc:
+            if not access.token_optional:
+                audit.record("denied", None, None, f"http {path}: {exc}")
+                raise ApiError(401, "unauthorized", str(exc)) from exc
+            principal = None
+        document = _document(request, access.document)
+        if access.role is not None:
+            granted = principal.role_for(document) if principal is not None else None
+            if granted is None or granted < access.role:
+                shown = None if document == ALL_DOCUMENTS else document
+                subject = principal.subject if principal is not None else None
+                audit.record("denied", subject, shown, f"http {path} needs {access.role.name}")
+                raise ApiError(403, "forbidden", f"this token lacks the {access.role.name.lower()} role here")
+        request.state.principal = principal
+        request.state.document = document
+        return await endpoint(request)
 
-    return decorate
+    return guarded

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from collab_server.agent_presence import AgentPresence
-from collab_server.ports import Access, Documents, Health, Revocations, Search
+from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
 from persistence.base import Store
 
 
@@ -14,8 +14,8 @@ def documents_of(request: Request) -> Documents:
     return documents
 
 
-def access_of(request: Request) -> Access:
-    access: Access = request.state.access
+def access_of(request: Request) -> Authorizer:
+    access: Authorizer = request.state.access
     return access
 
 
@@ -27,6 +27,11 @@ def revocations_of(request: Request) -> Revocations:
 def health_of(request: Request) -> Health:
     health: Health = request.state.health
     return health
+
+
+def durability_of(request: Request) -> Durability:
+    durability: Durability = request.state.durability
+    return durability
 
 
 def store_of(request: Request) -> Store:

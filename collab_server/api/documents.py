@@ -7,11 +7,9 @@ import dataclasses
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import principal_of
+from collab_server.api.access import caller, document_of
 from collab_server.api.context import documents_of
-from collab_server.api.errors import error_response
-from collab_server.auth import InvalidToken
-from persistence.base import CorruptDocument, StoreError
+from collab_server.api.errors import ApiError
 
 # The root Y.Text that Nova's own clients (viewer, extension, agents) edit.
 DEFAULT_TEXT = "content"
@@ -19,10 +17,7 @@ DEFAULT_TEXT = "content"
 
 async def list_documents(request: Request) -> Response:
     """Documents the caller may read, with live participant counts."""
-    try:
-        principal = principal_of(request)
-    except InvalidToken as exc:
-        return error_response(401, "unauthorized", str(exc))
+    principal = caller(request)
     items = [
         {
             "name": s.name,
@@ -37,26 +32,14 @@ async def list_documents(request: Request) -> Response:
     return JSONResponse({"documents": items})
 
 
-async def _state_or_error(request: Request) -> bytes | Response:
-    name = request.path_params["name"]
-    try:
-        state = await documents_of(request).encoded_state(name)
-    except CorruptDocument as exc:
-        return error_response(500, "corrupt_document", str(exc))
-    except StoreError as exc:
-        return error_response(503, "store_unavailable", str(exc))
-    if state is None:
-        return error_response(404, "document_not_found", f"no document named {name!r}")
-    return state
-
-
 async def document_state(request: Request) -> Response:
-    state = await _state_or_error(request)
-    if isinstance(state, Response):
-        return state
+    name = document_of(request)
+    state = await documents_of(request).encoded_state(name)
+    if state is None:
+        raise ApiError(404, "document_not_found", f"no document named {name!r}")
     return Response(state, media_type="application/octet-stream")
 
 
 async def document_status(request: Request) -> Response:
-    status = documents_of(request).status(request.path_params["name"])
+    status = documents_of(request).status(document_of(request))
     return JSONResponse(dataclasses.asdict(status))

@@ -1,4 +1,7 @@
-"""Admin endpoints of the change-event publisher: sink status, webhook delivery logs, dead letters."""
+"""Admin endpoints of the change-event publisher: sink status, webhook delivery logs, dead letters.
+
+All need admin on every document (declared in app.py, checked by collab_server/api/access.py).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,13 @@ import dataclasses
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import requires
+from collab_server.api.bodies import MAX_INTEGER, bounded_int, query_int
 from collab_server.api.errors import error_response
-from collab_server.auth import Role
 from collab_server.events.publisher import EventPublisher
 from collab_server.events.webhooks import WebhookSink, redeliver
 from persistence.base import StoreError
 
-admin = requires(Role.ADMIN, document_param=None)
+MAX_LIMIT = 1000
 
 
 def publisher_of(request: Request) -> EventPublisher | None:
@@ -22,11 +24,12 @@ def publisher_of(request: Request) -> EventPublisher | None:
     return publisher
 
 
-def _limit(request: Request) -> int | Response:
-    try:
-        return max(1, min(1000, int(request.query_params.get("limit", "100"))))
-    except ValueError:
-        return error_response(400, "invalid_request", "'limit' must be an integer")
+def _limit(request: Request) -> int:
+    return query_int(request, "limit", 100, 1, MAX_LIMIT)
+
+
+def _letter(request: Request) -> int:
+    return bounded_int(request.path_params["letter"], "letter", 0, MAX_INTEGER)
 
 
 def _webhook(request: Request, name: str) -> WebhookSink | None:
@@ -37,21 +40,17 @@ def _webhook(request: Request, name: str) -> WebhookSink | None:
     return None
 
 
-@admin
 async def status(request: Request) -> Response:
     publisher = publisher_of(request)
     return JSONResponse({"enabled": publisher is not None, "sinks": publisher.status() if publisher else {}})
 
 
-@admin
 async def deliveries(request: Request) -> Response:
     name = request.path_params["endpoint"]
     sink = _webhook(request, name)
     if sink is None:
         return error_response(404, "unknown_webhook", f"no webhook endpoint named {name!r}")
     limit = _limit(request)
-    if isinstance(limit, Response):
-        return limit
     try:
         records = await sink.store.deliveries(sink.name, limit)
     except StoreError as exc:
@@ -59,14 +58,11 @@ async def deliveries(request: Request) -> Response:
     return JSONResponse({"endpoint": name, "deliveries": [dataclasses.asdict(r) for r in records]})
 
 
-@admin
 async def dead_letters(request: Request) -> Response:
     publisher = publisher_of(request)
     if publisher is None:
         return JSONResponse({"dead_letters": []})
     limit = _limit(request)
-    if isinstance(limit, Response):
-        return limit
     endpoint = request.query_params.get("endpoint")
     try:
         letters = await publisher.store.dead_letters(f"webhook:{endpoint}" if endpoint else None, limit)
@@ -75,11 +71,10 @@ async def dead_letters(request: Request) -> Response:
     return JSONResponse({"dead_letters": [dataclasses.asdict(letter) for letter in letters]})
 
 
-@admin
 async def retry_dead_letter(request: Request) -> Response:
     """Deliver a dead letter once more; on success it leaves the list."""
     publisher = publisher_of(request)
-    letter_id = request.path_params["letter"]
+    letter_id = _letter(request)
     try:
         letters = await publisher.store.dead_letters(None, 100_000) if publisher else []
     except StoreError as exc:
@@ -98,10 +93,9 @@ async def retry_dead_letter(request: Request) -> Response:
     return JSONResponse({"delivered": letter.event_id})
 
 
-@admin
 async def delete_dead_letter(request: Request) -> Response:
     publisher = publisher_of(request)
-    letter_id = request.path_params["letter"]
+    letter_id = _letter(request)
     removed = await publisher.store.remove_dead_letter(letter_id) if publisher else None
     if removed is None:
         return error_response(404, "unknown_dead_letter", f"no dead letter {letter_id}")

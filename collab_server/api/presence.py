@@ -11,6 +11,7 @@ token's, whatever the body says.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -18,16 +19,15 @@ from starlette.responses import JSONResponse, Response
 
 from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
+from collab_server.api.access import caller, document_of
+from collab_server.api.bodies import read_json_object
 from collab_server.api.context import access_of, agents_of, documents_of
-from collab_server.api.errors import error_response
-from collab_server.api.history import read_json
-from collab_server.auth import Principal
-from collab_server.documents import DocumentUnavailable, HubStopping
-from persistence.base import StoreError
+from collab_server.api.errors import ApiError
 
 DEFAULT_TTL_SECONDS = 30.0
 MAX_TEXT_CHARS = 128
-MAX_POSITION = 2**53 - 1  # JavaScript's largest exact integer: every client can hold it
+MAX_POSITION = 2**53 - 1
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")  # JavaScript's largest exact integer: every client can hold it
 
 
 class InvalidPresence(ValueError):
@@ -40,6 +40,12 @@ def _text(data: dict[str, Any], key: str, default: str) -> str:
         return default
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise InvalidPresence(f"'{key}' must be a string of at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _color(value: str) -> str:
+    if not _COLOR.fullmatch(value):
+        raise InvalidPresence("'color' must be #rrggbb (README, presence convention)")
     return value
 
 
@@ -62,7 +68,7 @@ def presence_state(data: dict[str, Any]) -> dict[str, Any]:
     """
     user = {
         "name": _text(data, "name", str(data["agent"])),
-        "color": _text(data, "color", "#8b5cf6"),
+        "color": _color(_text(data, "color", "#8b5cf6")),
         "kind": "agent",
     }
     model = _text(data, "model", "")
@@ -91,38 +97,34 @@ def _caller(request: Request) -> tuple[str, Identity | None]:
     """Whose lease this is, and the identity to stamp (None when auth is off)."""
     if not access_of(request).enabled:
         return "", None
-    principal: Principal = request.state.principal
+    principal = caller(request)
     return principal.subject, Identity.of_subject(principal.subject, principal.kind)
 
 
 async def put_presence(request: Request) -> Response:
-    name = request.path_params["name"]
-    data = await read_json(request)
-    if isinstance(data, Response):
-        return data
+    name = document_of(request)
+    data = await read_json_object(request)
     agent = data.get("agent")
     if not isinstance(agent, str) or not agent or len(agent) > MAX_TEXT_CHARS:
-        return error_response(400, "invalid_request", "'agent' (an id of 1-128 characters) is required")
+        raise ApiError(400, "invalid_request", "'agent' (an id of 1-128 characters) is required")
     try:
         ttl = _ttl(data)
         state = presence_state(data)
     except InvalidPresence as exc:
-        return error_response(400, "invalid_request", str(exc))
-    caller, identity = _caller(request)
+        raise ApiError(400, "invalid_request", str(exc)) from exc
+    owner, identity = _caller(request)
     try:
         async with documents_of(request).using(name) as room:
-            client_id = agents_of(request).set(room, caller, agent, state, ttl_seconds=ttl, identity=identity)
+            client_id = agents_of(request).set(room, owner, agent, state, ttl_seconds=ttl, identity=identity)
     except PresenceRefused as exc:
-        return error_response(422, "presence_refused", str(exc))
-    except (DocumentUnavailable, HubStopping, StoreError) as exc:
-        return error_response(503, "document_unavailable", str(exc))
+        raise ApiError(422, "presence_refused", str(exc)) from exc
     return JSONResponse({"document": name, "agent": agent, "client_id": client_id, "ttl": ttl})
 
 
 async def delete_presence(request: Request) -> Response:
-    name = request.path_params["name"]
+    name = document_of(request)
     agent = request.path_params["agent"]
-    caller, _ = _caller(request)
-    if not agents_of(request).remove(name, caller, agent):
-        return error_response(404, "not_present", f"agent {agent!r} is not present in {name!r}")
+    owner, _ = _caller(request)
+    if not agents_of(request).remove(name, owner, agent):
+        raise ApiError(404, "not_present", f"agent {agent[:128]!r} is not present in {name!r}")
     return JSONResponse({"document": name, "agent": agent, "removed": True})

@@ -15,10 +15,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import principal_of
+from collab_server.api.access import caller
 from collab_server.api.context import search_of
 from collab_server.api.errors import error_response
-from collab_server.auth import InvalidToken
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -30,11 +29,8 @@ MAX_LIMIT = 50
 async def search(request: Request) -> Response:
     index: SearchIndex | None = search_of(request).index
     query = request.query_params.get("q", "")
-    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        limit = 0
+    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT)).strip()
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdecimal() and len(raw_limit) < 6 else 0
     if not 1 <= limit <= MAX_LIMIT:
         return error_response(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     if not query.strip():
@@ -66,9 +62,6 @@ async def search(request: Request) -> Response:
 
 async def search_readable(request: Request) -> Response:
     """The search endpoint behind tokens: results only from documents the caller may read."""
-    try:
-        principal = principal_of(request)
-    except InvalidToken as exc:
-        return error_response(401, "unauthorized", str(exc))
+    principal = caller(request)
     request.state.readable = lambda document: principal.role_for(document) is not None
     return await search(request)

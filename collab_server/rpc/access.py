@@ -7,11 +7,11 @@ from typing import Any
 import grpc
 
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.hub import Hub
 from collab_server.rpc.errors import RpcFailure, invalid
 
 ALL_DOCUMENTS = "*"
-MAX_DOCUMENT_NAME_BYTES = 1024
 
 
 def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -22,14 +22,11 @@ def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
 
 
 def document_name(raw: str) -> str:
-    """The same rule as a socket's document name: non-empty, bounded, no control characters."""
-    if not raw or len(raw.encode("utf-8")) > MAX_DOCUMENT_NAME_BYTES:
-        raise invalid(f"'document' must be 1-{MAX_DOCUMENT_NAME_BYTES} bytes", "invalid_document_name")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
-        raise invalid("'document' must not contain control characters", "invalid_document_name")
-    if any(segment in (".", "..") for segment in raw.split("/")):
-        raise invalid("'document' must not have '.' or '..' segments", "invalid_document_name")
-    return raw
+    """The same rules as every other route (collab_server/document_names.py)."""
+    try:
+        return check_document_name(raw)
+    except InvalidDocumentName as exc:
+        raise invalid(str(exc), "invalid_document_name") from exc
 
 
 class CallGuard:

@@ -18,6 +18,7 @@ import pycrdt
 from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
+from collab_server.api import suggestions as http_suggestions
 from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
@@ -191,7 +192,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if request.version:
             await self._require_existing(name)
         async with self._hub.documents.using(name) as room:
-            result = http_edits._apply(room, body, actor)
+            result = http_edits.edit_in_room(room, body, actor)
         await self._committed(name, context)
         return pb.EditResponse(
             document=name,
@@ -212,7 +213,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if request.version:
             await self._require_existing(name)
         async with self._hub.documents.using(name) as room:
-            record = http_edits._suggest(room, body, actor)["suggestion"]
+            record = http_suggestions.suggest_in_room(room, body, actor)["suggestion"]
         await self._committed(name, context)
         return pb.SuggestResponse(
             document=name,

@@ -80,4 +80,3 @@ class TlsRedisServer(RedisServer):
                 return sock.recv(64).startswith(b"+PONG")
         except (OSError, ssl.SSLError):
             return False
-

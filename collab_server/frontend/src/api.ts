@@ -24,6 +24,19 @@ export interface Version {
   kind: string
 }
 
+/** A root shared type of a document and what it is (see crdt_core/fields.py). */
+export interface FieldInfo {
+  name: string
+  kind: 'text' | 'xml' | 'map' | 'array'
+}
+
+export interface FieldText {
+  field: string
+  kind: FieldInfo['kind']
+  text: string
+  fields: FieldInfo[]
+}
+
 export interface DocumentEntry {
   name: string
   connections: number
@@ -62,6 +75,12 @@ export class Api {
 
   async history (name: string, limit = 100): Promise<Version[]> {
     return (await this.request<{ versions: Version[] }>(this.doc(name, `history?limit=${limit}`))).versions
+  }
+
+  /** A field as plain text, its kind, and every field of the document. */
+  async fieldText (name: string, field: string | null): Promise<FieldText> {
+    const query = field === null ? '' : `?field=${encodeURIComponent(field)}`
+    return await this.request<FieldText>(this.doc(name, `text${query}`))
   }
 
   async versionText (name: string, seq: number): Promise<string> {

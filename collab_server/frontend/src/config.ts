@@ -11,6 +11,8 @@ export interface PageConfig {
   token: string | null
   /** The name this viewer shows to others (?name=), or null for a generated one. */
   name: string | null
+  /** The root field shown (?field=), or null: "content" if there, else the document's first. */
+  field: string | null
 }
 
 export function readConfig (): PageConfig {
@@ -21,7 +23,8 @@ export function readConfig (): PageConfig {
     document: typeof data.document === 'string' ? data.document : '',
     mode: data.mode === 'edit' ? 'edit' : 'view',
     token: typeof data.token === 'string' && data.token !== '' ? data.token : null,
-    name: typeof data.name === 'string' && data.name !== '' ? data.name : null
+    name: typeof data.name === 'string' && data.name !== '' ? data.name : null,
+    field: typeof data.field === 'string' && data.field !== '' ? data.field : null
   }
 }
 

@@ -1,5 +1,7 @@
-// The document page: live text (CodeMirror 6 bound to the root Y.Text "content"), remote
-// cursors, who is present, connection state, recent activity and history.
+// The document page: live text (CodeMirror 6 bound to a root Y.Text, "content" unless the link
+// or the document says otherwise), remote cursors, who is present, connection state, recent
+// activity and history. A root that is not a Y.Text (a Tiptap/ProseMirror XmlFragment, a map,
+// an array) is shown read-only as the plain text the hub renders, refreshed as it changes.
 import { defaultKeymap, indentWithTab } from '@codemirror/commands'
 import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from '@codemirror/language'
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
@@ -13,7 +15,7 @@ import type * as decoding from 'lib0/decoding'
 import { readAuthMessage } from 'y-protocols/auth'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
-import { Api, ApiError, type Version } from './api.js'
+import { Api, ApiError, type FieldInfo, type Version } from './api.js'
 import { documentPath, type PageConfig, readConfig } from './config.js'
 import { type ConnectionState, ConnectionIndicator, shouldReconnect } from './connection.js'
 import { remoteCursors } from './cursors.js'
@@ -24,6 +26,8 @@ import { colorFor, PresenceList } from './presence.js'
 
 /** The root Y.Text that Nova's clients edit. */
 const TEXT_FIELD = 'content'
+/** How often a non-text field's rendering is fetched again while it changes. */
+const RENDERED_REFRESH_MS = 250
 const ACTIVITY_REFRESH_MS = 3000
 const HISTORY_REFRESH_MS = 5000
 /** Ask the hub for missing updates this often; it also keeps y-websocket's idle watchdog fed. */
@@ -74,7 +78,10 @@ function main (): void {
   const language = languageFor(config.document)
 
   const ydoc = new Y.Doc()
-  const ytext = ydoc.getText(TEXT_FIELD)
+  // Chosen once synced (chooseField): which root is shown, and whether it is a Y.Text.
+  let field = config.field ?? TEXT_FIELD
+  let ytext: Y.Text | null = null
+  let rendered = ''
   const params: Record<string, string> = { actor: name }
   if (config.token !== null) params.token = config.token
   const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws'
@@ -93,6 +100,7 @@ function main (): void {
   const metrics: { firstSyncMs: number | null, loadToSyncedMs: number | null } = { firstSyncMs: null, loadToSyncedMs: null }
   const listeners = new Set<(update: ViewUpdate) => void>()
   let view: EditorView | null = null
+  let mounting = false
   let previewView: EditorView | null = null
 
   const stats = byId('doc-stats')
@@ -105,16 +113,63 @@ function main (): void {
       const doc = view?.state.doc
       if (doc === undefined) return
       const synced = metrics.loadToSyncedMs !== null ? ` · synced in ${Math.round(metrics.loadToSyncedMs)} ms` : ''
-      stats.textContent = `${language.label} · ${doc.length.toLocaleString()} characters · ${doc.lines.toLocaleString()} lines${synced}`
+      const shownField = field === TEXT_FIELD ? '' : ` · field ${field}${ytext === null ? ' (read-only text)' : ''}`
+      stats.textContent = `${language.label}${shownField} · ${doc.length.toLocaleString()} characters · ${doc.lines.toLocaleString()} lines${synced}`
     })
   }
 
+  const chooseField = async (): Promise<FieldInfo['kind']> => {
+    const answer = await api.fieldText(config.document, config.field)
+    const names = answer.fields.map((f) => f.name)
+    if (config.field === null && !names.includes(TEXT_FIELD) && answer.fields.length > 0) {
+      // Not a Nova document: show its first text field (else its first field of any kind).
+      field = (answer.fields.find((f) => f.kind === 'text') ?? answer.fields[0]).name
+      const chosen = await api.fieldText(config.document, field)
+      rendered = chosen.text
+      return chosen.kind
+    }
+    rendered = answer.text
+    return answer.kind
+  }
+
+  const mountRendered = (): void => {
+    // Rich text, maps and arrays: read-only plain text, fetched again (throttled) on every change.
+    editing = false
+    let timer: number | null = null
+    const shown = new EditorView({
+      state: EditorState.create({
+        doc: rendered,
+        extensions: [...baseExtensions(language.extension), EditorState.readOnly.of(true), EditorView.editable.of(false),
+          EditorView.contentAttributes.of({ 'aria-label': `${config.document} ${field} (read-only text)` })]
+      })
+    })
+    view = shown
+    byId('editor').replaceChildren(shown.dom)
+    ydoc.on('update', () => {
+      if (timer !== null) return
+      timer = window.setTimeout(() => {
+        timer = null
+        api.fieldText(config.document, field).then((answer) => {
+          rendered = answer.text
+          shown.dispatch({ changes: { from: 0, to: shown.state.doc.length, insert: rendered } })
+          showStats()
+        }).catch(() => { /* the next change retries */ })
+      }, RENDERED_REFRESH_MS)
+    })
+    document.body.dataset.field = field
+    document.body.dataset.synced = 'true'
+    metrics.loadToSyncedMs = performance.now()
+    showStats()
+  }
+
   const mountEditor = (): void => {
-    const collab = yCollab(ytext, null, { undoManager: editing ? new Y.UndoManager(ytext) : false })
+    const bound = ydoc.getText(field)
+    ytext = bound
+    const collab = yCollab(bound, null, { undoManager: editing ? new Y.UndoManager(bound) : false })
     const extensions: Extension[] = [
       ...baseExtensions(language.extension),
       collab,
-      remoteCursors(ytext, awareness, editing),
+      remoteCursors(bound, awareness, editing),
       access.of(accessExtensions(editing)),
       EditorView.contentAttributes.of({ 'aria-label': `${config.document} (${editing ? 'editable' : 'read-only'})` }),
       EditorView.updateListener.of((update) => {
@@ -127,8 +182,9 @@ function main (): void {
     } else {
       extensions.push(keymap.of([...searchKeymap]))
     }
-    view = new EditorView({ state: EditorState.create({ doc: ytext.toString(), extensions }) })
+    view = new EditorView({ state: EditorState.create({ doc: bound.toString(), extensions }) })
     byId('editor').replaceChildren(view.dom)
+    document.body.dataset.field = field
     requestAnimationFrame(() => {
       metrics.loadToSyncedMs = performance.now()
       document.body.dataset.synced = 'true'
@@ -164,7 +220,19 @@ function main (): void {
   provider.on('sync', (synced: boolean) => {
     if (!synced) return
     if (metrics.firstSyncMs === null) metrics.firstSyncMs = performance.now()
-    if (view === null) mountEditor()
+    if (view !== null || mounting) return
+    mounting = true
+    // A Nova document ("content" or the link's field, a Y.Text) mounts at once; anything else
+    // asks the hub what the document's fields are first.
+    const known = ydoc.share.get(field)
+    if (known instanceof Y.Text || (config.field === null && ydoc.share.size === 0)) {
+      mountEditor()
+      return
+    }
+    chooseField().then((kind) => {
+      if (kind === 'text') mountEditor()
+      else mountRendered()
+    }).catch(() => { mountEditor() })
   })
 
   const connection = new ConnectionIndicator(byId('connection'), provider, (state: ConnectionState) => {
@@ -241,7 +309,8 @@ function main (): void {
     nova: {
       config,
       doc: ydoc,
-      text: () => ytext.toString(),
+      text: () => ytext !== null ? ytext.toString() : rendered,
+      field: () => field,
       editorText: () => view?.state.doc.toString() ?? null,
       provider,
       awareness,
