@@ -18,8 +18,10 @@ from starlette.types import Receive, Scope, Send
 from collab_server.access_control import AccessControl
 from collab_server.agent_presence import AgentPresence
 from collab_server.api import admin as admin_api
+from collab_server.api import archive as archive_api
 from collab_server.api import documents, edits, health, history, presence, suggestions
 from collab_server.api import events as events_api
+from collab_server.api import lifecycle as lifecycle_api
 from collab_server.api import search as search_api
 from collab_server.api.access import Access, DocumentFrom, guard
 from collab_server.api.errors import (
@@ -30,6 +32,7 @@ from collab_server.api.errors import (
 )
 from collab_server.api.failures import domain_error_handlers
 from collab_server.api.origin_guard import OriginGuard
+from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
@@ -38,6 +41,7 @@ from collab_server.events.wiring import running_events
 from collab_server.health import HubDurability, HubHealth
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
+from collab_server.lifecycle import DocumentLifecycle
 from collab_server.metrics import HubMetrics
 from collab_server.origins import OriginPolicy
 from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
@@ -65,6 +69,8 @@ class AppState(TypedDict):
     store: Store
     search: Search
     agents: AgentPresence
+    lifecycle: DocumentLifecycle
+    archive: ArchiveService | None
     events: EventPublisher | None
 
 
@@ -88,6 +94,7 @@ ADMIN_EVERYWHERE = Access(Role.ADMIN, DocumentFrom.NONE)
 ADMIN_OF_QUERY = Access(Role.ADMIN, DocumentFrom.QUERY)
 SIGNED_IN = Access(None, DocumentFrom.NONE)  # the endpoint shows only what the caller may read
 SCRAPER = Access(None, DocumentFrom.NONE, token_optional=True)  # aggregates without a token
+ADMIN_EVEN_DELETED = Access(Role.ADMIN, deleted_ok=True)  # undelete and erase
 
 
 class HubApp:
@@ -144,6 +151,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
             search = await stack.enter_async_context(search_service(settings, hub.store))
+            hub.lifecycle.search = search  # an erased document's chunks leave the index too
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
             if settings.grpc_port:
@@ -162,6 +170,8 @@ def create_app(
                 "search": search,
                 "agents": hub.agent_presence,
                 "events": events,
+                "lifecycle": hub.lifecycle,
+                "archive": hub.archive,
             }
 
     routes = [
@@ -199,8 +209,26 @@ def create_app(
         Route("/api/documents/{name:path}/versions/{seq}", guard(READ, history.version_text)),
         Route("/api/documents/{name:path}/activity", guard(READ, history.activity)),
         Route("/api/documents/{name:path}/restore", guard(ADMIN, history.restore), methods=["POST"]),
+        Route(
+            "/api/documents/{name:path}/archive/restore",
+            guard(ADMIN, archive_api.restore_from_archive),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/documents/{name:path}/undelete",
+            guard(ADMIN_EVEN_DELETED, lifecycle_api.undelete_document),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/documents/{name:path}/erase",
+            guard(ADMIN_EVEN_DELETED, lifecycle_api.erase_document),
+            methods=["POST"],
+        ),
         Route("/api/search", guard(SIGNED_IN, search_api.search_readable)),
         Route("/api/admin/revoke", guard(ADMIN_EVERYWHERE, admin_api.revoke), methods=["POST"]),
+        Route("/api/admin/deleted", guard(ADMIN_EVERYWHERE, lifecycle_api.list_deleted)),
+        Route("/api/admin/archive", guard(ADMIN_EVERYWHERE, archive_api.status)),
+        Route("/api/admin/archive", guard(ADMIN_EVERYWHERE, archive_api.archive_now), methods=["POST"]),
         Route("/api/audit", guard(ADMIN_OF_QUERY, admin_api.audit)),
         Route("/api/admin/events", guard(ADMIN_EVERYWHERE, events_api.status)),
         Route("/api/admin/webhooks/{endpoint}/deliveries", guard(ADMIN_EVERYWHERE, events_api.deliveries)),
@@ -215,6 +243,8 @@ def create_app(
             guard(ADMIN_EVERYWHERE, events_api.delete_dead_letter),
             methods=["DELETE"],
         ),
+        # After every /api/documents/<name>/... route: `{name:path}` alone would match those too.
+        Route("/api/documents/{name:path}", guard(ADMIN, lifecycle_api.delete_document), methods=["DELETE"]),
         *viewer_routes(),
     ]
     middleware = [Middleware(OriginGuard, policy=OriginPolicy.from_setting(settings.allowed_origins))]

@@ -140,6 +140,14 @@ class Authenticator:
         return token_id is not None and token_id in self._revoked
 
 
+def read_key(path: str) -> str:
+    """The PEM public key in ``path`` ("" when no path is configured)."""
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def mint(
     key: str,
     subject: str,

@@ -16,7 +16,12 @@ from redis.exceptions import RedisError
 
 from collab_server.app import create_app
 from collab_server.auth import mint
-from collab_server.lifecycle_cli import add_key_commands, keys_command
+from collab_server.lifecycle_cli import (
+    add_document_commands,
+    add_key_commands,
+    documents_command,
+    keys_command,
+)
 from collab_server.logs import configure_logging
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
@@ -79,6 +84,11 @@ HELP: dict[str, str] = {
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
     "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
+    "archive": "archive to: a directory, file:///DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true",
+    "archive_access_key": "S3 access key id of the archive",
+    "archive_secret_key": "S3 secret access key of the archive",
+    "archive_interval_seconds": "how often documents changed since their last archive are archived",
+    "deletion_grace_seconds": "a soft-deleted document can be restored for this long, then it is erased",
     "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
     "tls_keyfile": "PEM private key of --tls-certfile",
@@ -177,6 +187,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     )
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
     add_key_commands(commands, defaults)
+    add_document_commands(commands, defaults)
     return parser
 
 
@@ -213,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return mint_command(args, defaults)
     if args.command == "keys":
         return keys_command(args)
+    if args.command == "documents":
+        return documents_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()
@@ -223,7 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level,
         json_lines=settings.log_json,
         node_id=settings.node_id,
-        secrets=(settings.auth_secret, settings.metrics_token, *master_key_secrets(settings.master_keys)),
+        secrets=(
+            settings.auth_secret,
+            settings.metrics_token,
+            settings.archive_secret_key,
+            *master_key_secrets(settings.master_keys),
+        ),
     )
     certificate = None
     if settings.tls_certfile:

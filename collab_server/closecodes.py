@@ -19,6 +19,7 @@ class CloseCode(IntEnum):
     INVALID_DOCUMENT_NAME = 4400
     SLOW_CONSUMER = 4408  # outbox overflowed: reconnect and re-sync
     TOO_MANY_CONNECTIONS = 4409  # per-document connection limit
+    DOCUMENT_DELETED = 4410  # soft-deleted or erased (HTTP 410 Gone); an admin may restore it
     RATE_LIMITED = 4429
     DOCUMENT_TOO_LARGE = 4413
     # Too many bytes held back waiting for missing dependencies (per connection or document).
@@ -41,6 +42,7 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.INVALID_DOCUMENT_NAME: "invalid document name",
     CloseCode.SLOW_CONSUMER: "client too slow: reconnect to re-sync",
     CloseCode.TOO_MANY_CONNECTIONS: "too many connections to this document",
+    CloseCode.DOCUMENT_DELETED: "document deleted",
     CloseCode.RATE_LIMITED: "message rate limit exceeded",
     CloseCode.DOCUMENT_SET_ASIDE: "document set aside: the store refused its updates",
     CloseCode.DOCUMENT_UNAVAILABLE: "document unavailable",

@@ -48,6 +48,8 @@ class CompactionScheduler:
         self._tasks: asyncio.TaskGroup | None = None
         # Set by the change-event publisher: the newest seq compaction may cover per document.
         self.limit: Callable[[str], Awaitable[int | None]] | None = None
+        # Set by the hub to the lifecycle's check: deleted documents are never compacted.
+        self.is_deleted: Callable[[str], bool] = lambda _name: False
 
     def start(self, tasks: asyncio.TaskGroup) -> None:
         """Compactions run as tasks of ``tasks`` (the hub's group) until ``stop``."""
@@ -81,8 +83,11 @@ class CompactionScheduler:
         else:
             self._pending.pop(document, None)
 
+    def forget(self, document: str) -> None:
+        self._pending.pop(document, None)
+
     def _start(self, document: str, *, forget_after: bool) -> None:
-        if document in self._running or self._tasks is None:
+        if document in self._running or self._tasks is None or self.is_deleted(document):
             if forget_after and document not in self._running:
                 self._pending.pop(document, None)
             return

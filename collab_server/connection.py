@@ -208,7 +208,7 @@ class Connection:
                 return
             except DocumentUnavailable as exc:
                 sessions.release(self)
-                await self._close_now(CloseCode.DOCUMENT_UNAVAILABLE, str(exc))
+                await self._close_now(exc.close_code, str(exc))  # 4410 when deleted
                 return
             role = "read" if self.read_only else "write"
             self._hub.audit.record(

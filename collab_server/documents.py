@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,14 @@ RemoteMessage = RemoteUpdate | RemotePresence
 
 class DocumentUnavailable(Exception):
     """The document cannot be served now (load failed, set aside, or the document limit is reached)."""
+
+    close_code = CloseCode.DOCUMENT_UNAVAILABLE
+
+
+class DocumentDeleted(DocumentUnavailable):
+    """The document is soft-deleted (or being erased): opens are refused with 4410."""
+
+    close_code = CloseCode.DOCUMENT_DELETED
 
 
 class TooManyConnections(Exception):
@@ -91,6 +99,8 @@ class DocumentRegistry:
         self._early_remote: dict[str, list[RemoteMessage]] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.accepting = False
+        # Set by the hub to the lifecycle's check: deleted documents are never loaded.
+        self.is_deleted: Callable[[str], bool] = lambda _name: False
 
     def start(self, tasks: asyncio.TaskGroup) -> None:
         """Loads run as tasks of ``tasks`` (the hub's group); joins are accepted from now on."""
@@ -106,6 +116,8 @@ class DocumentRegistry:
         """Return the loaded room with ``peer`` joined; one load is shared by concurrent joiners."""
         if not self.accepting or self._tasks is None:
             raise HubStopping
+        if self.is_deleted(name):
+            raise DocumentDeleted(f"{name!r} is deleted")
         if self._writer.set_aside(name):
             raise DocumentUnavailable("set aside: the store refused its updates; try again later")
         room = self.rooms.get(name)
@@ -249,6 +261,21 @@ class DocumentRegistry:
             return
         room.close_peers(CloseCode.DOCUMENT_SET_ASIDE, reason)
         self.unload(room, compact=False)
+
+    async def evict(self, name: str) -> None:
+        """Close a deleted document here: its connections get 4410, its pending updates are
+        written, the room is dropped without a compaction."""
+        room = self.rooms.pop(name, None)
+        if room is not None:
+            room.close_peers(CloseCode.DOCUMENT_DELETED, "deleted")
+            room.close()  # stops observing the document: nothing more reaches the writer
+            self._broker.unfollow(name)
+            self._metrics.documents_loaded.set(len(self.rooms))
+        await self._writer.wait_document(name)
+        self._writer.forget(name)
+        self._compactions.forget(name)
+        # A compaction still running cannot write a checkpoint after an erase: each store's
+        # erase takes (or voids) the document's compaction lock.
 
     def close_all(self) -> None:
         for room in list(self.rooms.values()):

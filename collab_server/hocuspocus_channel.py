@@ -222,7 +222,7 @@ class DocumentChannel:
             self.request_close(CloseCode.TOO_MANY_CONNECTIONS)
             return None
         except DocumentUnavailable as exc:
-            self.request_close(CloseCode.DOCUMENT_UNAVAILABLE, str(exc))
+            self.request_close(exc.close_code, str(exc))  # 4410 when deleted
             return None
         if self.state is not ChannelState.AUTHENTICATING:  # closed while loading
             return None

@@ -18,11 +18,13 @@ from types import TracebackType
 
 import crdt_core
 from collab_server.agent_presence import AgentPresence
+from collab_server.archiving import archive_service
 from collab_server.audit import AuditLog
-from collab_server.auth import Authenticator
+from collab_server.auth import Authenticator, read_key
 from collab_server.broker import Broker, LocalBroker
 from collab_server.compaction import CompactionScheduler
 from collab_server.documents import DocumentRegistry
+from collab_server.lifecycle import DocumentLifecycle
 from collab_server.maintenance import Maintenance
 from collab_server.metrics import HubMetrics
 from collab_server.remote import RemoteListener
@@ -33,13 +35,6 @@ from persistence.encryption.store import check_plaintext_mode
 from persistence.group_commit import GroupCommitWriter
 
 logger = logging.getLogger(__name__)
-
-
-def _read_key(path: str) -> str:
-    if not path:
-        return ""
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
 
 
 class Hub:
@@ -81,11 +76,16 @@ class Hub:
             compactions=self.compactions,
         )
         self.auth = Authenticator(
-            secret=settings.auth_secret, public_key=_read_key(settings.auth_public_key_file)
+            secret=settings.auth_secret, public_key=read_key(settings.auth_public_key_file)
         )
         self.audit = AuditLog(store, settings.node_id)
         self.sessions = SessionRegistry(settings, self.auth, self.audit, store, self.broker)
         self.agent_presence = AgentPresence()
+        self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
+        self.documents.is_deleted = self.compactions.is_deleted = self.lifecycle.is_deleted
+        self.archive = archive_service(settings, store)
+        if self.archive is not None:
+            self.lifecycle.archive_eraser = self.archive.archiver.erase
         self.maintenance = Maintenance(
             settings,
             store=store,
@@ -96,6 +96,10 @@ class Hub:
             metrics=self.metrics,
         )
         self._lifetime_context: contextlib.AbstractAsyncContextManager[Hub] | None = None
+
+    async def evict(self, name: str) -> None:
+        """A deleted document leaves this node (called by the lifecycle)."""
+        await self.documents.evict(name)
 
     def _set_aside(self, document: str, reason: str) -> None:
         self.documents.set_aside(document, reason)
@@ -137,10 +141,14 @@ class Hub:
             stack.push_async_callback(self.broker.close)
             await self.sessions.load_revocations()
             tasks = await stack.enter_async_context(asyncio.TaskGroup())
+            await self.lifecycle.refresh()
             background = [
                 tasks.create_task(self.broker.run(), name="broker"),
                 tasks.create_task(self.audit.run(), name="audit"),
+                tasks.create_task(self.lifecycle.run(), name="lifecycle"),
             ]
+            if self.archive is not None:
+                background.append(tasks.create_task(self.archive.run(), name="archive"))
             writer_task = tasks.create_task(self.writer.run(), name="store-writer")
             maintenance = tasks.create_task(self.maintenance.run(), name="maintenance")
             self.compactions.start(tasks)

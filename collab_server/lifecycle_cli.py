@@ -1,15 +1,22 @@
-"""``collab-server keys ...``: master-key generation, rotation and verification (offline or live).
+"""Data-lifecycle commands.
 
-These commands open the store named by ``--store`` (or NOVA_STORE) directly, so they work
-beside running hubs: rotation re-wraps data keys with compare-and-set, and verification
-only reads.
+``collab-server keys ...``: master-key generation, rotation and verification. These open
+the store named by ``--store`` (or NOVA_STORE) directly, so they work beside running hubs:
+rotation re-wraps data keys with compare-and-set, and verification only reads.
+
+``collab-server documents ...``: delete, undelete, erase and list deleted documents through
+a running hub's admin API (so live connections are closed and the token's role is checked).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from collab_server.settings import Settings
 from persistence.base import StoreError
@@ -85,3 +92,54 @@ async def _run_keys(command: str, url: str, keys: KeyProvider) -> int:
         return 1 if report.failures else 0
     finally:
         await store.close()
+
+
+def add_document_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], defaults: Settings
+) -> None:
+    documents = commands.add_parser(
+        "documents",
+        help="delete, undelete, erase documents through a running hub (admin token)",
+        description="Soft delete hides a document (restorable during the grace period); erase "
+        "removes its log, checkpoints, archive objects, search entries and data key for good.",
+    )
+    actions = documents.add_subparsers(dest="documents_command", required=True)
+    for name, text in (
+        ("delete", "soft-delete a document (restorable during the grace period)"),
+        ("undelete", "restore a soft-deleted document"),
+        ("erase", "erase a document for good (the audit log keeps the record)"),
+        ("deleted", "list soft-deleted documents"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        if name != "deleted":
+            action.add_argument("document", help="the document name")
+        action.add_argument(
+            "--hub", default=f"http://{defaults.host}:{defaults.port}", help="the hub's base URL"
+        )
+        action.add_argument("--token", default=None, help="an admin token (when auth is on)")
+
+
+def documents_command(args: argparse.Namespace) -> int:
+    base = args.hub.rstrip("/")
+    if args.documents_command == "deleted":
+        method, path = "GET", "/api/admin/deleted"
+    else:
+        quoted = urllib.parse.quote(args.document, safe="/")
+        method, path = {
+            "delete": ("DELETE", f"/api/documents/{quoted}"),
+            "undelete": ("POST", f"/api/documents/{quoted}/undelete"),
+            "erase": ("POST", f"/api/documents/{quoted}/erase"),
+        }[args.documents_command]
+    request = urllib.request.Request(base + path, method=method)
+    if args.token:
+        request.add_header("Authorization", f"Bearer {args.token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"collab-server: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"collab-server: cannot reach {base}: {exc.reason}", file=sys.stderr)
+        return 1

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from collab_server.settings import Settings
 from persistence.base import Store
+from persistence.encryption.store import text_sealer
 from persistence.index.base import SearchError, SearchIndex
 
 if TYPE_CHECKING:
@@ -43,12 +44,17 @@ def search_location(settings: Settings) -> str | None:
     return None  # memory or PostgreSQL without --search-dir: no local place to keep it
 
 
-def _open_index(store: Store, location: str, interval_seconds: float) -> SearchIndexer:
+def _open_index(
+    store: Store, location: str, interval_seconds: float, loop: asyncio.AbstractEventLoop
+) -> SearchIndexer:
     # Imported here, in a worker thread: chromadb and the model take seconds to import.
     from persistence.index.factory import open_search_index
     from persistence.index.indexer import IndexerSettings
 
-    return open_search_index(store, location, IndexerSettings(interval_seconds=interval_seconds))
+    sealer = text_sealer(store, loop)  # encryption at rest: chunk text sealed with the data key
+    return open_search_index(
+        store, location, IndexerSettings(interval_seconds=interval_seconds), sealer=sealer
+    )
 
 
 @contextlib.asynccontextmanager
@@ -69,7 +75,8 @@ async def search_service(settings: Settings, store: Store) -> AsyncIterator[Sear
 
 async def _run(service: SearchService, store: Store, location: str, settings: Settings) -> None:
     try:
-        index = await asyncio.to_thread(_open_index, store, location, settings.search_interval_seconds)
+        loop = asyncio.get_running_loop()
+        index = await asyncio.to_thread(_open_index, store, location, settings.search_interval_seconds, loop)
     except (SearchError, OSError, ValueError, ImportError) as exc:
         logger.error("semantic search disabled: %s", exc)
         return

@@ -140,6 +140,16 @@ class Settings:
     master_key_file: str = ""
     master_keys: str = ""
 
+    # Archives (persistence/archive): "" off, a directory / file:///DIR, or
+    # s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=R&path_style=true.
+    archive: str = ""
+    archive_access_key: str = ""
+    archive_secret_key: str = ""
+    archive_interval_seconds: float = 60.0  # changed documents are archived this often
+
+    # Deletion: a soft-deleted document can be restored for this long, then it is erased.
+    deletion_grace_seconds: float = 7 * 24 * 3600.0
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window

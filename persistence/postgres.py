@@ -681,9 +681,11 @@ class PostgresStore:
         removed = 0
         async with self._connection() as connection:
             async with connection.transaction():
-                await connection.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_NAMESPACE, lock_key(document)
-                )
+                # Waits for a running append or compaction of the document to finish first.
+                for namespace in (APPEND_LOCK_NAMESPACE, COMPACT_LOCK_NAMESPACE):
+                    await connection.execute(
+                        "SELECT pg_advisory_xact_lock($1, $2)", namespace, lock_key(document)
+                    )
                 for table in ("updates", "checkpoints", "data_keys", "deleted_documents"):
                     status = await connection.execute(f"DELETE FROM {table} WHERE document = $1", document)
                     removed += int(status.rsplit(" ", 1)[1])

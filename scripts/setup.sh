@@ -64,6 +64,10 @@ if [[ -x scripts/install_kafka.sh ]]; then
     step "Apache Kafka broker for the change-event tests (jars from Maven Central; cached)"
     scripts/install_kafka.sh
 fi
+if [[ -x scripts/install_s3proxy.sh ]]; then
+    step "S3Proxy, an S3-compatible server for the archive tests (jars from Maven Central; cached)"
+    scripts/install_s3proxy.sh
+fi
 if [[ -x scripts/install_node24.sh ]]; then
     step "Node 24 (for the @hocuspocus/provider 4.x interop tests; cached)"
     scripts/install_node24.sh >/dev/null

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pycrdt
 
@@ -17,7 +18,7 @@ from persistence.base import LogEntry, StoredDocument
 from persistence.encryption.keys import StaticKeyProvider, new_key_entry
 from persistence.encryption.store import EncryptedStore, verify_store
 from persistence.factory import store_from_url
-from persistence.index.indexer import text_of_stored
+from persistence.index.indexer import texts_of_stored
 from tests.support.hub import REPO, HubProcess
 from tests.support.services import postgres_bin_dir
 from tests.support.waiting import eventually
@@ -124,13 +125,13 @@ async def test_postgres_dump_holds_no_plaintext(postgres_dsn: str, tmp_path: Pat
 
 
 def _update(text: str) -> bytes:
-    doc: pycrdt.Doc[object] = pycrdt.Doc()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
     doc.get("content", type=pycrdt.Text).insert(0, text)
     return doc.get_update()
 
 
 def _text(stored: StoredDocument) -> str:
-    return text_of_stored(stored.snapshot, stored.tail, "content")
+    return texts_of_stored(stored.snapshot, list(stored.tail)).get("content", "")
 
 
 def test_wrong_or_missing_key_refuses_to_start(tmp_path: Path) -> None:

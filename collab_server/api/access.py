@@ -3,7 +3,8 @@
 Every API route is wrapped by ``guard(Access(...), endpoint)``; endpoints never read
 tokens themselves. The guard, in this order: verifies the token (401), checks the
 document name against the one rule set (400 ``invalid_document_name``), checks the role
-on that document (403), then stores the principal and the document on ``request.state``.
+on that document (403), refuses a soft-deleted document (404 ``document_deleted``) unless
+the route serves those, then stores the principal and the document on ``request.state``.
 The same tokens and roles as the WebSocket (collab_server/auth.py).
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from collab_server.api.context import access_of
+from collab_server.api.context import access_of, lifecycle_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal, Role
 from collab_server.document_names import InvalidDocumentName, check_document_name
@@ -41,6 +42,9 @@ class Access:
     document: DocumentFrom = DocumentFrom.PATH
     # The route also answers callers without a (valid) token, with less (/metrics aggregates).
     token_optional: bool = False
+    # The route also serves soft-deleted documents (undelete, erase); others answer 404
+    # ``document_deleted`` for them.
+    deleted_ok: bool = False
 
 
 def token_of(request: Request) -> str | None:
@@ -118,6 +122,9 @@ def guard(access: Access, endpoint: Endpoint) -> Endpoint:
                 subject = principal.subject if principal is not None else None
                 audit.record("denied", subject, shown, f"http {path} needs {access.role.name}")
                 raise ApiError(403, "forbidden", f"this token lacks the {access.role.name.lower()} role here")
+        in_path = access.document is DocumentFrom.PATH  # a query (the audit log) may name deleted ones
+        if in_path and not access.deleted_ok and lifecycle_of(request).is_deleted(document):
+            raise ApiError(404, "document_deleted", f"{document!r} is deleted")
         request.state.principal = principal
         request.state.document = document
         return await endpoint(request)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from collab_server.agent_presence import AgentPresence
+from collab_server.archiving import ArchiveService
+from collab_server.lifecycle import DocumentLifecycle
 from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
 from persistence.base import Store
 
@@ -47,3 +49,13 @@ def search_of(request: Request) -> Search:
 def agents_of(request: Request) -> AgentPresence:
     agents: AgentPresence = request.state.agents
     return agents
+
+
+def lifecycle_of(request: Request) -> DocumentLifecycle:
+    lifecycle: DocumentLifecycle = request.state.lifecycle
+    return lifecycle
+
+
+def archive_of(request: Request) -> ArchiveService | None:
+    archive: ArchiveService | None = request.state.archive
+    return archive

@@ -9,8 +9,11 @@ from starlette.responses import Response
 
 from collab_server.api.errors import ApiError, error_response
 from collab_server.documents import DocumentUnavailable, HubStopping
+from collab_server.lifecycle import NotDeleted, UnknownDocument
 from collab_server.rebase import Conflict, EditError
 from collab_server.room import DocumentTooLarge
+from persistence.archive.base import ArchiveUnavailable
+from persistence.archive.manifest import ArchiveCorrupt
 from persistence.base import CorruptDocument, StoreError, UnknownVersion
 from persistence.group_commit import BacklogFull
 
@@ -19,6 +22,10 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 # exception -> (status, code); the message is the exception's own.
 _TABLE: dict[type[Exception], tuple[int, str]] = {
     UnknownVersion: (404, "unknown_version"),
+    UnknownDocument: (404, "unknown_document"),
+    NotDeleted: (404, "not_deleted"),
+    ArchiveUnavailable: (503, "archive_unavailable"),
+    ArchiveCorrupt: (500, "archive_corrupt"),
     DocumentTooLarge: (413, "document_too_large"),
     BacklogFull: (503, "try_again_later"),
     DocumentUnavailable: (503, "document_unavailable"),

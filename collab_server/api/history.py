@@ -27,7 +27,7 @@ from collab_server.api.edits import (
 )
 from collab_server.api.errors import ApiError
 from collab_server.document_fields import check_editable, describe, fields_of_parts, fields_of_update, pick
-from collab_server.ports import Documents
+from collab_server.ports import Documents, Durability
 from collab_server.textops import replace_all
 from collab_server.ydoc import doc_from_parts
 from crdt_core import ProtocolError
@@ -123,6 +123,19 @@ async def activity(request: Request) -> Response:
     )
 
 
+async def restore_text(
+    documents: Documents, durability: Durability, name: str, old: StoredDocument, *, field: str, who: str
+) -> bool:
+    """Make the live text of ``field`` equal to the one ``old`` rebuilds, as one new edit every
+    client sees (nothing newer is lost from the history); waits for it to be stored."""
+    old_text = _text_of(old, field)
+    async with documents.using(name) as room:
+        check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
+        changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
+        await committed(durability, name)
+    return changes
+
+
 async def restore(request: Request) -> Response:
     """Make the document's text equal to an old version's, as a new edit on top of the current state."""
     store = store_of(request)
@@ -134,10 +147,13 @@ async def restore(request: Request) -> Response:
     field = _field(data.get("field", DEFAULT_TEXT))
     who = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "restore")
     require_store(durability_of(request))
-    old_text = _text_of(await store.read_version(name, seq), field)
-    async with documents_of(request).using(name) as room:
-        check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
-        changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
-        await committed(durability_of(request), name)
+    changes = await restore_text(
+        documents_of(request),
+        durability_of(request),
+        name,
+        await store.read_version(name, seq),
+        field=field,
+        who=who,
+    )
     access_of(request).record("restore", who, name, f"to version {seq}")
     return JSONResponse({"document": name, "restored_from": seq, "changed": changes})

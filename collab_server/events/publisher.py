@@ -38,7 +38,7 @@ from persistence.base import AuditRecord, PendingDocument, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
-AUDIT_CURSOR = "\x00audit"  # the audit log's cursor row (no document has this name)
+AUDIT_CURSOR = ("#audit", "audit")  # (sink suffix, document) of the audit log's cursor row
 LEASE_TTL_SECONDS = 10.0
 LEASE_RENEW_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 10.0
@@ -148,6 +148,12 @@ class SinkRunner:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                     continue
+                except Exception as exc:  # a bug or an unexpected driver error: keep publishing later
+                    logger.exception("events: sink %s round failed unexpectedly", self.name)
+                    self._failed(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    continue
                 backoff = 0.1
                 if not self.status.healthy:
                     logger.info("events: sink %s recovered", self.name)
@@ -214,13 +220,14 @@ class SinkRunner:
         return batch.cursor
 
     async def _publish_audit(self) -> bool:
-        cursor = await self._store.event_cursor(self.name, AUDIT_CURSOR)
+        cursor_sink = self.name + AUDIT_CURSOR[0]  # never a sink name, so never a document's cursor
+        cursor = await self._store.event_cursor(cursor_sink, AUDIT_CURSOR[1])
         records = await self._store.read_audit(cursor, 500)
         if not records:
             return False
         events = [event for event in map(audit_event, records) if event is not None]
         await self._send(events)
-        await self._store.advance_event_cursor(self.name, AUDIT_CURSOR, records[-1].id)
+        await self._store.advance_event_cursor(cursor_sink, AUDIT_CURSOR[1], records[-1].id)
         return len(records) == 500
 
     async def _send(self, events: Sequence[Event]) -> None:

@@ -17,6 +17,7 @@ opened without a key provider refuses when it holds encrypted documents
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -298,8 +299,74 @@ class EncryptedStore:
         return await self.inner.remove_dead_letter(letter_id)
 
 
+def keys_of(store: Store) -> KeyProvider | None:
+    """The master keys of an encrypted store, None for a plain one."""
+    return store.keys if isinstance(store, EncryptedStore) else None
+
+
+def open_with_key(
+    stored: StoredDocument, record: WrappedDataKey | None, keys: KeyProvider | None
+) -> StoredDocument:
+    """Parts read outside a store (an archive): opened with their wrapped data key, or as
+    they are when they were written without encryption."""
+    if record is None:
+        return stored
+    if keys is None:
+        raise EncryptionError(f"{record.document!r} was archived encrypted: a master key is needed")
+    try:
+        key = unwrap(record, keys.get(record.master_key_id))
+        snapshot = key.open(stored.snapshot) if stored.snapshot is not None else None
+        return StoredDocument(snapshot, [key.open(part) for part in stored.tail], stored.last_seq)
+    except MasterKeyError as exc:
+        raise EncryptionError(f"{record.document!r}: {exc}") from exc
+    except UnreadablePayload as exc:
+        raise CorruptDocument(f"archived {record.document!r}: {exc}") from exc
+
+
 def _plain_size(stored_bytes: int) -> int:
     return max(0, stored_bytes - OVERHEAD)
+
+
+class IndexTextSealer:
+    """Seals search-index chunk text with the document's data key, so erasing the document
+    (its data key) makes any copy the vector store still holds unreadable.
+
+    Called from the vector store's worker threads; data keys come from the store's event
+    loop (``loop``), which is free while those threads work."""
+
+    PREFIX = "nve1:"
+
+    def __init__(self, store: EncryptedStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+
+    def _key(self, document: str, *, create: bool) -> DataKey | None:
+        cached = self._store._cache.get(document)
+        if cached is not None:
+            return cached
+        future = asyncio.run_coroutine_threadsafe(self._store._key(document, create=create), self._loop)
+        return future.result(timeout=60)
+
+    def seal(self, document: str, text: str) -> str:
+        key = self._key(document, create=True)
+        assert key is not None
+        return self.PREFIX + base64.b64encode(key.seal(text.encode())).decode()
+
+    def open(self, document: str, sealed: str) -> str | None:
+        if not sealed.startswith(self.PREFIX):
+            return None  # written without encryption: not served from an encrypted hub
+        key = self._key(document, create=False)
+        if key is None:
+            return None
+        try:
+            return key.open(base64.b64decode(sealed[len(self.PREFIX) :])).decode()
+        except (UnreadablePayload, ValueError):
+            return None
+
+
+def text_sealer(store: Store, loop: asyncio.AbstractEventLoop) -> IndexTextSealer | None:
+    """The search index's sealer when ``store`` is encrypted, else None (text kept as is)."""
+    return IndexTextSealer(store, loop) if isinstance(store, EncryptedStore) else None
 
 
 async def check_plaintext_mode(store: Store) -> None:

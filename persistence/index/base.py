@@ -83,6 +83,20 @@ class SearchIndex(Protocol):
     async def search(self, query: str, limit: int) -> list[SearchHit]:
         """Closest chunks first; raise EmptyQuery or IndexUnavailable."""
 
+    async def forget(self, document: str) -> int:
+        """Remove every chunk of ``document`` now (erasure); return how many were removed."""
+
+
+class TextSealer(Protocol):
+    """Encrypts chunk text before the vector store keeps it (encryption at rest is on).
+
+    Blocking: called from the chunk store's worker threads."""
+
+    def seal(self, document: str, text: str) -> str: ...
+
+    def open(self, document: str, sealed: str) -> str | None:
+        """The text, or None when the document's key is gone (erased)."""
+
 
 class ChunkStore(Protocol):
     """A collection of embedded chunks. Blocking: callers run these in a worker thread.

@@ -24,10 +24,17 @@ import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.api.models.Collection import Collection
-from chromadb.api.types import Documents, Embeddable, EmbeddingFunction
+from chromadb.api.types import Documents, Embeddable, EmbeddingFunction, Metadata
 from chromadb.config import Settings
 
-from persistence.index.base import DEFAULT_FIELD, IndexUnavailable, NewChunk, StoredChunk, StoredHit
+from persistence.index.base import (
+    DEFAULT_FIELD,
+    IndexUnavailable,
+    NewChunk,
+    StoredChunk,
+    StoredHit,
+    TextSealer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +61,11 @@ class ChromaChunkStore:
         location: str,
         embedding: EmbeddingFunction[Documents],
         collection: str = DEFAULT_COLLECTION,
+        sealer: TextSealer | None = None,
     ) -> None:
+        """``sealer``: with encryption at rest, chunk text is kept encrypted (embeddings are
+        computed here from the plain text, so chromadb never sees it)."""
+        self.sealer = sealer
         self.location = location
         self.embedding = embedding
         self.collection_name = collection
@@ -131,14 +142,21 @@ class ChromaChunkStore:
             collection = self._ensure()
             for first in range(0, len(chunks), WRITE_BATCH):
                 batch = chunks[first : first + WRITE_BATCH]
-                collection.upsert(
-                    ids=[c.id for c in batch],
-                    documents=[c.text for c in batch],
-                    metadatas=[
-                        {"document": c.document, "field": c.field, "start": c.start, "end": c.end}
-                        for c in batch
-                    ],
-                )
+                metadatas: list[Metadata] = [
+                    {"document": c.document, "field": c.field, "start": c.start, "end": c.end} for c in batch
+                ]
+                if self.sealer is None:
+                    collection.upsert(
+                        ids=[c.id for c in batch], documents=[c.text for c in batch], metadatas=metadatas
+                    )
+                else:
+                    sealer = self.sealer
+                    collection.upsert(
+                        ids=[c.id for c in batch],
+                        embeddings=self.embedding([c.text for c in batch]),
+                        documents=[sealer.seal(c.document, c.text) for c in batch],
+                        metadatas=metadatas,
+                    )
 
         if chunks:
             self._call(f"adding {len(chunks)} chunks", run)
@@ -156,12 +174,15 @@ class ChromaChunkStore:
             documents = (got["documents"] or [[]])[0]
             metadatas = (got["metadatas"] or [[]])[0]
             distances = (got["distances"] or [[]])[0]
-            return [
-                StoredHit(
-                    _stored(i, meta), snippet, 1.0 - float(distance)
-                )  # cosine distance = 1 - similarity
-                for i, snippet, meta, distance in zip(ids, documents, metadatas, distances, strict=True)
-            ]
+            hits = []
+            for i, snippet, meta, distance in zip(ids, documents, metadatas, distances, strict=True):
+                chunk = _stored(i, meta)
+                plain = snippet if self.sealer is None else self.sealer.open(chunk.document, snippet)
+                if plain is not None:  # None: the document was erased (its key is gone)
+                    hits.append(
+                        StoredHit(chunk, plain, 1.0 - float(distance))
+                    )  # cosine distance = 1 - similarity
+            return hits
 
         return self._call("query", run)
 

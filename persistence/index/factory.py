@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from persistence.base import Store
+from persistence.index.base import TextSealer
 from persistence.index.chroma import DEFAULT_COLLECTION, ChromaChunkStore
 from persistence.index.embedding import THREADS, MiniLMEmbedding
 from persistence.index.indexer import IndexerSettings, SearchIndexer
@@ -12,8 +13,10 @@ def open_search_index(
     store: Store,
     location: str,
     settings: IndexerSettings | None = None,
+    *,
     collection: str = DEFAULT_COLLECTION,
     embedding_threads: int = THREADS,
+    sealer: TextSealer | None = None,
 ) -> SearchIndexer:
     """``location``: a directory for embedded chromadb, or ``http://host:port`` of a server.
 
@@ -27,5 +30,5 @@ def open_search_index(
         raise ValueError(
             f"chunks of {settings.chunking.max_tokens} tokens exceed the model's {embedding.max_tokens}"
         )
-    chunks = ChromaChunkStore(location, embedding, collection)
+    chunks = ChromaChunkStore(location, embedding, collection, sealer)
     return SearchIndexer(store, chunks, settings, count_tokens=embedding.count_tokens)

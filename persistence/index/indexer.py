@@ -302,6 +302,15 @@ class SearchIndexer:
         )
         return PassReport(documents=1, embedded=len(new), moved=len(moved), deleted=len(gone))
 
+    async def forget(self, document: str) -> int:
+        """Delete every chunk of ``document`` from the index (erasure), known here or not."""
+        async with self._pass_lock:
+            indexed = self._indexed.pop(document, None)
+            ids = set(indexed.chunks if indexed else ())
+            ids |= {chunk.id for chunk in await self._offload(self.chunks.chunks_of, document)}
+            await self._offload(self.chunks.delete, sorted(ids))
+            return len(ids)
+
     # -- searching ------------------------------------------------------------------
 
     async def search(self, query: str, limit: int) -> list[SearchHit]:

@@ -7,6 +7,7 @@ Enable with ``pytest_plugins = ["tests.support.pytest_services"]`` in tests/conf
 - ``redis_server`` (session): one throwaway Redis for the whole run.
 - ``kafka_server`` (session): one throwaway Kafka broker (KRaft, ~20 s to start) for the run;
   tests keep apart by topic.
+- ``s3_server`` (function): a throwaway S3-compatible server (S3Proxy, ~2 s to start) per test.
 
 A test that restarts or kills a session server must leave it running again. Tests that
 need a server of their own use ``PostgresServer()`` / ``RedisServer()`` directly as
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from tests.support.services import KafkaServer, PostgresServer, RedisServer
+from tests.support.services import KafkaServer, PostgresServer, RedisServer, S3ProxyServer
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,12 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def kafka_server() -> Iterator[KafkaServer]:
     with KafkaServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3ProxyServer]:
+    with S3ProxyServer() as server:
         yield server
 
 

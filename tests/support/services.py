@@ -536,3 +536,78 @@ def _kafka_cluster_id() -> str:
     import base64
 
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+S3PROXY_INSTALL_HINT = "run scripts/install_s3proxy.sh (part of scripts/setup.sh) to install it"
+
+
+def s3proxy_libs_dir() -> Path:
+    """S3Proxy's jars, copied from Maven Central by scripts/install_s3proxy.sh into the cache."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nova-collab"
+    found = [path for path in sorted(cache.glob("s3proxy-*/libs")) if any(path.glob("s3proxy-*.jar"))]
+    if not found:
+        raise ServiceBinaryMissing(f"S3Proxy jars not found under {cache}/s3proxy-*/libs; {S3PROXY_INSTALL_HINT}")
+    return found[-1]
+
+
+class S3ProxyServer(_Service):
+    """A throwaway S3-compatible server (S3Proxy on its filesystem backend) on loopback.
+
+    ``endpoint`` is ``http://127.0.0.1:<port>``; ``access_key``/``secret_key`` sign requests
+    (AWS v4). ``stop()`` + ``start()`` keeps the objects (an outage).
+    """
+
+    name = "s3proxy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.libs = s3proxy_libs_dir()
+        self.java = shutil.which("java")
+        if self.java is None:
+            raise ServiceBinaryMissing(f"java not found; {S3PROXY_INSTALL_HINT}")
+        self.access_key = "nova-test"
+        self.secret_key = secrets.token_urlsafe(24)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir()
+
+    def _launch(self) -> None:
+        # Written per launch: the port is chosen per attempt.
+        (self.directory / "s3proxy.properties").write_text(
+            "\n".join(
+                [
+                    f"s3proxy.endpoint={self.endpoint}",
+                    "s3proxy.authorization=aws-v2-or-v4",
+                    f"s3proxy.identity={self.access_key}",
+                    f"s3proxy.credential={self.secret_key}",
+                    "jclouds.provider=filesystem",
+                    f"jclouds.filesystem.basedir={self.data_dir}",
+                    "",
+                ]
+            )
+        )
+        super()._launch()
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.java), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-cp", f"{self.libs}/*", "org.gaul.s3proxy.Main",
+            "--properties", str(self.directory / "s3proxy.properties"),
+        ]  # fmt: skip
+
+    def _is_ready(self) -> bool:
+        """The server answers an HTTP request (403 without a signature is an answer)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/1.1")
+        except OSError:
+            return False

@@ -1,0 +1,101 @@
+"""The hub's archive service: a pass over changed documents every ``archive_interval_seconds``
+and on demand (admin API), while editing goes on; an object store outage is logged and
+retried, and the pass after it catches up (only documents whose last archived seq moved are
+written, so nothing is missed and nothing unchanged is rewritten)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from collab_server.settings import Settings
+from persistence.archive.archiver import Archiver, PassReport
+from persistence.archive.base import ArchiveUnavailable, ObjectStore
+from persistence.archive.factory import object_store_from_url
+from persistence.archive.manifest import ArchiveCorrupt
+from persistence.base import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 2.0  # first retry after a failed pass; doubles up to the interval
+
+
+class ArchiveService:
+    def __init__(self, store: Store, objects: ObjectStore, interval_seconds: float) -> None:
+        self.archiver = Archiver(store, objects)
+        self.objects = objects
+        self.interval = interval_seconds
+        self.last_report: PassReport | None = None
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.passes = 0
+        self.failures = 0
+        self._lock = asyncio.Lock()  # one pass at a time (scheduled or on demand)
+        self._opened = False
+
+    async def archive_now(self) -> PassReport:
+        """One pass now; raises ArchiveUnavailable, ArchiveCorrupt or StoreError."""
+        async with self._lock:
+            if not self._opened:
+                await self.objects.open()
+                self._opened = True
+            try:
+                report = await self.archiver.run_pass()
+            except (ArchiveUnavailable, ArchiveCorrupt, StoreError) as exc:
+                self.failures += 1
+                self.last_error = str(exc)
+                raise
+            self.passes += 1
+            self.last_report, self.last_success, self.last_error = report, time.time(), None
+            if report.documents:
+                logger.info(
+                    "archived %d documents (%d objects, %d bytes) in %.2fs",
+                    report.documents,
+                    report.objects,
+                    report.bytes,
+                    report.seconds,
+                )
+            return report
+
+    async def run(self) -> None:
+        """Archive forever (until cancelled)."""
+        delay = min(RETRY_SECONDS, self.interval)
+        while True:
+            try:
+                await self.archive_now()
+            except (ArchiveUnavailable, ArchiveCorrupt, StoreError) as exc:
+                logger.warning("archive pass failed (retrying in %.0fs): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.interval)
+                continue
+            delay = min(RETRY_SECONDS, self.interval)
+            await asyncio.sleep(self.interval)
+
+    def status(self) -> dict[str, object]:
+        report = self.last_report
+        return {
+            "archive": self.objects.describe(),
+            "interval_seconds": self.interval,
+            "passes": self.passes,
+            "failures": self.failures,
+            "last_success": self.last_success,
+            "last_error": self.last_error,
+            "last_pass": None
+            if report is None
+            else {
+                "documents": report.documents,
+                "unchanged": report.unchanged,
+                "objects": report.objects,
+                "bytes": report.bytes,
+                "seconds": report.seconds,
+            },
+        }
+
+
+def archive_service(settings: Settings, store: Store) -> ArchiveService | None:
+    """The archive service `settings` ask for, or None (no --archive)."""
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    return None if objects is None else ArchiveService(store, objects, settings.archive_interval_seconds)
