@@ -1,4 +1,4 @@
-"""Token verification plus the audit trail: the `Access` port the HTTP API checks callers with."""
+"""Token verification plus the audit trail: the `Authorizer` port the HTTP API checks callers with."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from persistence.group_commit import BacklogFull, GroupCommitWriter
 from persistence.memory import MemoryStore
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 class FlakyStore(MemoryStore):
     """A MemoryStore that fails while ``down`` is set (a stand-in for a database outage)."""
