@@ -208,12 +208,13 @@ def create_app(
         Route("/api/documents/{name:path}/history", guard(READ, history.history)),
         Route("/api/documents/{name:path}/versions/{seq}", guard(READ, history.version_text)),
         Route("/api/documents/{name:path}/activity", guard(READ, history.activity)),
-        Route("/api/documents/{name:path}/restore", guard(ADMIN, history.restore), methods=["POST"]),
+        # Before .../restore, which would match with the name "<name>/archive".
         Route(
             "/api/documents/{name:path}/archive/restore",
             guard(ADMIN, archive_api.restore_from_archive),
             methods=["POST"],
         ),
+        Route("/api/documents/{name:path}/restore", guard(ADMIN, history.restore), methods=["POST"]),
         Route(
             "/api/documents/{name:path}/undelete",
             guard(ADMIN_EVEN_DELETED, lifecycle_api.undelete_document),

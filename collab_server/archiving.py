@@ -69,6 +69,12 @@ class ArchiveService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.interval)
                 continue
+            except Exception:  # a bug here must not stop the hub: logged in full, retried
+                self.failures += 1
+                logger.exception("archive pass failed unexpectedly (retrying in %.0fs)", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.interval)
+                continue
             delay = min(RETRY_SECONDS, self.interval)
             await asyncio.sleep(self.interval)
 

@@ -23,6 +23,9 @@ class AuditLog:
         self._queue: deque[AuditEvent] = deque(maxlen=max_queued)
         self._interval = interval
         self._wakeup = asyncio.Event()
+        # One flush at a time: the shutdown's final flush can start while the writer task's
+        # is waiting on the store, and both would pop the same batch.
+        self._flushing = asyncio.Lock()
         self.dropped = 0
 
     def record(self, action: str, subject: str | None, document: str | None, detail: str = "") -> None:
@@ -32,11 +35,12 @@ class AuditLog:
         self._wakeup.set()
 
     async def flush(self) -> None:
-        while self._queue:
-            batch = list(self._queue)
-            await self._store.append_audit(batch)
-            for _ in batch:
-                self._queue.popleft()
+        async with self._flushing:
+            while self._queue:
+                batch = list(self._queue)
+                await self._store.append_audit(batch)
+                for _ in batch:
+                    self._queue.popleft()
 
     async def run(self) -> None:
         while True:

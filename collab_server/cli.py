@@ -17,8 +17,10 @@ from redis.exceptions import RedisError
 from collab_server.app import create_app
 from collab_server.auth import mint
 from collab_server.lifecycle_cli import (
+    add_archive_commands,
     add_document_commands,
     add_key_commands,
+    archive_command,
     documents_command,
     keys_command,
 )
@@ -75,12 +77,16 @@ HELP: dict[str, str] = {
     "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
     " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
+    "large_frame_bytes": "frames this large (a big document for a joiner) are sent a few connections at a time",
+    "large_frames_in_flight": "connections sending a large frame at once (the others wait, holding no copy)",
+    "large_frame_drain_seconds": "longest a large frame holds its slot while the client reads it",
     "auth_secret": "HS256 secret that signs tokens; with neither this nor a key, auth is off",
     "auth_public_key_file": "PEM public key file for ES256/RS256 tokens",
     "auth_timeout_seconds": "a socket with no token in its URL or headers must send one in this time",
     "allowed_origins": "comma-separated origins allowed to open sockets and call the API; empty: any",
-    "max_connections_per_subject": "open connections one token subject may hold (close 4429 above it)",
-    "max_connections_per_ip": "open connections from one client IP (close 4429 above it)",
+    "trusted_proxies": "addresses/networks (or *) whose X-Forwarded-For names the client; comma-separated",
+    "max_connections_per_subject": "open connections one token subject may hold, with auth on (close 4429)",
+    "max_connections_per_ip": "open connections from one client address (close 4429 above it)",
     "max_documents_per_subject": "distinct documents one subject may have open at once (close 4429)",
     "max_document_bytes": "largest encoded document; updates that would grow it further are refused (4413)",
     "master_key_file": "file of master keys (ID:BASE64 per line, current first) for encryption at rest",
@@ -188,6 +194,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     token.add_argument("--algorithm", default=None, help="HS256 (secret), ES256 or RS256 (key)")
     add_key_commands(commands, defaults)
     add_document_commands(commands, defaults)
+    add_archive_commands(commands, defaults)
     return parser
 
 
@@ -206,6 +213,8 @@ def uvicorn_config(
         ws_per_message_deflate=settings.ws_per_message_deflate,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         lifespan="on",
+        # Client addresses behind proxies are resolved by the hub itself (trusted_proxies).
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         # One context for the listener's life: the reloader loads renewed certificates into it.
@@ -226,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_command(args)
     if args.command == "documents":
         return documents_command(args)
+    if args.command in ("archive", "restore-archive"):
+        return archive_command(args)
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(Settings)}
     try:
         settings = defaults.with_overrides(overrides).validate()

@@ -21,6 +21,7 @@ import crdt_core
 from awareness.identity import Identity
 from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
+from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
@@ -127,17 +128,22 @@ class Connection:
             self.actor = actors[0][:MAX_ACTOR_CHARS]
         tokens = query.get("token")
         self._query_token = tokens[0] if tokens else None
-        self._headers = {
+        # Only the headers used later are kept (an idle connection's memory is multiplied by thousands).
+        headers = {
             key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])
         }
+        self._origin = headers.get("origin")
+        self._host = headers.get("host")
+        self._authorization = headers.get("authorization")
         self.principal: Principal = ANONYMOUS
         self.read_only = False
         self.refused_writes = 0
         self._identity: Identity | None = None
         self._presence_refusals_told: set[str] = set()
-        client = scope.get("client")
-        self.client_ip = str(client[0]) if client else "?"
-        self._client = f"{client[0]}:{client[1]}" if client else "?"
+        address, self._client = client_of(hub.trusted_proxies, scope.get("client"), headers)
+        self.client_ip = address.ip
+        # Per-address quotas apply only to an address that names one client (not a local proxy).
+        self.quota_ip: str | None = address.ip if address.attributable else None
 
     def __repr__(self) -> str:
         return f"Connection({self.peer_id}, document={self.document!r})"
@@ -234,14 +240,12 @@ class Connection:
     async def _authenticate(self, name: str) -> bool:
         """Resolve the token (URL, header, or a first auth message) into a principal and role."""
         hub = self._hub
-        origin = self._headers.get("origin")
-        if not OriginPolicy.from_setting(hub.settings.allowed_origins).allows(
-            origin, self._headers.get("host")
-        ):
+        origin = self._origin
+        if not OriginPolicy.from_setting(hub.settings.allowed_origins).allows(origin, self._host):
             hub.audit.record("denied", None, name, f"origin {origin} not allowed")
             await self._close_now(CloseCode.FORBIDDEN, "origin not allowed")
             return False
-        token = self._query_token or _bearer(self._headers.get("authorization"))
+        token = self._query_token or _bearer(self._authorization)
         if token is None and hub.auth.enabled:
             token = await self._token_from_auth_message()
         try:
@@ -384,13 +388,20 @@ class Connection:
                         await self._send_close(*request)
             reader.cancel()
 
+    async def _send_bytes(self, frame: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": frame})
+
     async def _write_loop(self) -> None:
         send = self._send
         outbox = self._outbox
+        gate = self._hub.large_frames
         try:
             while True:
                 frame = await outbox.take()
-                await send({"type": "websocket.send", "bytes": frame})
+                if len(frame) >= gate.threshold_bytes:
+                    await gate.send(frame, self._send_bytes)
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
         except OutboxClosed:
             pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it

@@ -22,6 +22,7 @@ from awareness.registry import PresenceLimits
 from collab_server.broker import Broker, RemotePresence, RemoteUpdate
 from collab_server.closecodes import CloseCode
 from collab_server.compaction import CompactionScheduler
+from collab_server.load_gauge import CpuGauge
 from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLimits
 from collab_server.room import Peer, Room, SilentPeer
@@ -101,6 +102,7 @@ class DocumentRegistry:
         self.accepting = False
         # Set by the hub to the lifecycle's check: deleted documents are never loaded.
         self.is_deleted: Callable[[str], bool] = lambda _name: False
+        self._cpu_load = CpuGauge()  # the relay window opens only when the process is busy
 
     def start(self, tasks: asyncio.TaskGroup) -> None:
         """Loads run as tasks of ``tasks`` (the hub's group); joins are accepted from now on."""
@@ -207,6 +209,7 @@ class DocumentRegistry:
             relay_window_min_peers=settings.relay_window_min_peers,
             join_wait_seconds=settings.join_wait_seconds,
             off_loop_diff_bytes=settings.off_loop_diff_bytes,
+            load=self._cpu_load,
             presence_limits=PresenceLimits(
                 max_state_bytes=settings.max_awareness_state_bytes,
                 max_clients_per_owner=settings.max_awareness_clients_per_connection,

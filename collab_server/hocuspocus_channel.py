@@ -46,6 +46,7 @@ class SocketPort(Protocol):
     """What a channel needs from the socket it lives on."""
 
     client_ip: str
+    quota_ip: str | None  # None: a trusted proxy that named no client (no per-address quota)
     actor: str | None
     default_token: str | None  # the socket URL's ?token=, for auth messages with an empty token
 
@@ -75,6 +76,7 @@ class DocumentChannel:
         self.document = document
         self.peer_id = peer_id
         self.client_ip = socket.client_ip
+        self.quota_ip = socket.quota_ip
         self.principal: Principal = ANONYMOUS
         self.read_only = False
         self.actor: str | None = socket.actor

@@ -22,12 +22,14 @@ from collab_server.archiving import archive_service
 from collab_server.audit import AuditLog
 from collab_server.auth import Authenticator, read_key
 from collab_server.broker import Broker, LocalBroker
+from collab_server.client_address import TrustedProxies
 from collab_server.compaction import CompactionScheduler
 from collab_server.documents import DocumentRegistry
 from collab_server.lifecycle import DocumentLifecycle
 from collab_server.maintenance import Maintenance
 from collab_server.metrics import HubMetrics
 from collab_server.remote import RemoteListener
+from collab_server.send_gate import LargeFrameGate
 from collab_server.sessions import SessionRegistry
 from collab_server.settings import Settings
 from persistence.base import Store, StoreError
@@ -57,8 +59,6 @@ class Hub:
             max_batch=settings.commit_batch_max_updates,
             max_backoff_seconds=settings.store_retry_max_seconds,
             quarantine_seconds=settings.set_aside_seconds,
-            on_set_aside=self._set_aside,
-            on_stored=self._stored,
         )
         self.compactions = CompactionScheduler(
             store,
@@ -75,12 +75,18 @@ class Hub:
             metrics=self.metrics,
             compactions=self.compactions,
         )
+        self.writer.on_set_aside = self.documents.set_aside
+        self.writer.on_stored = self.compactions.stored
         self.auth = Authenticator(
             secret=settings.auth_secret, public_key=read_key(settings.auth_public_key_file)
         )
         self.audit = AuditLog(store, settings.node_id)
         self.sessions = SessionRegistry(settings, self.auth, self.audit, store, self.broker)
         self.agent_presence = AgentPresence()
+        self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+        self.large_frames = LargeFrameGate(
+            settings.large_frame_bytes, settings.large_frames_in_flight, settings.large_frame_drain_seconds
+        )
         self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
         self.documents.is_deleted = self.compactions.is_deleted = self.lifecycle.is_deleted
         self.archive = archive_service(settings, store)
@@ -100,12 +106,6 @@ class Hub:
     async def evict(self, name: str) -> None:
         """A deleted document leaves this node (called by the lifecycle)."""
         await self.documents.evict(name)
-
-    def _set_aside(self, document: str, reason: str) -> None:
-        self.documents.set_aside(document, reason)
-
-    def _stored(self, document: str, entries: int, size: int) -> None:
-        self.compactions.stored(document, entries, size)
 
     @property
     def accepting(self) -> bool:

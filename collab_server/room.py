@@ -20,6 +20,7 @@ import pycrdt
 
 import crdt_core
 from awareness.batcher import PresenceBatcher
+from awareness.flush_window import FlushWindow
 from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry, Refusal
 from collab_server.broker import Broker, LocalBroker
@@ -32,6 +33,10 @@ from persistence.base import LogEntry
 from persistence.group_commit import BacklogFull, GroupCommitWriter
 
 logger = logging.getLogger(__name__)
+
+# The relay window opens above this share of a core used by the hub and is full above the next.
+_IDLE_LOAD = 0.35
+_BUSY_LOAD = 0.7
 
 
 class DocumentTooLarge(Exception):
@@ -93,6 +98,7 @@ class Room:
         relay_window_min_peers: int = 32,
         join_wait_seconds: float = 10.0,
         off_loop_diff_bytes: int = 1 << 20,
+        load: Callable[[], float] = lambda: 1.0,
         presence_limits: PresenceLimits | None = None,
         pending_limits: PendingLimits | None = None,
     ) -> None:
@@ -114,12 +120,12 @@ class Room:
         self._remote_batcher = PresenceBatcher(awareness_window_seconds, self._publish_presence)
         self._single_node = isinstance(self._broker, LocalBroker)
         self._ready: list[tuple[bytes, Peer | None, float]] = []
-        self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
-        self._last_relay = float("-inf")
+        self._relay = FlushWindow(self._relay_window, self._flush_relay)
         self._max_window = relay_window_seconds
         self._window_min_peers = relay_window_min_peers
         self._join_wait = join_wait_seconds
         self._off_loop_bytes = off_loop_diff_bytes
+        self._load = load
         self._full_state: tuple[bytes, bytes] | None = None
         self._captured: list[bytes] = []
         self._subscription = doc.observe(self._capture)
@@ -156,7 +162,9 @@ class Room:
         effective = self._captured[:]
         self._captured.clear()
         accepted = self._accept(effective, origin, actor, received_at)
-        self._hold_back(update, origin, changed=bool(effective))
+        # Fast path: the document took the update exactly as sent, so nothing waits.
+        if self.pending.records or effective != [update]:
+            self._hold_back(update, origin, changed=bool(effective))
         over = self.pending.over_limit(origin)
         if over is not None:
             raise PendingLimitExceeded(f"held back: {over}")
@@ -263,27 +271,26 @@ class Room:
         if self.closed:
             return
         self._ready.append((update, origin, received_at))
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            wait = self._last_relay + self._relay_window() - loop.time()
-            if wait <= 0:
-                self._flush_handle = loop.call_soon(self._flush_relay)
-            else:
-                self._flush_handle = loop.call_later(wait, self._flush_relay)
+        self._relay.request()
 
     def _relay_window(self) -> float:
         """How long updates may gather before one merged frame goes to every peer.
 
         Each frame costs a write per peer; in a busy room merging a few milliseconds of
-        updates cuts that cost several times. A quiet or small room relays at once.
+        updates cuts that cost several times. That is worth a delay only when the CPU is
+        needed: the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
+        (0.2 ms per peer, at most ``relay_window_ms``) at ``_BUSY_LOAD``. A small room, or a
+        process with CPU to spare, relays at once.
         """
         if len(self.peers) < self._window_min_peers:
             return 0.0
-        return min(self._max_window, len(self.peers) * 0.0002)
+        load = self._load()
+        if load <= _IDLE_LOAD:
+            return 0.0
+        full = min(self._max_window, len(self.peers) * 0.0002)
+        return full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
 
     def _flush_relay(self) -> None:
-        self._flush_handle = None
-        self._last_relay = asyncio.get_running_loop().time()
         items, self._ready = self._ready, []
         if not items or not self.peers:
             return
@@ -440,7 +447,5 @@ class Room:
         self.closed = True
         self._batcher.close()
         self._remote_batcher.close()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._relay.cancel()
         self.doc.unobserve(self._subscription)

@@ -29,6 +29,7 @@ class Session(Protocol):
 
     principal: Principal
     client_ip: str
+    quota_ip: str | None  # None: from a trusted proxy that named no client (no per-address quota)
     document: str
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None: ...
@@ -56,34 +57,44 @@ class SessionRegistry:
     # -- quotas ------------------------------------------------------------------------
 
     def admit(self, session: Session) -> None:
-        """Register a session; raise QuotaExceeded (nothing registered) when a quota is hit."""
-        subject = session.principal.subject
+        """Register a session; raise QuotaExceeded (nothing registered) when a quota is hit.
+
+        Quotas count real identities only: a subject when auth is on (without auth every
+        socket is "anonymous", and counting that would cap the hub), an address when it
+        names one client (see client_address.py).
+        """
+        subject = session.principal.subject if self._auth.enabled else None
+        address = session.quota_ip
         settings = self._settings
-        if self._by_subject[subject] >= settings.max_connections_per_subject:
+        if subject is not None and self._by_subject[subject] >= settings.max_connections_per_subject:
             raise QuotaExceeded(f"{settings.max_connections_per_subject} connections for {subject!r}")
-        if self._by_ip[session.client_ip] >= settings.max_connections_per_ip:
+        if address is not None and self._by_ip[address] >= settings.max_connections_per_ip:
             raise QuotaExceeded(f"{settings.max_connections_per_ip} connections from one address")
-        documents = self._documents_by_subject.get(subject, Counter())
-        if session.document not in documents and len(documents) >= settings.max_documents_per_subject:
-            raise QuotaExceeded(f"{settings.max_documents_per_subject} documents open for {subject!r}")
-        self._documents_by_subject[subject] = documents
+        if subject is not None:
+            documents = self._documents_by_subject.get(subject, Counter())
+            if session.document not in documents and len(documents) >= settings.max_documents_per_subject:
+                raise QuotaExceeded(f"{settings.max_documents_per_subject} documents open for {subject!r}")
+            self._documents_by_subject[subject] = documents
+            documents[session.document] += 1
+            self._by_subject[subject] += 1
+        if address is not None:
+            self._by_ip[address] += 1
         self.sessions.add(session)
-        self._by_subject[subject] += 1
-        self._by_ip[session.client_ip] += 1
-        documents[session.document] += 1
 
     def release(self, session: Session) -> None:
         if session not in self.sessions:
             return
         self.sessions.discard(session)
-        subject = session.principal.subject
-        _decrement(self._by_subject, subject)
-        _decrement(self._by_ip, session.client_ip)
-        documents = self._documents_by_subject.get(subject)
-        if documents is not None:
-            _decrement(documents, session.document)
-            if not documents:
-                del self._documents_by_subject[subject]
+        subject = session.principal.subject if self._auth.enabled else None
+        if subject is not None:
+            _decrement(self._by_subject, subject)
+            documents = self._documents_by_subject.get(subject)
+            if documents is not None:
+                _decrement(documents, session.document)
+                if not documents:
+                    del self._documents_by_subject[subject]
+        if session.quota_ip is not None:
+            _decrement(self._by_ip, session.quota_ip)
 
     # -- expiry and revocation -----------------------------------------------------------
 

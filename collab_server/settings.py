@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
+from collab_server.client_address import TrustedProxies
 from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
 
 MIB = 1024 * 1024
@@ -83,6 +84,12 @@ class Settings:
     max_messages_per_second: float = 1_000.0  # per connection, sustained
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
+    # Frames at least this large (a big document's state for a joiner) are sent by at most
+    # `large_frames_in_flight` connections at a time, each until its socket has drained (or
+    # `large_frame_drain_seconds`): a crowd joining a huge document holds a few copies, not one each.
+    large_frame_bytes: int = 1 * MIB
+    large_frames_in_flight: int = 4
+    large_frame_drain_seconds: float = 10.0
     # Per connection, after merging, not counting its largest frame (one frame of any size always
     # fits, so a large document or paste reaches everyone): over this the client is dropped.
     outbox_max_bytes: int = 64 * MIB
@@ -105,6 +112,11 @@ class Settings:
     auth_public_key_file: str = ""  # PEM public key for ES256 / RS256 tokens
     auth_timeout_seconds: float = 5.0  # a socket without a token must send one (auth message) by then
     allowed_origins: str = ""  # comma-separated WebSocket/CORS origins; empty: any origin
+    # Quotas count real identities: a token's subject (with auth on; without auth there is no
+    # subject to count), and a client address taken from X-Forwarded-For when the socket
+    # comes from one of `trusted_proxies` (addresses or networks, "*" for any). Sockets from a
+    # trusted address that name no client (local processes) are not limited per address.
+    trusted_proxies: str = "127.0.0.1,::1"
     max_connections_per_subject: int = 1_000
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
@@ -206,6 +218,7 @@ class Settings:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        TrustedProxies(self.trusted_proxies)  # raises ValueError on a malformed entry
         if not 0 < self.http_commit_timeout_seconds <= 300:
             raise ValueError("http_commit_timeout_seconds must be in (0, 300]")
         for small, large, why in _ORDERED_LIMITS:
@@ -271,6 +284,9 @@ _POSITIVE = (
     "max_awareness_bytes_per_document",
     "max_pending_bytes_per_connection",
     "max_pending_bytes_per_document",
+    "large_frame_bytes",
+    "large_frames_in_flight",
+    "large_frame_drain_seconds",
     "awareness_timeout_seconds",
     "ping_interval_seconds",
     "ping_timeout_seconds",

@@ -75,8 +75,8 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._max_backoff = max_backoff_seconds
         self._quarantine_seconds = quarantine_seconds
-        self._on_set_aside = on_set_aside
-        self._on_stored = on_stored
+        self.on_set_aside = on_set_aside  # settable after construction (the hub wires them)
+        self.on_stored = on_stored
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -229,9 +229,9 @@ class GroupCommitWriter:
                     on_committed(seq)
                 except Exception:  # a callback's bug must not stop the writer
                     logger.exception("commit callback failed for %r", entry.document)
-        if self._on_stored is not None:
+        if self.on_stored is not None:
             for document, (entries, size) in written.items():
-                self._on_stored(document, entries, size)
+                self.on_stored(document, entries, size)
         self.commits += 1
         self.entries_written += len(items)
 
@@ -249,9 +249,9 @@ class GroupCommitWriter:
             dropped,
             reason,
         )
-        if self._on_set_aside is not None:
+        if self.on_set_aside is not None:
             try:
-                self._on_set_aside(document, reason)
+                self.on_set_aside(document, reason)
             except Exception:
                 logger.exception("set-aside callback failed for %r", document)
 

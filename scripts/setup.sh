@@ -57,6 +57,10 @@ scripts/install_services.sh
 if [[ -x scripts/install_prometheus.sh ]]; then
     scripts/install_prometheus.sh
 fi
+if [[ -x scripts/install_k8s_tools.sh ]]; then
+    step "Kubernetes chart checker (helm lint + strict API decoding, built from Go modules; cached)"
+    scripts/install_k8s_tools.sh
+fi
 if [[ -x scripts/install_browser.sh ]]; then
     scripts/install_browser.sh
 fi

@@ -13,9 +13,14 @@ pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parent.parent
 # Layers that must never import the hub package (they are used by it, not the other way).
 INDEPENDENT = ("persistence", "awareness", "crdt_core")
-# What the load tests may use of the hub: the Python client (a Yjs peer like any other),
+# What the load tests may use of the hub: the Python clients (y-websocket and gRPC: peers like any other),
 # and the settings and token helpers to start and call a hub.
-LOAD_TESTS_MAY_IMPORT = ("collab_server.client", "collab_server.settings", "collab_server.auth")
+LOAD_TESTS_MAY_IMPORT = (
+    "collab_server.client",
+    "collab_server.rpc.client",
+    "collab_server.settings",
+    "collab_server.auth",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -112,6 +112,8 @@ async def test_hard_erase_leaves_nothing_on_disk_or_in_the_index(tmp_path: Path)
         search_interval_seconds=0.5,
         compact_after_updates=3,
         master_key_file=keys,
+        archive=str(tmp_path / "archive"),
+        archive_interval_seconds=3600,
     ).start()
     try:
         for n in range(6):  # several updates and at least one checkpoint
@@ -129,6 +131,8 @@ async def test_hard_erase_leaves_nothing_on_disk_or_in_the_index(tmp_path: Path)
         assert any("Saffron-quokka" in hit["snippet"] for hit in snippets)  # the index held the text
         await eventually(lambda: found("tides at dusk", "kept.md"), timeout=60, what="kept indexed")
 
+        archived = call(hub, "POST", "/api/admin/archive")
+        assert archived.status_code == 200 and archived.json()["documents"] == 2, archived.text
         erased = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "collab_server", "documents", "erase", "secret.md", "--hub", hub.http],
@@ -140,6 +144,7 @@ async def test_hard_erase_leaves_nothing_on_disk_or_in_the_index(tmp_path: Path)
         )
         assert erased.returncode == 0, erased.stderr
         assert '"erased": true' in erased.stdout and '"search_chunks": 0' not in erased.stdout
+        assert '"archive_objects": 0' not in erased.stdout
         assert not found("vault combination", "secret.md")
         assert call(hub, "GET", "/api/documents/secret.md/history").json()["versions"] == []
         audit = call(hub, "GET", "/api/audit?document=secret.md").json()["events"]
@@ -148,8 +153,13 @@ async def test_hard_erase_leaves_nothing_on_disk_or_in_the_index(tmp_path: Path)
         hub.stop()
 
     stored = files_under(
-        tmp_path / "hub.sqlite3", tmp_path / "hub.sqlite3-wal", tmp_path / "hub.sqlite3.search"
+        tmp_path / "hub.sqlite3",
+        tmp_path / "hub.sqlite3-wal",
+        tmp_path / "hub.sqlite3.search",
+        tmp_path / "archive",
     )
+    archive = [p for p in stored if "/archive/" in p.as_posix()]
+    assert containing(b"kept.md", archive) != [] and containing(b"secret.md", archive) == []
     assert any("search" in str(p) for p in stored) and len(stored) > 3
     # The scan reads what is there: the kept document's name (metadata) is in both places.
     kept = containing(b"kept.md", stored)

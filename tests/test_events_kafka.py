@@ -102,6 +102,18 @@ async def test_every_stored_update_reaches_the_topic_in_order_and_replays_to_the
             await reader.wait_for(
                 lambda events: any(e["type"] == "document.restored" for e in events), 10, "document.restored"
             )
+            texts = {doc: hub.text(doc) for doc in DOCUMENTS}
+            activity = {doc: stored_seqs(hub, doc) for doc in DOCUMENTS}
+            async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+                deleted = await http.delete(f"/api/documents/{DOCUMENTS[2]}")
+                assert deleted.status_code == 200, deleted.text
+                revoked = await http.post("/api/admin/revoke", json={"jti": "token-123"})
+                assert revoked.status_code == 200, revoked.text
+            await reader.wait_for(
+                lambda events: {"document.deleted", "access.revoked"} <= {e["type"] for e in events},
+                10,
+                "document.deleted and access.revoked",
+            )
 
         events = reader.events
         validator = jsonschema.Draft202012Validator(schema())
@@ -111,14 +123,14 @@ async def test_every_stored_update_reaches_the_topic_in_order_and_replays_to_the
         assert_in_order_without_gaps(events)
         by_doc = changed_by_document(events)
         for doc in DOCUMENTS:
-            stored = stored_seqs(hub, doc)
+            stored = activity[doc]
             # Nothing stored is missing, nothing unstored is described (per-keystroke mode: one each).
             assert [e["seq"]["last"] for e in by_doc[doc]] == stored
             assert covered_seqs(by_doc[doc], stored) == stored
             text = ""
             for event in by_doc[doc]:
                 text = apply_delta(text, event["data"]["delta"].get("content", []))
-            assert text == hub.text(doc), f"{doc}: deltas rebuild a different text"
+            assert text == texts[doc], f"{doc}: deltas rebuild a different text"
             created = [e for e in events if e["type"] == "document.created" and e["document"] == doc]
             assert len({e["id"] for e in created}) == 1 and created[0]["seq"]["first"] == stored[0]
         actors = {actor for e in by_doc[DOCUMENTS[0]] for actor in e["actors"]}
@@ -127,5 +139,8 @@ async def test_every_stored_update_reaches_the_topic_in_order_and_replays_to_the
         assert ("suggestion.created", DOCUMENTS[1]) in types
         assert ("suggestion.accepted", DOCUMENTS[1]) in types
         assert ("document.restored", DOCUMENTS[2]) in types
+        assert ("document.deleted", DOCUMENTS[2]) in types
+        revocation = next(e for e in events if e["type"] == "access.revoked")
+        assert revocation["document"] is None and "token-123" in revocation["data"]["detail"]
     finally:
         hub.stop()

@@ -4,6 +4,7 @@ resume, a Sync peer converging with yjs clients, roles, bad messages, health, re
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,13 @@ async def test_roles_and_tokens(tmp_path: Path) -> None:
             await expect_failure(
                 client.edit("other", text="x"), grpc.StatusCode.PERMISSION_DENIED, "forbidden"
             )
+            # Agent presence shows the token's identity, not the name the caller claims.
+            await client.set_presence("g-auth", "bot", name="Someone Else", ttl_seconds=60)
+            status = httpx.get(f"{hub.http}/api/documents/g-auth/status?token={writer}").json()
+            users = [json.loads(state)["user"] for state in status["presence"].values()]
+            assert users == [
+                {"name": "agent:writer", "id": "agent:writer", "kind": "agent", "color": "#8b5cf6"}
+            ]
         async with CollabClient(target(hub), token=reader) as client:
             assert (await client.get_document("g-auth")).texts["content"] == "owned"
             await expect_failure(
@@ -269,3 +277,22 @@ async def test_health_and_reflection(grpc_hub: HubProcess) -> None:
             names = {service.name for service in response.list_services_response.service}
             assert {"nova.collab.v1.Collab", "grpc.health.v1.Health"} <= names
             break
+
+
+async def test_subscribe_from_a_stored_seq_with_presence(grpc_hub: HubProcess) -> None:
+    async with CollabClient(target(grpc_hub)) as client:
+        await client.edit("g-seq", text="one ")
+        seq = (await client.history("g-seq"))[0].seq
+        await client.edit("g-seq", [{"start": 4, "end": 4, "text": "two"}])
+        # From the seq of "one ": the first event holds only what came after it.
+        call = client.subscribe("g-seq", from_seq=seq, include_presence=True)
+        first = await call.read()
+        assert b"two" in first.update and b"one" not in first.update
+        async with YClient(grpc_hub.url("g-seq"), presence={"user": {"name": "Ada", "color": "#2563eb"}}):
+            while True:
+                event = await asyncio.wait_for(call.read(), 10)
+                if event.WhichOneof("event") == "presence":
+                    states = [s.state_json for s in event.presence.states]
+                    assert any("Ada" in state for state in states)
+                    break
+        call.cancel()

@@ -183,6 +183,7 @@ def test_every_readme_block_has_a_runner() -> None:
         ("sh", "load_tests/cluster.py"),
         ("sh", "NOVA_AUTH_SECRET"),
         ("js", "WebsocketProvider"),
+        ("js", "HocuspocusProvider"),
         ("python", "YClient("),
         ("python", "AgentSession("),
     }
@@ -217,8 +218,18 @@ async def test_agent_sdk_block_fixes_a_typo(readme_hub: int) -> None:
         await asyncio.wait_for(agent, 60)
 
 
-async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Path) -> None:
-    (block,) = blocks_like("js", "WebsocketProvider")
+@pytest.mark.parametrize(
+    ("marker", "document", "expected"),
+    [
+        ("WebsocketProvider", "my-document", "hello"),
+        ("HocuspocusProvider", "team/plan", "hello from Hocuspocus"),
+    ],
+    ids=["y-websocket", "hocuspocus"],
+)
+async def test_js_block_edits_through_its_provider(
+    readme_hub: int, tmp_path: Path, marker: str, document: str, expected: str
+) -> None:
+    (block,) = blocks_like("js", marker)
     js_dir = REPO / "tests" / "js"
     preload = tmp_path / "websocket-global.mjs"
     ws_module = (js_dir / "node_modules" / "ws" / "wrapper.mjs").as_uri()
@@ -238,7 +249,7 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
     process.stdin.close()
     try:
         await eventually(
-            lambda: text_of(readme_hub, "my-document") == "hello" or process.returncode is not None,
+            lambda: text_of(readme_hub, document) == expected or process.returncode is not None,
             timeout=20,
             what="the js edit",
         )
@@ -247,7 +258,7 @@ async def test_js_block_edits_through_y_websocket(readme_hub: int, tmp_path: Pat
             process.terminate()
         await process.wait()
     output = (await process.stdout.read()).decode(errors="replace")
-    assert text_of(readme_hub, "my-document") == "hello", output
+    assert text_of(readme_hub, document) == expected, output
 
 
 def test_auth_block_mints_tokens_and_starts_a_hub_that_requires_them(tmp_path: Path) -> None:

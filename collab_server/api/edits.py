@@ -27,7 +27,7 @@ from collab_server.api.bodies import optional_string, query_text, read_json_obje
 from collab_server.api.context import documents_of, durability_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.errors import ApiError
-from collab_server.document_fields import check_editable
+from collab_server.document_fields import check_editable, describe, fields_of_update, pick
 from collab_server.ports import Documents
 from collab_server.rebase import (
     EditError,
@@ -41,6 +41,7 @@ from collab_server.rebase import (
 )
 from collab_server.room import Room
 from collab_server.staged_edit import stage
+from crdt_core.fields import FieldKind
 
 DEFAULT_TEXT = "content"
 # Root names Nova keeps for itself (the suggestions map): never edited as text.
@@ -162,12 +163,19 @@ async def read_text(request: Request) -> Response:
     if not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
     async with documents.using(name) as room:
+        fields = await fields_of_update(room.doc.get_update())
+        chosen = pick(fields, field)
+        # A Y.Text is read live (the version token matches it exactly); other kinds as rendered,
+        # never by asking the live document for a Y.Text (that would fix the root's type).
+        text = text_of(room.doc, field) if chosen.kind is FieldKind.TEXT else chosen.text
         return JSONResponse(
             {
                 "document": name,
                 "field": field,
-                "text": text_of(room.doc, field),
+                "kind": chosen.kind.value,
+                "text": text,
                 "version": version_token(room.doc),
+                "fields": describe(fields),
             }
         )
 

@@ -26,8 +26,8 @@ from collab_server.api.errors import ApiError
 
 DEFAULT_TTL_SECONDS = 30.0
 MAX_TEXT_CHARS = 128
-MAX_POSITION = 2**53 - 1
-_COLOR = re.compile(r"#[0-9a-fA-F]{6}")  # JavaScript's largest exact integer: every client can hold it
+MAX_POSITION = 2**53 - 1  # JavaScript's largest exact integer: every client can hold it
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")  # the README's presence convention
 
 
 class InvalidPresence(ValueError):

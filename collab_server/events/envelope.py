@@ -39,8 +39,12 @@ EVENT_TYPES = (
 # Audit actions that are published, by event type. Work that records an audit action
 # (e.g. a deletion recording "delete") gets its event without touching the publisher.
 AUDIT_EVENT_TYPES = {
-    "restore": DOCUMENT_RESTORED,
-    "delete": DOCUMENT_DELETED,
+    "restore": DOCUMENT_RESTORED,  # to an earlier version (an edit: document.changed follows too)
+    "archive-restore": DOCUMENT_RESTORED,  # to a version kept in the archive
+    "undelete": DOCUMENT_RESTORED,  # a soft-deleted document back within its grace period
+    "delete": DOCUMENT_DELETED,  # soft delete (restorable)
+    "erase": DOCUMENT_DELETED,  # hard erase (data.action tells which)
+    "purge": DOCUMENT_DELETED,  # erased when the grace period ran out
     "revoke": ACCESS_REVOKED,
 }
 

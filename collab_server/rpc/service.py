@@ -6,7 +6,6 @@ history) and fails with the HTTP API's error code as the detail's reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -19,9 +18,11 @@ from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
 from collab_server.api import suggestions as http_suggestions
+from collab_server.api.durability import committed, require_store
 from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
+from collab_server.health import HubDurability
 from collab_server.hub import Hub
 from collab_server.outbox import OutboxLimits
 from collab_server.ports import Search
@@ -81,12 +82,12 @@ def _limit(raw: int, default: int, most: int) -> int:
 class CollabService(collab_pb2_grpc.CollabServicer):
     def __init__(self, hub: Hub, metrics: GrpcMetrics, search: Search) -> None:
         self._hub = hub
+        self._durability = HubDurability(hub)
         self._search_service = search
         self._guard = CallGuard(hub)
         self._metrics = metrics
         settings = hub.settings
         self._limits = OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes)
-        self._commit_timeout = settings.shutdown_timeout_seconds
 
     # -- the frame every call runs in ---------------------------------------------------
 
@@ -118,28 +119,9 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         outcome.code = failure.code.name
         await abort(context, failure)
 
-    async def _exists(self, name: str) -> bool:
-        return name in self._hub.documents.rooms or not (await self._hub.store.load(name)).is_empty
-
     async def _require_existing(self, name: str) -> None:
-        if not await self._exists(name):
+        if not await self._hub.documents.exists(name):
             raise RpcFailure(404, "document_not_found", f"no document named {name!r}")
-
-    async def _committed(self, name: str, context: Context) -> None:
-        """Strict durability: answer only once the change is stored (bounded by the deadline)."""
-        if self._hub.settings.durability != "strict":
-            return
-        remaining = context.time_remaining()
-        bound = self._commit_timeout if remaining is None else min(remaining, self._commit_timeout)
-        try:
-            async with asyncio.timeout(bound):
-                await self._hub.writer.wait_document(name)
-        except TimeoutError:
-            raise RpcFailure(
-                503,
-                "store_unavailable",
-                f"the change was applied but not stored within {bound:.1f}s; re-read before retrying",
-            ) from None
 
     # -- documents ------------------------------------------------------------------------
 
@@ -189,11 +171,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
         async with self._hub.documents.using(name) as room:
             result = http_edits.edit_in_room(room, body, actor)
-        await self._committed(name, context)
+            # Strict durability: answered once stored (bounded; the call's deadline also applies).
+            await committed(self._durability, name)
         return pb.EditResponse(
             document=name,
             version=result["version"],
@@ -210,11 +194,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
         async with self._hub.documents.using(name) as room:
             record = http_suggestions.suggest_in_room(room, body, actor)["suggestion"]
-        await self._committed(name, context)
+            # Strict durability: answered once stored (bounded; the call's deadline also applies).
+            await committed(self._durability, name)
         return pb.SuggestResponse(
             document=name,
             suggestion=pb.Suggestion(

@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from persistence.archive.base import ObjectMissing, ObjectStore
 from persistence.archive.manifest import (
+    ArchiveCorrupt,
     Manifest,
     document_prefix,
     export_of,
@@ -33,6 +36,7 @@ from persistence.base import DocumentExport, Store, StoredDocument, UnknownVersi
 logger = logging.getLogger(__name__)
 
 PARALLEL_PUTS = 8  # object writes in flight per document
+PARALLEL_DOCUMENTS = 8  # documents archived (or read back) at once
 
 
 @dataclass(slots=True)
@@ -74,14 +78,22 @@ class Archiver:
         started = time.perf_counter()
         await self._seed()
         report = PassReport()
+        changed = []
         for info in await self.store.list_documents():
             if self._archived.get(info.name) == info.last_seq:
                 report.unchanged += 1
-                continue
-            objects, size = await self.archive_document(info.name)
+            else:
+                changed.append(info.name)
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def archive(name: str) -> None:
+            async with gate:
+                objects, size = await self.archive_document(name)
             report.documents += 1
             report.objects += objects
             report.bytes += size
+
+        await _all(archive(name) for name in changed)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -99,9 +111,7 @@ class Archiver:
             async with gate:
                 await self.objects.put(key, data)
 
-        async with asyncio.TaskGroup() as group:
-            for blob in missing:
-                group.create_task(put(blob.key, blob.data))
+        await _all(put(blob.key, blob.data) for blob in missing)
         known.update(blob.key for blob in missing)
         await self.objects.put(manifest_key(document), planned.manifest)  # last: names only what exists
         self._archived[document] = planned.last_seq
@@ -111,7 +121,15 @@ class Archiver:
 
     async def manifests(self) -> list[Manifest]:
         keys = [key for key in await self.objects.list("docs/") if key.endswith("/manifest.json")]
-        return [parse_manifest(await self.objects.get(key)) for key in keys]
+        found: dict[str, Manifest] = {}
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def read(key: str) -> None:
+            async with gate:
+                found[key] = parse_manifest(await self.objects.get(key))
+
+        await _all(read(key) for key in keys)
+        return [found[key] for key in keys]
 
     async def manifest(self, document: str) -> Manifest | None:
         try:
@@ -120,9 +138,12 @@ class Archiver:
             return None
 
     async def read_export(self, manifest: Manifest) -> DocumentExport:
-        objects = {
-            key: verified_object(key, await self.objects.get(key)) for key in set(manifest.object_keys)
-        }
+        objects: dict[str, bytes] = {}
+
+        async def read(key: str) -> None:
+            objects[key] = verified_object(key, await self.objects.get(key))
+
+        await _all(read(key) for key in set(manifest.object_keys))
         return export_of(manifest, objects)
 
     async def erase(self, document: str) -> int:
@@ -134,19 +155,59 @@ class Archiver:
         return removed
 
 
+async def _all(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``calls`` concurrently (each bounds itself); the first failure is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(call)
+    except* Exception as failed:  # one failure stands for the batch (the others were cancelled)
+        raise failed.exceptions[0] from None
+
+
+async def check_archive(archiver: Archiver) -> tuple[int, list[str]]:
+    """Read every manifest and every object it names, checking digests: (documents, problems)."""
+    problems: list[str] = []
+    manifests = await archiver.manifests()
+    for manifest in manifests:
+        for key in manifest.object_keys:
+            try:
+                verified_object(key, await archiver.objects.get(key))
+            except (ObjectMissing, ArchiveCorrupt) as exc:
+                problems.append(f"{manifest.document!r}: {exc}")
+    return len(manifests), problems
+
+
 async def restore_store(archiver: Archiver, target: Store) -> RestoreReport:
     """Rebuild every archived document into ``target`` (which must hold none of them) and check
     each one equal to its archive, history included."""
     report = RestoreReport()
-    for manifest in await archiver.manifests():
-        export = await archiver.read_export(manifest)
-        await target.import_document(export)
-        report.documents += 1
-        report.rows += len(export.updates) + len(export.checkpoints)
-        if await target.export_document(manifest.document) == export:
-            report.verified += 1
-        else:
-            report.mismatches.append(manifest.document)
+    manifests = await archiver.manifests()
+    # Objects are fetched a few documents ahead of the (sequential) writes into the store.
+    exports: asyncio.Queue[DocumentExport | None] = asyncio.Queue(maxsize=PARALLEL_DOCUMENTS)
+
+    async def fetch() -> None:
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def one(manifest: Manifest) -> None:
+            async with gate:
+                export = await archiver.read_export(manifest)
+            await exports.put(export)
+
+        await _all(one(manifest) for manifest in manifests)
+        await exports.put(None)
+
+    async def write() -> None:
+        while (export := await exports.get()) is not None:
+            await target.import_document(export)
+            report.documents += 1
+            report.rows += len(export.updates) + len(export.checkpoints)
+            if await target.export_document(export.document) == export:
+                report.verified += 1
+            else:
+                report.mismatches.append(export.document)
+
+    await _all([fetch(), write()])
     return report
 
 
