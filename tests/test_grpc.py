@@ -33,7 +33,7 @@ SECRET = "grpc-test-secret-0123456789abcdef"
 
 @pytest.fixture
 def grpc_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, grpc_port=free_port()).start()
+    process = HubProcess(tmp_path, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
     yield process
     process.stop()
 
@@ -91,6 +91,8 @@ async def test_edit_conflict_and_suggest(grpc_hub: HubProcess) -> None:
         listed = await client.list_documents()
         assert "g-edit" in [d.document for d in listed]
         assert await client.version_text("g-edit", history[0].seq) == "hello world"
+        assert await client.restore("g-edit", history[0].seq)
+        assert (await client.get_document("g-edit")).texts["content"] == "hello world"
         presence = await client.set_presence("g-edit", "summarizer", name="Summarizer", ttl_seconds=5)
         assert presence.client_id > 0
 
@@ -124,6 +126,10 @@ async def test_bad_messages_are_invalid_argument(grpc_hub: HubProcess) -> None:
             async for _ in call:
                 pass
         assert failure_of(raised.value)[:2] == (bad, "invalid_message")
+        # Over the named message limit (--grpc-max-message-bytes, 1 MiB here).
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.edit("g-bad", text="x" * (2 << 20))
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         # Nothing above changed the document.
         assert (await client.get_document("g-bad")).texts["content"] == "abc"
         # Deadlines: a Subscribe that outlives its deadline ends with DEADLINE_EXCEEDED.
@@ -243,6 +249,7 @@ async def test_roles_and_tokens(tmp_path: Path) -> None:
             await expect_failure(
                 client.suggest("g-auth", text="x"), grpc.StatusCode.PERMISSION_DENIED, "forbidden"
             )
+            await expect_failure(client.restore("g-auth", 1), grpc.StatusCode.PERMISSION_DENIED, "forbidden")
             # Over Sync, a read-only peer's update is dropped and it is told once (permission denied).
             call = client.sync()
             update_doc: pycrdt.Doc[Any] = pycrdt.Doc()

@@ -20,6 +20,7 @@ from collab_server.api import edits as http_edits
 from collab_server.api import suggestions as http_suggestions
 from collab_server.api.durability import committed, require_store
 from collab_server.api.history import _text_of as text_of_version
+from collab_server.api.history import restore_text
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
 from collab_server.health import HubDurability
@@ -355,3 +356,18 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 for e in entries
             ],
         )
+
+    async def Restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
+        return await self._unary("Restore", context, self._restore(request, context))
+
+    async def _restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
+        name = document_name(request.document)
+        principal = self._guard.require(context, name, Role.ADMIN)
+        if request.seq < 0:
+            raise invalid("'seq' (a non-negative integer version) is required")
+        who = self._guard.actor(principal, request.actor, "restore")
+        require_store(self._hub)
+        old = await self._hub.store.read_version(name, request.seq)
+        changed = await restore_text(self._hub, name, old, request.field or DEFAULT_FIELD, who)
+        self._hub.audit.record("restore", who, name, f"to version {request.seq} (grpc)")
+        return pb.RestoreResponse(document=name, restored_from=request.seq, changed=changed)
