@@ -239,7 +239,7 @@ class DocumentRegistry:
         with contextlib.suppress(KeyError):  # a document never persisted has no series
             self._metrics.last_persisted.remove(room.name)
         self._metrics.documents_loaded.set(len(self.rooms))
-        logger.info("unloaded document %r", room.name)
+        logger.info("unloaded %sdocument %r", "idle " if compact else "", room.name)
         if compact:
             self._compactions.unloaded(room.name)
 

@@ -366,8 +366,10 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if request.seq < 0:
             raise invalid("'seq' (a non-negative integer version) is required")
         who = self._guard.actor(principal, request.actor, "restore")
-        require_store(self._hub)
+        require_store(self._durability)
         old = await self._hub.store.read_version(name, request.seq)
-        changed = await restore_text(self._hub, name, old, request.field or DEFAULT_FIELD, who)
+        changed = await restore_text(
+            self._hub.documents, self._durability, name, old, field=request.field or DEFAULT_FIELD, who=who
+        )
         self._hub.audit.record("restore", who, name, f"to version {request.seq} (grpc)")
         return pb.RestoreResponse(document=name, restored_from=request.seq, changed=changed)
