@@ -3,9 +3,8 @@ their tasks, and runs the fixed start and shutdown order.
 
 Start: open the store, open the broker, load revocations, start the tasks (broker, audit,
 store writer, maintenance), accept. Shutdown, all of it within `shutdown_timeout_seconds`:
-stop accepting, stop the maintenance loop, let the writer flush and running compactions
-finish, close the documents, flush the audit trail; then cancel what is left, close the
-broker and the store.
+stop accepting and maintenance, let the writer flush and running compactions finish, close
+the documents, flush the audit trail; then cancel what is left, close the broker and store.
 """
 
 from __future__ import annotations
@@ -87,11 +86,13 @@ class Hub:
         self.large_frames = LargeFrameGate(
             settings.large_frame_bytes, settings.large_frames_in_flight, settings.large_frame_drain_seconds
         )
-        self.lifecycle = DocumentLifecycle(self, settings.deletion_grace_seconds)
+        self.lifecycle = DocumentLifecycle(
+            self,
+            settings.deletion_grace_seconds,
+            checkpoint_retention_seconds=settings.checkpoint_retention_seconds,
+        )
         self.documents.is_deleted = self.compactions.is_deleted = self.lifecycle.is_deleted
-        self.archive = archive_service(settings, store)
-        if self.archive is not None:
-            self.lifecycle.archive_eraser = self.archive.archiver.erase
+        self.archive = archive_service(settings, store, self.lifecycle)
         self.maintenance = Maintenance(
             settings,
             store=store,

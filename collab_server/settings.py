@@ -159,6 +159,10 @@ class Settings:
     archive_secret_key: str = ""
     archive_interval_seconds: float = 60.0  # changed documents are archived this often
 
+    # Checkpoints (readable old versions) older than this are pruned, the newest one of each
+    # document always kept; 0 keeps every checkpoint. With an archive, the archive keeps them.
+    checkpoint_retention_seconds: float = 0.0
+
     # Deletion: a soft-deleted document can be restored for this long, then it is erased.
     deletion_grace_seconds: float = 7 * 24 * 3600.0
 

@@ -24,7 +24,9 @@ from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
 from collab_server.api.context import documents_of
+from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal
+from collab_server.document_names import InvalidDocumentName, check_document_name
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"
 ASSET_PREFIX = "/static/build/"
@@ -187,6 +189,10 @@ async def document_page(request: Request) -> Response:
     name: str = request.path_params["name"]
     if not name:
         return RedirectResponse("/", status_code=303)
+    try:
+        check_document_name(name)  # the same rules as the socket the page opens
+    except InvalidDocumentName as exc:
+        raise ApiError(400, "invalid_document_name", str(exc)) from exc
     mode = request.query_params.get("mode", "view")
     if mode not in MODES:
         mode = "view"

@@ -370,6 +370,10 @@ class Store(Protocol):
         transaction, overwriting freed space where the database allows; the audit log stays.
         Returns the number of rows removed."""
 
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        """Delete the document's checkpoints whose newest update is older than ``before``,
+        except its newest checkpoint (what loading starts from); return how many went."""
+
     async def export_document(self, document: str) -> DocumentExport: ...
 
     async def import_document(self, export: DocumentExport) -> None:

@@ -313,6 +313,16 @@ class MemoryStore:
         removed += int(self._deleted.pop(document, None) is not None)
         return removed
 
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        doc = self._documents.get(document)
+        if doc is None or len(doc.checkpoints) < 2:
+            return 0
+        newest = doc.checkpoints[-1]
+        kept = [c for c in doc.checkpoints if c is newest or c.timestamp >= before]
+        removed = len(doc.checkpoints) - len(kept)
+        doc.checkpoints = kept
+        return removed
+
     async def export_document(self, document: str) -> DocumentExport:
         doc = self._documents.get(document) or _Document()
         updates = [

@@ -696,6 +696,16 @@ class PostgresStore:
                 await connection.execute(f"VACUUM {table}")
         return removed
 
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                "DELETE FROM checkpoints WHERE document = $1 AND created_at < $2"
+                " AND seq < (SELECT max(seq) FROM checkpoints WHERE document = $1)",
+                document,
+                before,
+            )
+        return int(status.rsplit(" ", 1)[1])
+
     async def export_document(self, document: str) -> DocumentExport:
         async with (
             self._connection() as connection,

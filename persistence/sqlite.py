@@ -705,6 +705,18 @@ class SqliteStore:
 
         return await self._run(write)
 
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        def write() -> int:
+            with _transaction(self._db):
+                cursor = self._db.execute(
+                    "DELETE FROM checkpoints WHERE document = ? AND created_at < ?"
+                    " AND seq < (SELECT max(seq) FROM checkpoints WHERE document = ?)",
+                    (document, before, document),
+                )
+            return cursor.rowcount
+
+        return await self._run(write)
+
     async def export_document(self, document: str) -> DocumentExport:
         def read() -> DocumentExport:
             db = self._db

@@ -303,3 +303,25 @@ async def test_subscribe_from_a_stored_seq_with_presence(grpc_hub: HubProcess) -
                     assert any("Ada" in state for state in states)
                     break
         call.cancel()
+
+
+async def test_follow_resumes_across_a_hub_restart(grpc_hub: HubProcess) -> None:
+    """The client helper's ``follow`` reconnects after the server ends the stream (a restart)
+    and resumes from the last version it delivered: the copy ends equal, nothing repeated."""
+    received: pycrdt.Doc[Any] = pycrdt.Doc()
+    text = received.get("content", type=pycrdt.Text)
+    async with CollabClient(target(grpc_hub)) as client:
+        await client.edit("g-follow", text="a;")
+        events = client.follow("g-follow", max_retries=50, retry_delay=0.1)
+        first = await anext(events)
+        received.apply_update(first.update)
+        assert str(text) == "a;"
+        grpc_hub.terminate()  # the stream breaks (UNAVAILABLE) while the hub is down
+        grpc_hub.start()
+        await client.edit("g-follow", [{"start": 2, "end": 2, "text": "b;"}])
+        while str(text) != "a;b;":
+            event = await asyncio.wait_for(anext(events), 30)
+            before = received.get_state()
+            received.apply_update(event.update)
+            assert received.get_state() != before, "a resumed stream repeated an update"
+        await events.aclose()

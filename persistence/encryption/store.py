@@ -147,7 +147,11 @@ class EncryptedStore:
             keys[document] = key
 
         def seal_all() -> list[LogEntry]:
-            return [replace(e, update=keys[e.document].seal(e.update)) for e in entries]
+            # The constructor, not dataclasses.replace: this runs per update on the commit path.
+            return [
+                LogEntry(e.document, keys[e.document].seal(e.update), e.actor, e.origin_node, e.timestamp)
+                for e in entries
+            ]
 
         big = sum(len(entry.update) for entry in entries) > OFFLOAD_BYTES
         sealed = await asyncio.to_thread(seal_all) if big else seal_all()
@@ -245,6 +249,9 @@ class EncryptedStore:
         in database pages, WAL segments or backups can no longer be opened)."""
         self._cache.pop(document, None)
         return await self.inner.erase(document)
+
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        return await self.inner.prune_checkpoints(document, before)
 
     async def export_document(self, document: str) -> DocumentExport:
         return await self.inner.export_document(document)
