@@ -31,9 +31,11 @@ from tests.support.waiting import eventually
 SECRET = "grpc-test-secret-0123456789abcdef"
 
 
-@pytest.fixture
-def grpc_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
+@pytest.fixture(scope="module")
+def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the module (each test uses its own documents): hub starts are the slow part."""
+    workdir = tmp_path_factory.mktemp("grpc-hub")
+    process = HubProcess(workdir, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
     yield process
     process.stop()
 
