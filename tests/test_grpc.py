@@ -95,6 +95,8 @@ async def test_edit_conflict_and_suggest(grpc_hub: HubProcess) -> None:
         assert (await client.get_document("g-edit")).texts["content"] == "hello world"
         presence = await client.set_presence("g-edit", "summarizer", name="Summarizer", ttl_seconds=5)
         assert presence.client_id > 0
+        # This hub runs without a search index (--search off): the HTTP API's 503 code.
+        await expect_failure(client.search("hello"), grpc.StatusCode.UNAVAILABLE, "search_unavailable")
 
     metrics = httpx.get(f"{grpc_hub.http}/metrics").text
     assert 'nova_grpc_calls_total{code="OK",method="Edit"}' in metrics
