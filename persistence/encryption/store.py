@@ -37,6 +37,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     Store,
     StoredDocument,
     StoreError,
@@ -215,6 +216,12 @@ class EncryptedStore:
         self, *, document: str | None = None, subject: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
         return await self.inner.audit(document=document, subject=subject, limit=limit)
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        await self.inner.add_revocation(revocation)  # token ids are not document content
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        return await self.inner.revocations(now)
 
     async def data_key(self, document: str) -> WrappedDataKey | None:
         return await self.inner.data_key(document)
