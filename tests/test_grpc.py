@@ -31,9 +31,11 @@ from tests.support.waiting import eventually
 SECRET = "grpc-test-secret-0123456789abcdef"
 
 
-@pytest.fixture
-def grpc_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
+@pytest.fixture(scope="module")
+def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the module (each test uses its own documents): hub starts are the slow part."""
+    workdir = tmp_path_factory.mktemp("grpc-hub")
+    process = HubProcess(workdir, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
     yield process
     process.stop()
 
@@ -95,6 +97,8 @@ async def test_edit_conflict_and_suggest(grpc_hub: HubProcess) -> None:
         assert (await client.get_document("g-edit")).texts["content"] == "hello world"
         presence = await client.set_presence("g-edit", "summarizer", name="Summarizer", ttl_seconds=5)
         assert presence.client_id > 0
+        # This hub runs without a search index (--search off): the HTTP API's 503 code.
+        await expect_failure(client.search("hello"), grpc.StatusCode.UNAVAILABLE, "search_unavailable")
 
     metrics = httpx.get(f"{grpc_hub.http}/metrics").text
     assert 'nova_grpc_calls_total{code="OK",method="Edit"}' in metrics
