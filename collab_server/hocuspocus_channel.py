@@ -23,10 +23,12 @@ from collab_server import hocuspocus_protocol as hp
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
-from collab_server.hub import DocumentUnavailable, Hub, HubStopping, QuotaExceeded, TooManyConnections
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, Room
+from collab_server.sessions import QuotaExceeded
 from crdt_core import MessageKind, ProtocolError
 from persistence.group_commit import BacklogFull
 
@@ -44,6 +46,7 @@ class SocketPort(Protocol):
     """What a channel needs from the socket it lives on."""
 
     client_ip: str
+    quota_ip: str | None  # None: a trusted proxy that named no client (no per-address quota)
     actor: str | None
     default_token: str | None  # the socket URL's ?token=, for auth messages with an empty token
 
@@ -73,6 +76,7 @@ class DocumentChannel:
         self.document = document
         self.peer_id = peer_id
         self.client_ip = socket.client_ip
+        self.quota_ip = socket.quota_ip
         self.principal: Principal = ANONYMOUS
         self.read_only = False
         self.actor: str | None = socket.actor
@@ -205,14 +209,14 @@ class DocumentChannel:
         if not self._check_token(token or self._socket.default_token):
             return None
         try:
-            hub.admit(self)
+            hub.sessions.admit(self)
         except QuotaExceeded as exc:
             hub.audit.record("denied", self.principal.subject, self.document, f"quota: {exc}")
             self.request_close(CloseCode.RATE_LIMITED, str(exc))
             return None
         self._admitted = True
         try:
-            self._room = await hub.acquire(self.document, self)
+            self._room = await hub.documents.acquire(self.document, self)
         except HubStopping:
             self.request_close(CloseCode.SERVICE_RESTART)
             return None
@@ -396,7 +400,7 @@ class DocumentChannel:
             self._room = None
             self._hub.audit.record("disconnect", self.principal.subject, self.document, "hocuspocus")
         if self._admitted:
-            self._hub.release(self)
+            self._hub.sessions.release(self)
             self._admitted = False
         self._socket.channel_closed(self)
 

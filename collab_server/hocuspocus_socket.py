@@ -19,10 +19,12 @@ import enum
 import itertools
 import logging
 from collections import deque
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from starlette.types import Receive, Scope, Send
+
 from collab_server import hocuspocus_protocol as hp
+from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import MAX_ACTOR_CHARS
 from collab_server.document_names import is_valid_document_name
@@ -33,7 +35,6 @@ from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
 _CLOSE_SEND_TIMEOUT = 1.0
 _ids = itertools.count(1)
 
@@ -57,7 +58,7 @@ class SocketState(enum.Enum):
 
 
 class HocuspocusSocket:
-    def __init__(self, hub: Hub, scope: Scope, receive: Any, send: Any) -> None:
+    def __init__(self, hub: Hub, scope: Scope, receive: Receive, send: Send) -> None:
         self._hub = hub
         self._receive = receive
         self._send = send
@@ -82,9 +83,9 @@ class HocuspocusSocket:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         self._origin = headers.get("origin")
         self._host = headers.get("host")
-        client = scope.get("client")
-        self.client_ip = str(client[0]) if client else "?"
-        self._client = f"{client[0]}:{client[1]}" if client else "?"
+        address, self._client = client_of(hub.trusted_proxies, scope.get("client"), headers)
+        self.client_ip = address.ip
+        self.quota_ip: str | None = address.ip if address.attributable else None
 
     def __repr__(self) -> str:
         return f"HocuspocusSocket({self.socket_id}, documents={len(self._channels)})"

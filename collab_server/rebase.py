@@ -23,6 +23,8 @@ import pycrdt
 from pycrdt import Snapshot
 
 from collab_server.textops import byte_offset
+from collab_server.ydoc import untrusted
+from crdt_core import ProtocolError
 
 
 class EditError(ValueError):
@@ -64,14 +66,9 @@ def text_at(doc: pycrdt.Doc[Any], token: str, field: str) -> str:
 def _doc_at(doc: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        snapshot = Snapshot.decode(raw)
-        return pycrdt.Doc.from_snapshot(snapshot, doc)
-    except (ValueError, binascii.Error) as exc:
+        return untrusted("version token", lambda: pycrdt.Doc.from_snapshot(Snapshot.decode(raw), doc))
+    except (ProtocolError, binascii.Error) as exc:
         raise InvalidVersion(f"not a version token of this document: {exc}") from exc
-    except BaseException as exc:  # pyo3 panics on some foreign snapshots
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise InvalidVersion("not a version token of this document") from exc
 
 
 def edits_for_new_text(old: str, new: str) -> list[RangeEdit]:

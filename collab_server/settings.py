@@ -10,11 +10,22 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
+from collab_server.client_address import TrustedProxies
 from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
 
 MIB = 1024 * 1024
+
+Durability = Literal["strict", "relaxed"]
+WebSocketImplementation = Literal["websockets-sansio", "websockets", "wsproto"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+# Settings whose values are one of a fixed set, checked by ``validate``.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "durability": get_args(Durability),
+    "ws_implementation": get_args(WebSocketImplementation),
+    "log_level": get_args(LogLevel),
+}
 
 
 def _new_node_id() -> str:
@@ -46,10 +57,18 @@ class Settings:
 
     # Durability: "strict" relays an update only after its commit; "relaxed" relays first and
     # persists right after (an update relayed less than `group_commit_ms` before a crash can be lost).
-    durability: str = "strict"
+    durability: Durability = "strict"
     group_commit_ms: float = 0.0
     # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
     max_unsaved_updates: int = 100_000
+    commit_batch_max_updates: int = 10_000  # updates written in one store transaction at most
+    store_retry_max_seconds: float = 2.0  # longest backoff between retries of an unreachable store
+    # A document whose updates the store refuses (not an outage) is set aside for this long:
+    # its clients are closed with 4500, joins answer 4503, every other document keeps committing.
+    set_aside_seconds: float = 60.0
+    # A joiner's sync answer waits for the document's pending commits (strict durability) at
+    # most this long; then the joiner is closed with 1013 (try again later).
+    join_wait_seconds: float = 10.0
 
     # Fan-out: in rooms with at least `relay_window_min_peers` connections, updates arriving
     # within a window (0.2 ms per peer, at most `relay_window_ms`) leave as one merged frame.
@@ -65,6 +84,12 @@ class Settings:
     max_messages_per_second: float = 1_000.0  # per connection, sustained
     message_burst: int = 4_000  # per connection, token-bucket depth
     outbox_max_messages: int = 2_048  # per connection, before queued updates are merged
+    # Frames at least this large (a big document's state for a joiner) are sent by at most
+    # `large_frames_in_flight` connections at a time, each until its socket has drained (or
+    # `large_frame_drain_seconds`): a crowd joining a huge document holds a few copies, not one each.
+    large_frame_bytes: int = 1 * MIB
+    large_frames_in_flight: int = 4
+    large_frame_drain_seconds: float = 10.0
     # Per connection, after merging, not counting its largest frame (one frame of any size always
     # fits, so a large document or paste reaches everyone): over this the client is dropped.
     outbox_max_bytes: int = 64 * MIB
@@ -87,6 +112,11 @@ class Settings:
     auth_public_key_file: str = ""  # PEM public key for ES256 / RS256 tokens
     auth_timeout_seconds: float = 5.0  # a socket without a token must send one (auth message) by then
     allowed_origins: str = ""  # comma-separated WebSocket/CORS origins; empty: any origin
+    # Quotas count real identities: a token's subject (with auth on; without auth there is no
+    # subject to count), and a client address taken from X-Forwarded-For when the socket
+    # comes from one of `trusted_proxies` (addresses or networks, "*" for any). Sockets from a
+    # trusted address that name no client (local processes) are not limited per address.
+    trusted_proxies: str = "127.0.0.1,::1"
     max_connections_per_subject: int = 1_000
     max_connections_per_ip: int = 2_000
     max_documents_per_subject: int = 1_000  # distinct documents one subject has open at once
@@ -111,6 +141,11 @@ class Settings:
     grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
     grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
 
+    # Loading.
+    merge_on_load_parts: int = 32  # stored parts above which a load merges them first (native backend)
+    off_loop_diff_bytes: int = 1 * MIB  # joiners' diffs of documents this large run in a worker thread
+    max_early_remote_messages: int = 10_000  # other nodes' messages buffered per document while it loads
+
     # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
     # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
     # stored in the clear (and a store holding encrypted documents refuses to open).
@@ -124,6 +159,10 @@ class Settings:
     archive_secret_key: str = ""
     archive_interval_seconds: float = 60.0  # changed documents are archived this often
 
+    # Checkpoints (readable old versions) older than this are pruned, the newest one of each
+    # document always kept; 0 keeps every checkpoint. With an archive, the archive keeps them.
+    checkpoint_retention_seconds: float = 0.0
+
     # Deletion: a soft-deleted document can be restored for this long, then it is erased.
     deletion_grace_seconds: float = 7 * 24 * 3600.0
 
@@ -135,7 +174,10 @@ class Settings:
     )
     ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
     ping_timeout_seconds: float = 5.0
-    shutdown_timeout_seconds: float = 10.0
+    shutdown_timeout_seconds: float = 10.0  # bounds the whole shutdown: flush, compactions, audit
+    maintenance_interval_seconds: float = 0.5  # presence expiry, idle unload, token expiry checks
+    store_check_interval_seconds: float = 2.0  # store health ping (and its timeout), for /readyz
+    revocation_refresh_seconds: float = 30.0  # re-read revocations from the store (missed announcements)
 
     # Compaction of the stored log.
     compact_after_updates: int = 2_000
@@ -159,11 +201,9 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    ws_implementation: str = (
-        "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
-    )
+    ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_json: bool = False
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -171,8 +211,9 @@ class Settings:
 
     def validate(self) -> Settings:
         """Check every setting alone and the limits together; raises ValueError naming the conflict."""
-        if self.durability not in ("strict", "relaxed"):
-            raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
@@ -181,6 +222,7 @@ class Settings:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
         if self.search not in ("embedded", "off") and not self.search.startswith(("http://", "https://")):
             raise ValueError(f"search must be 'embedded', 'off' or http://host:port, not {self.search!r}")
+        TrustedProxies(self.trusted_proxies)  # raises ValueError on a malformed entry
         if not 0 < self.http_commit_timeout_seconds <= 300:
             raise ValueError("http_commit_timeout_seconds must be in (0, 300]")
         for small, large, why in _ORDERED_LIMITS:
@@ -221,6 +263,12 @@ class Settings:
 
 
 _POSITIVE = (
+    "commit_batch_max_updates",
+    "merge_on_load_parts",
+    "shutdown_timeout_seconds",
+    "join_wait_seconds",
+    "maintenance_interval_seconds",
+    "store_check_interval_seconds",
     "max_message_bytes",
     "max_documents",
     "max_connections_per_document",
@@ -240,6 +288,9 @@ _POSITIVE = (
     "max_awareness_bytes_per_document",
     "max_pending_bytes_per_connection",
     "max_pending_bytes_per_document",
+    "large_frame_bytes",
+    "large_frames_in_flight",
+    "large_frame_drain_seconds",
     "awareness_timeout_seconds",
     "ping_interval_seconds",
     "ping_timeout_seconds",

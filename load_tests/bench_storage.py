@@ -21,6 +21,9 @@ What it prints, per store:
 - write amplification, per throughput run: bytes the database wrote per byte of client
   updates (PostgreSQL: WAL bytes, and table growth; SQLite: bytes the process passed
   to write(2), from /proc/self/io, and file growth).
+- encryption at rest (``--encryption both``, the default): every store is measured without
+  and with the envelope-encryption layer (persistence/encryption) in the same run, on fresh
+  databases, and the cost of each figure is printed as a ratio (on / off).
 
 The editing trace is by Joseph Gentle and contributors (automerge-paper prepared by
 Martin Kleppmann), CC BY 4.0; a copy ships in ``tests/data/editing-traces`` (attribution in
@@ -44,11 +47,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pycrdt
 
 from load_tests.traces import trace_path
 from persistence.base import LogEntry, MergeFunction, Store
+from persistence.encryption.keys import StaticKeyProvider, new_key_entry
+from persistence.encryption.store import EncryptedStore
 from persistence.postgres import PostgresStore
 from persistence.sqlite import SqliteStore
 
@@ -179,7 +185,7 @@ class PostgresWriteMeter(WriteMeter):
         self.before: tuple[str, int] = ("0/0", 0)
 
     async def _sample(self) -> tuple[str, int]:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         connection = await asyncpg.connect(self.dsn)
         try:
@@ -292,7 +298,8 @@ def merge_through_doc(parts: Sequence[bytes]) -> bytes:
     return doc.get_update()
 
 
-async def bench_large_document(store: Store, updates: list[bytes], final: str) -> None:
+async def prepare_large_document(store: Store, updates: list[bytes]) -> tuple[float, float]:
+    """Store the trace twice: compacted into a snapshot, and snapshot + a tail. (bulk s, compaction s)"""
     merge: MergeFunction = merge_through_doc
     started = time.perf_counter()
     await bulk_append(store, "paper-snapshot", updates)
@@ -303,36 +310,58 @@ async def bench_large_document(store: Store, updates: list[bytes], final: str) -
     await store.compact("paper-tail", merge)
     compaction = (time.perf_counter() - started) / 2
     await bulk_append(store, "paper-tail", updates[-TAIL_UPDATES:])
-    print(
-        f"  bulk append of {2 * len(updates) - TAIL_UPDATES:,} updates: {bulk:.1f} s;"
-        f" compaction of {len(updates):,} updates: {compaction:.2f} s"
-    )
+    return bulk, compaction
 
+
+async def load_once(store: Store, document: str, final: str) -> tuple[float, float, int]:
+    """(store read s, read + apply s, stored bytes) of one load of ``document``."""
+    started = time.perf_counter()
+    stored = await store.load(document)
+    middle = time.perf_counter()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    text = doc.get("content", type=pycrdt.Text)
+    if stored.snapshot is not None:
+        doc.apply_update(stored.snapshot)
+    for update in stored.tail:
+        doc.apply_update(update)
+    finished = time.perf_counter()
+    if str(text) != final:
+        raise RuntimeError(f"{document} did not load back to the trace's final text")
+    size = len(stored.snapshot or b"") + sum(len(u) for u in stored.tail)
+    return middle - started, finished - started, size
+
+
+async def bench_large_document(
+    stores: dict[str, Store], updates: list[bytes], final: str
+) -> dict[str, dict[str, float]]:
+    figures: dict[str, dict[str, float]] = {mode: {} for mode in stores}
+    for mode, store in stores.items():
+        bulk, compaction = await prepare_large_document(store, updates)
+        figures[mode]["compaction s"] = compaction
+        print(
+            f"  [{mode}] bulk append of {2 * len(updates) - TAIL_UPDATES:,} updates: {bulk:.1f} s;"
+            f" compaction of {len(updates):,} updates: {compaction:.2f} s"
+        )
     for document, label in [
         ("paper-snapshot", "snapshot only"),
         ("paper-tail", f"snapshot + {TAIL_UPDATES:,} tail"),
     ]:
-        reads, applies = [], []
-        for _ in range(LOAD_REPEATS):
-            started = time.perf_counter()
-            stored = await store.load(document)
-            middle = time.perf_counter()
-            doc: pycrdt.Doc[Any] = pycrdt.Doc()
-            text = doc.get("content", type=pycrdt.Text)
-            if stored.snapshot is not None:
-                doc.apply_update(stored.snapshot)
-            for update in stored.tail:
-                doc.apply_update(update)
-            finished = time.perf_counter()
-            reads.append(middle - started)
-            applies.append(finished - started)
-            if str(text) != final:
-                raise RuntimeError(f"{document} did not load back to the trace's final text")
-        size = len(stored.snapshot or b"") + sum(len(u) for u in stored.tail)
-        print(
-            f"  load {label} ({size / 1e6:.2f} MB): store read {median_seconds(reads)};"
-            f" read + apply into a pycrdt Doc {median_seconds(applies)}"
-        )
+        reads: dict[str, list[float]] = {mode: [] for mode in stores}
+        applies: dict[str, list[float]] = {mode: [] for mode in stores}
+        sizes: dict[str, int] = {}
+        for _ in range(LOAD_REPEATS):  # modes interleaved: machine noise hits both alike
+            for mode, store in stores.items():
+                read, applied, sizes[mode] = await load_once(store, document, final)
+                reads[mode].append(read)
+                applies[mode].append(applied)
+        for mode in stores:
+            print(
+                f"  [{mode}] load {label} ({sizes[mode] / 1e6:.2f} MB): store read {median_seconds(reads[mode])};"
+                f" read + apply into a pycrdt Doc {median_seconds(applies[mode])}"
+            )
+            figures[mode][f"load {label}: read s"] = statistics.median(reads[mode])
+            figures[mode][f"load {label}: read + apply s"] = statistics.median(applies[mode])
+    return figures
 
 
 # -- driver ----------------------------------------------------------------------------------------
@@ -340,44 +369,95 @@ async def bench_large_document(store: Store, updates: list[bytes], final: str) -
 
 async def bench_store(
     name: str,
-    make: Callable[[], Store],
-    meter: WriteMeter,
+    stores: dict[str, Store],
+    meters: dict[str, WriteMeter],
+    args: argparse.Namespace,
+    trace: tuple[str, list[bytes], str],
+) -> dict[str, dict[str, float]]:
+    """Every figure for each variant of the store (encryption off / on), runs interleaved
+    round by round so that load from elsewhere on the machine hits every variant alike;
+    medians over ``--rounds``. Returns the figures by variant and label."""
+    print(f"\n== {name}; variants: {', '.join(stores)}; median of {args.rounds} interleaved rounds")
+    figures: dict[str, dict[str, float]] = {mode: {} for mode in stores}
+    pool = typing_updates(5_000, seed=1)
+    for store in stores.values():
+        await run_writers(store, 10, 1, seconds=0.5, window=0, pool=pool)  # warm up
+    print(
+        "  writers x in flight: updates/s persisted | mean batch | commit p50 / p99"
+        " | bytes written per update byte"
+    )
+    for window_ms, inflight, writers in itertools.product(args.window_ms, args.inflight, args.writers):
+        if inflight == args.inflight[0] and writers == args.writers[0]:
+            print(f"  -- group commit window {window_ms:g} ms")
+        runs: dict[str, list[tuple[Throughput, dict[str, int]]]] = {mode: [] for mode in stores}
+        for _ in range(args.rounds):
+            for mode, store in stores.items():
+                await meters[mode].start()
+                result = await run_writers(
+                    store, writers, inflight, seconds=args.seconds, window=window_ms / 1000, pool=pool
+                )
+                runs[mode].append((result, await meters[mode].stop()))
+        for mode, results in runs.items():
+            rate = statistics.median(result.per_second for result, _ in results)
+            commits = sorted(c for result, _ in results for c in result.commit_seconds)
+            p50 = statistics.median(commits) * 1000
+            p99 = commits[min(len(commits) - 1, int(len(commits) * 0.99))] * 1000
+            update_bytes = sum(result.update_bytes for result, _ in results)
+            written: dict[str, int] = {}
+            for _, meter in results:
+                for label, value in meter.items():
+                    written[label] = written.get(label, 0) + value
+            amplification = ", ".join(
+                f"{label} {value / update_bytes:.1f}" for label, value in written.items()
+            )
+            batches = [size for result, _ in results for size in result.batch_sizes]
+            print(
+                f"  [{mode}] {writers:>3} x {inflight:<3}: {rate:>9,.0f} updates/s"
+                f" | batch {statistics.mean(batches):>6.1f} | {p50:5.2f} / {p99:5.2f} ms | {amplification}"
+            )
+            figures[mode][f"{writers} x {inflight} @ {window_ms:g} ms: updates/s"] = rate
+            figures[mode][f"{writers} x {inflight} @ {window_ms:g} ms: commit p50 ms"] = p50
+    if not args.skip_load:
+        for mode, found in (await bench_large_document(stores, trace[1], trace[2])).items():
+            figures[mode].update(found)
+    return figures
+
+
+def print_encryption_cost(name: str, off: dict[str, float], on: dict[str, float]) -> None:
+    """Same run, fresh databases: the cost of encryption at rest per figure (on / off)."""
+    print(f"\n== {name}: encryption at rest, on / off (same run)")
+    for label, plain in off.items():
+        if label in on and plain > 0:
+            ratio = on[label] / plain
+            # Throughput: a cost is a drop; times: a cost is a rise.
+            cost = (1 - ratio) if label.endswith("updates/s") else (ratio - 1)
+            print(f"  {label:<48} off {plain:>10,.3f}  on {on[label]:>10,.3f}  cost {cost * 100:+6.1f} %")
+
+
+BENCH_KEYS = StaticKeyProvider(new_key_entry("bench"))
+
+
+async def bench_modes(
+    name: str,
+    make: Callable[[str], Store],
+    meter: Callable[[str], WriteMeter],
     args: argparse.Namespace,
     trace: tuple[str, list[bytes], str],
 ) -> None:
-    print(f"\n== {name}")
-    pool = typing_updates(5_000, seed=1)
-    store = make()
-    await store.open()
+    """The store without and/or with encryption, each on a fresh database (``make(mode)``)."""
+    stores: dict[str, Store] = {}
+    for mode in args.encryption:
+        store = make(mode)
+        stores[mode] = EncryptedStore(store, BENCH_KEYS) if mode == "on" else store
     try:
-        await run_writers(store, 10, 1, seconds=0.5, window=0, pool=pool)  # warm up
-        print(
-            "  writers x in flight: updates/s persisted | mean batch | commit p50 / p99"
-            " | bytes written per update byte"
-        )
-        for window_ms, inflight, writers in itertools.product(args.window_ms, args.inflight, args.writers):
-            if inflight == args.inflight[0] and writers == args.writers[0]:
-                print(f"  -- group commit window {window_ms:g} ms")
-            await meter.start()
-            result = await run_writers(
-                store, writers, inflight, seconds=args.seconds, window=window_ms / 1000, pool=pool
-            )
-            written = await meter.stop()
-            commits = sorted(result.commit_seconds)
-            p99 = commits[min(len(commits) - 1, int(len(commits) * 0.99))] * 1000
-            amplification = ", ".join(
-                f"{label} {value / result.update_bytes:.1f}" for label, value in written.items()
-            )
-            print(
-                f"  {writers:>3} x {inflight:<3}: {result.per_second:>9,.0f} updates/s"
-                f" | batch {statistics.mean(result.batch_sizes):>6.1f}"
-                f" | {statistics.median(commits) * 1000:5.2f} / {p99:5.2f} ms"
-                f" | {amplification}"
-            )
-        if not args.skip_load:
-            await bench_large_document(store, trace[1], trace[2])
+        for store in stores.values():
+            await store.open()
+        results = await bench_store(name, stores, {mode: meter(mode) for mode in stores}, args, trace)
     finally:
-        await store.close()
+        for store in stores.values():
+            await store.close()
+    if "off" in results and "on" in results:
+        print_encryption_cost(name, results["off"], results["on"])
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -394,11 +474,10 @@ async def main(args: argparse.Namespace) -> None:
     with ExitStack() as stack:
         if "sqlite" in args.store:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nova-bench-")))
-            path = directory / "bench.db"
-            await bench_store(
+            await bench_modes(
                 "SQLite (WAL, synchronous=FULL)",
-                lambda: SqliteStore(path),
-                SqliteWriteMeter(path),
+                lambda mode: SqliteStore(directory / f"bench-{mode}.db"),
+                lambda mode: SqliteWriteMeter(directory / f"bench-{mode}.db"),
                 args,
                 trace,
             )
@@ -408,13 +487,28 @@ async def main(args: argparse.Namespace) -> None:
                 from tests.support.services import PostgresServer
 
                 dsn = stack.enter_context(PostgresServer()).dsn
-            await bench_store(
+            dsns = {mode: await fresh_database(dsn, f"nova_bench_{mode}") for mode in args.encryption}
+            await bench_modes(
                 "PostgreSQL (fsync=on, synchronous_commit=on)",
-                lambda: PostgresStore(dsn, max_connections=4),
-                PostgresWriteMeter(dsn),
+                lambda mode: PostgresStore(dsns[mode], max_connections=4),
+                lambda mode: PostgresWriteMeter(dsns[mode]),
                 args,
                 trace,
             )
+
+
+async def fresh_database(dsn: str, name: str) -> str:
+    """An empty database beside the one ``dsn`` names (dropped first if it exists)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def parse_args() -> argparse.Namespace:
@@ -438,7 +532,15 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--postgres-dsn", help="use this database instead of a throwaway server")
     parser.add_argument("--skip-load", action="store_true", help="skip the large-document load benchmark")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per throughput figure")
+    parser.add_argument(
+        "--encryption",
+        choices=["off", "on", "both"],
+        default="both",
+        help="encryption at rest: both (default) measures off and on in the same run and prints the cost",
+    )
     args = parser.parse_args()
+    args.encryption = ["off", "on"] if args.encryption == "both" else [args.encryption]
     args.store = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     return args
 

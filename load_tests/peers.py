@@ -30,14 +30,13 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
-# The hub's abuse limits are per client address, and every benchmark client comes from
-# 127.0.0.1; the peers have no such limits. Raised so the benchmark measures relaying.
-HUB_BENCHMARK_LIMITS: dict[str, str] = {
-    "--max-connections-per-ip": "100000",
-    "--max-connections-per-subject": "100000",
-    "--max-messages-per-second": "1000000",
-    "--message-burst": "1000000",
-}
+# The hub runs with its default settings, as a newcomer starts it: the default store kind
+# (SQLite, in the run's own directory instead of the working directory) and search on.
+# Extra flags only where a setting is the point of a row (none by default).
+HUB_EXTRA_FLAGS: dict[str, str] = {}
+# "hub-memory": the one variant row, where the setting is the point: nothing persisted,
+# as the peers run here (they keep documents in memory only), so relaying is compared alone.
+HUB_VARIANT_FLAGS: dict[str, dict[str, str]] = {"hub-memory": {"--store": "memory"}}
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,12 @@ class Peer:
     protocol: str  # "y-websocket" or "hocuspocus" (the load generator's --protocol)
     runtime: str  # "python" or "node"
 
-    def command(self, port: int, node: str) -> list[str]:
-        if self.name in ("hub", "hub-hocuspocus"):  # one hub; the load generator picks the protocol
+    def command(self, port: int, node: str, data_dir: Path) -> list[str]:
+        # One hub program for every hub row; the load generator picks the protocol.
+        if self.name in ("hub", "hub-hocuspocus") or self.name in HUB_VARIANT_FLAGS:
             args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
-            args += ["--store", "memory"]
-            for flag, value in HUB_BENCHMARK_LIMITS.items():
+            flags = {"--store": f"sqlite:///{data_dir / 'hub.sqlite3'}", **HUB_EXTRA_FLAGS}
+            for flag, value in (flags | HUB_VARIANT_FLAGS.get(self.name, {})).items():
                 args += [flag, value]
             return args
         if self.name == "pycrdt":
@@ -75,6 +75,7 @@ PEERS: dict[str, Peer] = {
     peer.name: peer
     for peer in (
         Peer("hub", "Nova Collab hub", "y-websocket", "python"),
+        Peer("hub-memory", "Nova Collab hub, --store memory", "y-websocket", "python"),
         Peer("hub-hocuspocus", "Nova Collab hub, Hocuspocus protocol", "hocuspocus", "python"),
         Peer("hocuspocus", "@hocuspocus/server", "hocuspocus", "node"),
         Peer("y-websocket", "@y/websocket-server", "y-websocket", "node"),
@@ -144,9 +145,11 @@ class ServerProcess:
         return psutil.Process(self.proc.pid)
 
     async def __aenter__(self) -> ServerProcess:
+        data_dir = self.log_path.with_suffix(".data")
+        data_dir.mkdir(exist_ok=True)
         with self.log_path.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.peer.command(self.port, self.node),
+                *self.peer.command(self.port, self.node, data_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from load_tests import report  # noqa: E402
-from load_tests.peers import HUB_BENCHMARK_LIMITS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
+from load_tests.peers import HUB_EXTRA_FLAGS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
 from load_tests.traces import trace_path  # noqa: E402
 
 LOADGEN = HERE / "node" / "loadgen.mjs"
@@ -49,6 +50,7 @@ TRACE = trace_path("automerge-paper")
 CACHE = HERE / ".cache"
 SAMPLE_INTERVAL_S = 0.1
 LOADGEN_MARGIN_S = 60.0
+DEFAULT_SERVERS = ("hub", "hub-hocuspocus", "hocuspocus", "y-websocket", "pycrdt")
 SCENARIOS = ("fanout", "many-docs", "idle", "join-storm", "presence", "full-speed", "multi-node")
 
 
@@ -111,7 +113,20 @@ class Profile:
 
 PROFILES = {
     "full": Profile(
-        "full", (10, 100, 500, 1500), 5, 10, 10, (200, 5), 2000, 20_000_000, 150, 120, 1500, 100, (1, 2, 3), 2
+        "full",
+        (10, 100, 500, 1000, 2000),
+        5,
+        10,
+        10,
+        (200, 5),
+        10_000,
+        20_000_000,
+        150,
+        120,
+        1500,
+        100,
+        (1, 2, 3),
+        2,
     ),
     "quick": Profile(
         "quick", (10, 100, 500), 2, 5, 5, (200, 5), 2000, 5_000_000, 150, 60, 500, 100, (1, 2, 3), 1
@@ -140,8 +155,11 @@ def cases(profile: Profile, scenarios: list[str], doc_file: Path | None) -> list
         args += ("--interval", str(MANY_DOCS_INTERVAL_MS))
         out.append(Case("many-docs", f"{docs}x{per_doc}", args + phases, window + 120))
     if "idle" in scenarios:
+        # Joins run 50 at a time; on 2 busy cores a server may accept only ~100 a second.
+        join_s = max(60, p.idle_clients // 25)
         args = ("--mode", "idle", "--clients", str(p.idle_clients), "--hold", str(max(2.0, p.duration / 2)))
-        out.append(Case("idle", f"N={p.idle_clients}", args, 150))
+        args += ("--join-timeout", str(join_s))
+        out.append(Case("idle", f"N={p.idle_clients}", args, join_s + 90))
     if "join-storm" in scenarios and doc_file is not None:
         mb = p.join_doc_bytes / 1e6
         args = ("--mode", "join-storm", "--clients", str(p.join_clients + 1), "--doc-file", str(doc_file))
@@ -281,7 +299,7 @@ async def multi_node_run(args: argparse.Namespace, case: Case, repeat: int, log_
     from load_tests.cluster import Cluster
 
     run = Run(case.scenario, case.key, "hub", repeat)
-    options = {flag[2:].replace("-", "_"): value for flag, value in HUB_BENCHMARK_LIMITS.items()}
+    options = {flag[2:].replace("-", "_"): value for flag, value in HUB_EXTRA_FLAGS.items()}
     workdir = Path(tempfile.mkdtemp(prefix="cluster-", dir=log_dir))
     try:
         cluster = await asyncio.to_thread(lambda: Cluster(case.nodes, workdir, **options).__enter__())
@@ -372,6 +390,7 @@ def figures(run: Run) -> dict[str, Any]:
             out["open"] = open_
             out["rss_at_hold_mb"] = sum(hold.rss) / mb
             out["kb_per_connection"] = delta / open_ / 1024
+        out["rss_before_mb"] = sum(run.baseline_rss) / mb
         out["join_s"] = lg.get("join_s")
     elif run.scenario == "join-storm":
         seeded = run.marks.get("seeded")
@@ -454,7 +473,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="smaller N and shorter windows (a few minutes)")
     mode.add_argument("--tiny", action="store_true", help="smoke-test sizes (N=5, 2 s windows)")
     parser.add_argument(
-        "--servers", default=",".join(PEERS), help=f"comma-separated, in run order ({','.join(PEERS)})"
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, in run order (default {','.join(DEFAULT_SERVERS)}; also {','.join(PEERS)})",
     )
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated ({','.join(SCENARIOS)})"
@@ -462,12 +483,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per server and case (full: 2, quick: 1)"
     )
+    parser.add_argument(
+        "--fanout-clients", default=None, help="comma-separated fan-out sizes instead of the profile's"
+    )
+    parser.add_argument(
+        "--windows", default=None, help="WARMUP,MEASURE,DRAIN seconds instead of the profile's (e.g. 3,8,5)"
+    )
     parser.add_argument("--node", default="node", help="node executable (node)")
     parser.add_argument(
         "--out-dir", type=Path, default=None, help="default: load_tests/results/<date>[-quick]"
     )
     args = parser.parse_args(argv)
     args.profile = PROFILES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    if args.windows:
+        warmup, duration, drain = (float(x) for x in args.windows.split(","))
+        args.profile = dataclasses.replace(args.profile, warmup=warmup, duration=duration, drain=drain)
+    if args.fanout_clients:
+        sizes = tuple(int(n) for n in args.fanout_clients.split(","))
+        args.profile = dataclasses.replace(args.profile, fanout_clients=sizes)
     args.server_names = [s for s in args.servers.split(",") if s]
     args.scenario_names = [s for s in args.scenarios.split(",") if s]
     if unknown := set(args.server_names) - set(PEERS):
@@ -504,6 +537,20 @@ async def run_all(args: argparse.Namespace, plan: list[Case], log_dir: Path) -> 
     return runs
 
 
+def _public_args(argv: list[str]) -> list[str]:
+    """The command line for the report, without the output directory (a path of this machine)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out-dir":
+            skip = True
+        elif not arg.startswith("--out-dir="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_node_modules()
@@ -523,15 +570,15 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started": started,
         "elapsed_s": round(time.monotonic() - t0),
-        "command": "python load_tests/suite.py"
-        + {"full": "", "quick": " --quick", "tiny": " --tiny"}[args.profile.name],
+        "command": "python load_tests/suite.py "
+        + " ".join(_public_args(sys.argv[1:] if argv is None else argv)),
         "profile": asdict(args.profile),
         "servers": args.server_names,
         "scenarios": args.scenario_names,
         "repeats": args.repeats,
         "machine": machine_facts(),
         "versions": versions(args.node),
-        "hub_flags": HUB_BENCHMARK_LIMITS,
+        "hub_flags": HUB_EXTRA_FLAGS,
         "join_document": doc_meta,
         "constants": {
             "writers": WRITERS,

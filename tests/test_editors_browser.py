@@ -86,8 +86,8 @@ async def test_codemirror_pages_converge_show_presence_refuse_readers_and_resume
     hub = HubProcess(tmp_path, auth_secret=SECRET).start()
     try:
         writer = mint(SECRET, "app", [("code/*", "write")])
-        ada = mint(SECRET, "ada", [("code/*", "write")])
-        bob = mint(SECRET, "bob", [("code/*", "write")])
+        ada = mint(SECRET, "Ada", [("code/*", "write")])
+        bob = mint(SECRET, "Bob", [("code/*", "write")])
         reader = mint(SECRET, "rita", [("code/*", "read")])
         # Another app wrote the document with y-codemirror.next's usual root name.
         await node_clients.call(
@@ -115,7 +115,7 @@ async def test_codemirror_pages_converge_show_presence_refuse_readers_and_resume
         assert await page_b.eval("window.nova.editorText()") == converged
         await node_clients.call("wait_text_field", client="app", field="codemirror", text=converged)
 
-        # Presence: each page lists the other by name.
+        # Presence: each page lists the other by name (with auth on, the token subject the hub stamps).
         await page_a.wait(
             "[...document.querySelectorAll('#presence li')].some(li => li.innerText.includes('Bob'))"
         )
@@ -204,8 +204,8 @@ async def test_tiptap_on_hocuspocus_provider_converges_shows_presence_refuses_re
 ) -> None:
     hub = HubProcess(tmp_path, auth_secret=SECRET).start()
     try:
-        ada = mint(SECRET, "ada", [("team/*", "write")])
-        bob = mint(SECRET, "bob", [("team/*", "write")])
+        ada = mint(SECRET, "Ada", [("team/*", "write")])
+        bob = mint(SECRET, "Bob", [("team/*", "write")])
         reader = mint(SECRET, "rita", [("team/*", "read")])
         page_a = await open_tiptap(browser, tiptap_site, hub, "team/notes", name="Ada", token=ada)
         assert await page_a.eval("window.tiptap.state.scope") == "read-write"

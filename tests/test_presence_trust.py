@@ -26,6 +26,7 @@ import crdt_core
 from collab_server.auth import mint
 from collab_server.client import YClient
 from crdt_core import AwarenessEntry
+from tests.support.hocuspocus import HocuspocusClients
 from tests.support.hub import REPO, HubProcess
 from tests.support.node import NodeClients
 from tests.support.waiting import eventually
@@ -125,6 +126,32 @@ async def test_nobody_can_rename_or_remove_a_colleague_and_names_come_from_token
         assert shown is not None and shown["user"]["name"] == "ada"
 
 
+async def test_hocuspocus_presence_is_stamped_and_owned_too(trusted_hub: HubProcess) -> None:
+    async with HocuspocusClients(3) as clients:
+        await clients.socket("s1", trusted_hub.ws)
+        await clients.socket("s2", trusted_hub.ws)
+        ada_id = await clients.open("ada", "s1", "hp-team", token=token("ada"))
+        await clients.open("observer", "s2", "hp-team", token=token("observer", "read"))
+        await clients.call("awareness", client="ada", state={"user": {"name": "Admin", "kind": "agent"}})
+
+        async def stamped() -> bool:
+            state = (await clients.call("peers", client="observer")).get(str(ada_id))
+            return isinstance(state, dict) and state.get("user", {}).get("id") == "ada"
+
+        await eventually_async(stamped)
+        user = (await clients.call("peers", client="observer"))[str(ada_id)]["user"]
+        assert user == {"name": "ada", "id": "ada", "kind": "human"}
+    attacker = await raw_socket(trusted_hub, "hp-team", token("mallory"))
+    try:
+        await attacker.send(awareness((ada_id, 2**50, '{"user":{"name":"Mallory"}}')))
+        # Ada left with her socket: the id is free again, and what is shown is Mallory's own name.
+        await attacker.send(crdt_core.frame_query_awareness())
+        snapshot = await presence_answer(attacker)
+        assert json.loads(snapshot[ada_id])["user"]["name"] == "mallory"
+    finally:
+        await attacker.close()
+
+
 async def has_state(js: NodeClients, client: str, client_id: int, **expected: object) -> bool:
     state = await peer_state(js, client, client_id)
     return state is not None and all(state.get(key) == value for key, value in expected.items())
@@ -194,7 +221,8 @@ async def test_http_agent_presence_is_the_callers_own(trusted_hub: HubProcess) -
             '{"agent": "late", "cursor": {"index": "x"}}',
         ):
             bad = httpx.put(url, content=raw, headers={**fixer, "content-type": "application/json"})
-            assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request", bad.text
+            assert bad.status_code == 400, bad.text
+            assert bad.json()["error"]["code"] in ("invalid_request", "malformed_json"), bad.text
         states = httpx.get(
             f"{trusted_hub.http}/api/documents/desk/status", headers={"authorization": f"Bearer {ADMIN}"}
         ).json()["presence"]
@@ -229,6 +257,29 @@ async def test_held_back_updates_are_capped_per_connection(trusted_hub: HubProce
         await honest.wait_synced()
         honest.text += "ok"
         await eventually(lambda: trusted_hub_text(trusted_hub, "gaps") == "ok", what="honest edit stored")
+
+
+async def test_held_back_updates_are_capped_per_document(trusted_hub: HubProcess) -> None:
+    """Five writers each stay under 8 MiB held back; together they pass 32 MiB per document."""
+    writers = [await raw_socket(trusted_hub, "many-gaps", token(f"gapper-{i}")) for i in range(5)]
+    try:
+        for index, writer in enumerate(writers):
+            for update in gapped_chain(8, 1_000_000)[1:]:  # 7 MB held back each
+                with contextlib.suppress(ConnectionClosed):
+                    await writer.send(crdt_core.frame_update(update))
+            if index < 4:  # answered only after everything before it was handled
+                await writer.send(crdt_core.frame_sync_step1(b"\x00"))
+                async with asyncio.timeout(20):
+                    while crdt_core.parse_message(await writer.recv(decode=False)).kind is not (
+                        crdt_core.MessageKind.SYNC_STEP2
+                    ):
+                        pass
+        code, reason = await close_of(writers[-1])
+        assert code == 4412, (code, reason)
+        assert "per document" in reason
+    finally:
+        for writer in writers:
+            await writer.close()
 
 
 def trusted_hub_text(hub: HubProcess, document: str) -> str:

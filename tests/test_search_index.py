@@ -291,12 +291,12 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
     await indexer.sync_once()
     down = SearchIndexer(store, ChromaChunkStore(f"http://127.0.0.1:{free_closed_port()}", hashing))
 
-    class Hub:
-        search_index: SearchIndexer = indexer
+    class Search:  # the `Search` port the endpoint depends on
+        index: SearchIndexer = indexer
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"hub": Hub}
+        yield {"search": Search}
 
     app = Starlette(routes=[Route("/api/search", search_endpoint)], lifespan=lifespan)
     with TestClient(app) as client:
@@ -317,7 +317,7 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
             assert bad.status_code == 400
             assert bad.json()["error"]["code"] == "invalid_limit"
 
-        Hub.search_index = down
+        Search.index = down
         unavailable = client.get("/api/search", params={"q": "jam"})
         assert unavailable.status_code == 503
         assert unavailable.json()["error"]["code"] == "search_unavailable"
@@ -506,7 +506,8 @@ async def corpus_index(
     indexer = SearchIndexer(
         store,
         ChromaChunkStore(str(tmp_path / "chroma"), minilm),
-        IndexerSettings(interval_seconds=0.2),
+        # Unbounded busy share: these tests are about freshness, not the CPU bound (tested above).
+        IndexerSettings(interval_seconds=0.2, max_busy_share=1.0),
         count_tokens=minilm.count_tokens,
     )
     async with indexer:
@@ -578,3 +579,23 @@ def test_embeddings_are_unit_vectors_and_truncated(minilm: MiniLMEmbedding) -> N
     assert vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert minilm.get_config()["max_tokens"] == 256
+
+
+async def test_run_defers_a_document_under_continuous_typing_until_quiet_or_stale(tmp_path: Path) -> None:
+    """The background loop leaves a busy document for later; an explicit pass indexes it at once."""
+    store = MemoryStore()
+    doc = EditedDocument(store, "busy.md")
+    await doc.insert(0, "The first words of a note.")
+    hashing = HashingEmbedding()
+    indexer = hashing_indexer(store, tmp_path / "chroma", hashing, max_staleness_seconds=3600.0)
+    assert (await indexer.sync_once(defer_busy=True)).documents == 1  # never indexed: due at once
+    await doc.insert(0, "More words typed just now. ")
+    assert (await indexer.sync_once(defer_busy=True)).documents == 0  # changed within the interval
+    assert (await indexer.sync_once()).documents == 1  # an explicit pass does not defer
+    await doc.insert(0, "Still typing. ")
+    stale = hashing_indexer(store, tmp_path / "chroma2", hashing, max_staleness_seconds=0.0)
+    assert (await stale.sync_once(defer_busy=True)).documents == 1
+    await doc.insert(0, "And more. ")
+    assert (await stale.sync_once(defer_busy=True)).documents == 1  # stale at once: not deferred
+    await indexer.close()
+    await stale.close()

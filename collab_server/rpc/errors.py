@@ -10,7 +10,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from collab_server.hub import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.pending import PendingLimitExceeded
 from collab_server.rebase import Conflict, EditError
 from collab_server.room import DocumentTooLarge

@@ -21,6 +21,7 @@ from pycrdt import Snapshot
 import crdt_core
 from awareness.identity import Identity
 from collab_server.auth import Principal, Role
+from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
 from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
@@ -55,6 +56,10 @@ class StreamPeer:
             self.outbox.put_presence(awareness_update)
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
+
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
+        """The hub ends this membership (e.g. the document was set aside): the stream ends."""
+        self._overflowed(reason_for(code, detail))
 
     def _overflowed(self, detail: str) -> None:
         if self.overflow is None:
@@ -120,7 +125,7 @@ async def subscribe(
             raise invalid("'from_seq' must be a positive seq from GetHistory")
         base_state = await _state_vector_at_seq(hub, name, request.from_seq)
     peer = StreamPeer("subscribe", limits)
-    room = await hub.acquire(name, peer)
+    room = await hub.documents.acquire(name, peer)
     try:
         if start == "from_version" and request.from_version:
             base_state = _doc_from_token(room.doc, request.from_version).get_state()
@@ -191,7 +196,7 @@ class SyncSession:
         self._read_only = role is None or role < Role.WRITE
         self._actor = principal.subject if self._hub.auth.enabled else "grpc:sync"
         self._principal = principal
-        room = await self._hub.acquire(name, self.peer)
+        room = await self._hub.documents.acquire(name, self.peer)
         try:
             self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
             presence = room.presence_snapshot()

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from persistence.archive.base import ArchiveUnavailable, ObjectMissing, ObjectStore
+from persistence.archive.base import ObjectMissing, ObjectStore
 from persistence.archive.manifest import (
     ArchiveCorrupt,
     Manifest,
@@ -34,6 +36,7 @@ from persistence.base import DocumentExport, Store, StoredDocument, UnknownVersi
 logger = logging.getLogger(__name__)
 
 PARALLEL_PUTS = 8  # object writes in flight per document
+PARALLEL_DOCUMENTS = 8  # documents archived (or read back) at once
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class Archiver:
         self.objects = objects
         self._archived: dict[str, int] = {}  # document -> last_seq of its manifest
         self._known: dict[str, set[str]] = {}  # document -> object keys known to exist
+        self._manifests: dict[str, Manifest] = {}  # document -> its newest manifest
         self._seeded = False
 
     async def _seed(self) -> None:
@@ -68,6 +72,7 @@ class Archiver:
         for manifest in await self.manifests():
             self._archived[manifest.document] = manifest.last_seq
             self._known[manifest.document] = set(manifest.object_keys)
+            self._manifests[manifest.document] = manifest
         self._seeded = True
 
     async def run_pass(self) -> PassReport:
@@ -75,14 +80,22 @@ class Archiver:
         started = time.perf_counter()
         await self._seed()
         report = PassReport()
+        changed = []
         for info in await self.store.list_documents():
             if self._archived.get(info.name) == info.last_seq:
                 report.unchanged += 1
-                continue
-            objects, size = await self.archive_document(info.name)
+            else:
+                changed.append(info.name)
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def archive(name: str) -> None:
+            async with gate:
+                objects, size = await self.archive_document(name)
             report.documents += 1
             report.objects += objects
             report.bytes += size
+
+        await _all(archive(name) for name in changed)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -91,7 +104,7 @@ class Archiver:
         export = await self.store.export_document(document)
         if not export.updates and not export.checkpoints:
             return 0, 0
-        planned = plan(export, time.time())
+        planned = plan(export, time.time(), self._manifests.get(document))
         known = self._known.setdefault(document, set())
         missing = [blob for blob in planned.blobs if blob.key not in known]
         gate = asyncio.Semaphore(PARALLEL_PUTS)
@@ -100,22 +113,26 @@ class Archiver:
             async with gate:
                 await self.objects.put(key, data)
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for blob in missing:
-                    group.create_task(put(blob.key, blob.data))
-        except* ArchiveUnavailable as failed:  # the first failure stands for the batch
-            raise failed.exceptions[0] from None
+        await _all(put(blob.key, blob.data) for blob in missing)
         known.update(blob.key for blob in missing)
         await self.objects.put(manifest_key(document), planned.manifest)  # last: names only what exists
         self._archived[document] = planned.last_seq
+        self._manifests[document] = parse_manifest(planned.manifest)
         return len(missing) + 1, sum(len(blob.data) for blob in missing) + len(planned.manifest)
 
     # -- reading back --------------------------------------------------------------------
 
     async def manifests(self) -> list[Manifest]:
         keys = [key for key in await self.objects.list("docs/") if key.endswith("/manifest.json")]
-        return [parse_manifest(await self.objects.get(key)) for key in keys]
+        found: dict[str, Manifest] = {}
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def read(key: str) -> None:
+            async with gate:
+                found[key] = parse_manifest(await self.objects.get(key))
+
+        await _all(read(key) for key in keys)
+        return [found[key] for key in keys]
 
     async def manifest(self, document: str) -> Manifest | None:
         try:
@@ -124,9 +141,12 @@ class Archiver:
             return None
 
     async def read_export(self, manifest: Manifest) -> DocumentExport:
-        objects = {
-            key: verified_object(key, await self.objects.get(key)) for key in set(manifest.object_keys)
-        }
+        objects: dict[str, bytes] = {}
+
+        async def read(key: str) -> None:
+            objects[key] = verified_object(key, await self.objects.get(key))
+
+        await _all(read(key) for key in set(manifest.object_keys))
         return export_of(manifest, objects)
 
     async def erase(self, document: str) -> int:
@@ -135,7 +155,18 @@ class Archiver:
         removed += await self.objects.delete(await self.objects.list(document_prefix(document)))
         self._archived.pop(document, None)
         self._known.pop(document, None)
+        self._manifests.pop(document, None)
         return removed
+
+
+async def _all(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``calls`` concurrently (each bounds itself); the first failure is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(call)
+    except* Exception as failed:  # one failure stands for the batch (the others were cancelled)
+        raise failed.exceptions[0] from None
 
 
 async def check_archive(archiver: Archiver) -> tuple[int, list[str]]:
@@ -155,15 +186,32 @@ async def restore_store(archiver: Archiver, target: Store) -> RestoreReport:
     """Rebuild every archived document into ``target`` (which must hold none of them) and check
     each one equal to its archive, history included."""
     report = RestoreReport()
-    for manifest in await archiver.manifests():
-        export = await archiver.read_export(manifest)
-        await target.import_document(export)
-        report.documents += 1
-        report.rows += len(export.updates) + len(export.checkpoints)
-        if await target.export_document(manifest.document) == export:
-            report.verified += 1
-        else:
-            report.mismatches.append(manifest.document)
+    manifests = await archiver.manifests()
+    # Objects are fetched a few documents ahead of the (sequential) writes into the store.
+    exports: asyncio.Queue[DocumentExport | None] = asyncio.Queue(maxsize=PARALLEL_DOCUMENTS)
+
+    async def fetch() -> None:
+        gate = asyncio.Semaphore(PARALLEL_DOCUMENTS)
+
+        async def one(manifest: Manifest) -> None:
+            async with gate:
+                export = await archiver.read_export(manifest)
+            await exports.put(export)
+
+        await _all(one(manifest) for manifest in manifests)
+        await exports.put(None)
+
+    async def write() -> None:
+        while (export := await exports.get()) is not None:
+            await target.import_document(export)
+            report.documents += 1
+            report.rows += len(export.updates) + len(export.checkpoints)
+            if await target.export_document(export.document) == export:
+                report.verified += 1
+            else:
+                report.mismatches.append(export.document)
+
+    await _all([fetch(), write()])
     return report
 
 

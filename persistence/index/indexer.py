@@ -1,8 +1,11 @@
 """SearchIndexer: keeps a chunk store in step with the documents of a Store, and searches it.
 
 ``run`` polls ``Store.list_documents`` every ``interval_seconds`` and re-indexes each
-document whose ``last_seq`` moved, most recently changed first. The poll is the debounce:
-a document under continuous typing is re-indexed at most once per interval. Indexing is
+document whose ``last_seq`` moved, most recently changed first. A document is re-indexed
+once it has been quiet for an interval, or every ``max_staleness_seconds`` while typing goes
+on, and the indexer rests between passes so that it is busy at most ``max_busy_share`` of
+the time: with hundreds of documents edited at once it costs a bounded share of a core and
+the index lags a little more, never the edits. Indexing is
 incremental: the text of every root field (``crdt_core.fields``: Y.Text, Y.XmlFragment as
 plain text, Y.Map/Y.Array values holding text) is rebuilt from the stored snapshot and
 tail, each field is cut into chunks
@@ -40,7 +43,7 @@ from typing import Any, Self, TypeVar
 import pycrdt
 
 from crdt_core.fields import read_fields
-from persistence.base import CorruptDocument, Store, StoreError
+from persistence.base import CorruptDocument, DocumentInfo, Store, StoreError
 from persistence.index.base import (
     DEFAULT_FIELD,
     ChunkStore,
@@ -62,6 +65,15 @@ TEXT_FIELD = DEFAULT_FIELD  # the root Y.Text Nova's clients edit
 @dataclass(frozen=True, slots=True)
 class IndexerSettings:
     interval_seconds: float = 2.0  # between polls of the store (also the debounce)
+    # While a document keeps changing, ``run`` re-indexes it once it has been quiet for
+    # ``interval_seconds`` or at least every ``max_staleness_seconds`` (not at every poll:
+    # 200 documents under constant typing would otherwise keep the model busy for cores).
+    max_staleness_seconds: float = 30.0
+    # ``run`` keeps indexing to this share of the time, with bursts of up to
+    # ``busy_burst_seconds`` of work (a start-up pass, a paste): beyond them a pass that took
+    # 1 s is followed by 3 s of rest at 0.25, so the CPU it takes is bounded under any load.
+    max_busy_share: float = 0.25
+    busy_burst_seconds: float = 10.0
     max_backoff_seconds: float = 60.0  # longest wait between retries while the store or chromadb is down
     query_timeout_seconds: float = 10.0  # a search that takes longer fails with IndexUnavailable
     max_query_chars: int = 1000  # longer queries are cut (the model reads 256 tokens anyway)
@@ -86,6 +98,7 @@ class PassReport:
 class _Indexed:
     seq: int
     chunks: dict[str, StoredChunk]
+    at: float = field(default_factory=time.monotonic)  # when this process indexed it
 
 
 def chunk_ids(document: str, chunks: Sequence[Chunk], field: str = DEFAULT_FIELD) -> list[str]:
@@ -180,9 +193,12 @@ class SearchIndexer:
     async def run(self) -> None:
         """Poll and index until cancelled; failures are logged and retried with backoff."""
         delay = self.settings.interval_seconds
+        share, burst = self.settings.max_busy_share, self.settings.busy_burst_seconds
+        budget, refilled = burst, time.monotonic()  # seconds of work allowed now (a token bucket)
         while True:
+            started = time.monotonic()
             try:
-                report = await self.sync_once()
+                report = await self.sync_once(defer_busy=True)
             except (IndexUnavailable, StoreError) as exc:
                 delay = min(max(delay * 2, self.settings.interval_seconds), self.settings.max_backoff_seconds)
                 self._fail(exc, delay)
@@ -195,7 +211,11 @@ class SearchIndexer:
                 self.available = False
                 self.last_error = repr(exc)
             else:
-                delay = self.settings.interval_seconds
+                now = time.monotonic()
+                budget = min(burst, budget + (now - refilled) * share - (now - started))
+                refilled = now
+                rest = -budget / share if budget < 0 else 0.0  # until the bucket is back at zero
+                delay = max(self.settings.interval_seconds, rest)
                 if report.documents or report.deleted:
                     logger.info(
                         "search index: %d documents re-indexed, %d chunks embedded, %d moved, %d deleted",
@@ -225,17 +245,29 @@ class SearchIndexer:
         async with self._progress:
             await self._progress.wait_for(lambda: (self.indexed_seq(document) or 0) >= seq)
 
-    async def sync_once(self) -> PassReport:
-        """One poll: index every changed document, drop the chunks of vanished ones."""
+    async def sync_once(self, *, defer_busy: bool = False) -> PassReport:
+        """One poll: index every changed document, drop the chunks of vanished ones.
+
+        ``defer_busy``: leave a document that changed within ``interval_seconds`` for a later
+        poll, unless its index is older than ``max_staleness_seconds`` (what ``run`` does).
+        """
         async with self._pass_lock:
             report = PassReport()
             infos = await self.store.list_documents()
             names = {info.name for info in infos}
-            changed = [
-                info
-                for info in infos
-                if info.name not in self._indexed or self._indexed[info.name].seq != info.last_seq
-            ]
+            now, clock = time.time(), time.monotonic()
+
+            def due(info: DocumentInfo) -> bool:
+                indexed = self._indexed.get(info.name)
+                if indexed is None:
+                    return True
+                if indexed.seq == info.last_seq:
+                    return False
+                if not defer_busy or now - info.updated_at >= self.settings.interval_seconds:
+                    return True
+                return clock - indexed.at >= self.settings.max_staleness_seconds
+
+            changed = [info for info in infos if due(info)]
             changed.sort(key=lambda info: info.updated_at, reverse=True)
             for info in changed:
                 report = _add(report, await self._index_document(info.name))

@@ -83,15 +83,16 @@ export class Api {
     return await this.request<FieldText>(this.doc(name, `text${query}`))
   }
 
-  async versionText (name: string, seq: number): Promise<string> {
-    return (await this.request<{ text: string }>(this.doc(name, `versions/${seq}`))).text
+  async versionText (name: string, seq: number, field?: string): Promise<string> {
+    const query = field === undefined ? '' : `?field=${encodeURIComponent(field)}`
+    return (await this.request<{ text: string }>(this.doc(name, `versions/${seq}${query}`))).text
   }
 
-  async restore (name: string, seq: number, actor: string): Promise<boolean> {
+  async restore (name: string, seq: number, actor: string, field?: string): Promise<boolean> {
     const result = await this.request<{ changed: boolean }>(this.doc(name, 'restore'), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ seq, actor })
+      body: JSON.stringify(field === undefined ? { seq, actor } : { seq, actor, field })
     })
     return result.changed
   }

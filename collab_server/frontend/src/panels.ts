@@ -84,6 +84,8 @@ export class ActivityPanel {
 }
 
 export interface HistoryHooks {
+  /** The root field the page shows: versions are read as that field's text. */
+  field?: () => string
   /** Show a past version's text instead of the live document. */
   preview: (version: Version, text: string) => void
 }
@@ -159,7 +161,7 @@ export class HistoryPanel {
     this.selected = version.seq
     item.classList.add('selected')
     try {
-      this.hooks.preview(version, await this.api.versionText(this.documentName, version.seq))
+      this.hooks.preview(version, await this.api.versionText(this.documentName, version.seq, this.hooks.field?.()))
     } catch (error) {
       const message = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error)
       item.append(el('div', 'error', message))

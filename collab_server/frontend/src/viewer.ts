@@ -135,6 +135,7 @@ function main (): void {
   const mountRendered = (): void => {
     // Rich text, maps and arrays: read-only plain text, fetched again (throttled) on every change.
     editing = false
+    byId('preview-restore').hidden = true // only a Y.Text can be restored to an old version
     let timer: number | null = null
     const shown = new EditorView({
       state: EditorState.create({
@@ -258,6 +259,7 @@ function main (): void {
   }
 
   const history = new HistoryPanel(byId('history'), api, config.document, {
+    field: () => field,
     preview: (version, text) => {
       previewed = version
       const actors = version.actors.length > 0 ? ` by ${version.actors.join(', ')}` : ''
@@ -283,7 +285,7 @@ function main (): void {
     const version = previewed
     if (version === null) return
     restoreButton.disabled = true
-    api.restore(config.document, version.seq, name).then((changed) => {
+    api.restore(config.document, version.seq, name, field).then((changed) => {
       closePreview()
       say(changed ? `Restored version #${version.seq}; everyone sees it now.` : `The text already equals version #${version.seq}.`)
       void activity.refresh()
