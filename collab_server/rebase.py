@@ -60,10 +60,11 @@ def version_token(doc: pycrdt.Doc[Any]) -> str:
 
 
 def text_at(doc: pycrdt.Doc[Any], token: str, field: str) -> str:
-    return str(_doc_at(doc, token).get(field, type=pycrdt.Text))
+    return str(doc_at_version(doc, token).get(field, type=pycrdt.Text))
 
 
-def _doc_at(doc: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
+def doc_at_version(doc: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
+    """The document as it was at version ``token``; raises InvalidVersion for a foreign token."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         return untrusted("version token", lambda: pycrdt.Doc.from_snapshot(Snapshot.decode(raw), doc))
@@ -102,7 +103,7 @@ def rebase(
     # The old version, re-hosted in a document with a client id of its own, so the marks
     # it creates never collide with ids in the live document.
     version_doc: pycrdt.Doc[Any] = pycrdt.Doc(client_id=_fresh_client_id(live_doc))
-    version_doc.apply_update(_doc_at(live_doc, token).get_update())
+    version_doc.apply_update(doc_at_version(live_doc, token).get_update())
     version_text = version_doc.get(field, type=pycrdt.Text)
     old = str(version_text)
     ordered = _validated(edits, len(old))

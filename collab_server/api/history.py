@@ -86,7 +86,7 @@ async def version_text(request: Request) -> Response:
     seq = bounded_int(request.path_params["seq"], "seq", 0, MAX_INTEGER)
     field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
     parts = await store.read_version(name, seq)
-    fields = await fields_of_parts(parts.snapshot, list(parts.tail))
+    fields = await fields_of_parts(parts.parts)
     chosen = pick(fields, field)
     return JSONResponse(
         {

@@ -158,8 +158,7 @@ class ChangeSource:
         # The run ends at a checkpoint: its snapshot holds everything the run changed. A store
         # that cannot rebuild it raises (StoreError): retried and logged, never skipped.
         stored = await self._store.read_version(document, last.seq)
-        parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
-        state = crdt_core.merge_updates(parts)
+        state = crdt_core.merge_updates(stored.parts)
         shadow = self._shadows.get(document)
         known = shadow is not None and shadow.seq == cursor
         update = state
@@ -276,7 +275,7 @@ class ChangeSource:
         except UnknownVersion:
             self._shadows.pop(document, None)
             return None
-        parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
+        parts = stored.parts
         return self._remember(document, self._new_shadow(cursor, parts))
 
     def forget(self, document: str) -> None:

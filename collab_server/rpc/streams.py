@@ -7,8 +7,6 @@ RESOURCE_EXHAUSTED (``slow_consumer``, as close 4408) and resumes from its last 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
@@ -16,7 +14,6 @@ from typing import Any
 
 import grpc
 import pycrdt
-from pycrdt import Snapshot
 
 import crdt_core
 from awareness.identity import Identity
@@ -25,16 +22,16 @@ from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
 from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
-from collab_server.rebase import version_token
+from collab_server.rebase import InvalidVersion, doc_at_version, version_token
 from collab_server.room import Room
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc.access import CallGuard, document_name
 from collab_server.rpc.errors import RpcFailure, invalid
+from collab_server.ydoc import doc_from_parts
 from crdt_core import MessageKind, ProtocolError
+from persistence.base import CorruptDocument
 
 _stream_ids = itertools.count(1)
-# Like a joiner's state, the first event waits (a bounded number of times) for commits in flight.
-_MAX_COMMIT_WAITS = 20
 
 
 class StreamPeer:
@@ -72,31 +69,17 @@ class StreamPeer:
 
 def _doc_from_token(live: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        return pycrdt.Doc.from_snapshot(Snapshot.decode(raw), live)
-    except (ValueError, binascii.Error) as exc:
-        raise invalid(f"not a version token of this document: {exc}", "invalid_version") from None
-    except BaseException as exc:  # pyo3 panics on some foreign snapshots
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise invalid("not a version token of this document", "invalid_version") from None
+        return doc_at_version(live, token)
+    except InvalidVersion as exc:
+        raise invalid(str(exc), "invalid_version") from None
 
 
 async def _state_vector_at_seq(hub: Hub, name: str, seq: int) -> bytes:
-    parts = await hub.store.read_version(name, seq)
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    if parts.snapshot is not None:
-        doc.apply_update(parts.snapshot)
-    for update in parts.tail:
-        doc.apply_update(update)
-    return doc.get_state()
-
-
-async def _wait_commits(hub: Hub, name: str) -> None:
-    for _ in range(_MAX_COMMIT_WAITS):
-        if not hub.writer.document_pending(name):
-            return
-        await hub.writer.wait_document(name)
+    stored = await hub.store.read_version(name, seq)
+    try:
+        return doc_from_parts(stored.parts).get_state()
+    except ProtocolError as exc:
+        raise CorruptDocument(f"stored updates of {name!r} do not decode: {exc}") from exc
 
 
 def _presence_event(awareness_update: bytes, version: str) -> pb.DocumentEvent:
@@ -129,7 +112,7 @@ async def subscribe(
     try:
         if start == "from_version" and request.from_version:
             base_state = _doc_from_token(room.doc, request.from_version).get_state()
-        await _wait_commits(hub, name)
+        await room.wait_durable()  # like a joiner's state: bounded by join_wait_seconds
         # From here to the first yield nothing awaits: the mirror and the first event are the
         # room's state at one instant, and the peer has been a member since before it.
         mirror: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
