@@ -8,11 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
+from collab_server.settings import Settings
 from persistence.archive.archiver import Archiver, PassReport
 from persistence.archive.base import ArchiveUnavailable, ObjectStore
+from persistence.archive.factory import object_store_from_url
 from persistence.archive.manifest import ArchiveCorrupt
 from persistence.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from collab_server.lifecycle import DocumentLifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +101,16 @@ class ArchiveService:
                 "seconds": report.seconds,
             },
         }
+
+
+def archive_service(settings: Settings, store: Store, lifecycle: DocumentLifecycle) -> ArchiveService | None:
+    """The archive service `settings` ask for, or None (no --archive); an erased document's
+    archive is erased too."""
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    if objects is None:
+        return None
+    service = ArchiveService(store, objects, settings.archive_interval_seconds)
+    lifecycle.archive_eraser = service.archiver.erase
+    return service

@@ -29,10 +29,12 @@ from persistence.base import DeletedDocument, StoreError
 
 if TYPE_CHECKING:
     from collab_server.hub import Hub
+    from collab_server.ports import Search
 
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0  # how stale another node's view of deletions may be
+PRUNE_EVERY_SECONDS = 3600.0  # checkpoint pruning runs this often (more often for short retentions)
 
 
 class LifecycleEvents(Protocol):
@@ -68,13 +70,23 @@ class UnknownDocument(Exception):
 
 
 class DocumentLifecycle:
-    def __init__(self, hub: Hub, grace_seconds: float, events: LifecycleEvents | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        grace_seconds: float,
+        events: LifecycleEvents | None = None,
+        *,
+        checkpoint_retention_seconds: float = 0.0,
+    ) -> None:
         self._hub = hub
         self.grace_seconds = grace_seconds
+        self.checkpoint_retention = checkpoint_retention_seconds
+        self.pruned_checkpoints = 0
         self.events: LifecycleEvents = events or NoEvents()
         self.archive_eraser: ArchiveEraser | None = None  # set when archiving is configured
         self._deleted: dict[str, DeletedDocument] = {}
         self._erasing: set[str] = set()  # a purge must not erase what an admin is erasing
+        self.search: Search | None = None  # set by the app once the search service is open
 
     def is_deleted(self, document: str) -> bool:
         return document in self._deleted
@@ -91,12 +103,17 @@ class DocumentLifecycle:
             await self._hub.evict(name)
 
     async def run(self) -> None:
-        """Refresh and purge forever (until cancelled); a store outage is retried."""
+        """Refresh, purge and prune forever (until cancelled); a store outage is retried."""
+        prune_every = min(PRUNE_EVERY_SECONDS, max(REFRESH_SECONDS, self.checkpoint_retention / 4))
+        next_prune = time.monotonic() + prune_every
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
             try:
                 await self.refresh()
                 await self.purge_expired()
+                if self.checkpoint_retention > 0 and time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + prune_every
+                    await self.prune_checkpoints()
             except (StoreError, OSError) as exc:
                 logger.warning("document lifecycle: store unavailable, retrying: %s", exc)
 
@@ -135,7 +152,7 @@ class DocumentLifecycle:
     async def _erase(self, document: str, by: str | None, reason: str) -> Erasure:
         await self._hub.evict(document)
         archived = await self.archive_eraser(document) if self.archive_eraser is not None else 0
-        index = self._hub.search_index
+        index = self.search.index if self.search is not None else None
         chunks = await index.forget(document) if index is not None else 0
         rows = await self._hub.store.erase(document)
         self._deleted.pop(document, None)
@@ -146,6 +163,17 @@ class DocumentLifecycle:
         self.events.document_deleted(document, erased=True, by=by)
         logger.info("document %r erased by %s: %s", document, by, erasure)
         return erasure
+
+    async def prune_checkpoints(self) -> int:
+        """Apply the checkpoint retention policy to every document."""
+        before = time.time() - self.checkpoint_retention
+        pruned = 0
+        for info in await self._hub.store.list_documents():
+            pruned += await self._hub.store.prune_checkpoints(info.name, before)
+        if pruned:
+            logger.info("pruned %d checkpoints older than %.0fs", pruned, self.checkpoint_retention)
+        self.pruned_checkpoints += pruned
+        return pruned
 
     async def purge_expired(self) -> list[str]:
         """Erase soft-deleted documents whose grace period is over."""

@@ -23,8 +23,10 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
-from collab_server.api.context import hub_of
+from collab_server.api.context import documents_of
+from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal
+from collab_server.document_names import InvalidDocumentName, check_document_name
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"
 ASSET_PREFIX = "/static/build/"
@@ -136,7 +138,9 @@ async def landing(request: Request) -> Response:
     except InvalidToken:
         principal = None  # with auth on and no valid ?token=, nothing is listed
     summaries = [
-        s for s in await hub_of(request).documents() if principal is not None and principal.role_for(s.name)
+        s
+        for s in await documents_of(request).summaries()
+        if principal is not None and principal.role_for(s.name)
     ]
     now = time.time()
     rows = []
@@ -185,6 +189,10 @@ async def document_page(request: Request) -> Response:
     name: str = request.path_params["name"]
     if not name:
         return RedirectResponse("/", status_code=303)
+    try:
+        check_document_name(name)  # the same rules as the socket the page opens
+    except InvalidDocumentName as exc:
+        raise ApiError(400, "invalid_document_name", str(exc)) from exc
     mode = request.query_params.get("mode", "view")
     if mode not in MODES:
         mode = "view"

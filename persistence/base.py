@@ -57,6 +57,14 @@ class StoredDocument:
     def is_empty(self) -> bool:
         return self.snapshot is None and not self.tail
 
+    @property
+    def parts(self) -> list[bytes]:
+        """The updates that rebuild the document, in order: the snapshot (if any), then the tail.
+
+        The one place "snapshot + tail" is assembled; every reader and compaction uses it.
+        """
+        return ([self.snapshot] if self.snapshot is not None else []) + list(self.tail)
+
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
@@ -230,6 +238,16 @@ class DocumentExport:
         return max([0, *(u.seq for u in self.updates), *(c.seq for c in self.checkpoints)])
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A revoked token id, kept until the token's own expiry (``None``: expiry unknown, kept)."""
+
+    token_id: str
+    expires_at: float | None
+    revoked_at: float
+    revoked_by: str | None = None
+
+
 # Merges a snapshot (first, may be absent) and the tail into one encoded update.
 # Runs in a worker thread: the native crate releases the GIL while merging.
 MergeFunction = Callable[[Sequence[bytes]], bytes]
@@ -281,6 +299,12 @@ class Store(Protocol):
         self, *, document: str | None = None, subject: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
         """Audit events, newest first, filtered by document and/or subject."""
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        """Record a revoked token id (idempotent: the later expiry wins); drop lapsed records."""
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        """Revocations still in force at ``now`` (expiry unknown or later than ``now``)."""
 
     # -- change events: the outbox read by event sinks (Kafka, webhooks) -------------------
 
@@ -345,6 +369,10 @@ class Store(Protocol):
         """Remove every row of the document (log, checkpoints, data key, deletion mark) in one
         transaction, overwriting freed space where the database allows; the audit log stays.
         Returns the number of rows removed."""
+
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        """Delete the document's checkpoints whose newest update is older than ``before``,
+        except its newest checkpoint (what loading starts from); return how many went."""
 
     async def export_document(self, document: str) -> DocumentExport: ...
 

@@ -23,6 +23,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     StoredDocument,
     UnknownVersion,
     VersionInfo,
@@ -58,6 +59,7 @@ class MemoryStore:
         self._documents: dict[str, _Document] = {}
         self._seq = 0
         self._audit: list[AuditEvent] = []
+        self._revocations: dict[str, Revocation] = {}
         self._cursors: dict[tuple[str, str], int] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._deliveries: list[DeliveryRecord] = []
@@ -118,7 +120,7 @@ class MemoryStore:
                 return None
             if not parts.tail:
                 return None
-            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            inputs = parts.parts
             merged = await asyncio.to_thread(merge, inputs)
             covered = parts.last_seq
             timestamp = max(row.entry.timestamp for row in doc.rows if row.seq <= covered)
@@ -194,6 +196,16 @@ class MemoryStore:
             and (subject is None or event.subject == subject)
         ]
         return matching[:limit]
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        self._revocations[revocation.token_id] = _later(
+            self._revocations.get(revocation.token_id), revocation
+        )
+        for token_id in [t for t, r in self._revocations.items() if not _in_force(r, revocation.revoked_at)]:
+            del self._revocations[token_id]
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        return [r for r in self._revocations.values() if _in_force(r, now)]
 
     # -- change events ----------------------------------------------------------------------
 
@@ -301,6 +313,16 @@ class MemoryStore:
         removed += int(self._deleted.pop(document, None) is not None)
         return removed
 
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        doc = self._documents.get(document)
+        if doc is None or len(doc.checkpoints) < 2:
+            return 0
+        newest = doc.checkpoints[-1]
+        kept = [c for c in doc.checkpoints if c is newest or c.timestamp >= before]
+        removed = len(doc.checkpoints) - len(kept)
+        doc.checkpoints = kept
+        return removed
+
     async def export_document(self, document: str) -> DocumentExport:
         doc = self._documents.get(document) or _Document()
         updates = [
@@ -336,3 +358,16 @@ class MemoryStore:
         self._seq = max(self._seq, export.last_seq)
         if export.data_key is not None:
             self._data_keys[export.document] = export.data_key
+
+
+def _in_force(revocation: Revocation, now: float) -> bool:
+    return revocation.expires_at is None or revocation.expires_at > now
+
+
+def _later(old: Revocation | None, new: Revocation) -> Revocation:
+    """Two revocations of one token: keep it as long as either asks (unknown expiry: for good)."""
+    if old is None or new.expires_at is None:
+        return new
+    if old.expires_at is None or old.expires_at > new.expires_at:
+        return old
+    return new

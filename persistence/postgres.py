@@ -51,6 +51,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     StoredDocument,
     StoreUnavailable,
     UnknownVersion,
@@ -366,7 +367,7 @@ class PostgresStore:
                 return None
             if not parts.tail:
                 return None
-            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            inputs = parts.parts
             merged = await asyncio.to_thread(merge, inputs)
             covered = parts.last_seq
             previous = await connection.fetchrow(
@@ -465,6 +466,32 @@ class PostgresStore:
         ]
 
     # -- change events ----------------------------------------------------------------------
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO revocations (token_id, expires_at, revoked_at, revoked_by) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (token_id) DO UPDATE SET expires_at = CASE"
+                " WHEN revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL"
+                " ELSE greatest(revocations.expires_at, excluded.expires_at) END",
+                revocation.token_id,
+                revocation.expires_at,
+                revocation.revoked_at,
+                revocation.revoked_by,
+            )
+            await connection.execute(
+                "DELETE FROM revocations WHERE expires_at IS NOT NULL AND expires_at <= $1",
+                revocation.revoked_at,
+            )
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT token_id, expires_at, revoked_at, revoked_by FROM revocations"
+                " WHERE expires_at IS NULL OR expires_at > $1",
+                now,
+            )
+        return [Revocation(r["token_id"], r["expires_at"], r["revoked_at"], r["revoked_by"]) for r in rows]
 
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
         async with self._connection() as connection:
@@ -668,6 +695,16 @@ class PostgresStore:
             for table in ("updates", "checkpoints", "data_keys"):
                 await connection.execute(f"VACUUM {table}")
         return removed
+
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                "DELETE FROM checkpoints WHERE document = $1 AND created_at < $2"
+                " AND seq < (SELECT max(seq) FROM checkpoints WHERE document = $1)",
+                document,
+                before,
+            )
+        return int(status.rsplit(" ", 1)[1])
 
     async def export_document(self, document: str) -> DocumentExport:
         async with (

@@ -16,6 +16,6 @@ fi
 command -v go >/dev/null || { echo "install_k8s_tools.sh: Go is required" >&2; exit 1; }
 mkdir -p "${cache}"
 echo "install_k8s_tools.sh: building nova-chart-check (first time: a few minutes)"
-(cd deploy/validate && go build -mod=readonly -trimpath -o "${binary}" .)
+(cd deploy/validate && go build -mod=readonly -trimpath -buildvcs=false -o "${binary}" .)
 echo "${want}" >"${stamp}"
 echo "install_k8s_tools.sh: done"

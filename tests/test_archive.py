@@ -277,3 +277,42 @@ async def _until(read: Any, check: Any, what: str, timeout: float = 30.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s (last value {value!r})")
         await asyncio.sleep(0.2)
+
+
+async def test_checkpoint_retention_prunes_the_database_and_the_archive_keeps_them(tmp_path: Path) -> None:
+    hub = HubProcess(
+        tmp_path,
+        archive=str(tmp_path / "archive"),
+        archive_interval_seconds=3600,
+        compact_after_updates=2,
+        checkpoint_retention_seconds=4,
+    ).start()
+
+    def checkpoints() -> list[int]:
+        history = hub.get("/api/documents/kept.md/history").json()["versions"]
+        return sorted(v["seq"] for v in history if v["kind"] == "checkpoint")
+
+    try:
+        for n in range(3):
+            write(hub, "kept.md", f"kept, draft {n}")
+            write(hub, "kept.md", f"kept, draft {n} (second pass)")
+            await eventually(lambda n=n: len(checkpoints()) > n, timeout=20, what=f"checkpoint {n + 1}")
+        oldest = checkpoints()[0]
+        oldest_text = hub.get(f"/api/documents/kept.md/versions/{oldest}").json()["text"]
+        archive_now(hub)
+
+        await eventually(lambda: len(checkpoints()) == 1, timeout=30, what="old checkpoints pruned")
+        gone = hub.get(f"/api/documents/kept.md/versions/{oldest}")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "unknown_version"
+        write(hub, "kept.md", "kept, after pruning")
+        archive_now(hub)  # the new manifest keeps the checkpoints the database pruned
+
+        response = httpx.post(
+            f"{hub.http}/api/documents/kept.md/archive/restore",
+            json={"seq": oldest, "as": "copy", "target": "kept-oldest.md"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        assert hub.text("kept-oldest.md") == oldest_text
+    finally:
+        hub.stop()

@@ -31,9 +31,11 @@ from tests.support.waiting import eventually
 SECRET = "grpc-test-secret-0123456789abcdef"
 
 
-@pytest.fixture
-def grpc_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, grpc_port=free_port()).start()
+@pytest.fixture(scope="module")
+def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the module (each test uses its own documents): hub starts are the slow part."""
+    workdir = tmp_path_factory.mktemp("grpc-hub")
+    process = HubProcess(workdir, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
     yield process
     process.stop()
 
@@ -91,8 +93,12 @@ async def test_edit_conflict_and_suggest(grpc_hub: HubProcess) -> None:
         listed = await client.list_documents()
         assert "g-edit" in [d.document for d in listed]
         assert await client.version_text("g-edit", history[0].seq) == "hello world"
+        assert await client.restore("g-edit", history[0].seq)
+        assert (await client.get_document("g-edit")).texts["content"] == "hello world"
         presence = await client.set_presence("g-edit", "summarizer", name="Summarizer", ttl_seconds=5)
         assert presence.client_id > 0
+        # This hub runs without a search index (--search off): the HTTP API's 503 code.
+        await expect_failure(client.search("hello"), grpc.StatusCode.UNAVAILABLE, "search_unavailable")
 
     metrics = httpx.get(f"{grpc_hub.http}/metrics").text
     assert 'nova_grpc_calls_total{code="OK",method="Edit"}' in metrics
@@ -124,6 +130,10 @@ async def test_bad_messages_are_invalid_argument(grpc_hub: HubProcess) -> None:
             async for _ in call:
                 pass
         assert failure_of(raised.value)[:2] == (bad, "invalid_message")
+        # Over the named message limit (--grpc-max-message-bytes, 1 MiB here).
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.edit("g-bad", text="x" * (2 << 20))
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         # Nothing above changed the document.
         assert (await client.get_document("g-bad")).texts["content"] == "abc"
         # Deadlines: a Subscribe that outlives its deadline ends with DEADLINE_EXCEEDED.
@@ -243,6 +253,7 @@ async def test_roles_and_tokens(tmp_path: Path) -> None:
             await expect_failure(
                 client.suggest("g-auth", text="x"), grpc.StatusCode.PERMISSION_DENIED, "forbidden"
             )
+            await expect_failure(client.restore("g-auth", 1), grpc.StatusCode.PERMISSION_DENIED, "forbidden")
             # Over Sync, a read-only peer's update is dropped and it is told once (permission denied).
             call = client.sync()
             update_doc: pycrdt.Doc[Any] = pycrdt.Doc()
@@ -277,3 +288,73 @@ async def test_health_and_reflection(grpc_hub: HubProcess) -> None:
             names = {service.name for service in response.list_services_response.service}
             assert {"nova.collab.v1.Collab", "grpc.health.v1.Health"} <= names
             break
+
+
+async def test_subscribe_from_a_stored_seq_with_presence(grpc_hub: HubProcess) -> None:
+    async with CollabClient(target(grpc_hub)) as client:
+        await client.edit("g-seq", text="one ")
+        seq = (await client.history("g-seq"))[0].seq
+        await client.edit("g-seq", [{"start": 4, "end": 4, "text": "two"}])
+        # From the seq of "one ": the first event holds only what came after it.
+        call = client.subscribe("g-seq", from_seq=seq, include_presence=True)
+        first = await call.read()
+        assert b"two" in first.update and b"one" not in first.update
+        async with YClient(grpc_hub.url("g-seq"), presence={"user": {"name": "Ada", "color": "#2563eb"}}):
+            while True:
+                event = await asyncio.wait_for(call.read(), 10)
+                if event.WhichOneof("event") == "presence":
+                    states = [s.state_json for s in event.presence.states]
+                    assert any("Ada" in state for state in states)
+                    break
+        call.cancel()
+
+
+async def test_follow_resumes_across_a_hub_restart(grpc_hub: HubProcess) -> None:
+    """The client helper's ``follow`` reconnects after the server ends the stream (a restart)
+    and resumes from the last version it delivered: the copy ends equal, nothing repeated."""
+    received: pycrdt.Doc[Any] = pycrdt.Doc()
+    text = received.get("content", type=pycrdt.Text)
+    async with CollabClient(target(grpc_hub)) as client:
+        await client.edit("g-follow", text="a;")
+        events = client.follow("g-follow", max_retries=50, retry_delay=0.1)
+        first = await anext(events)
+        received.apply_update(first.update)
+        assert str(text) == "a;"
+        grpc_hub.terminate()  # the stream breaks (UNAVAILABLE) while the hub is down
+        grpc_hub.start()
+        await client.edit("g-follow", [{"start": 2, "end": 2, "text": "b;"}])
+        while str(text) != "a;b;":
+            event = await asyncio.wait_for(anext(events), 30)
+            before = received.get_state()
+            received.apply_update(event.update)
+            assert received.get_state() != before, "a resumed stream repeated an update"
+        await events.aclose()
+
+
+async def test_health_follows_the_store(tmp_path: Path, postgres_server: Any, postgres_dsn: str) -> None:
+    """grpc.health.v1 says NOT_SERVING while the store is down (like /readyz), SERVING after."""
+    hub = HubProcess(tmp_path, store=postgres_dsn, grpc_port=free_port()).start()
+    try:
+        async with grpc.aio.insecure_channel(target(hub)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status() -> int:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service="nova.collab.v1.Collab"))
+                return int(answer.status)
+
+            async def wait_status(wanted: int, what: str) -> None:
+                for _ in range(300):
+                    if await status() == wanted:
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"health never became {what}")
+
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING")
+            await postgres_server.astop()
+            try:
+                await wait_status(health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+            finally:
+                await postgres_server.astart()
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING again")
+    finally:
+        hub.stop()

@@ -86,7 +86,7 @@ async def test_every_error_is_json_and_nothing_changes_before_validation(hub: Hu
     base = f"{hub.http}/api/documents/doc-a"
     assert_json_error(httpx.get(f"{hub.http}/api/nothing-here", headers=bearer(ADMIN)), 404, "not_found")
     assert_json_error(httpx.get(f"{hub.http}/nothing/at/all"), 404, "not_found")
-    assert_json_error(httpx.delete(f"{base}/edits", headers=bearer(ADMIN)), 405, "method_not_allowed")
+    assert_json_error(httpx.patch(f"{base}/edits", headers=bearer(ADMIN)), 405, "method_not_allowed")
     assert_json_error(edit(hub, "doc-a", b"{oops"), 400, "malformed_json")
     assert_json_error(edit(hub, "doc-a", b"[" * 5000 + b"]" * 5000), 400, "malformed_json")
     assert_json_error(edit(hub, "doc-a", b'{"text": "x", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}"), 400)
@@ -176,6 +176,8 @@ async def test_one_document_name_rule_set_on_every_route(hub: HubProcess) -> Non
             except ConnectionClosed:
                 pass
             assert ws.close_code == 4400, name
+    page = httpx.get(f"{hub.http}/d/doc-%01x")  # the viewer page: same rules, same JSON error
+    assert_json_error(page, 400, "invalid_document_name")
     raw = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=10)
     raw.request("GET", "/api/documents/doc-x/../doc-y/text", headers=bearer(ADMIN))
     answer = raw.getresponse()

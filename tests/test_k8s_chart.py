@@ -146,3 +146,13 @@ def test_dashboard_is_the_repository_dashboard(rendered: dict[str, list[dict[str
     shipped = (REPO / "docker" / "grafana" / "dashboards" / "nova.json").read_text()
     assert dashboard["data"]["nova.json"].strip() == shipped.strip()
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_values_schema_refuses_a_wrong_setting(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "values-trial.yaml").read_text())
+    values["hub"] = {"durability": "sometimes"}
+    path = tmp_path / "bad-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = check("-chart", str(CHART), "-values", str(path))
+    assert result.returncode == 1
+    assert "hub.durability" in result.stderr

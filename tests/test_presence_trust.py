@@ -26,6 +26,7 @@ import crdt_core
 from collab_server.auth import mint
 from collab_server.client import YClient
 from crdt_core import AwarenessEntry
+from tests.support.hocuspocus import HocuspocusClients
 from tests.support.hub import REPO, HubProcess
 from tests.support.node import NodeClients
 from tests.support.waiting import eventually
@@ -123,6 +124,32 @@ async def test_nobody_can_rename_or_remove_a_colleague_and_names_come_from_token
         await eventually_async(lambda: has_state(js, "observer", ada_id, n=2))
         shown = await peer_state(js, "observer", ada_id)
         assert shown is not None and shown["user"]["name"] == "ada"
+
+
+async def test_hocuspocus_presence_is_stamped_and_owned_too(trusted_hub: HubProcess) -> None:
+    async with HocuspocusClients(3) as clients:
+        await clients.socket("s1", trusted_hub.ws)
+        await clients.socket("s2", trusted_hub.ws)
+        ada_id = await clients.open("ada", "s1", "hp-team", token=token("ada"))
+        await clients.open("observer", "s2", "hp-team", token=token("observer", "read"))
+        await clients.call("awareness", client="ada", state={"user": {"name": "Admin", "kind": "agent"}})
+
+        async def stamped() -> bool:
+            state = (await clients.call("peers", client="observer")).get(str(ada_id))
+            return isinstance(state, dict) and state.get("user", {}).get("id") == "ada"
+
+        await eventually_async(stamped)
+        user = (await clients.call("peers", client="observer"))[str(ada_id)]["user"]
+        assert user == {"name": "ada", "id": "ada", "kind": "human"}
+    attacker = await raw_socket(trusted_hub, "hp-team", token("mallory"))
+    try:
+        await attacker.send(awareness((ada_id, 2**50, '{"user":{"name":"Mallory"}}')))
+        # Ada left with her socket: the id is free again, and what is shown is Mallory's own name.
+        await attacker.send(crdt_core.frame_query_awareness())
+        snapshot = await presence_answer(attacker)
+        assert json.loads(snapshot[ada_id])["user"]["name"] == "mallory"
+    finally:
+        await attacker.close()
 
 
 async def has_state(js: NodeClients, client: str, client_id: int, **expected: object) -> bool:

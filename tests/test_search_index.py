@@ -291,12 +291,12 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
     await indexer.sync_once()
     down = SearchIndexer(store, ChromaChunkStore(f"http://127.0.0.1:{free_closed_port()}", hashing))
 
-    class Hub:
-        search_index: SearchIndexer = indexer
+    class Search:  # the `Search` port the endpoint depends on
+        index: SearchIndexer = indexer
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"hub": Hub}
+        yield {"search": Search}
 
     app = Starlette(routes=[Route("/api/search", search_endpoint)], lifespan=lifespan)
     with TestClient(app) as client:
@@ -317,7 +317,7 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
             assert bad.status_code == 400
             assert bad.json()["error"]["code"] == "invalid_limit"
 
-        Hub.search_index = down
+        Search.index = down
         unavailable = client.get("/api/search", params={"q": "jam"})
         assert unavailable.status_code == 503
         assert unavailable.json()["error"]["code"] == "search_unavailable"

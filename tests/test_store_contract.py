@@ -674,3 +674,38 @@ async def test_export_then_import_into_an_empty_store_is_equal(backend: Backend,
             await restored.import_document(exported)
         (seq,) = await restored.append([entry("doc", typed(["!"])[0][0])])
         assert seq > exported.last_seq  # the counter moved past the restored seqs
+
+
+async def test_revocations_last_until_the_token_expiry_and_survive_reopening(backend: Backend) -> None:
+    from persistence.base import Revocation
+
+    async with opened(backend) as store:
+        await store.add_revocation(Revocation("short", 100.0, 10.0, "root"))
+        await store.add_revocation(Revocation("long", 1_000.0, 10.0, "root"))
+        await store.add_revocation(Revocation("unknown-expiry", None, 10.0))
+        # A second revocation of one token keeps the longer lifetime.
+        await store.add_revocation(Revocation("long", 500.0, 20.0, "ops"))
+    async with opened(backend) as store:
+        in_force = {r.token_id: r.expires_at for r in await store.revocations(50.0)}
+        assert in_force == {"short": 100.0, "long": 1_000.0, "unknown-expiry": None}
+        later = {r.token_id for r in await store.revocations(200.0)}
+        assert later == {"long", "unknown-expiry"}
+        # Records whose token has expired are dropped when the next revocation is written.
+        await store.add_revocation(Revocation("newer", None, 2_000.0))
+        assert {r.token_id for r in await store.revocations(0.0)} == {"unknown-expiry", "newer"}
+
+
+async def test_prune_checkpoints_keeps_the_newest_and_what_is_recent(store: Store) -> None:
+    for round_ in range(3):
+        updates, _ = typed([f"round {round_} "])
+        await store.append([LogEntry("doc", u, "ann", "n", 1000.0 + round_) for u in updates])
+        await store.compact("doc", crdt_core.merge_updates)
+    checkpoints = [v.seq for v in await store.history("doc") if v.kind == "checkpoint"]
+    assert len(checkpoints) == 3
+    assert await store.prune_checkpoints("doc", before=1001.5) == 2  # 1000 and 1001 are older
+    assert [v.seq for v in await store.history("doc") if v.kind == "checkpoint"] == [max(checkpoints)]
+    assert await store.prune_checkpoints("doc", before=10**10) == 0  # the newest always stays
+    loaded = text_of(await store.load("doc"))
+    assert all(f"round {n} " in loaded for n in range(3))  # nothing lost from the content
+    with pytest.raises(UnknownVersion):
+        await store.read_version("doc", min(checkpoints))

@@ -135,8 +135,14 @@ async def test_renewed_certificate_is_served_without_a_restart(
     tmp_path: Path, authority: CertificateAuthority
 ) -> None:
     issued = authority.issue("hub")
+    grpc_port = free_port()
     hub = TlsHub(
-        tmp_path, authority, tls_certfile=issued.certfile, tls_keyfile=issued.keyfile, tls_reload_seconds=0.2
+        tmp_path,
+        authority,
+        tls_certfile=issued.certfile,
+        tls_keyfile=issued.keyfile,
+        tls_reload_seconds=0.2,
+        grpc_port=grpc_port,
     ).start()
     try:
         trusted = authority.client_context()
@@ -165,6 +171,17 @@ async def test_renewed_certificate_is_served_without_a_restart(
                 await late.wait_synced()
                 open_client.text += "still here"
                 await late.wait_for(lambda c: str(c.text) == "still here")
+        # The gRPC listener serves the renewed pair to new connections too.
+        async with CollabClient(
+            f"127.0.0.1:{grpc_port}", root_certificates=successor.cafile.read_bytes()
+        ) as renewed_rpc:
+            assert (await renewed_rpc.edit("renew-grpc", text="renewed")).text == "renewed"
+        async with CollabClient(
+            f"127.0.0.1:{grpc_port}", root_certificates=authority.cafile.read_bytes()
+        ) as old_rpc:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await old_rpc.get_document("renew-grpc", timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
         assert "TLS certificate reloaded" in hub.log()
     finally:
         hub.stop()

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collab_server.api.errors import ApiError, error_response
-from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.documents import DocumentUnavailable, HubStopping
 from collab_server.lifecycle import NotDeleted, UnknownDocument
 from collab_server.rebase import Conflict, EditError
 from collab_server.room import DocumentTooLarge

@@ -152,7 +152,7 @@ class ChangeSource:
         last = compacted[-1]
         try:
             stored = await self._store.read_version(document, last.seq)
-            parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
+            parts = stored.parts
             state = crdt_core.merge_updates(parts)
         except UnknownVersion:  # the checkpoint is further on: read up to it next time
             state = b""
@@ -272,7 +272,7 @@ class ChangeSource:
         except UnknownVersion:
             self._shadows.pop(document, None)
             return None
-        parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
+        parts = stored.parts
         return self._remember(document, self._new_shadow(cursor, parts))
 
     def forget(self, document: str) -> None:

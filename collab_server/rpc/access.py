@@ -22,11 +22,11 @@ def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
 
 
 def document_name(raw: str) -> str:
-    """The same rules as every other route (collab_server/document_names.py)."""
+    """The hub's one rule set for document names (collab_server/document_names.py)."""
     try:
         return check_document_name(raw)
     except InvalidDocumentName as exc:
-        raise invalid(str(exc), "invalid_document_name") from exc
+        raise invalid(str(exc), "invalid_document_name") from None
 
 
 class CallGuard:

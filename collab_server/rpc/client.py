@@ -226,3 +226,8 @@ class CollabClient:
     async def search(self, query: str, limit: int = 0) -> list[pb.SearchHit]:
         result = await self.stub.Search(pb.SearchRequest(query=query, limit=limit), metadata=self.metadata)
         return list(result.results)
+
+    async def restore(self, document: str, seq: int, field: str = "", timeout: float | None = 30.0) -> bool:
+        request = pb.RestoreRequest(document=document, seq=seq, field=field)
+        result = await self.stub.Restore(request, metadata=self.metadata, timeout=timeout)
+        return bool(result.changed)

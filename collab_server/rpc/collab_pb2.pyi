@@ -322,3 +322,25 @@ class GetActivityResponse(_message.Message):
     document: str
     activity: _containers.RepeatedCompositeFieldContainer[Activity]
     def __init__(self, document: _Optional[str] = ..., activity: _Optional[_Iterable[_Union[Activity, _Mapping]]] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("document", "seq", "field", "actor")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    seq: int
+    field: str
+    actor: str
+    def __init__(self, document: _Optional[str] = ..., seq: _Optional[int] = ..., field: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class RestoreResponse(_message.Message):
+    __slots__ = ("document", "restored_from", "changed")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FROM_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    restored_from: int
+    changed: bool
+    def __init__(self, document: _Optional[str] = ..., restored_from: _Optional[int] = ..., changed: _Optional[bool] = ...) -> None: ...

@@ -89,6 +89,11 @@ class CollabStub:
                 request_serializer=collab__server_dot_rpc_dot_collab__pb2.GetActivityRequest.SerializeToString,
                 response_deserializer=collab__server_dot_rpc_dot_collab__pb2.GetActivityResponse.FromString,
                 _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/nova.collab.v1.Collab/Restore',
+                request_serializer=collab__server_dot_rpc_dot_collab__pb2.RestoreRequest.SerializeToString,
+                response_deserializer=collab__server_dot_rpc_dot_collab__pb2.RestoreResponse.FromString,
+                _registered_method=True)
 
 
 class CollabServicer:
@@ -170,6 +175,13 @@ class CollabServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Restore(self, request, context):
+        """Make the text equal to version `seq` again, as a new edit (admin role; as POST .../restore).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollabServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +239,11 @@ def add_CollabServicer_to_server(servicer, server):
                     servicer.GetActivity,
                     request_deserializer=collab__server_dot_rpc_dot_collab__pb2.GetActivityRequest.FromString,
                     response_serializer=collab__server_dot_rpc_dot_collab__pb2.GetActivityResponse.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=collab__server_dot_rpc_dot_collab__pb2.RestoreRequest.FromString,
+                    response_serializer=collab__server_dot_rpc_dot_collab__pb2.RestoreResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -526,6 +543,33 @@ class Collab:
             '/nova.collab.v1.Collab/GetActivity',
             collab__server_dot_rpc_dot_collab__pb2.GetActivityRequest.SerializeToString,
             collab__server_dot_rpc_dot_collab__pb2.GetActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nova.collab.v1.Collab/Restore',
+            collab__server_dot_rpc_dot_collab__pb2.RestoreRequest.SerializeToString,
+            collab__server_dot_rpc_dot_collab__pb2.RestoreResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,6 @@ history) and fails with the HTTP API's error code as the detail's reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -19,11 +18,15 @@ from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
 from collab_server.api import suggestions as http_suggestions
+from collab_server.api.durability import committed, require_store
 from collab_server.api.history import _text_of as text_of_version
+from collab_server.api.history import restore_text
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
+from collab_server.health import HubDurability
 from collab_server.hub import Hub
 from collab_server.outbox import OutboxLimits
+from collab_server.ports import Search
 from collab_server.rebase import version_token
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc import collab_pb2_grpc
@@ -78,13 +81,14 @@ def _limit(raw: int, default: int, most: int) -> int:
 
 
 class CollabService(collab_pb2_grpc.CollabServicer):
-    def __init__(self, hub: Hub, metrics: GrpcMetrics) -> None:
+    def __init__(self, hub: Hub, metrics: GrpcMetrics, search: Search) -> None:
         self._hub = hub
+        self._durability = HubDurability(hub)
+        self._search_service = search
         self._guard = CallGuard(hub)
         self._metrics = metrics
         settings = hub.settings
         self._limits = OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes)
-        self._commit_timeout = settings.shutdown_timeout_seconds
 
     # -- the frame every call runs in ---------------------------------------------------
 
@@ -116,28 +120,9 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         outcome.code = failure.code.name
         await abort(context, failure)
 
-    async def _exists(self, name: str) -> bool:
-        return name in self._hub.rooms or not (await self._hub.store.load(name)).is_empty
-
     async def _require_existing(self, name: str) -> None:
-        if not await self._exists(name):
+        if not await self._hub.documents.exists(name):
             raise RpcFailure(404, "document_not_found", f"no document named {name!r}")
-
-    async def _committed(self, name: str, context: Context) -> None:
-        """Strict durability: answer only once the change is stored (bounded by the deadline)."""
-        if self._hub.settings.durability != "strict":
-            return
-        remaining = context.time_remaining()
-        bound = self._commit_timeout if remaining is None else min(remaining, self._commit_timeout)
-        try:
-            async with asyncio.timeout(bound):
-                await self._hub.writer.wait_document(name)
-        except TimeoutError:
-            raise RpcFailure(
-                503,
-                "store_unavailable",
-                f"the change was applied but not stored within {bound:.1f}s; re-read before retrying",
-            ) from None
 
     # -- documents ------------------------------------------------------------------------
 
@@ -151,7 +136,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if len(fields) > MAX_FIELDS or not all(fields):
             raise invalid(f"'fields': 1-{MAX_FIELDS} non-empty names")
         await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             texts = {field: str(room.doc.get(field, type=pycrdt.Text)) for field in fields}
             return pb.Document(
                 document=name, texts=texts, state=room.doc.get_update(), version=version_token(room.doc)
@@ -172,7 +157,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 presence=s.presence,
                 updated_at=s.updated_at,
             )
-            for s in await self._hub.documents()
+            for s in await self._hub.documents.summaries()
             if principal.role_for(s.name) is not None
         ]
         return pb.ListDocumentsResponse(documents=summaries)
@@ -187,11 +172,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             result = http_edits.edit_in_room(room, body, actor)
-        await self._committed(name, context)
+            # Strict durability: answered once stored (bounded; the call's deadline also applies).
+            await committed(self._durability, name)
         return pb.EditResponse(
             document=name,
             version=result["version"],
@@ -208,11 +195,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             record = http_suggestions.suggest_in_room(room, body, actor)["suggestion"]
-        await self._committed(name, context)
+            # Strict durability: answered once stored (bounded; the call's deadline also applies).
+            await committed(self._durability, name)
         return pb.SuggestResponse(
             document=name,
             suggestion=pb.Suggestion(
@@ -277,7 +266,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if self._hub.auth.enabled:
             caller, identity = principal.subject, Identity.of_subject(principal.subject, principal.kind)
         try:
-            async with self._hub.using(name) as room:
+            async with self._hub.documents.using(name) as room:
                 client_id = self._hub.agent_presence.set(
                     room, caller, request.agent, state, ttl_seconds=ttl, identity=identity
                 )
@@ -293,7 +282,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         limit = _limit(request.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)
         if not request.query.strip():
             raise invalid("the query is empty", "empty_query")
-        index = self._hub.search_index
+        index = self._search_service.index
         if index is None:
             raise RpcFailure(503, "search_unavailable", "search is not enabled on this hub")
         try:
@@ -367,3 +356,20 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 for e in entries
             ],
         )
+
+    async def Restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
+        return await self._unary("Restore", context, self._restore(request, context))
+
+    async def _restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
+        name = document_name(request.document)
+        principal = self._guard.require(context, name, Role.ADMIN)
+        if request.seq < 0:
+            raise invalid("'seq' (a non-negative integer version) is required")
+        who = self._guard.actor(principal, request.actor, "restore")
+        require_store(self._durability)
+        old = await self._hub.store.read_version(name, request.seq)
+        changed = await restore_text(
+            self._hub.documents, self._durability, name, old, field=request.field or DEFAULT_FIELD, who=who
+        )
+        self._hub.audit.record("restore", who, name, f"to version {request.seq} (grpc)")
+        return pb.RestoreResponse(document=name, restored_from=request.seq, changed=changed)

@@ -62,6 +62,7 @@ class Archiver:
         self.objects = objects
         self._archived: dict[str, int] = {}  # document -> last_seq of its manifest
         self._known: dict[str, set[str]] = {}  # document -> object keys known to exist
+        self._manifests: dict[str, Manifest] = {}  # document -> its newest manifest
         self._seeded = False
 
     async def _seed(self) -> None:
@@ -71,6 +72,7 @@ class Archiver:
         for manifest in await self.manifests():
             self._archived[manifest.document] = manifest.last_seq
             self._known[manifest.document] = set(manifest.object_keys)
+            self._manifests[manifest.document] = manifest
         self._seeded = True
 
     async def run_pass(self) -> PassReport:
@@ -102,7 +104,7 @@ class Archiver:
         export = await self.store.export_document(document)
         if not export.updates and not export.checkpoints:
             return 0, 0
-        planned = plan(export, time.time())
+        planned = plan(export, time.time(), self._manifests.get(document))
         known = self._known.setdefault(document, set())
         missing = [blob for blob in planned.blobs if blob.key not in known]
         gate = asyncio.Semaphore(PARALLEL_PUTS)
@@ -115,6 +117,7 @@ class Archiver:
         known.update(blob.key for blob in missing)
         await self.objects.put(manifest_key(document), planned.manifest)  # last: names only what exists
         self._archived[document] = planned.last_seq
+        self._manifests[document] = parse_manifest(planned.manifest)
         return len(missing) + 1, sum(len(blob.data) for blob in missing) + len(planned.manifest)
 
     # -- reading back --------------------------------------------------------------------
@@ -152,6 +155,7 @@ class Archiver:
         removed += await self.objects.delete(await self.objects.list(document_prefix(document)))
         self._archived.pop(document, None)
         self._known.pop(document, None)
+        self._manifests.pop(document, None)
         return removed
 
 

@@ -66,10 +66,17 @@ class Planned:
     last_seq: int
 
 
-def plan(export: DocumentExport, archived_at: float) -> Planned:
-    """Cut an export into content-addressed blobs and a manifest naming them."""
+def plan(export: DocumentExport, archived_at: float, previous: Manifest | None = None) -> Planned:
+    """Cut an export into content-addressed blobs and a manifest naming them. Checkpoints the
+    previous manifest has and the store has since pruned stay in the archive (older history)."""
     blobs: list[Blob] = []
-    checkpoints = []
+    current = {c.seq for c in export.checkpoints}
+    oldest = min(current, default=None)
+    checkpoints = [
+        kept
+        for kept in (previous.checkpoints if previous is not None else [])
+        if kept["seq"] not in current and (oldest is None or kept["seq"] < oldest)
+    ]
     for checkpoint in export.checkpoints:
         key = object_key(export.document, checkpoint.snapshot)
         blobs.append(Blob(key, checkpoint.snapshot))
@@ -97,6 +104,7 @@ def plan(export: DocumentExport, archived_at: float) -> Planned:
                 "bytes": len(data),
             }
         )
+    checkpoints.sort(key=lambda c: int(c["seq"]))
     manifest = {
         "format": FORMAT,
         "document": export.document,

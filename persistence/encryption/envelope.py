@@ -9,9 +9,11 @@ document and master key id.
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
+import threading
 import time
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,7 +23,7 @@ from persistence.encryption.keys import KEY_BYTES, MasterKey, WrongMasterKey
 
 MAGIC = b"NVE1"
 KEY_ID_BYTES = 8
-NONCE_BYTES = 12  # GCM's standard nonce; random per message (2^32 messages per key stay safe)
+NONCE_BYTES = 12  # GCM's standard nonce, never repeated under one key (see DataKey._nonce)
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES
 OVERHEAD = HEADER_BYTES + NONCE_BYTES + 16
 
@@ -30,32 +32,48 @@ class UnreadablePayload(Exception):
     """A payload is not an envelope, names another data key, or fails authentication."""
 
 
-@dataclass(frozen=True, slots=True)
 class DataKey:
     """A document's data key in the clear (memory only)."""
 
-    document: str
-    key_id: bytes
-    aead: AESGCM
+    __slots__ = ("_aad", "_counter", "_header", "_lock", "_prefix", "aead", "document", "key_id")
+
+    def __init__(self, document: str, key_id: bytes, aead: AESGCM) -> None:
+        self.document = document
+        self.key_id = key_id
+        self.aead = aead
+        self._header = MAGIC + key_id
+        self._aad = self._header + document.encode()  # computed once: sealing is per update
+        self._lock = threading.Lock()
+        self._new_prefix()
+
+    def _new_prefix(self) -> None:
+        # Nonce = 8 random bytes drawn per holder of the key + a 4-byte counter: unique without
+        # a system call per update (two holders share a prefix with probability ~2^-64 each).
+        self._prefix = os.urandom(NONCE_BYTES - 4)
+        self._counter = itertools.count()
+
+    def _nonce(self) -> bytes:
+        number = next(self._counter)  # atomic under the GIL: safe from worker threads
+        if number >= 1 << 32:
+            with self._lock:
+                self._new_prefix()
+                number = next(self._counter)
+        return self._prefix + number.to_bytes(4, "big")
 
     def seal(self, plaintext: bytes) -> bytes:
-        header = MAGIC + self.key_id
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return header + nonce + self.aead.encrypt(nonce, plaintext, header + self.document.encode())
+        nonce = self._nonce()
+        return self._header + nonce + self.aead.encrypt(nonce, plaintext, self._aad)
 
     def open(self, payload: bytes) -> bytes:
-        header = payload[:HEADER_BYTES]
-        if len(payload) < OVERHEAD or header[: len(MAGIC)] != MAGIC:
+        if len(payload) < OVERHEAD or payload[: len(MAGIC)] != MAGIC:
             raise UnreadablePayload("not an encrypted payload (written without encryption?)")
-        if header[len(MAGIC) :] != self.key_id:
+        if payload[len(MAGIC) : HEADER_BYTES] != self.key_id:
             raise UnreadablePayload(
-                f"sealed with data key {header[len(MAGIC) :].hex()}, not {self.key_id.hex()}"
+                f"sealed with data key {payload[len(MAGIC) : HEADER_BYTES].hex()}, not {self.key_id.hex()}"
             )
         nonce = payload[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
         try:
-            return self.aead.decrypt(
-                nonce, payload[HEADER_BYTES + NONCE_BYTES :], header + self.document.encode()
-            )
+            return self.aead.decrypt(nonce, payload[HEADER_BYTES + NONCE_BYTES :], self._aad)
         except InvalidTag as exc:
             raise UnreadablePayload(
                 "authentication failed (damaged, or moved from another document)"

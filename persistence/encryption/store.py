@@ -37,6 +37,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     Store,
     StoredDocument,
     StoreError,
@@ -146,7 +147,11 @@ class EncryptedStore:
             keys[document] = key
 
         def seal_all() -> list[LogEntry]:
-            return [replace(e, update=keys[e.document].seal(e.update)) for e in entries]
+            # The constructor, not dataclasses.replace: this runs per update on the commit path.
+            return [
+                LogEntry(e.document, keys[e.document].seal(e.update), e.actor, e.origin_node, e.timestamp)
+                for e in entries
+            ]
 
         big = sum(len(entry.update) for entry in entries) > OFFLOAD_BYTES
         sealed = await asyncio.to_thread(seal_all) if big else seal_all()
@@ -212,6 +217,12 @@ class EncryptedStore:
     ) -> list[AuditEvent]:
         return await self.inner.audit(document=document, subject=subject, limit=limit)
 
+    async def add_revocation(self, revocation: Revocation) -> None:
+        await self.inner.add_revocation(revocation)  # token ids are not document content
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        return await self.inner.revocations(now)
+
     async def data_key(self, document: str) -> WrappedDataKey | None:
         return await self.inner.data_key(document)
 
@@ -238,6 +249,9 @@ class EncryptedStore:
         in database pages, WAL segments or backups can no longer be opened)."""
         self._cache.pop(document, None)
         return await self.inner.erase(document)
+
+    async def prune_checkpoints(self, document: str, before: float) -> int:
+        return await self.inner.prune_checkpoints(document, before)
 
     async def export_document(self, document: str) -> DocumentExport:
         return await self.inner.export_document(document)

@@ -120,10 +120,10 @@ def chunk_ids(document: str, chunks: Sequence[Chunk], field: str = DEFAULT_FIELD
     return ids
 
 
-def texts_of_stored(snapshot: bytes | None, tail: Sequence[bytes]) -> dict[str, str]:
-    """The plain text of every root field of a stored document, by field name."""
+def texts_of_stored(parts: Sequence[bytes]) -> dict[str, str]:
+    """The plain text of every root field of a stored document (its ``StoredDocument.parts``)."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    for update in ([snapshot] if snapshot is not None else []) + list(tail):
+    for update in parts:
         doc.apply_update(update)
     return {field.name: field.text for field in read_fields(doc.get_update())}
 
@@ -303,7 +303,7 @@ class SearchIndexer:
             self._indexed[name] = _Indexed(stored.last_seq, indexed.chunks if indexed else {})
             return PassReport(skipped=1)
         try:
-            texts_by_field = await self._offload(texts_of_stored, stored.snapshot, stored.tail)
+            texts_by_field = await self._offload(texts_of_stored, stored.parts)
         except (ValueError, TypeError) as exc:  # not decodable
             logger.error("search index: cannot read the text of document %r: %s", name, exc)
             indexed = self._indexed.get(name)
