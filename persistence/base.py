@@ -13,7 +13,7 @@ covering ``<= seq`` plus the log entries after the snapshot up to ``seq``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -320,8 +320,9 @@ class Store(Protocol):
     async def event_cursor(self, sink: str, document: str) -> int:
         """The newest seq of ``document`` that ``sink`` has published (0: none)."""
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        """Record that ``sink`` published ``document`` up to ``seq`` (never moves backwards)."""
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        """Record in one transaction that ``sink`` published each document up to its seq
+        (a cursor never moves backwards)."""
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``holder``; False while another holder's is live."""

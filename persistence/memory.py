@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from persistence.base import (
@@ -239,9 +239,10 @@ class MemoryStore:
     async def event_cursor(self, sink: str, document: str) -> int:
         return self._cursors.get((sink, document), 0)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        key = (sink, document)
-        self._cursors[key] = max(seq, self._cursors.get(key, 0))
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        for document, seq in positions.items():
+            key = (sink, document)
+            self._cursors[key] = max(seq, self._cursors.get(key, 0))
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = time.time()

@@ -25,7 +25,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -525,16 +525,16 @@ class PostgresStore:
             )
         return int(value) if value is not None else 0
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        if not positions:
+            return
+        now = time.time()
         async with self._connection() as connection:
-            await connection.execute(
+            await connection.executemany(
                 "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
                 " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
-                sink,
-                document,
-                seq,
-                time.time(),
+                [(sink, document, seq, now) for document, seq in sorted(positions.items())],
             )
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:

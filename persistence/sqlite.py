@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -505,17 +505,19 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
         def write() -> None:
+            now = time.time()
             with _transaction(self._db):
-                self._db.execute(
+                self._db.executemany(
                     "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
                     " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
-                    (sink, document, seq, time.time()),
+                    [(sink, document, seq, now) for document, seq in positions.items()],
                 )
 
-        await self._run(write)
+        if positions:
+            await self._run(write)
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         def take() -> bool:

@@ -329,3 +329,32 @@ async def test_follow_resumes_across_a_hub_restart(grpc_hub: HubProcess) -> None
             received.apply_update(event.update)
             assert received.get_state() != before, "a resumed stream repeated an update"
         await events.aclose()
+
+
+async def test_health_follows_the_store(tmp_path: Path, postgres_server: Any, postgres_dsn: str) -> None:
+    """grpc.health.v1 says NOT_SERVING while the store is down (like /readyz), SERVING after."""
+    hub = HubProcess(tmp_path, store=postgres_dsn, grpc_port=free_port()).start()
+    try:
+        async with grpc.aio.insecure_channel(target(hub)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status() -> int:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service="nova.collab.v1.Collab"))
+                return int(answer.status)
+
+            async def wait_status(wanted: int, what: str) -> None:
+                for _ in range(300):
+                    if await status() == wanted:
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"health never became {what}")
+
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING")
+            await postgres_server.astop()
+            try:
+                await wait_status(health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+            finally:
+                await postgres_server.astart()
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING again")
+    finally:
+        hub.stop()

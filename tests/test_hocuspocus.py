@@ -48,6 +48,7 @@ def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process = HubProcess(
         tmp_path_factory.mktemp("hocuspocus-auth-hub"),
         auth_secret=SECRET,
+        max_documents_per_socket=3,
         ping_interval_seconds=1.0,
         ping_timeout_seconds=1.0,
     )
@@ -245,3 +246,44 @@ async def test_tokens_map_onto_roles_read_only_included(
 
     await until(still_reading, "the writer's later edit at the reader")
     assert await clients.text("w") == "!agreed today"
+
+
+async def test_documents_per_socket_are_limited_one_document_at_a_time(
+    auth_hub: HubProcess, clients: HocuspocusClients
+) -> None:
+    writer = mint(SECRET, "wendy", [("limit/*", "write")])
+    await clients.socket("s", auth_hub.ws)
+    names = [f"limit/{clients.version}-{i}" for i in range(4)]
+    for i, name in enumerate(names[:3]):
+        await clients.open(f"c{i}", "s", name, token=writer)
+    await clients.open("c3", "s", names[3], token=writer, wait=False)  # the hub's limit is 3
+
+    async def refused() -> bool:
+        return bool((await clients.status("c3"))["closes"])
+
+    await until(refused, "the fourth document refused")
+    reason = (await clients.status("c3"))["closes"][0]["reason"]
+    assert reason.startswith("4429 ") and "more than 3 documents on one socket" in reason
+    # The three documents already open on that socket keep working.
+    await clients.call("insert", client="c2", index=0, text="still open")
+    await clients.call("wait_acknowledged", client="c2")
+    assert not (await clients.status("c3"))["synced"]
+
+
+async def test_provider_4_sessions_of_one_document_share_a_socket(hub: HubProcess) -> None:
+    # Provider 4.x's sessionAwareness names each message "document\0session": two editors of one
+    # document on one socket, each with its own presence.
+    async with HocuspocusClients(4) as clients:
+        await clients.socket("s", hub.ws)
+        name = "provider4/sessions"
+        a_id = await clients.open("a", "s", name, sessionAwareness=True)
+        await clients.open("b", "s", name, sessionAwareness=True)
+        await clients.call("insert", client="a", index=0, text="one socket, two sessions")
+        await clients.call("wait_text", client="b", text="one socket, two sessions")
+        await clients.call("awareness", client="a", state={"user": {"name": "A"}})
+
+        async def seen() -> bool:
+            return str(a_id) in await clients.call("peers", client="b")
+
+        await until(seen, "session a's presence at session b")
+        assert hub.text(name) == "one socket, two sessions"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from persistence.base import (
@@ -278,8 +278,8 @@ class EncryptedStore:
     async def event_cursor(self, sink: str, document: str) -> int:
         return await self.inner.event_cursor(sink, document)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        await self.inner.advance_event_cursor(sink, document, seq)
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        await self.inner.advance_event_cursors(sink, positions)
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         return await self.inner.acquire_lease(name, holder, ttl_seconds)
