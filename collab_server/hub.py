@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -123,11 +123,21 @@ def _decrement(counter: Counter[str], key: str) -> None:
         del counter[key]
 
 
-def archive_service(settings: Settings, store: Store) -> ArchiveService | None:
+def archive_service(
+    settings: Settings, store: Store, loaded: Callable[[], Collection[str]]
+) -> ArchiveService | None:
     objects = object_store_from_url(
         settings.archive, settings.archive_access_key, settings.archive_secret_key
     )
-    return None if objects is None else ArchiveService(store, objects, settings.archive_interval_seconds)
+    if objects is None:
+        return None
+    return ArchiveService(
+        store,
+        objects,
+        settings.archive_interval_seconds,
+        tier_after_seconds=settings.tier_after_seconds,
+        loaded=loaded,
+    )
 
 
 class Hub:
@@ -162,7 +172,7 @@ class Hub:
             settings.deletion_grace_seconds,
             checkpoint_retention_seconds=settings.checkpoint_retention_seconds,
         )
-        self.archive = archive_service(settings, store)
+        self.archive = archive_service(settings, store, lambda: set(self.rooms) | set(self._loading))
         if self.archive is not None:
             self.lifecycle.archive_eraser = self.archive.archiver.erase
         self.sessions: set[Session] = set()
