@@ -13,7 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from collab_server.access_control import AccessControl
+from collab_server.agent_presence import AgentPresence
 from collab_server.api import admin as admin_api
 from collab_server.api import archive as archive_api
 from collab_server.api import documents, edits, health, history, presence, suggestions
@@ -29,16 +32,21 @@ from collab_server.api.errors import (
 )
 from collab_server.api.failures import domain_error_handlers
 from collab_server.api.origin_guard import OriginGuard
+from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
 from collab_server.connection import Connection
 from collab_server.events.publisher import EventPublisher
 from collab_server.events.wiring import running_events
+from collab_server.health import HubDurability, HubHealth
 from collab_server.hocuspocus_socket import HocuspocusSocket, is_hocuspocus
 from collab_server.hub import Hub
+from collab_server.lifecycle import DocumentLifecycle
 from collab_server.metrics import HubMetrics
 from collab_server.origins import OriginPolicy
+from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
 from collab_server.redis_broker import RedisBroker
+from collab_server.search_service import search_service
 from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
@@ -54,7 +62,19 @@ logger = logging.getLogger(__name__)
 
 
 class AppState(TypedDict):
+    """What the lifespan hands to every request: the hub for sockets, narrow ports for HTTP."""
+
     hub: Hub
+    documents: Documents
+    access: Authorizer
+    durability: Durability
+    revocations: Revocations
+    health: Health
+    store: Store
+    search: Search
+    agents: AgentPresence
+    lifecycle: DocumentLifecycle
+    archive: ArchiveService | None
     events: EventPublisher | None
 
 
@@ -62,7 +82,7 @@ class DocumentSocket:
     """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
     and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = scope["state"]["hub"]
         if is_hocuspocus(scope):
             await HocuspocusSocket(hub, scope, receive, send).serve()
@@ -89,7 +109,7 @@ class HubApp:
         self.http = http
         self._sockets = sockets
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._sockets(scope, receive, send)
         else:
@@ -139,15 +159,31 @@ def create_app(
             if settings.redis_url
             else LocalBroker()
         )
-        async with Hub(settings, chosen, HubMetrics(), broker) as hub, contextlib.AsyncExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
+            hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
+            search = await stack.enter_async_context(search_service(settings, hub.store))
+            hub.lifecycle.search = search  # an erased document's chunks leave the index too
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))
             if settings.grpc_port:
                 from collab_server.rpc.server import GrpcListener  # grpcio loads only when enabled
 
-                await stack.enter_async_context(GrpcListener(hub, certificate))
+                await stack.enter_async_context(GrpcListener(hub, search, certificate))
             events = await stack.enter_async_context(running_events(settings, hub))
-            yield {"hub": hub, "events": events}
+            yield {
+                "hub": hub,
+                "documents": hub.documents,
+                "access": AccessControl(hub.auth, hub.audit),
+                "revocations": hub.sessions,
+                "health": HubHealth(hub, events),
+                "durability": HubDurability(hub),
+                "store": hub.store,
+                "search": search,
+                "agents": hub.agent_presence,
+                "events": events,
+                "lifecycle": hub.lifecycle,
+                "archive": hub.archive,
+            }
 
     routes = [
         Route("/healthz", health.healthz),

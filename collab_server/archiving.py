@@ -9,12 +9,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
+from collab_server.settings import Settings
 from persistence.archive.archiver import Archiver, PassReport
 from persistence.archive.base import ArchiveUnavailable, ObjectStore
+from persistence.archive.factory import object_store_from_url
 from persistence.archive.manifest import ArchiveCorrupt
 from persistence.archive.tiering import TieringStore
 from persistence.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from collab_server.lifecycle import DocumentLifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +132,27 @@ def _tiering_of(store: Store) -> TieringStore:
             return layer
         layer = getattr(layer, "inner", None)
     raise ValueError("tier_after_seconds needs the store wrapped in a TieringStore (see app.py)")
+
+
+def archive_service(
+    settings: Settings,
+    store: Store,
+    lifecycle: DocumentLifecycle,
+    loaded: Callable[[], Collection[str]] = frozenset,
+) -> ArchiveService | None:
+    """The archive service `settings` ask for, or None (no --archive); an erased document's
+    archive is erased too; documents in ``loaded()`` (held here) are never tiered out."""
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    if objects is None:
+        return None
+    service = ArchiveService(
+        store,
+        objects,
+        settings.archive_interval_seconds,
+        tier_after_seconds=settings.tier_after_seconds,
+        loaded=loaded,
+    )
+    lifecycle.archive_eraser = service.archiver.erase
+    return service

@@ -4,7 +4,7 @@ A token is a JWT (HS256 with a shared secret, or ES256/RS256 with a public key) 
     sub     who: "alice", "agent:summarizer"
     kind    "human" or "agent"
     exp     expiry (unix seconds)
-    jti     token id (for revocation)
+    jti     token id (for revocation; required: a token without one is refused)
     grants  [{"doc": "notes/*", "role": "read" | "write" | "admin"}, ...]
 Document patterns are shell-style globs; the highest matching role wins.
 With no secret and no key configured, auth is off: everyone is an admin (local development).
@@ -74,7 +74,8 @@ class Authenticator:
             raise ValueError("configure either an auth secret or a public key, not both")
         self._key: str = secret or public_key
         self._algorithms = ALGORITHMS_BY_KEY["secret" if secret else "public_key"]
-        self._revoked: dict[str, float] = {}  # token id -> when it stops mattering (its expiry)
+        # token id -> when the revocation stops mattering (the token's expiry; None: never)
+        self._revoked: dict[str, float | None] = {}
 
     @property
     def enabled(self) -> bool:
@@ -99,7 +100,10 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"invalid token: {type(exc).__name__}") from exc
         token_id = claims.get("jti")
-        if token_id is not None and token_id in self._revoked:
+        if not isinstance(token_id, str) or not token_id:
+            # A token without an id could never be revoked: refuse it (see README, Security).
+            raise InvalidToken("token has no 'jti' (token id): it could not be revoked")
+        if token_id in self._revoked:
             raise InvalidToken("token revoked")
         grants_raw = claims.get("grants", [])
         if not isinstance(grants_raw, list):
@@ -115,17 +119,33 @@ class Authenticator:
             kind=kind if kind in ("human", "agent") else "human",
             grants=tuple(grants),
             expires_at=float(claims["exp"]),
-            token_id=str(token_id) if token_id is not None else None,
+            token_id=token_id,
         )
 
     def revoke(self, token_id: str, until: float | None = None) -> None:
-        self._revoked[token_id] = until if until is not None else time.time() + 7 * 24 * 3600
+        """Refuse ``token_id`` until ``until`` (the token's own expiry; None: for good)."""
+        self._revoked[token_id] = until
+        self._prune()
+
+    def replace_revocations(self, revoked: dict[str, float | None]) -> None:
+        self._revoked = dict(revoked)
+        self._prune()
+
+    def _prune(self) -> None:
         now = time.time()
-        for stale in [jti for jti, end in self._revoked.items() if end < now]:
+        for stale in [jti for jti, end in self._revoked.items() if end is not None and end < now]:
             del self._revoked[stale]
 
     def is_revoked(self, token_id: str | None) -> bool:
         return token_id is not None and token_id in self._revoked
+
+
+def read_key(path: str) -> str:
+    """The PEM public key in ``path`` ("" when no path is configured)."""
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def mint(

@@ -25,13 +25,13 @@ from collab_server.lifecycle_cli import (
     keys_command,
 )
 from collab_server.logs import configure_logging
-from collab_server.redis_broker import describe as describe_redis
-from collab_server.settings import ENV_PREFIX, Settings, settings_from_env
+from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from persistence.base import StoreError
 from persistence.encryption.keys import MasterKeyError, key_provider
 from persistence.encryption.store import check_plaintext_mode
 from persistence.factory import store_from_url
+from persistence.redaction import redact_url
 
 HELP: dict[str, str] = {
     "host": "interface to listen on",
@@ -48,6 +48,16 @@ HELP: dict[str, str] = {
     "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
     "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",
     "max_unsaved_updates": "updates accepted but not yet stored before writes are refused (close 1013)",
+    "commit_batch_max_updates": "most updates written in one store transaction",
+    "store_retry_max_seconds": "longest wait between retries while the store is unreachable",
+    "set_aside_seconds": "a document the store refuses is set aside this long (clients closed with 4500)",
+    "join_wait_seconds": "longest wait of a joiner for the document's pending commits (then close 1013)",
+    "merge_on_load_parts": "stored parts above which a load merges them in one step (native backend)",
+    "off_loop_diff_bytes": "documents this large compute joiners' diffs in a worker thread",
+    "max_early_remote_messages": "other nodes' messages buffered per document while it loads",
+    "maintenance_interval_seconds": "period of presence expiry, idle unload and token expiry checks",
+    "store_check_interval_seconds": "period (and timeout) of the store health check behind /readyz",
+    "revocation_refresh_seconds": "how often revocations are re-read from the store",
     "relay_window_ms": "longest wait to merge updates into one frame in a busy room (0: relay at once)",
     "relay_window_min_peers": "rooms with fewer connections relay every update at once",
     "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
@@ -101,7 +111,7 @@ HELP: dict[str, str] = {
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
     "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
     "ping_timeout_seconds": "how long to wait for a pong",
-    "shutdown_timeout_seconds": "bound on graceful shutdown (close sockets, flush the store)",
+    "shutdown_timeout_seconds": "bound on the whole graceful shutdown (flush, compactions, audit)",
     "metrics_token": "a scraper sending this as a Bearer token sees per-document series on /metrics",
     "http_commit_timeout_seconds": "strict durability: how long an HTTP write waits for its commit (then 503)",
     "compact_after_updates": "compact a document's stored log once its tail has this many updates",
@@ -140,7 +150,14 @@ def _add_setting_flags(parser: argparse.ArgumentParser, defaults: Settings) -> N
                 flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text
             )
         else:
-            parser.add_argument(flag, dest=spec.name, type=type(default), default=None, help=text)
+            parser.add_argument(
+                flag,
+                dest=spec.name,
+                type=type(default),
+                choices=CHOICES.get(spec.name),
+                default=None,
+                help=text,
+            )
 
 
 def build_parser(defaults: Settings) -> argparse.ArgumentParser:
@@ -253,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wss" if certificate else "ws",
         settings.host,
         settings.port,
-        redact(settings.store),
+        redact_url(settings.store),
     )
     problem = asyncio.run(preflight(settings))
     if problem is not None:
@@ -304,11 +321,11 @@ async def preflight(settings: Settings) -> str | None:
     try:
         await store.open()
     except StoreError as exc:
-        return f"store {redact(settings.store)} is not usable: {exc}"
+        return f"store {redact_url(settings.store)} is not usable: {exc}"
     try:
         await check_plaintext_mode(store)
     except StoreError as exc:
-        return f"store {redact(settings.store)} is not usable: {exc}"
+        return f"store {redact_url(settings.store)} is not usable: {exc}"
     finally:
         await store.close()
     if settings.redis_url:
@@ -320,20 +337,10 @@ async def preflight(settings: Settings) -> str | None:
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
-            return f"Redis {describe_redis(settings.redis_url)} is not reachable: {exc}"
+            return f"Redis {redact_url(settings.redis_url)} is not reachable: {exc}"
         finally:
             await client.aclose()
     return None
-
-
-def redact(url: str) -> str:
-    """A store URL without its password, for logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-    return url
 
 
 if __name__ == "__main__":

@@ -7,18 +7,15 @@ from enum import IntEnum
 
 class CloseCode(IntEnum):
     NORMAL = 1000
-    GOING_AWAY = 1001  # the hub is shutting down for good
     UNSUPPORTED_DATA = 1003  # a text frame: the protocol is binary
     INVALID_PAYLOAD = 1007  # bytes that are not a valid y-protocol message or update
-    POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # the hub restarts: reconnect (to this or another node)
-    TRY_AGAIN_LATER = 1013  # storage backlog full: nothing was lost, retry later
+    TRY_AGAIN_LATER = 1013  # storage backlog full or commits too slow for a joiner: retry later
     # Application codes (4000-4999), mirroring HTTP statuses where one fits.
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
-    DOCUMENT_NOT_FOUND = 4404
     INVALID_DOCUMENT_NAME = 4400
     SLOW_CONSUMER = 4408  # outbox overflowed: reconnect and re-sync
     TOO_MANY_CONNECTIONS = 4409  # per-document connection limit
@@ -28,27 +25,26 @@ class CloseCode(IntEnum):
     # Too many bytes held back waiting for missing dependencies (per connection or document).
     DEPENDENCIES_MISSING = 4412
     TOKEN_EXPIRED = 4498  # re-authenticate: the token expired or was revoked
+    DOCUMENT_SET_ASIDE = 4500  # the store refused this document's updates: reconnect later and re-send
     DOCUMENT_UNAVAILABLE = 4503  # the document failed to load, or too many documents are loaded
 
 
 REASONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "closed",
-    CloseCode.GOING_AWAY: "hub shutting down",
     CloseCode.UNSUPPORTED_DATA: "text frames are not supported: send binary y-protocol messages",
     CloseCode.INVALID_PAYLOAD: "malformed message",
-    CloseCode.POLICY_VIOLATION: "policy violation",
     CloseCode.MESSAGE_TOO_BIG: "message too big",
     CloseCode.INTERNAL_ERROR: "internal error",
     CloseCode.SERVICE_RESTART: "hub restarting: reconnect",
-    CloseCode.TRY_AGAIN_LATER: "storage backlog full: try again later",
+    CloseCode.TRY_AGAIN_LATER: "storage behind: try again later",
     CloseCode.UNAUTHORIZED: "authentication required",
     CloseCode.FORBIDDEN: "permission denied",
-    CloseCode.DOCUMENT_NOT_FOUND: "document not found",
     CloseCode.INVALID_DOCUMENT_NAME: "invalid document name",
     CloseCode.SLOW_CONSUMER: "client too slow: reconnect to re-sync",
     CloseCode.TOO_MANY_CONNECTIONS: "too many connections to this document",
     CloseCode.DOCUMENT_DELETED: "document deleted",
     CloseCode.RATE_LIMITED: "message rate limit exceeded",
+    CloseCode.DOCUMENT_SET_ASIDE: "document set aside: the store refused its updates",
     CloseCode.DOCUMENT_UNAVAILABLE: "document unavailable",
     CloseCode.DOCUMENT_TOO_LARGE: "document too large",
     CloseCode.DEPENDENCIES_MISSING: "too many updates waiting for missing dependencies: re-sync",

@@ -13,8 +13,9 @@ import enum
 import itertools
 import logging
 import time
-from typing import Any
 from urllib.parse import parse_qs, unquote
+
+from starlette.types import Message, Receive, Scope, Send
 
 import crdt_core
 from awareness.identity import Identity
@@ -23,18 +24,17 @@ from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.document_names import InvalidDocumentName, check_document_name
-from collab_server.hub import DocumentUnavailable, Hub, HubStopping, QuotaExceeded, TooManyConnections
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.hub import Hub
 from collab_server.origins import OriginPolicy
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
-from collab_server.room import DocumentTooLarge, Room
+from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
+from collab_server.sessions import QuotaExceeded
 from crdt_core import MessageKind, ProtocolError
-from persistence.group_commit import BacklogFull
+from persistence.group_commit import BacklogFull, DocumentSetAside
 
 logger = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
 
 _CLOSE_SEND_TIMEOUT = 1.0
 MAX_ACTOR_CHARS = 128
@@ -55,6 +55,19 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+class IllegalTransition(RuntimeError):
+    """A connection was moved to a state it cannot reach from its current one (a hub bug)."""
+
+
+# The only moves a connection makes; anything else raises IllegalTransition.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
+    State.CLOSING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
 
 
 class RateLimiter:
@@ -92,7 +105,7 @@ def document_name(scope: Scope) -> str | InvalidDocumentName:
 
 
 class Connection:
-    def __init__(self, hub: Hub, scope: Scope, receive: Any, send: Any) -> None:
+    def __init__(self, hub: Hub, scope: Scope, receive: Receive, send: Send) -> None:
         self._hub = hub
         self._receive = receive
         self._send = send
@@ -101,7 +114,7 @@ class Connection:
         self.peer_id = f"c{next(_ids)}"
         self.actor: str | None = None
         self.document = ""
-        self.state = State.CONNECTING
+        self._state = State.CONNECTING
         self._outbox = Outbox(OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes))
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._max_message = settings.max_message_bytes
@@ -135,15 +148,27 @@ class Connection:
     def __repr__(self) -> str:
         return f"Connection({self.peer_id}, document={self.document!r})"
 
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _move(self, to: State) -> None:
+        if to not in TRANSITIONS[self._state]:
+            raise IllegalTransition(f"{self.peer_id}: {self._state.value} -> {to.value}")
+        self._state = to
+
     # -- Peer -------------------------------------------------------------------------
 
     def deliver(self, frame: bytes, update: bytes | None) -> None:
-        if self.state is not State.OPEN:
+        if self._state is not State.OPEN:
             return
+        merges = self._outbox.merges
         try:
             self._outbox.put_document(frame, update)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+        if self._outbox.merges != merges:
+            self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
     def deliver_presence(self, awareness_update: bytes) -> None:
         if self.state is not State.OPEN:
@@ -161,7 +186,7 @@ class Connection:
             return
         name = document_name(self._scope)
         await self._send({"type": "websocket.accept"})
-        self.state = State.OPEN
+        self._move(State.OPEN)
         self._hub.metrics.connections.inc()
         try:
             if isinstance(name, InvalidDocumentName):
@@ -170,24 +195,25 @@ class Connection:
             self.document = name
             if not await self._authenticate(name):
                 return
+            sessions = self._hub.sessions
             try:
-                self._hub.admit(self)
+                sessions.admit(self)
             except QuotaExceeded as exc:
                 self._hub.audit.record("denied", self.principal.subject, name, f"quota: {exc}")
                 await self._close_now(CloseCode.RATE_LIMITED, str(exc))
                 return
             try:
-                room = await self._hub.acquire(name, self)
+                room = await self._hub.documents.acquire(name, self)
             except HubStopping:
-                self._hub.release(self)
+                sessions.release(self)
                 await self._close_now(CloseCode.SERVICE_RESTART)
                 return
             except TooManyConnections:
-                self._hub.release(self)
+                sessions.release(self)
                 await self._close_now(CloseCode.TOO_MANY_CONNECTIONS)
                 return
             except DocumentUnavailable as exc:
-                self._hub.release(self)
+                sessions.release(self)
                 await self._close_now(exc.close_code, str(exc))  # 4410 when deleted
                 return
             role = "read" if self.read_only else "write"
@@ -204,10 +230,10 @@ class Connection:
                 await self._run_until_closed()
             finally:
                 room.leave(self)
-                self._hub.release(self)
+                sessions.release(self)
                 self._hub.audit.record("disconnect", self.principal.subject, name, self._close_detail())
         finally:
-            self.state = State.CLOSED
+            self._move(State.CLOSED)
             self._outbox.close()
             self._hub.metrics.connections.dec()
 
@@ -288,7 +314,9 @@ class Connection:
                 await self._handle(crdt_core.parse_message(data))
             except ProtocolError as exc:
                 self.request_close(CloseCode.INVALID_PAYLOAD, str(exc))
-            except BacklogFull as exc:
+            except DocumentSetAside as exc:
+                self.request_close(CloseCode.DOCUMENT_SET_ASIDE, str(exc))
+            except (BacklogFull, JoinWaitExpired) as exc:
                 self.request_close(CloseCode.TRY_AGAIN_LATER, str(exc))
             except DocumentTooLarge as exc:
                 self.request_close(CloseCode.DOCUMENT_TOO_LARGE, str(exc))
@@ -383,7 +411,7 @@ class Connection:
         """Close this connection (and only it) with a named code; queued frames are dropped."""
         if self.state is not State.OPEN:
             return
-        self.state = State.CLOSING
+        self._move(State.CLOSING)
         reason = reason_for(code, detail)
         self._close_request = (code, reason)
         self._hub.metrics.closes.labels(code=str(int(code))).inc()

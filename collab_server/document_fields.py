@@ -9,6 +9,7 @@ document, so no root's type is ever fixed by reading it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pycrdt
@@ -37,8 +38,8 @@ async def fields_of_update(update: bytes) -> list[Field]:
     return read_fields(update)
 
 
-async def fields_of_parts(snapshot: bytes | None, tail: list[bytes]) -> list[Field]:
-    parts = ([snapshot] if snapshot is not None else []) + tail
+async def fields_of_parts(parts: Sequence[bytes]) -> list[Field]:
+    """``parts``: a stored document's updates in order (``StoredDocument.parts``)."""
     return await fields_of_update(crdt_core.merge_updates(parts))
 
 

@@ -23,10 +23,12 @@ from collab_server import hocuspocus_protocol as hp
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
-from collab_server.hub import DocumentUnavailable, Hub, HubStopping, QuotaExceeded, TooManyConnections
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, Room
+from collab_server.sessions import QuotaExceeded
 from crdt_core import MessageKind, ProtocolError
 from persistence.group_commit import BacklogFull
 
@@ -207,14 +209,14 @@ class DocumentChannel:
         if not self._check_token(token or self._socket.default_token):
             return None
         try:
-            hub.admit(self)
+            hub.sessions.admit(self)
         except QuotaExceeded as exc:
             hub.audit.record("denied", self.principal.subject, self.document, f"quota: {exc}")
             self.request_close(CloseCode.RATE_LIMITED, str(exc))
             return None
         self._admitted = True
         try:
-            self._room = await hub.acquire(self.document, self)
+            self._room = await hub.documents.acquire(self.document, self)
         except HubStopping:
             self.request_close(CloseCode.SERVICE_RESTART)
             return None
@@ -398,7 +400,7 @@ class DocumentChannel:
             self._room = None
             self._hub.audit.record("disconnect", self.principal.subject, self.document, "hocuspocus")
         if self._admitted:
-            self._hub.release(self)
+            self._hub.sessions.release(self)
             self._admitted = False
         self._socket.channel_closed(self)
 

@@ -19,8 +19,9 @@ import enum
 import itertools
 import logging
 from collections import deque
-from typing import Any
 from urllib.parse import parse_qs, unquote
+
+from starlette.types import Receive, Scope, Send
 
 from collab_server import hocuspocus_protocol as hp
 from collab_server.client_address import client_of
@@ -34,7 +35,6 @@ from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
 _CLOSE_SEND_TIMEOUT = 1.0
 _ids = itertools.count(1)
 
@@ -58,7 +58,7 @@ class SocketState(enum.Enum):
 
 
 class HocuspocusSocket:
-    def __init__(self, hub: Hub, scope: Scope, receive: Any, send: Any) -> None:
+    def __init__(self, hub: Hub, scope: Scope, receive: Receive, send: Send) -> None:
         self._hub = hub
         self._receive = receive
         self._send = send

@@ -29,6 +29,7 @@ from persistence.base import DeletedDocument, StoreError
 
 if TYPE_CHECKING:
     from collab_server.hub import Hub
+    from collab_server.ports import Search
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class DocumentLifecycle:
         self.archive_eraser: ArchiveEraser | None = None  # set when archiving is configured
         self._deleted: dict[str, DeletedDocument] = {}
         self._erasing: set[str] = set()  # a purge must not erase what an admin is erasing
+        self.search: Search | None = None  # set by the app once the search service is open
 
     def is_deleted(self, document: str) -> bool:
         return document in self._deleted
@@ -150,7 +152,7 @@ class DocumentLifecycle:
     async def _erase(self, document: str, by: str | None, reason: str) -> Erasure:
         await self._hub.evict(document)
         archived = await self.archive_eraser(document) if self.archive_eraser is not None else 0
-        index = self._hub.search_index
+        index = self.search.index if self.search is not None else None
         chunks = await index.forget(document) if index is not None else 0
         rows = await self._hub.store.erase(document)
         self._deleted.pop(document, None)

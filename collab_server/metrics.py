@@ -48,6 +48,14 @@ class HubMetrics:
             registry=r,
         )
         self.compactions = Counter("nova_compactions_total", "Compactions completed", registry=r)
+        self.documents_set_aside = Counter(
+            "nova_documents_set_aside_total",
+            "Documents set aside because the store refused their updates (clients closed with 4500)",
+            registry=r,
+        )
+        self.audit_dropped = Gauge(
+            "nova_audit_events_dropped", "Audit events dropped while the store was down", registry=r
+        )
         self.load_failures = Counter("nova_document_load_failures_total", "Failed document loads", registry=r)
 
     def exposition(self, *, per_document: bool) -> bytes:

@@ -23,6 +23,8 @@ import pycrdt
 from pycrdt import Snapshot
 
 from collab_server.textops import byte_offset
+from collab_server.ydoc import untrusted
+from crdt_core import ProtocolError
 
 
 class EditError(ValueError):
@@ -58,20 +60,16 @@ def version_token(doc: pycrdt.Doc[Any]) -> str:
 
 
 def text_at(doc: pycrdt.Doc[Any], token: str, field: str) -> str:
-    return str(_doc_at(doc, token).get(field, type=pycrdt.Text))
+    return str(doc_at_version(doc, token).get(field, type=pycrdt.Text))
 
 
-def _doc_at(doc: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
+def doc_at_version(doc: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
+    """The document as it was at version ``token``; raises InvalidVersion for a foreign token."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        snapshot = Snapshot.decode(raw)
-        return pycrdt.Doc.from_snapshot(snapshot, doc)
-    except (ValueError, binascii.Error) as exc:
+        return untrusted("version token", lambda: pycrdt.Doc.from_snapshot(Snapshot.decode(raw), doc))
+    except (ProtocolError, binascii.Error) as exc:
         raise InvalidVersion(f"not a version token of this document: {exc}") from exc
-    except BaseException as exc:  # pyo3 panics on some foreign snapshots
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise InvalidVersion("not a version token of this document") from exc
 
 
 def edits_for_new_text(old: str, new: str) -> list[RangeEdit]:
@@ -105,7 +103,7 @@ def rebase(
     # The old version, re-hosted in a document with a client id of its own, so the marks
     # it creates never collide with ids in the live document.
     version_doc: pycrdt.Doc[Any] = pycrdt.Doc(client_id=_fresh_client_id(live_doc))
-    version_doc.apply_update(_doc_at(live_doc, token).get_update())
+    version_doc.apply_update(doc_at_version(live_doc, token).get_update())
     version_text = version_doc.get(field, type=pycrdt.Text)
     old = str(version_text)
     ordered = _validated(edits, len(old))

@@ -30,6 +30,7 @@ from collab_server.broker import (
     StateRequest,
 )
 from crdt_core import AwarenessEntry, ProtocolError
+from persistence.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class RedisBroker:
             self._control_position = newest[0][0].decode() if newest else "0-0"
         except (RedisError, OSError) as exc:
             await self.close()
-            raise BrokerUnavailable(f"cannot reach Redis at {describe(self._url)}: {exc}") from None
+            raise BrokerUnavailable(f"cannot reach Redis at {redact_url(self._url)}: {exc}") from None
 
     async def close(self) -> None:
         for client in (self._redis, self._reader):
@@ -276,11 +277,3 @@ class RedisBroker:
             logger.info("Redis reachable again: re-syncing documents with other nodes")
             assert self._listener is not None
             self._listener.on_broker_recovered()
-
-
-def describe(url: str) -> str:
-    """A Redis URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url

@@ -24,18 +24,16 @@ from awareness.flush_window import FlushWindow
 from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry, Refusal
 from collab_server.broker import Broker, LocalBroker
+from collab_server.closecodes import CloseCode
 from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLedger, PendingLimitExceeded, PendingLimits
+from collab_server.ydoc import apply_update, missing_since
 from crdt_core import AwarenessEntry, ProtocolError
 from persistence.base import LogEntry
 from persistence.group_commit import BacklogFull, GroupCommitWriter
 
 logger = logging.getLogger(__name__)
 
-# Bound on how often a joiner's state waits for in-flight commits before being sent.
-_MAX_COMMIT_WAITS = 20
-# Diffs against documents at least this large run in a worker thread (native backend only).
-_OFF_LOOP_BYTES = 1 << 20
 # The relay window opens above this share of a core used by the hub and is full above the next.
 _IDLE_LOAD = 0.35
 _BUSY_LOAD = 0.7
@@ -43,6 +41,10 @@ _BUSY_LOAD = 0.7
 
 class DocumentTooLarge(Exception):
     """Applying the update would grow the document past its size limit; nothing was applied."""
+
+
+class JoinWaitExpired(Exception):
+    """A joiner waited `join_wait_seconds` for the document's pending commits (close 1013)."""
 
 
 class Peer(Protocol):
@@ -58,6 +60,9 @@ class Peer(Protocol):
 
     def deliver_presence(self, awareness_update: bytes) -> None: ...
 
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
+        """Leave with a named close code (a connection closes its socket; others just leave)."""
+
 
 class SilentPeer:
     """A member that receives nothing: the hub working on a document, or an HTTP agent."""
@@ -69,6 +74,9 @@ class SilentPeer:
         return None
 
     def deliver_presence(self, awareness_update: bytes) -> None:
+        return None
+
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         return None
 
 
@@ -88,6 +96,8 @@ class Room:
         max_bytes: int = 2**62,
         relay_window_seconds: float = 0.0,
         relay_window_min_peers: int = 32,
+        join_wait_seconds: float = 10.0,
+        off_loop_diff_bytes: int = 1 << 20,
         load: Callable[[], float] = lambda: 1.0,
         presence_limits: PresenceLimits | None = None,
         pending_limits: PendingLimits | None = None,
@@ -98,7 +108,6 @@ class Room:
         self.presence = PresenceRegistry(limits=presence_limits)
         self.last_activity = time.monotonic()
         self.updated_at = time.time()
-        self.changes = 0
         self._writer = writer
         self._node_id = node_id
         self._strict = strict
@@ -114,6 +123,8 @@ class Room:
         self._relay = FlushWindow(self._relay_window, self._flush_relay)
         self._max_window = relay_window_seconds
         self._window_min_peers = relay_window_min_peers
+        self._join_wait = join_wait_seconds
+        self._off_loop_bytes = off_loop_diff_bytes
         self._load = load
         self._full_state: tuple[bytes, bytes] | None = None
         self._captured: list[bytes] = []
@@ -147,15 +158,7 @@ class Room:
             )
         received_at = time.perf_counter()
         self._captured.clear()
-        try:
-            self.doc.apply_update(update)
-        except Exception as exc:
-            raise ProtocolError(f"invalid update: {exc}") from exc
-        except BaseException as exc:
-            # pyo3 turns a Rust panic into a BaseException; treat it as bad input, not a crash.
-            if type(exc).__name__ != "PanicException":
-                raise
-            raise ProtocolError(f"invalid update: {exc}") from exc
+        apply_update(self.doc, update)
         effective = self._captured[:]
         self._captured.clear()
         accepted = self._accept(effective, origin, actor, received_at)
@@ -220,10 +223,7 @@ class Room:
         """An update another node received (and stored): relay it here, never store it again."""
         received_at = time.perf_counter()
         self._captured.clear()
-        try:
-            self.doc.apply_update(update)
-        except Exception as exc:
-            raise ProtocolError(f"invalid remote update: {exc}") from exc
+        apply_update(self.doc, update, "remote update")
         effective = self._captured[:]
         self._captured.clear()
         for change in effective:
@@ -245,7 +245,6 @@ class Room:
             return False
         self._full_state = None
         self.size_bytes += sum(len(change) for change in effective)
-        self.changes += len(effective)
         self.updated_at = time.time()
         self._metrics.updates_in.inc()
         for change in effective:
@@ -323,21 +322,30 @@ class Room:
         by the native backend when the document is large.
         """
         if self._strict:
-            for _ in range(_MAX_COMMIT_WAITS):
-                if not self._writer.document_pending(self.name):
-                    break
-                await self._writer.wait_document(self.name)
+            await self.wait_durable()
         full = self._full_state_frame()
         if state_vector in (b"", b"\x00"):
             return full[1]
         try:
-            if crdt_core.BACKEND == "rust" and len(full[0]) >= _OFF_LOOP_BYTES:
+            if crdt_core.BACKEND == "rust" and len(full[0]) >= self._off_loop_bytes:
                 missing = await asyncio.to_thread(crdt_core.diff_update, full[0], state_vector)
             else:
-                missing = self.doc.get_update(state_vector)
+                missing = missing_since(self.doc, state_vector)
         except ValueError as exc:
             raise ProtocolError(f"invalid state vector: {exc}") from exc
         return crdt_core.frame_sync_step2(missing)
+
+    async def wait_durable(self) -> None:
+        """Wait until every update of this document accepted so far is stored (or set aside).
+
+        Bounded by `join_wait_seconds`: raises JoinWaitExpired when the store is that far behind.
+        """
+        try:
+            async with asyncio.timeout(self._join_wait):
+                while self._writer.document_pending(self.name):
+                    await self._writer.wait_document(self.name)
+        except TimeoutError:
+            raise JoinWaitExpired(f"commits of {self.name!r} pending for {self._join_wait:.0f}s") from None
 
     def _full_state_frame(self) -> tuple[bytes, bytes]:
         """(encoded state, framed sync step 2 of it), cached until the document changes."""
@@ -430,6 +438,10 @@ class Room:
         self.last_activity = time.monotonic()
         if not self.peers:
             self._on_empty(self)
+
+    def close_peers(self, code: CloseCode, detail: str) -> None:
+        for peer in list(self.peers):
+            peer.request_close(code, detail)
 
     def close(self) -> None:
         self.closed = True

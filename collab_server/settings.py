@@ -10,12 +10,22 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from collab_server.client_address import TrustedProxies
 from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
 
 MIB = 1024 * 1024
+
+Durability = Literal["strict", "relaxed"]
+WebSocketImplementation = Literal["websockets-sansio", "websockets", "wsproto"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+# Settings whose values are one of a fixed set, checked by ``validate``.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "durability": get_args(Durability),
+    "ws_implementation": get_args(WebSocketImplementation),
+    "log_level": get_args(LogLevel),
+}
 
 
 def _new_node_id() -> str:
@@ -47,10 +57,18 @@ class Settings:
 
     # Durability: "strict" relays an update only after its commit; "relaxed" relays first and
     # persists right after (an update relayed less than `group_commit_ms` before a crash can be lost).
-    durability: str = "strict"
+    durability: Durability = "strict"
     group_commit_ms: float = 0.0
     # Updates accepted but not yet stored (across documents) before writes are refused with 1013.
     max_unsaved_updates: int = 100_000
+    commit_batch_max_updates: int = 10_000  # updates written in one store transaction at most
+    store_retry_max_seconds: float = 2.0  # longest backoff between retries of an unreachable store
+    # A document whose updates the store refuses (not an outage) is set aside for this long:
+    # its clients are closed with 4500, joins answer 4503, every other document keeps committing.
+    set_aside_seconds: float = 60.0
+    # A joiner's sync answer waits for the document's pending commits (strict durability) at
+    # most this long; then the joiner is closed with 1013 (try again later).
+    join_wait_seconds: float = 10.0
 
     # Fan-out: in rooms with at least `relay_window_min_peers` connections, updates arriving
     # within a window (0.2 ms per peer, at most `relay_window_ms`) leave as one merged frame.
@@ -123,6 +141,11 @@ class Settings:
     grpc_max_streams_per_connection: int = 100  # concurrent calls on one HTTP/2 connection
     grpc_max_concurrent_calls: int = 10_000  # across the listener; more are refused (RESOURCE_EXHAUSTED)
 
+    # Loading.
+    merge_on_load_parts: int = 32  # stored parts above which a load merges them first (native backend)
+    off_loop_diff_bytes: int = 1 * MIB  # joiners' diffs of documents this large run in a worker thread
+    max_early_remote_messages: int = 10_000  # other nodes' messages buffered per document while it loads
+
     # Encryption at rest (persistence/encryption): master keys from a file (re-read when it
     # changes) or an "ID:BASE64,..." list; the first key is current. Neither: content is
     # stored in the clear (and a store holding encrypted documents refuses to open).
@@ -154,7 +177,10 @@ class Settings:
     )
     ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
     ping_timeout_seconds: float = 5.0
-    shutdown_timeout_seconds: float = 10.0
+    shutdown_timeout_seconds: float = 10.0  # bounds the whole shutdown: flush, compactions, audit
+    maintenance_interval_seconds: float = 0.5  # presence expiry, idle unload, token expiry checks
+    store_check_interval_seconds: float = 2.0  # store health ping (and its timeout), for /readyz
+    revocation_refresh_seconds: float = 30.0  # re-read revocations from the store (missed announcements)
 
     # Compaction of the stored log.
     compact_after_updates: int = 2_000
@@ -178,11 +204,9 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    ws_implementation: str = (
-        "websockets-sansio"  # uvicorn's WebSocket protocol: websockets-sansio, websockets, wsproto
-    )
+    ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_json: bool = False
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -190,8 +214,9 @@ class Settings:
 
     def validate(self) -> Settings:
         """Check every setting alone and the limits together; raises ValueError naming the conflict."""
-        if self.durability not in ("strict", "relaxed"):
-            raise ValueError(f"durability must be 'strict' or 'relaxed', not {self.durability!r}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
@@ -241,6 +266,12 @@ class Settings:
 
 
 _POSITIVE = (
+    "commit_batch_max_updates",
+    "merge_on_load_parts",
+    "shutdown_timeout_seconds",
+    "join_wait_seconds",
+    "maintenance_interval_seconds",
+    "store_check_interval_seconds",
     "max_message_bytes",
     "max_documents",
     "max_connections_per_document",

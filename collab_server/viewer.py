@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
-from collab_server.api.context import hub_of
+from collab_server.api.context import documents_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal
 from collab_server.document_names import InvalidDocumentName, check_document_name
@@ -138,7 +138,9 @@ async def landing(request: Request) -> Response:
     except InvalidToken:
         principal = None  # with auth on and no valid ?token=, nothing is listed
     summaries = [
-        s for s in await hub_of(request).documents() if principal is not None and principal.role_for(s.name)
+        s
+        for s in await documents_of(request).summaries()
+        if principal is not None and principal.role_for(s.name)
     ]
     now = time.time()
     rows = []

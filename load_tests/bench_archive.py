@@ -37,7 +37,24 @@ from persistence.archive.s3 import S3ObjectStore
 from persistence.base import LogEntry
 from persistence.sqlite import SqliteStore
 
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi"]
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+    "pi",
+]
 
 
 def typed_updates(count: int, rng: random.Random) -> list[bytes]:

@@ -109,7 +109,9 @@ async def subscribe_latency(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--edits", type=int, default=400, help="edits per round (400)")
     parser.add_argument("--rounds", type=int, default=3, help="HTTP/gRPC rounds, interleaved (3)")
     parser.add_argument("--subscribers", type=int, default=50, help="Subscribe streams (50)")
@@ -126,7 +128,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 results["http"].append(asyncio.run(http_round(hub, args.edits)))
                 results["grpc"].append(asyncio.run(grpc_round(target, args.edits)))
-            print(f"Edit round trip, sequential, {args.rounds} interleaved rounds of {args.edits} (strict, SQLite):")
+            print(
+                f"Edit round trip, sequential, {args.rounds} interleaved rounds of {args.edits} (strict, SQLite):"
+            )
             rates = {}
             for name, rounds in results.items():
                 latencies = [value for round_latencies, _ in rounds for value in round_latencies]

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -37,7 +35,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from load_tests.peers import _healthz_ok, free_port, tree_cpu_and_rss  # noqa: E402
+from load_tests.peers import (  # noqa: E402
+    _healthz_ok,
+    drive_loadgen,
+    ensure_node_modules,
+    free_port,
+    tree_cpu_and_rss,
+    versions,
+)
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "node" / "loadgen.mjs"
@@ -158,57 +163,26 @@ async def run_loadgen(
     args: argparse.Namespace, port: int, clients: int, ps: psutil.Process, stats: ServerStats
 ) -> dict[str, Any]:
     """Run the node load generator; snapshot server CPU at its measure_start/measure_end lines."""
-    cmd = [
-        args.node,
-        str(LOADGEN),
-        "--url",
-        f"ws://{HOST}:{port}",
-        "--clients",
-        str(clients),
-        "--writers",
-        str(args.writers),
-        "--interval",
-        str(args.interval),
-        "--warmup",
-        str(args.warmup),
-        "--duration",
-        str(args.duration),
-        "--drain",
-        str(args.drain),
-    ]
+    cmd = [args.node, str(LOADGEN), "--url", f"ws://{HOST}:{port}", "--clients", str(clients)]
+    cmd += ["--writers", str(args.writers), "--interval", str(args.interval), "--warmup", str(args.warmup)]
+    cmd += ["--duration", str(args.duration), "--drain", str(args.drain)]
     if args.deflate:
         cmd.append("--deflate")
-    limit_s = 60 + args.warmup + args.duration + args.drain + 60
-    lg = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, cwd=HERE)
-    assert lg.stdout is not None
-    result: dict[str, Any] = {}
     cpu_start = 0.0
-    deadline = time.monotonic() + limit_s
-    try:
-        while time.monotonic() < deadline:
-            line = await asyncio.wait_for(lg.stdout.readline(), deadline - time.monotonic())
-            if not line:
-                break
-            event = json.loads(line)
-            kind = event.get("event")
-            if kind == "measure_start":
-                cpu_start, _ = tree_cpu_and_rss(ps)
-            elif kind == "measure_end":
-                cpu_end, rss = tree_cpu_and_rss(ps)
-                stats.cpu_window_s = cpu_end - cpu_start
-                stats.rss_at_measure_end_bytes = rss
-            elif kind == "result":
-                result = event
-            elif kind in ("joined", "error"):
-                print(f"    loadgen: {json.dumps(event)}", file=sys.stderr)
-        await asyncio.wait_for(lg.wait(), 30)
-    finally:
-        if lg.returncode is None:
-            lg.kill()
-            await lg.wait()
-    if not result:
-        raise RuntimeError(f"load generator exited with code {lg.returncode} and no result")
-    return result
+
+    async def on_event(event: dict[str, Any]) -> None:
+        nonlocal cpu_start
+        kind = event.get("event")
+        if kind == "measure_start":
+            cpu_start, _ = tree_cpu_and_rss(ps)
+        elif kind == "measure_end":
+            cpu_end, rss = tree_cpu_and_rss(ps)
+            stats.cpu_window_s = cpu_end - cpu_start
+            stats.rss_at_measure_end_bytes = rss
+        elif kind in ("joined", "error"):
+            print(f"    loadgen: {json.dumps(event)}", file=sys.stderr)
+
+    return await drive_loadgen(cmd, on_event, 60 + args.warmup + args.duration + args.drain + 60)
 
 
 async def one_run(
@@ -290,43 +264,6 @@ def render(rows: list[dict[str, Any]]) -> str:
     lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def ensure_node_modules() -> None:
-    if (HERE / "node_modules" / "yjs").is_dir():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SystemExit("npm not found: install Node.js 20 and run `npm ci` in load_tests/")
-    print("installing the load generator's node packages (npm ci)...", file=sys.stderr)
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600)
-
-
-def versions(node: str) -> dict[str, str | None]:
-    """Versions of what was measured, for the report (no machine paths)."""
-    found: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for dist in ("pycrdt", "pycrdt-websocket", "uvicorn", "websockets", "nova-collab"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = None
-    for key, cmd in (("node", [node, "--version"]), ("git_commit", ["git", "rev-parse", "--short", "HEAD"])):
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=HERE, check=True)
-            found[key] = out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            found[key] = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--", "collab_server"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=HERE.parent,
-            check=True,
-        )
-        found["hub_tree"] = "modified" if out.stdout.strip() else "clean"
-    return found
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

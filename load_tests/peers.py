@@ -12,15 +12,18 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psutil
 
@@ -219,3 +222,55 @@ def versions(node: str) -> dict[str, str | None]:
         )
         found["hub_tree"] = "modified" if out.stdout.strip() else "clean"
     return found
+
+
+def ensure_node_modules(*packages: str) -> None:
+    """Install the load generator's node packages (``npm ci``) unless ``packages`` are there."""
+    if all((HERE / "node_modules" / package).is_dir() for package in packages or ("yjs",)):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("npm not found: install Node.js 20 and run `npm ci` in load_tests/")
+    print("installing the load generator's node packages (npm ci)...", file=sys.stderr)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600)
+
+
+LoadgenEvent = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def drive_loadgen(cmd: list[str], on_event: LoadgenEvent, limit_s: float) -> dict[str, Any]:
+    """Run the node load generator (``node/loadgen.mjs``: one JSON object per stdout line).
+
+    ``on_event`` sees every line before the final ``result`` line, which is returned. Raises
+    TimeoutError past ``limit_s`` and RuntimeError when the generator ends without a result.
+    """
+    lg = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=HERE, limit=2**24
+    )
+    assert lg.stdout is not None and lg.stderr is not None
+    stderr_task = asyncio.create_task(lg.stderr.read())
+    result: dict[str, Any] = {}
+    deadline = time.monotonic() + limit_s
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"load generator still running after {limit_s:.0f} s")
+            line = await asyncio.wait_for(lg.stdout.readline(), left)
+            if not line:
+                break
+            event = json.loads(line)
+            if event.get("event") == "result":
+                result = event
+                continue
+            await on_event(event)
+        await asyncio.wait_for(lg.wait(), 30)
+    finally:
+        if lg.returncode is None:
+            lg.kill()
+            await lg.wait()
+        stderr = (await stderr_task).decode(errors="replace").strip()
+    if not result:
+        tail = stderr.splitlines()[-3:] if stderr else []
+        raise RuntimeError(f"load generator exited with code {lg.returncode} and no result {tail}")
+    return result

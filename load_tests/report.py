@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from load_tests.suite import Run
 
 HUB = "hub"
+# The hub spoken to through the Hocuspocus protocol (a variant row: never a peer).
+HUB_HOCUSPOCUS = "hub-hocuspocus"
 
 
 def is_hub(server: str) -> bool:
@@ -201,6 +203,32 @@ def _fmt(v: Any, fmt: str = "{:.3g}") -> str:
     return "–" if v is None else fmt.format(v)
 
 
+def protocol_ratios(summary: list[dict[str, Any]]) -> list[str]:
+    """Fan-out through the hub's Hocuspocus protocol, as ratios to the hub's y-websocket path
+    and to Hocuspocus itself measured in the same run (the machine is shared: compare ratios)."""
+    lines: list[str] = []
+    keys = (
+        ("delivered_pct", "{:.2f}"),
+        ("p50_ms", "{:.2f}"),
+        ("p99_ms", "{:.2f}"),
+        ("cpu_us_per_delivery", "{:.2f}"),
+    )
+    for row in _get(summary, "fanout", HUB_HOCUSPOCUS):
+        for other in (HUB, "hocuspocus"):
+            base = _get(summary, "fanout", other, row["case"])
+            if not base:
+                continue
+            cells = [
+                _fmt(row[k] / base[0][k], fmt) if row.get(k) is not None and base[0].get(k) else "–"
+                for k, fmt in keys
+            ]
+            lines.append(f"| {row['case']} | ÷ {other} | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    header = "| case | hub-hocuspocus | deliv% | p50 ms | p99 ms | CPU µs/deliv |"
+    return ["## The hub through the Hocuspocus protocol", "", header, "|---|---|---|---|---|---|", *lines, ""]
+
+
 def targets(summary: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for each of issue 16's targets that this run measured, per hub row."""
     out: list[tuple[str, str, str]] = []
@@ -338,6 +366,7 @@ def render(
         lines += ["## Targets (issue 16)", "", "| target | measured | verdict |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in checks]
         lines.append("")
+    lines += protocol_ratios(summary)
     for scenario in ORDER:
         rows = [r for r in summary if r["scenario"] == scenario]
         if not rows:

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from load_tests import report  # noqa: E402
-from load_tests.peers import HUB_EXTRA_FLAGS, PEERS, ServerProcess, tree_cpu_and_rss, versions  # noqa: E402
+from load_tests.peers import (  # noqa: E402
+    HUB_EXTRA_FLAGS,
+    PEERS,
+    ServerProcess,
+    drive_loadgen,
+    ensure_node_modules,
+    tree_cpu_and_rss,
+    versions,
+)
 from load_tests.traces import trace_path  # noqa: E402
 
 LOADGEN = HERE / "node" / "loadgen.mjs"
@@ -211,7 +218,7 @@ def snapshot(procs: list[psutil.Process], redis_commands: Callable[[], int | Non
     return Mark(time.monotonic(), cpu, rss, redis_commands() if redis_commands else None)
 
 
-async def drive_loadgen(
+async def drive_and_sample(
     cmd: list[str],
     run: Run,
     procs: list[psutil.Process],
@@ -223,40 +230,19 @@ async def drive_loadgen(
     phase = ["start"]
     run.baseline_rss = snapshot(procs, None).rss
     sampler = asyncio.create_task(sample_rss(procs, run, phase, done))
-    lg = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=HERE, limit=2**24
-    )
-    assert lg.stdout is not None and lg.stderr is not None
-    stderr_task = asyncio.create_task(lg.stderr.read())
-    deadline = time.monotonic() + limit_s
+
+    async def on_event(event: dict[str, Any]) -> None:
+        kind = str(event.get("event"))
+        run.marks[kind] = await asyncio.to_thread(snapshot, procs, redis_commands)
+        phase[0] = kind
+        if kind in ("error", "join_failed") and kind not in run.loadgen.get("_logged", ()):
+            print(f"    loadgen: {json.dumps(event)[:300]}", file=sys.stderr)
+
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"load generator still running after {limit_s:.0f} s")
-            line = await asyncio.wait_for(lg.stdout.readline(), left)
-            if not line:
-                break
-            event = json.loads(line)
-            kind = str(event.get("event"))
-            if kind == "result":
-                run.loadgen = event
-                continue
-            run.marks[kind] = await asyncio.to_thread(snapshot, procs, redis_commands)
-            phase[0] = kind
-            if kind in ("error", "join_failed") and kind not in run.loadgen.get("_logged", ()):
-                print(f"    loadgen: {json.dumps(event)[:300]}", file=sys.stderr)
-        await asyncio.wait_for(lg.wait(), 30)
+        run.loadgen = await drive_loadgen(cmd, on_event, limit_s)
     finally:
-        if lg.returncode is None:
-            lg.kill()
-            await lg.wait()
         done.set()
         await sampler
-        stderr = (await stderr_task).decode(errors="replace").strip()
-    if not run.loadgen:
-        tail = stderr.splitlines()[-3:] if stderr else []
-        raise RuntimeError(f"load generator exited with code {lg.returncode} and no result {tail}")
     if run.loadgen.get("error"):
         raise RuntimeError(str(run.loadgen["error"]))
 
@@ -285,7 +271,7 @@ async def single_run(args: argparse.Namespace, case: Case, server: str, repeat: 
             try:
                 await asyncio.sleep(0.3)  # let the fresh process settle before the RSS baseline
                 cmd = loadgen_command(args, case, [srv.url], peer.protocol)
-                await drive_loadgen(cmd, run, [srv.ps], case.limit_s)
+                await drive_and_sample(cmd, run, [srv.ps], case.limit_s)
             finally:
                 await srv.stop()
                 run.exit_codes = [srv.exit_code]
@@ -321,7 +307,7 @@ async def multi_node_run(args: argparse.Namespace, case: Case, repeat: int, log_
         procs = [psutil.Process(node.process.pid) for node in cluster.nodes if node.process is not None]
         cmd = loadgen_command(args, case, [node.ws for node in cluster.nodes], "y-websocket")
         try:
-            await drive_loadgen(cmd, run, procs, case.limit_s, redis_commands)
+            await drive_and_sample(cmd, run, procs, case.limit_s, redis_commands)
         except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             run.error = f"{type(exc).__name__}: {exc}"
         client.close()
@@ -411,16 +397,6 @@ def figures(run: Run) -> dict[str, Any]:
 
 
 # ---- orchestration -----------------------------------------------------------------------
-
-
-def ensure_node_modules() -> None:
-    if (HERE / "node_modules" / "yjs").is_dir() and (HERE / "node_modules" / "@hocuspocus").is_dir():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SystemExit("npm not found: install Node.js 20 and run `npm ci` in load_tests/")
-    print("installing the load generator's node packages (npm ci)...", file=sys.stderr)
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600)
 
 
 def join_document(node: str, target_bytes: int) -> Path:
@@ -553,7 +529,7 @@ def _public_args(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_node_modules()
+    ensure_node_modules("yjs", "@hocuspocus")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.monotonic()
     doc_file = None

@@ -13,7 +13,7 @@ covering ``<= seq`` plus the log entries after the snapshot up to ``seq``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,6 +56,14 @@ class StoredDocument:
     @property
     def is_empty(self) -> bool:
         return self.snapshot is None and not self.tail
+
+    @property
+    def parts(self) -> list[bytes]:
+        """The updates that rebuild the document, in order: the snapshot (if any), then the tail.
+
+        The one place "snapshot + tail" is assembled; every reader and compaction uses it.
+        """
+        return ([self.snapshot] if self.snapshot is not None else []) + list(self.tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +248,16 @@ class DocumentExport:
         return max([0, *(u.seq for u in self.updates), *(c.seq for c in self.checkpoints)])
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A revoked token id, kept until the token's own expiry (``None``: expiry unknown, kept)."""
+
+    token_id: str
+    expires_at: float | None
+    revoked_at: float
+    revoked_by: str | None = None
+
+
 # Merges a snapshot (first, may be absent) and the tail into one encoded update.
 # Runs in a worker thread: the native crate releases the GIL while merging.
 MergeFunction = Callable[[Sequence[bytes]], bytes]
@@ -292,6 +310,12 @@ class Store(Protocol):
     ) -> list[AuditEvent]:
         """Audit events, newest first, filtered by document and/or subject."""
 
+    async def add_revocation(self, revocation: Revocation) -> None:
+        """Record a revoked token id (idempotent: the later expiry wins); drop lapsed records."""
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        """Revocations still in force at ``now`` (expiry unknown or later than ``now``)."""
+
     # -- change events: the outbox read by event sinks (Kafka, webhooks) -------------------
 
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
@@ -306,8 +330,9 @@ class Store(Protocol):
     async def event_cursor(self, sink: str, document: str) -> int:
         """The newest seq of ``document`` that ``sink`` has published (0: none)."""
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        """Record that ``sink`` published ``document`` up to ``seq`` (never moves backwards)."""
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        """Record in one transaction that ``sink`` published each document up to its seq
+        (a cursor never moves backwards)."""
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``holder``; False while another holder's is live."""

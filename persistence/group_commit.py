@@ -1,10 +1,18 @@
 """Group commit in front of a Store: updates arriving close together share one transaction.
 
 One task (``run``) owns all writes. While a commit is in flight, new entries gather; the
-next commit takes them all (optionally after a short window). A failing store is retried
-with capped backoff, entries stay queued in order, and the number of unsaved entries is
-bounded: past the bound ``submit`` refuses, so callers can push back on their clients
-instead of dropping data.
+next commit takes them all (optionally after a short window). The number of unsaved
+entries is bounded: past the bound ``submit`` refuses, so callers push back on their
+clients instead of dropping data.
+
+Failures are sorted in one place (``is_transient``):
+- transient (the database is unreachable, a timeout): the batch stays queued in order and
+  is retried with capped backoff;
+- anything else is treated as a property of the data. The batch is split by document and
+  each document is written on its own; a document whose own write fails is *set aside*:
+  its queued entries are dropped, ``on_set_aside`` is told (the hub closes its clients,
+  who still hold the changes and re-send them when they reconnect) and it refuses new
+  entries for ``quarantine_seconds``, while every other document keeps committing.
 """
 
 from __future__ import annotations
@@ -16,21 +24,36 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from persistence.base import LogEntry, Store
+from persistence.base import LogEntry, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
 Committed = Callable[[int], None]  # called with the entry's seq once it is durable
+SetAside = Callable[[str, str], None]  # (document, reason) once a document is set aside
+Stored = Callable[[str, int, int], None]  # (document, entries, bytes) after each commit
+FIRST_BACKOFF_SECONDS = 0.05
 
 
 class BacklogFull(Exception):
     """Too many entries are waiting for the store; refuse the write and let the client retry."""
 
 
+class DocumentSetAside(BacklogFull):
+    """The store refused this document's data; its writes are refused for a while."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying as is: the store is unreachable or slow, not the data bad."""
+    return isinstance(exc, (StoreUnavailable, OSError, TimeoutError))
+
+
 @dataclass(frozen=True, slots=True)
 class Persisted:
     seq: int
     at: float  # unix seconds of the commit
+
+
+_Item = tuple[int, LogEntry, Committed | None]
 
 
 class GroupCommitWriter:
@@ -42,36 +65,56 @@ class GroupCommitWriter:
         max_backlog: int = 100_000,
         max_batch: int = 10_000,
         max_backoff_seconds: float = 2.0,
+        quarantine_seconds: float = 60.0,
+        on_set_aside: SetAside | None = None,
+        on_stored: Stored | None = None,
     ) -> None:
         self._store = store
         self._window = window_seconds
         self._max_backlog = max_backlog
         self._max_batch = max_batch
         self._max_backoff = max_backoff_seconds
-        self._queue: deque[tuple[int, LogEntry, Committed | None]] = deque()
+        self._quarantine_seconds = quarantine_seconds
+        self.on_set_aside = on_set_aside  # settable after construction (the hub wires them)
+        self.on_stored = on_stored
+        self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
         self._next_ticket = 1
         self._committed_ticket = 0
         self._last_ticket: dict[str, int] = {}
+        self._set_aside_until: dict[str, float] = {}
         self._stopping = False
         self.healthy = True
         self.last_error: str | None = None
         self.last_persisted: dict[str, Persisted] = {}
         self.commits = 0
         self.entries_written = 0
+        self.documents_set_aside = 0
 
     @property
     def backlog(self) -> int:
-        return self._next_ticket - 1 - self._committed_ticket
+        return len(self._queue)
 
     def has_room(self, count: int = 1) -> bool:
         return self.backlog + count <= self._max_backlog
+
+    def set_aside(self, document: str) -> bool:
+        """Whether ``document`` is set aside now (its writes are refused)."""
+        until = self._set_aside_until.get(document)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._set_aside_until[document]
+            return False
+        return True
 
     def submit(self, entry: LogEntry, on_committed: Committed | None = None) -> int:
         """Queue an entry; returns its ticket. Raises BacklogFull when the bound is reached."""
         if self._stopping:
             raise BacklogFull("writer is stopping")
+        if self.set_aside(entry.document):
+            raise DocumentSetAside(f"the store refused {entry.document!r}; set aside for now")
         if not self.has_room():
             raise BacklogFull(f"{self.backlog} updates waiting for the store")
         ticket = self._next_ticket
@@ -86,7 +129,7 @@ class GroupCommitWriter:
             await self._progress.wait_for(lambda: self._committed_ticket >= ticket)
 
     async def wait_document(self, document: str) -> None:
-        """Wait until every entry of ``document`` submitted so far is durable."""
+        """Wait until every entry of ``document`` submitted so far is durable (or set aside)."""
         ticket = self._last_ticket.get(document, 0)
         if ticket > self._committed_ticket:
             await self.wait_committed(ticket)
@@ -105,7 +148,7 @@ class GroupCommitWriter:
 
     async def run(self) -> None:
         """Write batches until ``stop`` is called and the queue is drained."""
-        backoff = 0.05
+        backoff = FIRST_BACKOFF_SECONDS
         while True:
             if not self._queue:
                 if self._stopping:
@@ -117,8 +160,8 @@ class GroupCommitWriter:
                 await asyncio.sleep(self._window)
             batch = [self._queue[i] for i in range(min(len(self._queue), self._max_batch))]
             try:
-                seqs = await self._store.append([entry for _, entry, _ in batch])
-            except Exception as exc:  # every failure is retried: nothing queued may be dropped
+                await self._write(batch)
+            except Exception as exc:  # only transient failures reach here: retried, nothing dropped
                 self.healthy = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning(
@@ -127,29 +170,97 @@ class GroupCommitWriter:
                     self.backlog,
                     self.last_error,
                 )
+                await self._advance()  # documents written before the failure are resolved
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            backoff = 0.05
+            backoff = FIRST_BACKOFF_SECONDS
             if not self.healthy:
                 logger.info("store writes recovered; %d updates waiting", self.backlog)
             self.healthy = True
             self.last_error = None
-            now = time.time()
-            for _ in batch:
+            await self._advance()
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """Write one batch; a non-transient failure splits it by document (see the module doc)."""
+        try:
+            seqs = await self._store.append([entry for _, entry, _ in batch])
+        except Exception as exc:
+            if not is_transient(exc):
+                await self._write_each_document(batch, exc)
+                return
+            raise
+        self._committed(batch, seqs, head=True)
+
+    async def _write_each_document(self, batch: list[_Item], first_error: Exception) -> None:
+        by_document: dict[str, list[_Item]] = {}
+        for item in batch:
+            by_document.setdefault(item[1].document, []).append(item)
+        if len(by_document) == 1:
+            self._set_document_aside(batch[0][1].document, first_error)
+            return
+        for document, items in by_document.items():
+            try:
+                seqs = await self._store.append([entry for _, entry, _ in items])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the whole rest of the batch is retried; written documents are gone from it
+                self._set_document_aside(document, exc)
+                continue
+            self._committed(items, seqs, head=False)
+
+    def _committed(self, items: list[_Item], seqs: list[int], *, head: bool) -> None:
+        """``items`` are durable: drop them from the queue (``head``: they are its first ones)."""
+        now = time.time()
+        if head:
+            for _ in items:
                 self._queue.popleft()
-            for (_, entry, on_committed), seq in zip(batch, seqs, strict=True):
-                self.last_persisted[entry.document] = Persisted(seq, now)
-                if on_committed is not None:
-                    try:
-                        on_committed(seq)
-                    except Exception:  # a callback's bug must not stop the writer
-                        logger.exception("commit callback failed for %r", entry.document)
-            self.commits += 1
-            self.entries_written += len(batch)
-            async with self._progress:
-                self._committed_ticket = batch[-1][0]
-                self._progress.notify_all()
+        else:
+            done = {ticket for ticket, _, _ in items}
+            self._queue = deque(item for item in self._queue if item[0] not in done)
+        written: dict[str, list[int]] = {}
+        for (_, entry, on_committed), seq in zip(items, seqs, strict=True):
+            self.last_persisted[entry.document] = Persisted(seq, now)
+            counts = written.setdefault(entry.document, [0, 0])
+            counts[0] += 1
+            counts[1] += len(entry.update)
+            if on_committed is not None:
+                try:
+                    on_committed(seq)
+                except Exception:  # a callback's bug must not stop the writer
+                    logger.exception("commit callback failed for %r", entry.document)
+        if self.on_stored is not None:
+            for document, (entries, size) in written.items():
+                self.on_stored(document, entries, size)
+        self.commits += 1
+        self.entries_written += len(items)
+
+    def _set_document_aside(self, document: str, exc: Exception) -> None:
+        dropped = sum(1 for item in self._queue if item[1].document == document)
+        self._queue = deque(item for item in self._queue if item[1].document != document)
+        self._set_aside_until[document] = time.monotonic() + self._quarantine_seconds
+        self.documents_set_aside += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "document %r set aside for %.0fs: the store refused its updates (%d dropped; its clients"
+            " keep them and re-send on reconnect): %s",
+            document,
+            self._quarantine_seconds,
+            dropped,
+            reason,
+        )
+        if self.on_set_aside is not None:
+            try:
+                self.on_set_aside(document, reason)
+            except Exception:
+                logger.exception("set-aside callback failed for %r", document)
+
+    async def _advance(self) -> None:
+        """Everything before the oldest queued entry is resolved (stored or set aside)."""
+        resolved = self._queue[0][0] - 1 if self._queue else self._next_ticket - 1
+        async with self._progress:
+            self._committed_ticket = resolved
+            self._progress.notify_all()
 
     def stop(self) -> None:
         """Refuse new entries; ``run`` returns once the queue is written."""
@@ -160,3 +271,4 @@ class GroupCommitWriter:
         """Drop per-document bookkeeping of an unloaded document with nothing pending."""
         if not self.document_pending(document):
             self._last_ticket.pop(document, None)
+            self.last_persisted.pop(document, None)

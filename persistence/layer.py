@@ -6,12 +6,13 @@ and override those; everything else reaches the adapter unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from persistence.base import (
     ActivityEntry,
     AuditEvent,
     AuditRecord,
+    CompactionResult,
     DeadLetter,
     DeletedDocument,
     DeliveryRecord,
@@ -19,7 +20,9 @@ from persistence.base import (
     DocumentInfo,
     LogEntry,
     LoggedUpdate,
+    MergeFunction,
     PendingDocument,
+    Revocation,
     Store,
     StoredDocument,
     TieredDocument,
@@ -47,6 +50,11 @@ class StoreLayer:
     async def load(self, document: str) -> StoredDocument:
         return await self.inner.load(document)
 
+    async def compact(
+        self, document: str, merge: MergeFunction, upto: int | None = None
+    ) -> CompactionResult | None:
+        return await self.inner.compact(document, merge, upto)
+
     async def history(self, document: str, limit: int = 100) -> list[VersionInfo]:
         return await self.inner.history(document, limit)
 
@@ -62,6 +70,17 @@ class StoreLayer:
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
         await self.inner.append_audit(events)
 
+    async def audit(
+        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        return await self.inner.audit(document=document, subject=subject, limit=limit)
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        await self.inner.add_revocation(revocation)
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        return await self.inner.revocations(now)
+
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
         return await self.inner.pending_events(sink, after_seq)
 
@@ -71,19 +90,14 @@ class StoreLayer:
     async def event_cursor(self, sink: str, document: str) -> int:
         return await self.inner.event_cursor(sink, document)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        await self.inner.advance_event_cursor(sink, document, seq)
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        await self.inner.advance_event_cursors(sink, positions)
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         return await self.inner.acquire_lease(name, holder, ttl_seconds)
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self.inner.release_lease(name, holder)
-
-    async def audit(
-        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
-    ) -> list[AuditEvent]:
-        return await self.inner.audit(document=document, subject=subject, limit=limit)
 
     async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
         return await self.inner.read_audit(after_id, limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from persistence.base import (
@@ -23,6 +23,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     StoredDocument,
     TieredDocument,
     UnknownVersion,
@@ -59,6 +60,7 @@ class MemoryStore:
         self._documents: dict[str, _Document] = {}
         self._seq = 0
         self._audit: list[AuditEvent] = []
+        self._revocations: dict[str, Revocation] = {}
         self._cursors: dict[tuple[str, str], int] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._deliveries: list[DeliveryRecord] = []
@@ -120,7 +122,7 @@ class MemoryStore:
                 return None
             if not parts.tail:
                 return None
-            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            inputs = parts.parts
             merged = await asyncio.to_thread(merge, inputs)
             covered = parts.last_seq
             timestamp = max(row.entry.timestamp for row in doc.rows if row.seq <= covered)
@@ -197,6 +199,16 @@ class MemoryStore:
         ]
         return matching[:limit]
 
+    async def add_revocation(self, revocation: Revocation) -> None:
+        self._revocations[revocation.token_id] = _later(
+            self._revocations.get(revocation.token_id), revocation
+        )
+        for token_id in [t for t, r in self._revocations.items() if not _in_force(r, revocation.revoked_at)]:
+            del self._revocations[token_id]
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        return [r for r in self._revocations.values() if _in_force(r, now)]
+
     # -- change events ----------------------------------------------------------------------
 
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
@@ -229,9 +241,10 @@ class MemoryStore:
     async def event_cursor(self, sink: str, document: str) -> int:
         return self._cursors.get((sink, document), 0)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
-        key = (sink, document)
-        self._cursors[key] = max(seq, self._cursors.get(key, 0))
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        for document, seq in positions.items():
+            key = (sink, document)
+            self._cursors[key] = max(seq, self._cursors.get(key, 0))
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = time.time()
@@ -364,3 +377,16 @@ class MemoryStore:
         self._seq = max(self._seq, export.last_seq)
         if export.data_key is not None:
             self._data_keys[export.document] = export.data_key
+
+
+def _in_force(revocation: Revocation, now: float) -> bool:
+    return revocation.expires_at is None or revocation.expires_at > now
+
+
+def _later(old: Revocation | None, new: Revocation) -> Revocation:
+    """Two revocations of one token: keep it as long as either asks (unknown expiry: for good)."""
+    if old is None or new.expires_at is None:
+        return new
+    if old.expires_at is None or old.expires_at > new.expires_at:
+        return old
+    return new

@@ -25,7 +25,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -51,6 +51,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     StoredDocument,
     StoreUnavailable,
     TieredDocument,
@@ -367,7 +368,7 @@ class PostgresStore:
                 return None
             if not parts.tail:
                 return None
-            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            inputs = parts.parts
             merged = await asyncio.to_thread(merge, inputs)
             covered = parts.last_seq
             previous = await connection.fetchrow(
@@ -467,6 +468,32 @@ class PostgresStore:
 
     # -- change events ----------------------------------------------------------------------
 
+    async def add_revocation(self, revocation: Revocation) -> None:
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO revocations (token_id, expires_at, revoked_at, revoked_by) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (token_id) DO UPDATE SET expires_at = CASE"
+                " WHEN revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL"
+                " ELSE greatest(revocations.expires_at, excluded.expires_at) END",
+                revocation.token_id,
+                revocation.expires_at,
+                revocation.revoked_at,
+                revocation.revoked_by,
+            )
+            await connection.execute(
+                "DELETE FROM revocations WHERE expires_at IS NOT NULL AND expires_at <= $1",
+                revocation.revoked_at,
+            )
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT token_id, expires_at, revoked_at, revoked_by FROM revocations"
+                " WHERE expires_at IS NULL OR expires_at > $1",
+                now,
+            )
+        return [Revocation(r["token_id"], r["expires_at"], r["revoked_at"], r["revoked_by"]) for r in rows]
+
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
         async with self._connection() as connection:
             rows = await connection.fetch(_PENDING_EVENTS, sink, after_seq)
@@ -499,16 +526,16 @@ class PostgresStore:
             )
         return int(value) if value is not None else 0
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
+        if not positions:
+            return
+        now = time.time()
         async with self._connection() as connection:
-            await connection.execute(
+            await connection.executemany(
                 "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
                 " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
-                sink,
-                document,
-                seq,
-                time.time(),
+                [(sink, document, seq, now) for document, seq in sorted(positions.items())],
             )
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -49,6 +49,7 @@ from persistence.base import (
     LoggedUpdate,
     MergeFunction,
     PendingDocument,
+    Revocation,
     StoredDocument,
     StoreUnavailable,
     TieredDocument,
@@ -411,7 +412,7 @@ class SqliteStore:
                 return None
             if not parts.tail:
                 return None
-            inputs = ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
+            inputs = parts.parts
             merged = await asyncio.to_thread(merge, inputs)
             return await self._run(
                 self._commit_compaction_sync, document, holder, parts.last_seq, merged, len(parts.tail)
@@ -444,6 +445,28 @@ class SqliteStore:
         return await self._run(read)
 
     # -- change events ----------------------------------------------------------------------
+
+    async def add_revocation(self, revocation: Revocation) -> None:
+        def write() -> None:
+            with _transaction(self._db):
+                self._db.execute(_UPSERT_REVOCATION, _revocation_row(revocation))
+                self._db.execute(
+                    "DELETE FROM revocations WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                    (revocation.revoked_at,),
+                )
+
+        await self._run(write)
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        def read() -> list[Revocation]:
+            rows = self._db.execute(
+                "SELECT token_id, expires_at, revoked_at, revoked_by FROM revocations"
+                " WHERE expires_at IS NULL OR expires_at > ?",
+                (now,),
+            ).fetchall()
+            return [Revocation(*row) for row in rows]
+
+        return await self._run(read)
 
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
         def scan() -> list[PendingDocument]:
@@ -483,17 +506,19 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def advance_event_cursor(self, sink: str, document: str, seq: int) -> None:
+    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
         def write() -> None:
+            now = time.time()
             with _transaction(self._db):
-                self._db.execute(
+                self._db.executemany(
                     "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
                     " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
-                    (sink, document, seq, time.time()),
+                    [(sink, document, seq, now) for document, seq in positions.items()],
                 )
 
-        await self._run(write)
+        if positions:
+            await self._run(write)
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         def take() -> bool:
@@ -809,6 +834,19 @@ WHERE u.seq > ?2 AND u.seq > coalesce(c.seq, 0)
 GROUP BY u.document, c.seq
 ORDER BY u.document
 """
+
+
+# A second revocation of one token keeps the longer lifetime (NULL expiry: kept for good).
+_UPSERT_REVOCATION = (
+    "INSERT INTO revocations (token_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (token_id) DO UPDATE SET"
+    " expires_at = CASE WHEN revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL"
+    " ELSE max(revocations.expires_at, excluded.expires_at) END"
+)
+
+
+def _revocation_row(revocation: Revocation) -> tuple[str, float | None, float, str | None]:
+    return (revocation.token_id, revocation.expires_at, revocation.revoked_at, revocation.revoked_by)
 
 
 def _append_audit_sync(db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:

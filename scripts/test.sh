@@ -2,10 +2,45 @@
 # The whole test suite: set-up, static checks (ruff, mypy --strict, cargo fmt/clippy/test,
 # tsc/eslint where a TypeScript package exists), then pytest (which starts its own hub,
 # PostgreSQL, Redis and browser processes on loopback).
+#
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh --fast     the in-process tier only (pytest -m fast: no subprocess, no
+#                              service; under a minute), after the same set-up check
+#   scripts/test.sh ARGS...    pytest ARGS (e.g. one file) after the set-up and checks
+#
+# The set-up is skipped when nothing it depends on changed since it last succeeded here
+# (a hash of its scripts and package manifests, kept in the cache directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
-scripts/setup.sh
+
+fast=0
+if [[ "${1:-}" == "--fast" ]]; then
+    fast=1
+    shift
+fi
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/nova-collab"
+mkdir -p "$cache"
+stamp="$cache/setup-$(pwd | sha256sum | cut -c1-16).stamp"
+# What the set-up reads: its scripts, Python and node manifests, the crate, the front-end sources.
+inputs=$(git ls-files -z -- scripts pyproject.toml '*package.json' '*package-lock.json' crdt_core_rs \
+    collab_server/frontend | xargs -0 sha256sum | sha256sum | cut -c1-64)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$inputs" ]]; then
+    printf '== set-up: unchanged since the last successful run, skipped\n'
+else
+    scripts/setup.sh
+    printf '%s' "$inputs" > "$stamp"
+fi
+
+if [[ "$fast" == 1 ]]; then
+    printf '\n== pytest: fast tier\n'
+    # Only the files that hold fast tests are collected (collecting the rest imports seconds of modules).
+    mapfile -t files < <(grep -rl --include='test_*.py' 'pytest.mark.fast' tests | sort)
+    python3 -m pytest -p no:cacheprovider -m fast "${files[@]}" "$@"
+    printf '\n== fast tier finished in %ss\n' "$(( $(date +%s) - started ))"
+    exit 0
+fi
 
 printf '\n== checks: ruff, mypy\n'
 ruff check .

@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from collab_server.auth import ANONYMOUS, Principal
 from collab_server.client_address import ClientAddress, TrustedProxies
 from collab_server.closecodes import CloseCode
-from collab_server.hub import Hub, QuotaExceeded
+from collab_server.hub import Hub
+from collab_server.sessions import QuotaExceeded
 from collab_server.settings import Settings
 from persistence.memory import MemoryStore
 from tests.support.hub import HubProcess
@@ -59,28 +60,28 @@ def test_without_auth_every_socket_is_anonymous_and_no_subject_quota_applies() -
     hub = Hub(Settings(max_connections_per_subject=2, max_connections_per_ip=3), MemoryStore())
     local = [FakeSession(ANONYMOUS, "127.0.0.1", None) for _ in range(50)]
     for session in local:
-        hub.admit(session)  # local sockets and the anonymous subject are not quota identities
+        hub.sessions.admit(session)  # local sockets and the anonymous subject are not quota identities
     remote = [FakeSession(ANONYMOUS, "198.51.100.1", "198.51.100.1") for _ in range(4)]
     for session in remote[:3]:
-        hub.admit(session)
+        hub.sessions.admit(session)
     with pytest.raises(QuotaExceeded, match="one address"):
-        hub.admit(remote[3])
-    hub.release(remote[0])
-    hub.admit(remote[3])
+        hub.sessions.admit(remote[3])
+    hub.sessions.release(remote[0])
+    hub.sessions.admit(remote[3])
     for session in local + remote[1:]:
-        hub.release(session)
-    assert not hub.sessions
+        hub.sessions.release(session)
+    assert not hub.sessions.sessions
 
 
 def test_with_auth_the_subject_quota_counts_each_subject() -> None:
     hub = Hub(Settings(auth_secret="s" * 32, max_connections_per_subject=2), MemoryStore())
     alice = Principal("alice", "human", ())
     bob = Principal("bob", "human", ())
-    hub.admit(FakeSession(alice, "127.0.0.1", None))
-    hub.admit(FakeSession(alice, "127.0.0.1", None))
+    hub.sessions.admit(FakeSession(alice, "127.0.0.1", None))
+    hub.sessions.admit(FakeSession(alice, "127.0.0.1", None))
     with pytest.raises(QuotaExceeded, match="alice"):
-        hub.admit(FakeSession(alice, "127.0.0.1", None))
-    hub.admit(FakeSession(bob, "127.0.0.1", None))
+        hub.sessions.admit(FakeSession(alice, "127.0.0.1", None))
+    hub.sessions.admit(FakeSession(bob, "127.0.0.1", None))
 
 
 async def test_a_live_hub_limits_forwarded_clients_not_its_local_proxy(tmp_path: Path) -> None:

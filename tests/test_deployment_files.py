@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from collab_server.metrics import HubMetrics
+from collab_server.rpc.metrics import GrpcMetrics
 from collab_server.settings import settings_from_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +94,9 @@ def interpolate(value: str) -> str:
 def exported_metric_names() -> set[str]:
     """The series names the hub's registry exposes, including labelled ones with no child yet."""
     names: set[str] = set()
-    for family in HubMetrics().registry.collect():
+    metrics = HubMetrics()
+    GrpcMetrics(metrics.registry)  # the gRPC listener's, on the same registry when it is on
+    for family in metrics.registry.collect():
         if family.type == "counter":
             names.add(family.name + "_total")
         elif family.type == "histogram":

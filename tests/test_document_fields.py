@@ -59,6 +59,7 @@ def _rich_document() -> bytes:
     return doc.get_update()
 
 
+@pytest.mark.fast
 def test_every_root_type_is_discovered_and_read_as_plain_text() -> None:
     update = _rich_document()
     assert field_kinds(update) == {

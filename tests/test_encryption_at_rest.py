@@ -131,7 +131,7 @@ def _update(text: str) -> bytes:
 
 
 def _text(stored: StoredDocument) -> str:
-    return texts_of_stored(stored.snapshot, list(stored.tail)).get("content", "")
+    return texts_of_stored(stored.parts).get("content", "")
 
 
 def test_wrong_or_missing_key_refuses_to_start(tmp_path: Path) -> None:

@@ -25,18 +25,13 @@ from tests.support.events import (
     changed_by_document,
     new_topic,
     replay_text,
+    stored_seqs,
 )
 from tests.support.hub import HubProcess
 from tests.support.node import NodeClients
 from tests.support.services import KafkaServer
 
 DOCUMENTS = ("alpha.md", "beta.py", "gamma.txt")
-
-
-def stored_seqs(hub: HubProcess, document: str) -> list[int]:
-    response = hub.get(f"/api/documents/{document}/activity?limit=1000")
-    response.raise_for_status()
-    return sorted(entry["seq"] for entry in response.json()["activity"])
 
 
 def covered_seqs(events: list[dict[str, Any]], stored: list[int]) -> list[int]:
@@ -103,7 +98,7 @@ async def test_every_stored_update_reaches_the_topic_in_order_and_replays_to_the
                 lambda events: any(e["type"] == "document.restored" for e in events), 10, "document.restored"
             )
             texts = {doc: hub.text(doc) for doc in DOCUMENTS}
-            activity = {doc: stored_seqs(hub, doc) for doc in DOCUMENTS}
+            activity = {doc: stored_seqs(hub.store, doc) for doc in DOCUMENTS}
             async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
                 deleted = await http.delete(f"/api/documents/{DOCUMENTS[2]}")
                 assert deleted.status_code == 200, deleted.text

@@ -25,7 +25,9 @@ from tests.support.events import (
     assert_in_order_without_gaps,
     changed_by_document,
     new_topic,
+    postgres_stored_seqs,
     replay_text,
+    stored_seqs,
 )
 from tests.support.hub import HubProcess
 from tests.support.services import KafkaServer, RedisServer
@@ -33,12 +35,6 @@ from tests.support.waiting import eventually
 
 KILL_ROUNDS = 3
 OUTAGE_SECONDS = 30.0
-
-
-def stored_seqs(hub: HubProcess, document: str) -> list[int]:
-    response = hub.get(f"/api/documents/{document}/activity?limit=5000")
-    response.raise_for_status()
-    return sorted(entry["seq"] for entry in response.json()["activity"])
 
 
 def published_seqs(events: list[dict[str, Any]], document: str) -> list[int]:
@@ -90,12 +86,12 @@ async def test_sigkill_between_commit_and_publish_loses_no_event(
                     await asyncio.gather(*typing)
                 hub.start()
                 # What the restarted hub holds was committed before the kill; compare with the topic.
-                stored_now = sum(len(stored_seqs(hub, doc)) for doc in documents)
+                stored_now = sum(len(stored_seqs(hub.store, doc)) for doc in documents)
                 published_then = len({e["id"] for e in reader.events if e["type"] == "document.changed"})
                 behind_at_kill.append(stored_now - published_then)
 
             def complete(events: list[dict[str, Any]]) -> bool:
-                return all(published_seqs(events, doc) == stored_seqs(hub, doc) for doc in documents)
+                return all(published_seqs(events, doc) == stored_seqs(hub.store, doc) for doc in documents)
 
             await reader.wait_for(complete, 30, "every stored update on the topic after the restarts")
         assert_in_order_without_gaps(reader.events)
@@ -148,7 +144,7 @@ async def test_kafka_outage_keeps_the_hub_serving_and_resumes_in_order(
             assert min(counts) > 100
 
             def complete(events: list[dict[str, Any]]) -> bool:
-                return all(published_seqs(events, doc) == stored_seqs(hub, doc) for doc in documents)
+                return all(published_seqs(events, doc) == stored_seqs(hub.store, doc) for doc in documents)
 
             await reader.wait_for(complete, 60, "the backlog published after Kafka returned")
         assert_in_order_without_gaps(reader.events)
@@ -192,8 +188,16 @@ async def test_two_nodes_publish_each_update_once(
                     client.text.insert(0, f"{i}.{step} ")
                 await asyncio.sleep(0.02)  # typists' pace
 
+            for doc in documents:  # every node holds every edit: all are stored
+                await eventually(
+                    lambda d=doc: nodes[0].text(d) == nodes[1].text(d) and nodes[0].text(d).count(" ") == 30,
+                    15,
+                    f"{doc} complete on both nodes",
+                )
+            stored = {doc: await postgres_stored_seqs(postgres_dsn, doc) for doc in documents}
+
             def complete(events: list[dict[str, Any]]) -> bool:
-                return all(published_seqs(events, doc) == stored_seqs(nodes[0], doc) for doc in documents)
+                return all(published_seqs(events, doc) == stored[doc] for doc in documents)
 
             await reader.wait_for(complete, 30, "every stored update on the topic")
             await asyncio.sleep(1.0)  # let any (wrong) second publication arrive before counting

@@ -109,6 +109,7 @@ OWNERS = ["ada", "bob", ("node", "n1")]
 IDENTITIES = {"ada": Identity.of_subject("ada", "human"), "bob": None, ("node", "n1"): None}
 
 
+@pytest.mark.fast  # in-process
 @settings(max_examples=EXAMPLES * 4, deadline=None)
 @given(steps=st.lists(st.tuples(st.sampled_from(OWNERS), ENTRIES, st.integers(0, 9)), max_size=12))
 def test_presence_registry_keeps_owners_limits_and_json(

@@ -31,9 +31,11 @@ from tests.support.waiting import eventually
 SECRET = "grpc-test-secret-0123456789abcdef"
 
 
-@pytest.fixture
-def grpc_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
+@pytest.fixture(scope="module")
+def grpc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the module (each test uses its own documents): hub starts are the slow part."""
+    workdir = tmp_path_factory.mktemp("grpc-hub")
+    process = HubProcess(workdir, grpc_port=free_port(), grpc_max_message_bytes=1 << 20).start()
     yield process
     process.stop()
 
@@ -95,6 +97,8 @@ async def test_edit_conflict_and_suggest(grpc_hub: HubProcess) -> None:
         assert (await client.get_document("g-edit")).texts["content"] == "hello world"
         presence = await client.set_presence("g-edit", "summarizer", name="Summarizer", ttl_seconds=5)
         assert presence.client_id > 0
+        # This hub runs without a search index (--search off): the HTTP API's 503 code.
+        await expect_failure(client.search("hello"), grpc.StatusCode.UNAVAILABLE, "search_unavailable")
 
     metrics = httpx.get(f"{grpc_hub.http}/metrics").text
     assert 'nova_grpc_calls_total{code="OK",method="Edit"}' in metrics
@@ -325,3 +329,32 @@ async def test_follow_resumes_across_a_hub_restart(grpc_hub: HubProcess) -> None
             received.apply_update(event.update)
             assert received.get_state() != before, "a resumed stream repeated an update"
         await events.aclose()
+
+
+async def test_health_follows_the_store(tmp_path: Path, postgres_server: Any, postgres_dsn: str) -> None:
+    """grpc.health.v1 says NOT_SERVING while the store is down (like /readyz), SERVING after."""
+    hub = HubProcess(tmp_path, store=postgres_dsn, grpc_port=free_port()).start()
+    try:
+        async with grpc.aio.insecure_channel(target(hub)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status() -> int:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service="nova.collab.v1.Collab"))
+                return int(answer.status)
+
+            async def wait_status(wanted: int, what: str) -> None:
+                for _ in range(300):
+                    if await status() == wanted:
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"health never became {what}")
+
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING")
+            await postgres_server.astop()
+            try:
+                await wait_status(health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+            finally:
+                await postgres_server.astart()
+            await wait_status(health_pb2.HealthCheckResponse.SERVING, "SERVING again")
+    finally:
+        hub.stop()

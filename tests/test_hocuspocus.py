@@ -10,7 +10,6 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,9 +27,31 @@ async def clients(request: pytest.FixtureRequest) -> AsyncIterator[HocuspocusCli
         yield driver
 
 
-@pytest.fixture
-def auth_hub(tmp_path: Path) -> Iterator[HubProcess]:
-    process = HubProcess(tmp_path, auth_secret=SECRET, ping_interval_seconds=1.0, ping_timeout_seconds=1.0)
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the module (each test uses its own documents): hub start-ups are most of its time."""
+    process = HubProcess(
+        tmp_path_factory.mktemp("hocuspocus-hub"), ping_interval_seconds=1.0, ping_timeout_seconds=1.0
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def doc(clients: HocuspocusClients, name: str) -> str:
+    """A document name of its own for each provider version (they share the module's hub)."""
+    return f"provider{clients.version}/{name}"
+
+
+@pytest.fixture(scope="module")
+def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    process = HubProcess(
+        tmp_path_factory.mktemp("hocuspocus-auth-hub"),
+        auth_secret=SECRET,
+        max_documents_per_socket=3,
+        ping_interval_seconds=1.0,
+        ping_timeout_seconds=1.0,
+    )
     process.start()
     yield process
     process.stop()
@@ -49,8 +70,8 @@ async def test_two_providers_converge_and_the_hub_has_their_text(
 ) -> None:
     await clients.socket("s1", hub.ws)
     await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", "converge")
-    await clients.open("b", "s2", "converge")
+    await clients.open("a", "s1", doc(clients, "converge"))
+    await clients.open("b", "s2", doc(clients, "converge"))
     await clients.call("insert", client="a", index=0, text="hello world")
     await clients.call("wait_text", client="b", text="hello world")
     for i in range(30):
@@ -68,7 +89,7 @@ async def test_two_providers_converge_and_the_hub_has_their_text(
     assert final.count("A") > 0 and final.count("b") > 0
 
     async def stored() -> bool:
-        return hub.text("converge") == final
+        return hub.text(doc(clients, "converge")) == final
 
     await until(stored, "hub text equal to the clients'")
     # Sync-status acknowledgements: every local change was acknowledged by the hub.
@@ -80,19 +101,19 @@ async def test_two_providers_converge_and_the_hub_has_their_text(
 
 async def test_late_joiner_gets_everything(hub: HubProcess, clients: HocuspocusClients) -> None:
     await clients.socket("s1", hub.ws)
-    await clients.open("a", "s1", "late")
+    await clients.open("a", "s1", doc(clients, "late"))
     for i in range(40):
         await clients.call("insert", client="a", index=i, text=chr(ord("a") + i % 26))
     expected = await clients.text("a")
     await clients.socket("s2", hub.ws)
-    await clients.open("late", "s2", "late")
+    await clients.open("late", "s2", doc(clients, "late"))
     assert await clients.text("late") == expected  # synced means the hub's whole state arrived
 
 
 async def test_ten_documents_share_one_socket(hub: HubProcess, clients: HocuspocusClients) -> None:
     await clients.socket("writer", hub.ws)
     await clients.socket("reader", hub.ws)
-    names = [f"multi/{i}" for i in range(10)]
+    names = [doc(clients, f"multi/{i}") for i in range(10)]
     for i, name in enumerate(names):
         await clients.open(f"w{i}", "writer", name)
         await clients.open(f"r{i}", "reader", name)
@@ -108,9 +129,9 @@ async def test_abrupt_drop_removes_presence_within_a_second(
 ) -> None:
     await clients.socket("s1", hub.ws)
     await clients.socket("s2", hub.ws)
-    a_id = await clients.open("a", "s1", "presence")
-    await clients.open("a2", "s1", "presence-other")
-    await clients.open("b", "s2", "presence")
+    a_id = await clients.open("a", "s1", doc(clients, "presence"))
+    await clients.open("a2", "s1", doc(clients, "presence-other"))
+    await clients.open("b", "s2", doc(clients, "presence"))
     await clients.call("awareness", client="a", state={"user": {"name": "Ada"}})
 
     async def seen() -> bool:
@@ -131,11 +152,11 @@ async def test_abrupt_drop_removes_presence_within_a_second(
 async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: HocuspocusClients) -> None:
     await clients.socket("s1", hub.ws)
     await clients.socket("s2", hub.ws)
-    await clients.open("bad", "s1", "bad-doc")
-    await clients.open("good", "s1", "good-doc")
-    await clients.open("peer", "s2", "good-doc")
+    await clients.open("bad", "s1", doc(clients, "bad-doc"))
+    await clients.open("good", "s1", doc(clients, "good-doc"))
+    await clients.open("peer", "s2", doc(clients, "good-doc"))
     # An unknown message type for "bad-doc", on the socket that also carries "good-doc".
-    unknown = hp.prefix("bad-doc") + bytes((99,))
+    unknown = hp.prefix(doc(clients, "bad-doc")) + bytes((99,))
     await clients.call("raw", socket="s1", bytes=base64.b64encode(unknown).decode())
 
     async def closed() -> bool:
@@ -145,8 +166,8 @@ async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: H
     close = (await clients.status("bad"))["closes"][0]
     assert close["reason"].startswith("1007 ") and "unknown Hocuspocus message type 99" in close["reason"]
     # A truncated sync message for a document of the other socket closes that document there.
-    await clients.open("bad2", "s2", "bad-doc-2")
-    truncated = hp.prefix("bad-doc-2") + bytes((0, 2, 50, 1))
+    await clients.open("bad2", "s2", doc(clients, "bad-doc-2"))
+    truncated = hp.prefix(doc(clients, "bad-doc-2")) + bytes((0, 2, 50, 1))
     await clients.call("raw", socket="s2", bytes=base64.b64encode(truncated).decode())
 
     async def closed2() -> bool:
@@ -167,9 +188,9 @@ async def test_stateless_messages_reach_the_other_clients_of_the_document(
 ) -> None:
     await clients.socket("s1", hub.ws)
     await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", "chat")
-    await clients.open("b", "s2", "chat")
-    await clients.open("other", "s2", "elsewhere")
+    await clients.open("a", "s1", doc(clients, "chat"))
+    await clients.open("b", "s2", doc(clients, "chat"))
+    await clients.open("other", "s2", doc(clients, "elsewhere"))
     await clients.call("stateless", client="a", payload='{"kind": "ping", "n": 1}')
 
     async def received() -> bool:
@@ -188,8 +209,8 @@ async def test_tokens_map_onto_roles_read_only_included(
     outsider = mint(SECRET, "olga", [("other/*", "write")])
     await clients.socket("s1", auth_hub.ws)
     await clients.socket("s2", auth_hub.ws)
-    await clients.open("w", "s1", "team/plan", token=writer)
-    await clients.open("r", "s2", "team/plan", token=reader)
+    await clients.open("w", "s1", f"team/plan-{clients.version}", token=writer)
+    await clients.open("r", "s2", f"team/plan-{clients.version}", token=reader)
     assert (await clients.status("w"))["scope"] == "read-write"
     assert (await clients.status("r"))["scope"] == "readonly"
     await clients.call("insert", client="w", index=0, text="agreed")
@@ -207,8 +228,8 @@ async def test_tokens_map_onto_roles_read_only_included(
     assert await clients.text("w") == "agreed today"
     # A token without a grant for the document, and no token at all, are denied; the socket lives on.
     await clients.socket("s3", auth_hub.ws)
-    await clients.open("o", "s3", "team/plan", token=outsider, wait=False)
-    await clients.open("n", "s2", "team/secret", wait=False)
+    await clients.open("o", "s3", f"team/plan-{clients.version}", token=outsider, wait=False)
+    await clients.open("n", "s2", f"team/secret-{clients.version}", wait=False)
 
     async def denied() -> bool:
         return bool((await clients.status("o"))["authFailed"]) and bool(
@@ -225,3 +246,44 @@ async def test_tokens_map_onto_roles_read_only_included(
 
     await until(still_reading, "the writer's later edit at the reader")
     assert await clients.text("w") == "!agreed today"
+
+
+async def test_documents_per_socket_are_limited_one_document_at_a_time(
+    auth_hub: HubProcess, clients: HocuspocusClients
+) -> None:
+    writer = mint(SECRET, "wendy", [("limit/*", "write")])
+    await clients.socket("s", auth_hub.ws)
+    names = [f"limit/{clients.version}-{i}" for i in range(4)]
+    for i, name in enumerate(names[:3]):
+        await clients.open(f"c{i}", "s", name, token=writer)
+    await clients.open("c3", "s", names[3], token=writer, wait=False)  # the hub's limit is 3
+
+    async def refused() -> bool:
+        return bool((await clients.status("c3"))["closes"])
+
+    await until(refused, "the fourth document refused")
+    reason = (await clients.status("c3"))["closes"][0]["reason"]
+    assert reason.startswith("4429 ") and "more than 3 documents on one socket" in reason
+    # The three documents already open on that socket keep working.
+    await clients.call("insert", client="c2", index=0, text="still open")
+    await clients.call("wait_acknowledged", client="c2")
+    assert not (await clients.status("c3"))["synced"]
+
+
+async def test_provider_4_sessions_of_one_document_share_a_socket(hub: HubProcess) -> None:
+    # Provider 4.x's sessionAwareness names each message "document\0session": two editors of one
+    # document on one socket, each with its own presence.
+    async with HocuspocusClients(4) as clients:
+        await clients.socket("s", hub.ws)
+        name = "provider4/sessions"
+        a_id = await clients.open("a", "s", name, sessionAwareness=True)
+        await clients.open("b", "s", name, sessionAwareness=True)
+        await clients.call("insert", client="a", index=0, text="one socket, two sessions")
+        await clients.call("wait_text", client="b", text="one socket, two sessions")
+        await clients.call("awareness", client="a", state={"user": {"name": "A"}})
+
+        async def seen() -> bool:
+            return str(a_id) in await clients.call("peers", client="b")
+
+        await until(seen, "session a's presence at session b")
+        assert hub.text(name) == "one socket, two sessions"

@@ -16,7 +16,12 @@ from tests.test_deployment_files import serve_env_options
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "helm" / "nova-collab"
-CHECKER = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nova-collab" / "bin" / "nova-chart-check"
+CHECKER = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    / "nova-collab"
+    / "bin"
+    / "nova-chart-check"
+)
 VALUES = ("values-trial.yaml", "values-production.yaml")
 
 
@@ -81,8 +86,10 @@ def test_default_values_demand_secrets_and_external_services() -> None:
 def test_hub_deployment_fits_the_rolling_upgrade(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for stream in rendered.values():
         deployment = one(stream, "Deployment")
-        config = one(stream, "ConfigMap") if len(objects(stream, "ConfigMap")) == 1 else next(
-            c for c in objects(stream, "ConfigMap") if "NOVA_PORT" in c["data"]
+        config = (
+            one(stream, "ConfigMap")
+            if len(objects(stream, "ConfigMap")) == 1
+            else next(c for c in objects(stream, "ConfigMap") if "NOVA_PORT" in c["data"])
         )
         spec = deployment["spec"]
         assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
@@ -142,7 +149,19 @@ def test_trial_and_production_topologies(rendered: dict[str, list[dict[str, Any]
 
 
 def test_dashboard_is_the_repository_dashboard(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    dashboard = next(c for c in objects(rendered["values-trial.yaml"], "ConfigMap") if "nova.json" in c["data"])
+    dashboard = next(
+        c for c in objects(rendered["values-trial.yaml"], "ConfigMap") if "nova.json" in c["data"]
+    )
     shipped = (REPO / "docker" / "grafana" / "dashboards" / "nova.json").read_text()
     assert dashboard["data"]["nova.json"].strip() == shipped.strip()
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_values_schema_refuses_a_wrong_setting(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "values-trial.yaml").read_text())
+    values["hub"] = {"durability": "sometimes"}
+    path = tmp_path / "bad-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = check("-chart", str(CHART), "-values", str(path))
+    assert result.returncode == 1
+    assert "hub.durability" in result.stderr

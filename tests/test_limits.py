@@ -6,6 +6,8 @@ import pytest
 
 from collab_server.settings import MIB, Settings
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 def test_the_defaults_are_consistent() -> None:
     settings = Settings().validate()

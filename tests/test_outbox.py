@@ -9,6 +9,8 @@ import crdt_core
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from crdt_core import AwarenessEntry
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 def updates(count: int, size: int = 1) -> list[bytes]:
     doc: pycrdt.Doc[object] = pycrdt.Doc()

@@ -15,6 +15,8 @@ from collab_server.room import DocumentTooLarge, Room, SilentPeer
 from persistence.group_commit import GroupCommitWriter
 from persistence.memory import MemoryStore
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 def chained_updates(sizes: list[int]) -> list[bytes]:
     """Updates of one writer, each depending on the one before (a gap holds the rest back)."""

@@ -13,6 +13,8 @@ from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry
 from crdt_core import AwarenessEntry
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 class Clock:
     def __init__(self) -> None:

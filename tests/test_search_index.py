@@ -291,12 +291,12 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
     await indexer.sync_once()
     down = SearchIndexer(store, ChromaChunkStore(f"http://127.0.0.1:{free_closed_port()}", hashing))
 
-    class Hub:
-        search_index: SearchIndexer = indexer
+    class Search:  # the `Search` port the endpoint depends on
+        index: SearchIndexer = indexer
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"hub": Hub}
+        yield {"search": Search}
 
     app = Starlette(routes=[Route("/api/search", search_endpoint)], lifespan=lifespan)
     with TestClient(app) as client:
@@ -317,7 +317,7 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
             assert bad.status_code == 400
             assert bad.json()["error"]["code"] == "invalid_limit"
 
-        Hub.search_index = down
+        Search.index = down
         unavailable = client.get("/api/search", params={"q": "jam"})
         assert unavailable.status_code == 503
         assert unavailable.json()["error"]["code"] == "search_unavailable"
@@ -599,3 +599,17 @@ async def test_run_defers_a_document_under_continuous_typing_until_quiet_or_stal
     assert (await stale.sync_once(defer_busy=True)).documents == 1  # stale at once: not deferred
     await indexer.close()
     await stale.close()
+
+
+async def test_a_document_above_the_size_limit_is_skipped_not_rebuilt(tmp_path: Path) -> None:
+    store = MemoryStore()
+    small, large = EditedDocument(store, "small.md"), EditedDocument(store, "large.md")
+    await small.insert(0, "A short note about apricot jam.")
+    await large.insert(0, "A long chapter. " * 400)
+    indexer = hashing_indexer(store, tmp_path / "chroma", HashingEmbedding(), max_document_bytes=2000)
+    report = await indexer.sync_once()
+    assert (report.documents, report.skipped) == (1, 1)
+    assert indexer.indexed_seq("large.md") is not None  # known, so not retried at every poll
+    assert (await indexer.sync_once()).documents == 0
+    assert {hit.document for hit in await indexer.search("chapter", 5)} == {"small.md"}
+    await indexer.close()

@@ -8,8 +8,9 @@ from dataclasses import fields
 
 import pytest
 
-from collab_server.cli import build_parser, redact
+from collab_server.cli import build_parser
 from collab_server.settings import Settings, settings_from_env
+from persistence.redaction import redact_url as redact
 
 
 def test_environment_overrides_defaults_and_is_validated() -> None:

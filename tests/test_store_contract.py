@@ -677,6 +677,25 @@ async def test_export_then_import_into_an_empty_store_is_equal(backend: Backend,
         assert seq > exported.last_seq  # the counter moved past the restored seqs
 
 
+async def test_revocations_last_until_the_token_expiry_and_survive_reopening(backend: Backend) -> None:
+    from persistence.base import Revocation
+
+    async with opened(backend) as store:
+        await store.add_revocation(Revocation("short", 100.0, 10.0, "root"))
+        await store.add_revocation(Revocation("long", 1_000.0, 10.0, "root"))
+        await store.add_revocation(Revocation("unknown-expiry", None, 10.0))
+        # A second revocation of one token keeps the longer lifetime.
+        await store.add_revocation(Revocation("long", 500.0, 20.0, "ops"))
+    async with opened(backend) as store:
+        in_force = {r.token_id: r.expires_at for r in await store.revocations(50.0)}
+        assert in_force == {"short": 100.0, "long": 1_000.0, "unknown-expiry": None}
+        later = {r.token_id for r in await store.revocations(200.0)}
+        assert later == {"long", "unknown-expiry"}
+        # Records whose token has expired are dropped when the next revocation is written.
+        await store.add_revocation(Revocation("newer", None, 2_000.0))
+        assert {r.token_id for r in await store.revocations(0.0)} == {"unknown-expiry", "newer"}
+
+
 async def test_prune_checkpoints_keeps_the_newest_and_what_is_recent(store: Store) -> None:
     for round_ in range(3):
         updates, _ = typed([f"round {round_} "])

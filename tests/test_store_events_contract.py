@@ -19,15 +19,14 @@ async def test_pending_events_follow_the_cursor_per_sink(store: Store) -> None:
     pending = {p.document: p for p in await store.pending_events("kafka")}
     assert pending["one"].cursor == 0 and pending["one"].last_seq == seqs[-1] and pending["one"].pending == 3
     assert pending["two"].last_seq == other[0]
-    await store.advance_event_cursor("kafka", "one", seqs[1])
-    await store.advance_event_cursor("kafka", "one", seqs[0])  # never backwards
+    await store.advance_event_cursors("kafka", {"one": seqs[1]})
+    await store.advance_event_cursors("kafka", {"one": seqs[0]})  # never backwards
     assert await store.event_cursor("kafka", "one") == seqs[1]
     pending = {p.document: p for p in await store.pending_events("kafka")}
     assert pending["one"].pending == 1 and pending["one"].cursor == seqs[1]
     assert {p.document for p in await store.pending_events("webhook:x")} == {"one", "two"}  # own cursor
     assert [p.document for p in await store.pending_events("kafka", after_seq=other[0])] == []
-    await store.advance_event_cursor("kafka", "one", seqs[-1])
-    await store.advance_event_cursor("kafka", "two", other[0])
+    await store.advance_event_cursors("kafka", {"one": seqs[-1], "two": other[0]})
     assert await store.pending_events("kafka") == []
 
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import ALL_DOCUMENTS, caller, document_of
 from collab_server.api.bodies import optional_string, query_int, query_text, read_json_object
-from collab_server.api.context import hub_of
+from collab_server.api.context import revocations_of, store_of
 from collab_server.api.errors import ApiError
 
 MAX_TOKEN_ID_CHARS = 256
@@ -23,16 +23,22 @@ async def revoke(request: Request) -> Response:
     token_id = optional_string(data, "jti", MAX_TOKEN_ID_CHARS)
     if token_id is None:
         raise ApiError(400, "invalid_request", "'jti' (the token id to revoke) is required")
-    closed = hub_of(request).revoke(token_id, by=caller(request).subject)
+    expires_at = data.get("exp")  # the token's expiry: the revocation is kept until then
+    if expires_at is not None and (
+        not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool) or not 0 < expires_at < 2**53
+    ):
+        raise ApiError(400, "invalid_request", "'exp' (the token's expiry, unix seconds) must be a number")
+    closed = await revocations_of(request).revoke(
+        token_id, by=caller(request).subject, expires_at=None if expires_at is None else float(expires_at)
+    )
     return JSONResponse({"revoked": token_id, "closed_here": closed})
 
 
 async def audit(request: Request) -> Response:
     """The audit trail of one document (``?document=``) or of all; ``?subject=``, ``?limit=``."""
-    hub = hub_of(request)
     document = document_of(request)
     subject = query_text(request, "subject", "*", 256)
-    events = await hub.store.audit(
+    events = await store_of(request).audit(
         document=None if document == ALL_DOCUMENTS else document,
         subject=None if subject == "*" else subject,
         limit=query_int(request, "limit", 100, 1, MAX_AUDIT_LIMIT),

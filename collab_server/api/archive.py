@@ -11,7 +11,14 @@ from starlette.responses import JSONResponse, Response
 import crdt_core
 from collab_server.api.access import actor_of, caller, document_of
 from collab_server.api.bodies import optional_string, read_json_object
-from collab_server.api.context import hub_of
+from collab_server.api.context import (
+    access_of,
+    archive_of,
+    documents_of,
+    durability_of,
+    lifecycle_of,
+    store_of,
+)
 from collab_server.api.durability import committed, require_store
 from collab_server.api.edits import DEFAULT_TEXT, MAX_ACTOR_CHARS, MAX_FIELD_CHARS
 from collab_server.api.errors import ApiError
@@ -19,23 +26,23 @@ from collab_server.api.history import restore_text
 from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
 from collab_server.document_names import InvalidDocumentName, check_document_name
-from collab_server.hub import Hub
 from persistence.archive.archiver import version_parts
 from persistence.encryption.store import keys_of, open_with_key
 
 
-def _service(hub: Hub) -> ArchiveService:
-    if hub.archive is None:
+def _service(request: Request) -> ArchiveService:
+    archive = archive_of(request)
+    if archive is None:
         raise ApiError(409, "archive_not_configured", "this hub has no archive (--archive)")
-    return hub.archive
+    return archive
 
 
 async def status(request: Request) -> Response:
-    return JSONResponse(_service(hub_of(request)).status())
+    return JSONResponse(_service(request).status())
 
 
 async def archive_now(request: Request) -> Response:
-    report = await _service(hub_of(request)).archive_now()
+    report = await _service(request).archive_now()
     return JSONResponse(
         {
             "documents": report.documents,
@@ -61,7 +68,6 @@ def _point(data: dict[str, Any]) -> tuple[int | None, float | None]:
 async def restore_from_archive(request: Request) -> Response:
     """``{"seq": N}`` or ``{"at": UNIX}``; ``"as": "live"`` (default: the text becomes that
     version's, as a new edit everyone sees) or ``"copy"`` with ``"target"`` (a new document)."""
-    hub = hub_of(request)
     name = document_of(request)
     data = await read_json_object(request)
     seq, at = _point(data)
@@ -69,33 +75,33 @@ async def restore_from_archive(request: Request) -> Response:
     if mode not in ("live", "copy"):
         raise ApiError(400, "invalid_request", "'as' must be 'live' or 'copy'")
     who = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "archive-restore")
-    service = _service(hub)
+    service = _service(request)
     manifest = await service.archiver.manifest(name)
     if manifest is None:
         raise ApiError(404, "not_archived", f"{name!r} has no archive")
     export = await service.archiver.read_export(manifest)
     version, stored = version_parts(export, seq=seq, at=at)
-    parts = open_with_key(stored, export.data_key, keys_of(hub.store))
-    require_store(hub)
+    parts = open_with_key(stored, export.data_key, keys_of(store_of(request)))
+    require_store(durability_of(request))
     if mode == "live":
         field = optional_string(data, "field", MAX_FIELD_CHARS, default=DEFAULT_TEXT) or DEFAULT_TEXT
-        changed = await restore_text(hub, name, parts, field, who)
-        hub.audit.record("archive-restore", who, name, f"to version {version} from the archive")
+        changed = await restore_text(
+            documents_of(request), durability_of(request), name, parts, field=field, who=who
+        )
+        access_of(request).record("archive-restore", who, name, f"to version {version} from the archive")
         return JSONResponse({"document": name, "restored_from": version, "changed": changed})
-    target = await _empty_target(request, hub, data)
-    state = crdt_core.merge_updates(
-        ([parts.snapshot] if parts.snapshot is not None else []) + list(parts.tail)
-    )
-    async with hub.using(target) as room:
+    target = await _empty_target(request, data)
+    state = crdt_core.merge_updates(parts.parts)
+    async with documents_of(request).using(target) as room:
         room.apply_update(state, None, who)
-        await committed(hub, target)
-    hub.audit.record(
+        await committed(durability_of(request), target)
+    access_of(request).record(
         "archive-restore", who, target, f"copy of {name!r} at version {version} from the archive"
     )
     return JSONResponse({"document": target, "copied_from": name, "version": version})
 
 
-async def _empty_target(request: Request, hub: Hub, data: dict[str, Any]) -> str:
+async def _empty_target(request: Request, data: dict[str, Any]) -> str:
     raw = data.get("target")
     if not isinstance(raw, str):
         raise ApiError(
@@ -105,10 +111,10 @@ async def _empty_target(request: Request, hub: Hub, data: dict[str, Any]) -> str
         target = check_document_name(raw)
     except InvalidDocumentName as exc:
         raise ApiError(400, "invalid_document_name", str(exc)) from exc
-    if hub.auth.enabled:
+    if access_of(request).enabled:
         role = caller(request).role_for(target)
         if role is None or role < Role.WRITE:
             raise ApiError(403, "forbidden", f"this token may not write {target!r}")
-    if target in hub.rooms or hub.lifecycle.is_deleted(target) or not (await hub.store.load(target)).is_empty:
+    if lifecycle_of(request).is_deleted(target) or await documents_of(request).exists(target):
         raise ApiError(409, "target_exists", f"{target!r} already exists: copy into a new document")
     return target

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 
 from collab_server.api.errors import ApiError
-from collab_server.hub import Hub
+from collab_server.ports import Durability
 
 
-def require_store(hub: Hub) -> None:
+def require_store(durability: Durability) -> None:
     """Refuse a write up front (nothing touched) when the store is known to be failing."""
-    if hub.settings.durability == "strict" and not (hub.writer.healthy and hub.store_reachable):
+    if durability.strict and not durability.writes_healthy:
         raise ApiError(
             503,
             "store_unavailable",
@@ -25,17 +25,17 @@ def require_store(hub: Hub) -> None:
         )
 
 
-async def committed(hub: Hub, document: str) -> None:
+async def committed(durability: Durability, document: str) -> None:
     """Wait (bounded) until every change of ``document`` made so far is stored."""
-    if hub.settings.durability != "strict":
+    if not durability.strict:
         return
     try:
-        async with asyncio.timeout(hub.settings.http_commit_timeout_seconds):
-            await hub.writer.wait_document(document)
+        async with asyncio.timeout(durability.commit_timeout_seconds):
+            await durability.wait_stored(document)
     except TimeoutError as exc:
         raise ApiError(
             503,
             "store_unavailable",
-            f"the change was applied but not stored within {hub.settings.http_commit_timeout_seconds}s"
+            f"the change was applied but not stored within {durability.commit_timeout_seconds}s"
             " (the store is failing); it is kept and stored once the store recovers: re-read before retrying",
         ) from exc

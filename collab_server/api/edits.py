@@ -24,11 +24,11 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
 from collab_server.api.bodies import optional_string, query_text, read_json_object
-from collab_server.api.context import hub_of
+from collab_server.api.context import documents_of, durability_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.errors import ApiError
 from collab_server.document_fields import check_editable, describe, fields_of_update, pick
-from collab_server.hub import Hub
+from collab_server.ports import Documents
 from collab_server.rebase import (
     EditError,
     RangeEdit,
@@ -152,17 +152,17 @@ def apply_staged(room: Room, mutate: Any, actor: str) -> bool:
     return room.apply_update(update, None, actor)
 
 
-async def document_exists(hub: Hub, name: str) -> bool:
-    return name in hub.rooms or not (await hub.store.load(name)).is_empty
+async def document_exists(documents: Documents, name: str) -> bool:
+    return await documents.exists(name)
 
 
 async def read_text(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = document_of(request)
     field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
-    if not await document_exists(hub, name):
+    if not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         fields = await fields_of_update(room.doc.get_update())
         chosen = pick(fields, field)
         # A Y.Text is read live (the version token matches it exactly); other kinds as rendered,
@@ -181,15 +181,15 @@ async def read_text(request: Request) -> Response:
 
 
 async def apply_edits(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = document_of(request)
     data = await read_json_object(request)
     edit = parse_edit_request(data)  # all of it checked before the document is loaded
     actor = actor_of(request, edit.actor, "agent:anonymous")
-    require_store(hub)
-    if edit.version is not None and not await document_exists(hub, name):
+    require_store(durability_of(request))
+    if edit.version is not None and not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         body = {"document": name, **edit_in_room(room, data, actor)}
-        await committed(hub, name)
+        await committed(durability_of(request), name)
     return JSONResponse(body)

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collab_server.api.errors import ApiError, error_response
-from collab_server.hub import DocumentUnavailable, HubStopping
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.lifecycle import NotDeleted, UnknownDocument
+from collab_server.pending import PendingLimitExceeded
 from collab_server.rebase import Conflict, EditError
 from collab_server.room import DocumentTooLarge
 from persistence.archive.base import ArchiveUnavailable
@@ -27,6 +28,8 @@ _TABLE: dict[type[Exception], tuple[int, str]] = {
     ArchiveUnavailable: (503, "archive_unavailable"),
     ArchiveCorrupt: (500, "archive_corrupt"),
     DocumentTooLarge: (413, "document_too_large"),
+    PendingLimitExceeded: (413, "dependencies_missing"),
+    TooManyConnections: (429, "too_many_connections"),
     BacklogFull: (503, "try_again_later"),
     DocumentUnavailable: (503, "document_unavailable"),
     HubStopping: (503, "document_unavailable"),

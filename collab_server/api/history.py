@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pycrdt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,7 +15,7 @@ from collab_server.api.bodies import (
     query_text,
     read_json_object,
 )
-from collab_server.api.context import hub_of
+from collab_server.api.context import access_of, documents_of, durability_of, store_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.edits import (
     DEFAULT_TEXT,
@@ -29,19 +27,20 @@ from collab_server.api.edits import (
 )
 from collab_server.api.errors import ApiError
 from collab_server.document_fields import check_editable, describe, fields_of_parts, fields_of_update, pick
-from collab_server.hub import Hub
+from collab_server.ports import Documents, Durability
 from collab_server.textops import replace_all
-from persistence.base import StoredDocument
+from collab_server.ydoc import doc_from_parts
+from crdt_core import ProtocolError
+from persistence.base import CorruptDocument, StoredDocument
 
 MAX_LIMIT = 1000
 
 
-def _text_of(parts: StoredDocument, field: str) -> str:
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    if parts.snapshot is not None:
-        doc.apply_update(parts.snapshot)
-    for update in parts.tail:
-        doc.apply_update(update)
+def _text_of(stored: StoredDocument, field: str) -> str:
+    try:
+        doc = doc_from_parts(stored.parts)
+    except ProtocolError as exc:
+        raise CorruptDocument(str(exc)) from exc
     return text_of(doc, field)
 
 
@@ -52,20 +51,17 @@ def _field(raw: object) -> str:
         raise ApiError(400, "invalid_request", str(exc)) from exc
 
 
-async def _fields(hub: Hub, name: str) -> list[dict[str, str]]:
+async def _fields(documents: Documents, name: str) -> list[dict[str, str]]:
     """The document's current fields (live if loaded, else from the store)."""
-    room = hub.rooms.get(name)
-    if room is not None:
-        return describe(await fields_of_update(room.doc.get_update()))
-    stored = await hub.store.load(name)
-    return describe(await fields_of_parts(stored.snapshot, list(stored.tail)))
+    state = await documents.encoded_state(name)
+    return describe(await fields_of_update(state)) if state is not None else []
 
 
 async def history(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = document_of(request)
-    versions = await hub.store.history(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
-    fields = await _fields(hub, name)
+    versions = await store.history(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    fields = await _fields(documents_of(request), name)
     return JSONResponse(
         {
             "document": name,
@@ -85,12 +81,12 @@ async def history(request: Request) -> Response:
 
 
 async def version_text(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = document_of(request)
     seq = bounded_int(request.path_params["seq"], "seq", 0, MAX_INTEGER)
     field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
-    parts = await hub.store.read_version(name, seq)
-    fields = await fields_of_parts(parts.snapshot, list(parts.tail))
+    parts = await store.read_version(name, seq)
+    fields = await fields_of_parts(parts.parts)
     chosen = pick(fields, field)
     return JSONResponse(
         {
@@ -105,10 +101,10 @@ async def version_text(request: Request) -> Response:
 
 
 async def activity(request: Request) -> Response:
-    hub = hub_of(request)
+    store = store_of(request)
     name = document_of(request)
-    entries = await hub.store.activity(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
-    fields = await _fields(hub, name)
+    entries = await store.activity(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    fields = await _fields(documents_of(request), name)
     return JSONResponse(
         {
             "document": name,
@@ -127,20 +123,22 @@ async def activity(request: Request) -> Response:
     )
 
 
-async def restore_text(hub: Hub, name: str, old: StoredDocument, field: str, who: str) -> bool:
+async def restore_text(
+    documents: Documents, durability: Durability, name: str, old: StoredDocument, *, field: str, who: str
+) -> bool:
     """Make the live text of ``field`` equal to the one ``old`` rebuilds, as one new edit every
     client sees (nothing newer is lost from the history); waits for it to be stored."""
     old_text = _text_of(old, field)
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         check_editable(room.doc, field)  # raises NotATextField, an EditError (400)
         changes = apply_staged(room, lambda doc: replace_all(doc.get(field, type=pycrdt.Text), old_text), who)
-        await committed(hub, name)
+        await committed(durability, name)
     return changes
 
 
 async def restore(request: Request) -> Response:
     """Make the document's text equal to an old version's, as a new edit on top of the current state."""
-    hub = hub_of(request)
+    store = store_of(request)
     name = document_of(request)
     data = await read_json_object(request)
     seq = data.get("seq")
@@ -148,7 +146,14 @@ async def restore(request: Request) -> Response:
         raise ApiError(400, "invalid_request", "'seq' (a non-negative integer version) is required")
     field = _field(data.get("field", DEFAULT_TEXT))
     who = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "restore")
-    require_store(hub)
-    changes = await restore_text(hub, name, await hub.store.read_version(name, seq), field, who)
-    hub.audit.record("restore", who, name, f"to version {seq}")
+    require_store(durability_of(request))
+    changes = await restore_text(
+        documents_of(request),
+        durability_of(request),
+        name,
+        await store.read_version(name, seq),
+        field=field,
+        who=who,
+    )
+    access_of(request).record("restore", who, name, f"to version {seq}")
     return JSONResponse({"document": name, "restored_from": seq, "changed": changes})

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
 from collab_server.api.bodies import optional_string, read_json_object
-from collab_server.api.context import hub_of
+from collab_server.api.context import documents_of, durability_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.edits import (
     MAX_ACTOR_CHARS,
@@ -161,17 +161,17 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
 
 
 async def suggest(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = document_of(request)
     data = await read_json_object(request)
     edit = parse_edit_request(data)  # all of it checked before the document is loaded
     author = actor_of(request, edit.actor, "agent:anonymous")
-    require_store(hub)
-    if edit.version is not None and not await document_exists(hub, name):
+    require_store(durability_of(request))
+    if edit.version is not None and not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         body = {"document": name, **suggest_in_room(room, data, author)}
-        await committed(hub, name)
+        await committed(durability_of(request), name)
     return JSONResponse(body)
 
 
@@ -188,15 +188,15 @@ async def reject(request: Request) -> Response:
 
 
 async def _decide(request: Request, status: str) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = document_of(request)
     suggestion_id = request.path_params["suggestion"]
     data = await read_json_object(request)
     decider = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "human:anonymous")
-    require_store(hub)
-    if not await document_exists(hub, name):
+    require_store(durability_of(request))
+    if not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         raw = _suggestions(room.doc).get(suggestion_id)
         if raw is None:
             raise ApiError(404, "suggestion_not_found", f"no suggestion {suggestion_id[:64]!r}")
@@ -219,19 +219,19 @@ async def _decide(request: Request, status: str) -> Response:
         else:
             apply_staged(room, _store(decided), decider)
         text = text_of(room.doc, suggestion.field)
-        await committed(hub, name)
+        await committed(durability_of(request), name)
     return JSONResponse({"document": name, "suggestion": decided.to_json(), "text": text})
 
 
 async def list_suggestions(request: Request) -> Response:
-    hub = hub_of(request)
+    documents = documents_of(request)
     name = document_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise ApiError(400, "invalid_request", f"'status' must be one of {', '.join(STATUSES)}")
-    if not await document_exists(hub, name):
+    if not await document_exists(documents, name):
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with hub.using(name) as room:
+    async with documents.using(name) as room:
         stored = list(_suggestions(room.doc).items())
     records: list[Suggestion] = []
     skipped: list[dict[str, str]] = []

@@ -25,11 +25,11 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from collab_server.events.envelope import AUDIT_EVENT_TYPES, Event
 from collab_server.events.sink import EventSink, SinkUnavailable
@@ -42,12 +42,22 @@ AUDIT_CURSOR = ("#audit", "audit")  # (sink suffix, document) of the audit log's
 LEASE_TTL_SECONDS = 10.0
 LEASE_RENEW_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 10.0
+CURSOR_FLUSH_SECONDS = 0.5
+
+
+class Committed(Protocol):
+    @property
+    def seq(self) -> int: ...
 
 
 class CommitSignal(Protocol):
-    """This node's store writer: lets the publisher wake on local commits instead of polling."""
+    """This node's store writer: lets the publisher wake on local commits instead of polling,
+    and tells which documents it committed up to which seq (no store scan needed for those)."""
 
     commits: int
+
+    @property
+    def last_persisted(self) -> Mapping[str, Committed]: ...
 
     async def wait_for_commit(self, after: int) -> None: ...
 
@@ -81,6 +91,20 @@ class EventMetrics:
             "nova_events_summaries_total",
             "Events that summarise updates compacted before publication",
             ["sink"],
+            registry=registry,
+        )
+        self.round_seconds = Histogram(
+            "nova_events_round_seconds",
+            "One publishing round of a sink: scan, read, publish",
+            ["sink"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=registry,
+        )
+        self.publish_seconds = Histogram(
+            "nova_events_publish_seconds",
+            "Time a sink took to confirm one batch of events",
+            ["sink"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=registry,
         )
         self.dead_letters = Counter(
@@ -128,6 +152,16 @@ class SinkRunner:
         self._watermark = 0
         self._last_full_scan = 0.0
         self._seen_commits = 0
+        self._scanned_at = 0.0
+        self._unpublished: dict[str, int] = {}  # per document, from the newest scan
+        # Published positions, ahead of the store's cursors until the next flush (every
+        # CURSOR_FLUSH_SECONDS, one transaction): a crash re-publishes at most that much,
+        # with the same ids, instead of a store write per publication slowing the hub's commits.
+        self._published: dict[str, int] = {}
+        self._unflushed: dict[str, int] = {}
+        self._flushed_at = 0.0
+        self._audit_cursor: int | None = None
+        self._audit_read_at = 0.0
         self.status = SinkStatus()
 
     @property
@@ -141,8 +175,10 @@ class SinkRunner:
         backoff = 0.1
         try:
             while True:
+                started = time.perf_counter()
                 try:
                     more = await self.round()
+                    self._metrics.round_seconds.labels(sink=self.name).observe(time.perf_counter() - started)
                 except (SinkUnavailable, StoreError, OSError) as exc:
                     self._failed(exc)
                     await asyncio.sleep(backoff)
@@ -161,7 +197,21 @@ class SinkRunner:
                 if not more:
                     await self._idle()
         finally:
-            await asyncio.shield(self._release_leases())
+            await asyncio.shield(self._stop())
+
+    async def _stop(self) -> None:
+        with contextlib.suppress(StoreError, OSError):
+            await self._flush_cursors()
+        await self._release_leases()
+
+    async def _flush_cursors(self) -> None:
+        if self._unflushed:
+            positions = dict(self._unflushed)
+            await self._store.advance_event_cursors(self.name, positions)
+            for document, seq in positions.items():
+                if self._unflushed.get(document) == seq:
+                    del self._unflushed[document]
+        self._flushed_at = time.monotonic()
 
     def _failed(self, exc: BaseException) -> None:
         self._metrics.failures.labels(sink=self.name).inc()
@@ -189,14 +239,19 @@ class SinkRunner:
             self._report_lag([])
             return False
         now = time.time()
-        if now - self._last_full_scan >= self._options.full_scan_seconds:
-            self._watermark, self._last_full_scan = 0, now
-        pending = [
-            doc
-            for doc in await self._store.pending_events(self.name, self._watermark)
-            if self.owns(doc.document)
-        ]
-        self._report_lag(pending)
+        local = self._local_changes() if now - self._scanned_at < self._options.poll_seconds else None
+        if local is not None:
+            pending = local  # only this node's commits since the last scan: no scan of the log
+        else:
+            if now - self._last_full_scan >= self._options.full_scan_seconds:
+                self._watermark, self._last_full_scan = 0, now
+            self._scanned_at = now
+            pending = [
+                doc
+                for doc in await self._store.pending_events(self.name, self._watermark)
+                if self.owns(doc.document)
+            ]
+            self._report_lag(pending)
         more = False
         lowest_open = None
         highest = self._watermark
@@ -207,33 +262,61 @@ class SinkRunner:
                 lowest_open = cursor if lowest_open is None else min(lowest_open, cursor)
                 more = more or time.time() >= self._source.ready_at(doc.oldest_at)
         self._watermark = highest if lowest_open is None else min(highest, lowest_open)
-        if 0 in self._owned:
+        if 0 in self._owned and time.monotonic() - self._audit_read_at >= self._options.poll_seconds:
             more = await self._publish_audit() or more
+        if time.monotonic() - self._flushed_at >= CURSOR_FLUSH_SECONDS:
+            await self._flush_cursors()
         return more
 
+    def _local_changes(self) -> list[PendingDocument] | None:
+        """Documents this node committed past what it published, from the writer's bookkeeping;
+        None when a store scan is needed (a document whose cursor is not known here yet, or a
+        coalescing window, which needs the rows' times)."""
+        if self._commits is None or self._options.window_seconds > 0:
+            return None
+        changed = []
+        for document, committed in list(self._commits.last_persisted.items()):
+            if not self.owns(document):
+                continue
+            published = self._published.get(document)
+            if published is None:
+                return None
+            if committed.seq > published:
+                changed.append(PendingDocument(document, published, committed.seq, 1, time.time()))
+        return changed
+
     async def _publish_document(self, doc: PendingDocument) -> int:
-        batch = await self._source.next_batch(doc.document, doc.cursor)
+        cursor = max(doc.cursor, self._published.get(doc.document, 0))
+        if cursor >= doc.last_seq:
+            return cursor  # published; the store's cursor catches up at the next flush
+        batch = await self._source.next_batch(doc.document, cursor)
         if batch is None:
-            return doc.cursor
+            return cursor
         await self._send(batch.events)
-        await self._store.advance_event_cursor(self.name, doc.document, batch.cursor)
+        self._published[doc.document] = self._unflushed[doc.document] = batch.cursor
         return batch.cursor
 
     async def _publish_audit(self) -> bool:
+        """Audit-log events (restore, delete, revoke...): not latency-critical, read every poll."""
+        self._audit_read_at = time.monotonic()
         cursor_sink = self.name + AUDIT_CURSOR[0]  # never a sink name, so never a document's cursor
-        cursor = await self._store.event_cursor(cursor_sink, AUDIT_CURSOR[1])
-        records = await self._store.read_audit(cursor, 500)
+        if self._audit_cursor is None:
+            self._audit_cursor = await self._store.event_cursor(cursor_sink, AUDIT_CURSOR[1])
+        records = await self._store.read_audit(self._audit_cursor, 500)
         if not records:
             return False
         events = [event for event in map(audit_event, records) if event is not None]
         await self._send(events)
-        await self._store.advance_event_cursor(cursor_sink, AUDIT_CURSOR[1], records[-1].id)
+        await self._store.advance_event_cursors(cursor_sink, {AUDIT_CURSOR[1]: records[-1].id})
+        self._audit_cursor = records[-1].id
         return len(records) == 500
 
     async def _send(self, events: Sequence[Event]) -> None:
         wanted = [event for event in events if self.sink.wants(event)]
         if wanted:
+            started = time.perf_counter()
             await self.sink.publish(wanted)
+            self._metrics.publish_seconds.labels(sink=self.name).observe(time.perf_counter() - started)
         for event in wanted:
             self._metrics.published.labels(sink=self.name, type=event.type).inc()
             if event.data.get("summary"):
@@ -243,8 +326,10 @@ class SinkRunner:
             self.status.last_published_at = time.time()
 
     def _report_lag(self, pending: Sequence[PendingDocument]) -> None:
-        self.status.lag_events = sum(doc.pending for doc in pending)
-        oldest = min((doc.oldest_at for doc in pending), default=None)
+        waiting = [doc for doc in pending if self._published.get(doc.document, 0) < doc.last_seq]
+        self._unpublished = {doc.document: doc.pending for doc in waiting}
+        self.status.lag_events = sum(doc.pending for doc in waiting)
+        oldest = min((doc.oldest_at for doc in waiting), default=None)
         self.status.lag_seconds = max(0.0, time.time() - oldest) if oldest is not None else 0.0
         self._metrics.lag_events.labels(sink=self.name).set(self.status.lag_events)
         self._metrics.lag_seconds.labels(sink=self.name).set(self.status.lag_seconds)
@@ -262,7 +347,16 @@ class SinkRunner:
                 owned.add(partition)
         if owned - self._owned:
             self._watermark = 0  # new partitions: their backlog may be anywhere in the log
+            self._audit_cursor = None  # another node may have moved it meanwhile
             logger.info("events: sink %s publishes partitions %s on this node", self.name, sorted(owned))
+        lost = self._owned - owned
+        if lost:
+            # Our positions there are true (flushing is monotonic); the new holder goes on from the store.
+            await self._flush_cursors()
+            for document in [d for d in self._published if partition_of(d, self._options.partitions) in lost]:
+                self._published.pop(document, None)
+                self._source.forget(document)
+            logger.warning("events: sink %s lost partitions %s to another node", self.name, sorted(lost))
         self._owned = owned
         self.status.partitions_held = len(owned)
 
@@ -280,9 +374,8 @@ class SinkRunner:
     async def compaction_limit(self, document: str) -> int | None:
         """Newest seq compaction may cover without destroying what this sink has not published,
         or None once the document's backlog passed the bound (then it is summarised)."""
-        cursor = await self._store.event_cursor(self.name, document)
-        rows = await self._store.read_log(document, cursor, self._options.max_backlog_per_document + 1)
-        if len(rows) > self._options.max_backlog_per_document:
+        cursor = max(await self._store.event_cursor(self.name, document), self._published.get(document, 0))
+        if self._unpublished.get(document, 0) > self._options.max_backlog_per_document:
             logger.warning(
                 "events: %r has over %d updates unpublished by %s; compacting them (summarised)",
                 document,

@@ -148,14 +148,17 @@ class ChangeSource:
         return [changed, *self._suggestion_events(changed, suggestions)]
 
     async def _summary(self, document: str, cursor: int, rows: list[LoggedUpdate]) -> Batch:
+        while all(row.update is None for row in rows):  # read to the end of the compacted run
+            more = await self._store.read_log(document, rows[-1].seq, self._max_rows)
+            if not more:
+                break
+            rows = rows + more
         compacted = rows[: next((i for i, row in enumerate(rows) if row.update is not None), len(rows))]
         last = compacted[-1]
-        try:
-            stored = await self._store.read_version(document, last.seq)
-            parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
-            state = crdt_core.merge_updates(parts)
-        except UnknownVersion:  # the checkpoint is further on: read up to it next time
-            state = b""
+        # The run ends at a checkpoint: its snapshot holds everything the run changed. A store
+        # that cannot rebuild it raises (StoreError): retried and logged, never skipped.
+        stored = await self._store.read_version(document, last.seq)
+        state = crdt_core.merge_updates(stored.parts)
         shadow = self._shadows.get(document)
         known = shadow is not None and shadow.seq == cursor
         update = state
@@ -272,7 +275,7 @@ class ChangeSource:
         except UnknownVersion:
             self._shadows.pop(document, None)
             return None
-        parts = ([stored.snapshot] if stored.snapshot is not None else []) + list(stored.tail)
+        parts = stored.parts
         return self._remember(document, self._new_shadow(cursor, parts))
 
     def forget(self, document: str) -> None:

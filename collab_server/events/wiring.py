@@ -63,13 +63,13 @@ async def running_events(settings: Settings, hub: Hub) -> AsyncIterator[EventPub
         publisher = EventPublisher(
             hub.store, sinks, publisher_options(settings), hub.metrics.registry, hub.writer
         )
-        hub.compaction_limit = publisher.compaction_limit
+        hub.compactions.limit = publisher.compaction_limit
         logger.info("change events: publishing to %s", ", ".join(runner.name for runner in publisher.runners))
         task = asyncio.create_task(publisher.run(), name="events")
         try:
             yield publisher
         finally:
-            hub.compaction_limit = None
+            hub.compactions.limit = None
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

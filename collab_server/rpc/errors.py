@@ -10,10 +10,10 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from collab_server.hub import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.pending import PendingLimitExceeded
 from collab_server.rebase import Conflict, EditError
-from collab_server.room import DocumentTooLarge
+from collab_server.room import DocumentTooLarge, JoinWaitExpired
 from crdt_core import ProtocolError
 from persistence.base import StoreError, UnknownVersion
 from persistence.group_commit import BacklogFull
@@ -79,7 +79,7 @@ def translate(exc: BaseException) -> RpcFailure | None:
         return RpcFailure(413, "dependencies_missing", str(exc))
     if isinstance(exc, ProtocolError):
         return RpcFailure(400, "invalid_message", str(exc))
-    if isinstance(exc, BacklogFull):
+    if isinstance(exc, (BacklogFull, JoinWaitExpired)):
         return RpcFailure(503, "try_again_later", str(exc))
     if isinstance(exc, TooManyConnections):
         return RpcFailure(429, "too_many_connections", f"document {exc} has too many connections")

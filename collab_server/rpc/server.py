@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from collab_server.hub import Hub
+from collab_server.ports import Search
 from collab_server.rpc import collab_pb2, collab_pb2_grpc
 from collab_server.rpc.metrics import GrpcMetrics
 from collab_server.rpc.service import CollabService
@@ -47,7 +48,7 @@ def _credentials(certificate: CertificateReloader) -> grpc.ServerCredentials:
 
 
 class GrpcListener:
-    def __init__(self, hub: Hub, certificate: CertificateReloader | None = None) -> None:
+    def __init__(self, hub: Hub, search: Search, certificate: CertificateReloader | None = None) -> None:
         settings = hub.settings
         self._hub = hub
         self._certificate = certificate
@@ -62,7 +63,7 @@ class GrpcListener:
         )
         self.metrics = GrpcMetrics(hub.metrics.registry)
         collab_pb2_grpc.add_CollabServicer_to_server(  # type: ignore[no-untyped-call]
-            CollabService(hub, self.metrics), self._server
+            CollabService(hub, self.metrics, search), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

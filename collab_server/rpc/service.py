@@ -23,8 +23,10 @@ from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.history import restore_text
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
 from collab_server.auth import Role
+from collab_server.health import HubDurability
 from collab_server.hub import Hub
 from collab_server.outbox import OutboxLimits
+from collab_server.ports import Search
 from collab_server.rebase import version_token
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc import collab_pb2_grpc
@@ -79,8 +81,10 @@ def _limit(raw: int, default: int, most: int) -> int:
 
 
 class CollabService(collab_pb2_grpc.CollabServicer):
-    def __init__(self, hub: Hub, metrics: GrpcMetrics) -> None:
+    def __init__(self, hub: Hub, metrics: GrpcMetrics, search: Search) -> None:
         self._hub = hub
+        self._durability = HubDurability(hub)
+        self._search_service = search
         self._guard = CallGuard(hub)
         self._metrics = metrics
         settings = hub.settings
@@ -117,7 +121,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         await abort(context, failure)
 
     async def _require_existing(self, name: str) -> None:
-        if not await http_edits.document_exists(self._hub, name):
+        if not await self._hub.documents.exists(name):
             raise RpcFailure(404, "document_not_found", f"no document named {name!r}")
 
     # -- documents ------------------------------------------------------------------------
@@ -132,7 +136,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if len(fields) > MAX_FIELDS or not all(fields):
             raise invalid(f"'fields': 1-{MAX_FIELDS} non-empty names")
         await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             texts = {field: str(room.doc.get(field, type=pycrdt.Text)) for field in fields}
             return pb.Document(
                 document=name, texts=texts, state=room.doc.get_update(), version=version_token(room.doc)
@@ -153,7 +157,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 presence=s.presence,
                 updated_at=s.updated_at,
             )
-            for s in await self._hub.documents()
+            for s in await self._hub.documents.summaries()
             if principal.role_for(s.name) is not None
         ]
         return pb.ListDocumentsResponse(documents=summaries)
@@ -168,13 +172,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
-        require_store(self._hub)  # as over HTTP: refused before anything is touched
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             result = http_edits.edit_in_room(room, body, actor)
             # Strict durability: answered once stored (bounded; the call's deadline also applies).
-            await committed(self._hub, name)
+            await committed(self._durability, name)
         return pb.EditResponse(
             document=name,
             version=result["version"],
@@ -191,13 +195,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         principal = self._guard.require(context, name, Role.WRITE)
         actor = self._guard.actor(principal, request.actor, "agent:anonymous")
         body = edit_body(request)
-        require_store(self._hub)  # as over HTTP: refused before anything is touched
+        require_store(self._durability)  # as over HTTP: refused before anything is touched
         if request.version:
             await self._require_existing(name)
-        async with self._hub.using(name) as room:
+        async with self._hub.documents.using(name) as room:
             record = http_suggestions.suggest_in_room(room, body, actor)["suggestion"]
             # Strict durability: answered once stored (bounded; the call's deadline also applies).
-            await committed(self._hub, name)
+            await committed(self._durability, name)
         return pb.SuggestResponse(
             document=name,
             suggestion=pb.Suggestion(
@@ -262,7 +266,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if self._hub.auth.enabled:
             caller, identity = principal.subject, Identity.of_subject(principal.subject, principal.kind)
         try:
-            async with self._hub.using(name) as room:
+            async with self._hub.documents.using(name) as room:
                 client_id = self._hub.agent_presence.set(
                     room, caller, request.agent, state, ttl_seconds=ttl, identity=identity
                 )
@@ -278,7 +282,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         limit = _limit(request.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)
         if not request.query.strip():
             raise invalid("the query is empty", "empty_query")
-        index = self._hub.search_index
+        index = self._search_service.index
         if index is None:
             raise RpcFailure(503, "search_unavailable", "search is not enabled on this hub")
         try:
@@ -362,8 +366,10 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if request.seq < 0:
             raise invalid("'seq' (a non-negative integer version) is required")
         who = self._guard.actor(principal, request.actor, "restore")
-        require_store(self._hub)
+        require_store(self._durability)
         old = await self._hub.store.read_version(name, request.seq)
-        changed = await restore_text(self._hub, name, old, request.field or DEFAULT_FIELD, who)
+        changed = await restore_text(
+            self._hub.documents, self._durability, name, old, field=request.field or DEFAULT_FIELD, who=who
+        )
         self._hub.audit.record("restore", who, name, f"to version {request.seq} (grpc)")
         return pb.RestoreResponse(document=name, restored_from=request.seq, changed=changed)

@@ -7,8 +7,6 @@ RESOURCE_EXHAUSTED (``slow_consumer``, as close 4408) and resumes from its last 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
@@ -16,24 +14,24 @@ from typing import Any
 
 import grpc
 import pycrdt
-from pycrdt import Snapshot
 
 import crdt_core
 from awareness.identity import Identity
 from collab_server.auth import Principal, Role
+from collab_server.closecodes import CloseCode, reason_for
 from collab_server.connection import RateLimiter
 from collab_server.hub import Hub
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
-from collab_server.rebase import version_token
+from collab_server.rebase import InvalidVersion, doc_at_version, version_token
 from collab_server.room import Room
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc.access import CallGuard, document_name
 from collab_server.rpc.errors import RpcFailure, invalid
+from collab_server.ydoc import doc_from_parts
 from crdt_core import MessageKind, ProtocolError
+from persistence.base import CorruptDocument
 
 _stream_ids = itertools.count(1)
-# Like a joiner's state, the first event waits (a bounded number of times) for commits in flight.
-_MAX_COMMIT_WAITS = 20
 
 
 class StreamPeer:
@@ -56,6 +54,10 @@ class StreamPeer:
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
 
+    def request_close(self, code: CloseCode, detail: str | None = None) -> None:
+        """The hub ends this membership (e.g. the document was set aside): the stream ends."""
+        self._overflowed(reason_for(code, detail))
+
     def _overflowed(self, detail: str) -> None:
         if self.overflow is None:
             self.overflow = detail
@@ -67,31 +69,17 @@ class StreamPeer:
 
 def _doc_from_token(live: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        return pycrdt.Doc.from_snapshot(Snapshot.decode(raw), live)
-    except (ValueError, binascii.Error) as exc:
-        raise invalid(f"not a version token of this document: {exc}", "invalid_version") from None
-    except BaseException as exc:  # pyo3 panics on some foreign snapshots
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise invalid("not a version token of this document", "invalid_version") from None
+        return doc_at_version(live, token)
+    except InvalidVersion as exc:
+        raise invalid(str(exc), "invalid_version") from None
 
 
 async def _state_vector_at_seq(hub: Hub, name: str, seq: int) -> bytes:
-    parts = await hub.store.read_version(name, seq)
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    if parts.snapshot is not None:
-        doc.apply_update(parts.snapshot)
-    for update in parts.tail:
-        doc.apply_update(update)
-    return doc.get_state()
-
-
-async def _wait_commits(hub: Hub, name: str) -> None:
-    for _ in range(_MAX_COMMIT_WAITS):
-        if not hub.writer.document_pending(name):
-            return
-        await hub.writer.wait_document(name)
+    stored = await hub.store.read_version(name, seq)
+    try:
+        return doc_from_parts(stored.parts).get_state()
+    except ProtocolError as exc:
+        raise CorruptDocument(f"stored updates of {name!r} do not decode: {exc}") from exc
 
 
 def _presence_event(awareness_update: bytes, version: str) -> pb.DocumentEvent:
@@ -120,11 +108,11 @@ async def subscribe(
             raise invalid("'from_seq' must be a positive seq from GetHistory")
         base_state = await _state_vector_at_seq(hub, name, request.from_seq)
     peer = StreamPeer("subscribe", limits)
-    room = await hub.acquire(name, peer)
+    room = await hub.documents.acquire(name, peer)
     try:
         if start == "from_version" and request.from_version:
             base_state = _doc_from_token(room.doc, request.from_version).get_state()
-        await _wait_commits(hub, name)
+        await room.wait_durable()  # like a joiner's state: bounded by join_wait_seconds
         # From here to the first yield nothing awaits: the mirror and the first event are the
         # room's state at one instant, and the peer has been a member since before it.
         mirror: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
@@ -191,7 +179,7 @@ class SyncSession:
         self._read_only = role is None or role < Role.WRITE
         self._actor = principal.subject if self._hub.auth.enabled else "grpc:sync"
         self._principal = principal
-        room = await self._hub.acquire(name, self.peer)
+        room = await self._hub.documents.acquire(name, self.peer)
         try:
             self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
             presence = room.presence_snapshot()

@@ -74,6 +74,9 @@ class IndexerSettings:
     # 1 s is followed by 3 s of rest at 0.25, so the CPU it takes is bounded under any load.
     max_busy_share: float = 0.25
     busy_burst_seconds: float = 10.0
+    # Documents stored larger than this are not indexed (logged once): rebuilding one to read
+    # its text costs many times its size in memory, and a book-sized text minutes of embedding.
+    max_document_bytes: int = 8 * 1024 * 1024
     max_backoff_seconds: float = 60.0  # longest wait between retries while the store or chromadb is down
     query_timeout_seconds: float = 10.0  # a search that takes longer fails with IndexUnavailable
     max_query_chars: int = 1000  # longer queries are cut (the model reads 256 tokens anyway)
@@ -117,10 +120,10 @@ def chunk_ids(document: str, chunks: Sequence[Chunk], field: str = DEFAULT_FIELD
     return ids
 
 
-def texts_of_stored(snapshot: bytes | None, tail: Sequence[bytes]) -> dict[str, str]:
-    """The plain text of every root field of a stored document, by field name."""
+def texts_of_stored(parts: Sequence[bytes]) -> dict[str, str]:
+    """The plain text of every root field of a stored document (its ``StoredDocument.parts``)."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    for update in ([snapshot] if snapshot is not None else []) + list(tail):
+    for update in parts:
         doc.apply_update(update)
     return {field.name: field.text for field in read_fields(doc.get_update())}
 
@@ -287,8 +290,20 @@ class SearchIndexer:
         except CorruptDocument as exc:
             logger.error("search index: skipping document %r: %s", name, exc)
             return PassReport(skipped=1)
+        size = len(stored.snapshot or b"") + sum(len(update) for update in stored.tail)
+        if size > self.settings.max_document_bytes:
+            indexed = self._indexed.get(name)
+            if indexed is None or indexed.chunks:  # first time, or it grew past the limit
+                logger.warning(
+                    "search index: document %r is %d bytes, above max_document_bytes (%d): not indexed",
+                    name,
+                    size,
+                    self.settings.max_document_bytes,
+                )
+            self._indexed[name] = _Indexed(stored.last_seq, indexed.chunks if indexed else {})
+            return PassReport(skipped=1)
         try:
-            texts_by_field = await self._offload(texts_of_stored, stored.snapshot, stored.tail)
+            texts_by_field = await self._offload(texts_of_stored, stored.parts)
         except (ValueError, TypeError) as exc:  # not decodable
             logger.error("search index: cannot read the text of document %r: %s", name, exc)
             indexed = self._indexed.get(name)

@@ -77,8 +77,10 @@ class LazySearchIndex:
             await index.run()
         finally:
             self._index = None
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.shield(index.close())
+            except Exception:  # logged, not swallowed: the hub is stopping either way
+                logger.exception("closing the search index failed")
 
     async def _wait_for_work(self) -> None:
         while not self._wanted.is_set():

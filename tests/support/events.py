@@ -6,11 +6,13 @@ import asyncio
 import base64
 import contextlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pycrdt
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
@@ -119,3 +121,22 @@ def assert_in_order_without_gaps(events: list[dict[str, Any]]) -> None:
         document, seq = event["document"], event["seq"]
         assert seq["first"] > last.get(document, 0), f"{document}: {seq} after {last.get(document)}"
         last[document] = seq["last"]
+
+
+def stored_seqs(store_url: str, document: str) -> list[int]:
+    """The seqs of ``document`` in a hub's SQLite store (read-only; the hub may be running)."""
+    assert store_url.startswith("sqlite:///"), store_url
+    with contextlib.closing(
+        sqlite3.connect(f"file:{store_url[len('sqlite:///') :]}?mode=ro", uri=True)
+    ) as db:
+        rows = db.execute("SELECT seq FROM updates WHERE document = ? ORDER BY seq", (document,)).fetchall()
+    return [row[0] for row in rows]
+
+
+async def postgres_stored_seqs(dsn: str, document: str) -> list[int]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT seq FROM updates WHERE document = $1 ORDER BY seq", document)
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]

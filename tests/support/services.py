@@ -500,7 +500,9 @@ class KafkaServer(_Service):
                 cwd=self.directory,
             )
             if result.returncode != 0:
-                raise ServiceError(f"Kafka storage format failed:\n{result.stdout.decode()}{result.stderr.decode()}")
+                raise ServiceError(
+                    f"Kafka storage format failed:\n{result.stdout.decode()}{result.stderr.decode()}"
+                )
         super()._launch()
 
     def _command(self) -> list[str]:
@@ -546,7 +548,9 @@ def s3proxy_libs_dir() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nova-collab"
     found = [path for path in sorted(cache.glob("s3proxy-*/libs")) if any(path.glob("s3proxy-*.jar"))]
     if not found:
-        raise ServiceBinaryMissing(f"S3Proxy jars not found under {cache}/s3proxy-*/libs; {S3PROXY_INSTALL_HINT}")
+        raise ServiceBinaryMissing(
+            f"S3Proxy jars not found under {cache}/s3proxy-*/libs; {S3PROXY_INSTALL_HINT}"
+        )
     return found[-1]
 
 

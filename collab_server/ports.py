@@ -1,0 +1,90 @@
+"""The narrow interfaces HTTP handlers depend on (never the hub's internals).
+
+The app's lifespan builds them from the hub (`collab_server/app.py`) and puts them on the
+request state; handlers get them with the typed accessors in `collab_server/api/context.py`.
+Fast tests can hand any object with these methods to a handler.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from collab_server.auth import Principal
+from collab_server.documents import DocumentStatus, DocumentSummary
+from collab_server.room import Room
+from persistence.index.base import SearchIndex
+
+
+class Documents(Protocol):
+    """Documents by name: live ones in memory, stored ones in the store."""
+
+    def using(self, name: str) -> AbstractAsyncContextManager[Room]:
+        """Hold the document loaded while working on it; raises DocumentUnavailable or HubStopping."""
+
+    async def exists(self, name: str) -> bool:
+        """Loaded, or stored with at least one update (raises StoreError)."""
+
+    async def encoded_state(self, name: str) -> bytes | None:
+        """The whole document as one Yjs v1 update; None if it does not exist (raises StoreError)."""
+
+    async def summaries(self) -> list[DocumentSummary]: ...
+
+    def status(self, name: str) -> DocumentStatus: ...
+
+
+class Authorizer(Protocol):
+    """Token verification and the audit trail, as the HTTP API needs them."""
+
+    @property
+    def enabled(self) -> bool:
+        """False when the hub runs open (no secret, no key): everyone is an admin."""
+
+    def verify(self, token: str | None) -> Principal:
+        """Raises InvalidToken (missing, malformed, expired, revoked)."""
+
+    def record(self, action: str, subject: str | None, document: str | None, detail: str = "") -> None:
+        """Add an event to the audit trail (never blocks)."""
+
+
+class Revocations(Protocol):
+    async def revoke(self, token_id: str, *, by: str | None, expires_at: float | None = None) -> int:
+        """Revoke on every node (stored, then announced); returns local sessions closed. Raises StoreError."""
+
+
+class Health(Protocol):
+    @property
+    def node_id(self) -> str: ...
+
+    def readiness(self) -> dict[str, object]:
+        """The /readyz body; its "ready" entry is the verdict."""
+
+    @property
+    def metrics_token(self) -> str:
+        """The scraper's token for per-document series ("" when none is configured)."""
+
+    def metrics_text(self, *, per_document: bool) -> bytes:
+        """Prometheus exposition of this hub's metrics (per-document series only when asked)."""
+
+
+class Durability(Protocol):
+    """Whether and how long an HTTP write waits for its commit (strict durability)."""
+
+    @property
+    def strict(self) -> bool: ...
+
+    @property
+    def writes_healthy(self) -> bool:
+        """The store is reachable and its last write succeeded."""
+
+    @property
+    def commit_timeout_seconds(self) -> float: ...
+
+    async def wait_stored(self, document: str) -> None:
+        """Until every change of ``document`` made so far is stored (unbounded: callers bound it)."""
+
+
+class Search(Protocol):
+    @property
+    def index(self) -> SearchIndex | None:
+        """The running index, or None while it opens or when search is off."""
