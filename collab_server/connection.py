@@ -13,6 +13,7 @@ import enum
 import itertools
 import logging
 import time
+from typing import NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from starlette.types import Message, Receive, Scope, Send
@@ -26,6 +27,7 @@ from collab_server.closecodes import CloseCode, reason_for
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
+from collab_server.metrics import HubMetrics
 from collab_server.origins import OriginPolicy
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
@@ -48,6 +50,23 @@ def _bearer(header: str | None) -> str | None:
 
 
 _ids = itertools.count(1)
+
+
+class CloseRequest(NamedTuple):
+    code: CloseCode
+    detail: str | None = None
+
+
+def frame_bytes(message: Message, max_bytes: int, metrics: HubMetrics) -> bytes | CloseRequest:
+    """A received WebSocket message's bytes, or why the socket must close: the one rule for
+    every socket kind (a text frame: 1003; over `max_message_bytes`: 1009)."""
+    data: bytes | None = message.get("bytes")
+    if data is None:
+        return CloseRequest(CloseCode.UNSUPPORTED_DATA)
+    metrics.bytes_in.inc(len(data))
+    if len(data) > max_bytes:
+        return CloseRequest(CloseCode.MESSAGE_TOO_BIG, f"{len(data)} > {max_bytes} bytes")
+    return data
 
 
 class State(enum.Enum):
@@ -299,13 +318,9 @@ class Connection:
                 return
             if self.state is not State.OPEN:
                 continue  # closing: drain until the disconnect arrives
-            data = message.get("bytes")
-            if data is None:
-                self.request_close(CloseCode.UNSUPPORTED_DATA)
-                continue
-            self._hub.metrics.bytes_in.inc(len(data))
-            if len(data) > self._max_message:
-                self.request_close(CloseCode.MESSAGE_TOO_BIG, f"{len(data)} > {self._max_message} bytes")
+            data = frame_bytes(message, self._max_message, self._hub.metrics)
+            if isinstance(data, CloseRequest):
+                self.request_close(*data)
                 continue
             if not self._limiter.allow():
                 self.request_close(CloseCode.RATE_LIMITED)

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from collab_server import hocuspocus_protocol as hp
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
-from collab_server.connection import MAX_ACTOR_CHARS
+from collab_server.connection import MAX_ACTOR_CHARS, CloseRequest, frame_bytes
 from collab_server.document_names import is_valid_document_name
 from collab_server.hocuspocus_channel import DocumentChannel
 from collab_server.hub import Hub
@@ -183,13 +183,9 @@ class HocuspocusSocket:
                 return
             if self.state is not SocketState.OPEN:
                 continue  # closing: drain until the disconnect arrives
-            data = message.get("bytes")
-            if data is None:
-                self.close_socket(CloseCode.UNSUPPORTED_DATA)
-                continue
-            self._hub.metrics.bytes_in.inc(len(data))
-            if len(data) > self._max_message:
-                self.close_socket(CloseCode.MESSAGE_TOO_BIG, f"{len(data)} > {self._max_message} bytes")
+            data = frame_bytes(message, self._max_message, self._hub.metrics)
+            if isinstance(data, CloseRequest):
+                self.close_socket(*data)
                 continue
             self._route(data)
 

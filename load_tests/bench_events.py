@@ -9,8 +9,8 @@ and hubs with their default settings (embedded SQLite store) on loopback.
    fan-out latency the clients see, and — while it runs — a probe writer typing into another
    document every 50 ms, timed from its insert to the moment a Kafka consumer in this process
    reads the event (p50/p99, only in the "on" runs).
-2. Throughput: a backlog of stored updates is left by a hub without events; a hub with events
-   then publishes it from the store: events/s until the consumer has read them all.
+2. Throughput: a backlog of stored updates is left by a hub whose Kafka is unreachable; a hub
+   with Kafka then publishes it from the store: events/s until the consumer has read them all.
 
     python3 load_tests/bench_events.py                   # defaults: 2 repeats, 20 s windows
     python3 load_tests/bench_events.py --repeats 1 --duration 10 --backlog 10000
@@ -146,9 +146,14 @@ async def fanout_run(
             if consumer is not None:
                 await consumer.start()
             prober = asyncio.create_task(probe(port, sent, stop_probe))
+            broker = psutil.Process(kafka.pid)
+            broker_cpu, _ = tree_cpu_and_rss(broker)
+            load_started = time.monotonic()
             load = await run_loadgen(args, port, args.clients, psutil.Process(proc.pid), stats)
+            broker_cpu = (tree_cpu_and_rss(broker)[0] - broker_cpu) / (time.monotonic() - load_started)
             stop_probe.set()
             await prober
+            timings = await asyncio.to_thread(publisher_timings, port) if events_on else {}
             if consumer is not None:  # late arrivals of the probe: bounded wait
                 late = consumer
                 await wait_until(lambda: len(late.probe_arrivals) >= len(sent), 10)
@@ -168,6 +173,7 @@ async def fanout_run(
             "events": "on" if events_on else "off",
             "repeat": repeat,
             "hub_cores": stats.cpu_window_s / measure_s if measure_s else None,
+            "broker_cores": broker_cpu,  # the Kafka JVM shares this machine's cores
             "fanout_p50_ms": load["latency_ms"].get("p50"),
             "fanout_p99_ms": load["latency_ms"].get("p99"),
             "delivered_per_s": load.get("arrivals_per_s"),
@@ -176,6 +182,7 @@ async def fanout_run(
             "keystroke_to_consumer_p50_ms": percentile(latencies, 0.5),
             "keystroke_to_consumer_p99_ms": percentile(latencies, 0.99),
             "events_read": consumer.count if consumer is not None else None,
+            **timings,
         }
 
 
@@ -183,7 +190,10 @@ async def throughput_run(args: argparse.Namespace, kafka: KafkaServer) -> dict[s
     with tempfile.TemporaryDirectory(prefix="nova-bench-events-") as tmp:
         workdir = Path(tmp)
         store = f"sqlite:///{workdir / 'hub.sqlite3'}"
-        proc, port = await start_hub(workdir, store, [])
+        # Kafka unreachable while the backlog is written: the updates wait in the store (and
+        # compaction leaves them alone), as after an outage.
+        unreachable = f"{HOST}:{free_port()}"
+        proc, port = await start_hub(workdir, store, ["--events-kafka-brokers", unreachable])
         try:
             per_document = args.backlog // BACKLOG_DOCUMENTS
             await asyncio.gather(
@@ -221,6 +231,28 @@ async def throughput_run(args: argparse.Namespace, kafka: KafkaServer) -> dict[s
             ),
             "hub_cpu_s": cpu_end - cpu_start,
         }
+
+
+def publisher_timings(port: int) -> dict[str, float | None]:
+    """Mean publishing round and mean Kafka confirmation time, from the hub's /metrics."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        for name in ("nova_events_round_seconds", "nova_events_publish_seconds"):
+            for part in ("sum", "count"):
+                if line.startswith(f'{name}_{part}{{sink="kafka"}}'):
+                    values[f"{name}_{part}"] = float(line.rsplit(" ", 1)[1])
+
+    def mean(name: str) -> float | None:
+        count = values.get(f"{name}_count")
+        return 1000 * values[f"{name}_sum"] / count if count else None
+
+    return {
+        "round_mean_ms": mean("nova_events_round_seconds"),
+        "kafka_confirm_mean_ms": mean("nova_events_publish_seconds"),
+        "rounds": values.get("nova_events_round_seconds_count"),
+    }
 
 
 async def write_backlog(port: int, document: str, count: int) -> None:
@@ -282,15 +314,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> str:
     runs = result["runs"]
     lines = [
-        "| events | hub cores | fan-out p50 / p99 ms | delivered/s | keystroke → consumer p50 / p99 ms | probe received |",
-        "|---|---|---|---|---|---|",
+        "| events | hub cores | fan-out p50 / p99 ms | delivered/s | keystroke → consumer p50 / p99 ms"
+        " | probe received | round / Kafka confirm mean ms | broker cores |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         k50, k99 = run["keystroke_to_consumer_p50_ms"], run["keystroke_to_consumer_p99_ms"]
         lines.append(
             f"| {run['events']} (#{run['repeat'] + 1}) | {run['hub_cores']:.3f} | {run['fanout_p50_ms']:.1f} / {run['fanout_p99_ms']:.1f}"
             f" | {run['delivered_per_s']:.0f} | {'-' if k50 is None else f'{k50:.1f} / {k99:.1f}'}"
-            f" | {run['probe_received']}/{run['probe_sent'] if run['events'] == 'on' else '-'} |"
+            f" | {run['probe_received']}/{run['probe_sent'] if run['events'] == 'on' else '-'}"
+            f" | {_ms(run.get('round_mean_ms'))} / {_ms(run.get('kafka_confirm_mean_ms'))}"
+            f" | {run['broker_cores']:.2f} |"
         )
     off = median([r["hub_cores"] for r in runs if r["events"] == "off"])
     on = median([r["hub_cores"] for r in runs if r["events"] == "on"])
@@ -305,6 +340,10 @@ def report(result: dict[str, Any]) -> str:
         f" ({t['seconds_from_hub_start']:.1f} s from hub start incl. topic creation; hub CPU {t['hub_cpu_s']:.1f} s)"
     )
     return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

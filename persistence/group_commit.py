@@ -77,6 +77,9 @@ class GroupCommitWriter:
         self._quarantine_seconds = quarantine_seconds
         self.on_set_aside = on_set_aside  # settable after construction (the hub wires them)
         self.on_stored = on_stored
+        # Called with (seq, entry) of every committed entry, after the commit (the change-event
+        # publisher's in-memory tail of the committed log).
+        self.on_committed_entries: Callable[[list[tuple[int, LogEntry]]], None] | None = None
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -232,6 +235,11 @@ class GroupCommitWriter:
         if self.on_stored is not None:
             for document, (entries, size) in written.items():
                 self.on_stored(document, entries, size)
+        if self.on_committed_entries is not None:
+            try:
+                self.on_committed_entries([(seq, item[1]) for item, seq in zip(items, seqs, strict=True)])
+            except Exception:  # a listener's bug must not stop the writer
+                logger.exception("committed-entries listener failed")
         self.commits += 1
         self.entries_written += len(items)
 

@@ -268,3 +268,22 @@ async def test_documents_per_socket_are_limited_one_document_at_a_time(
     await clients.call("insert", client="c2", index=0, text="still open")
     await clients.call("wait_acknowledged", client="c2")
     assert not (await clients.status("c3"))["synced"]
+
+
+async def test_provider_4_sessions_of_one_document_share_a_socket(hub: HubProcess) -> None:
+    # Provider 4.x's sessionAwareness names each message "document\0session": two editors of one
+    # document on one socket, each with its own presence.
+    async with HocuspocusClients(4) as clients:
+        await clients.socket("s", hub.ws)
+        name = "provider4/sessions"
+        a_id = await clients.open("a", "s", name, sessionAwareness=True)
+        await clients.open("b", "s", name, sessionAwareness=True)
+        await clients.call("insert", client="a", index=0, text="one socket, two sessions")
+        await clients.call("wait_text", client="b", text="one socket, two sessions")
+        await clients.call("awareness", client="a", state={"user": {"name": "A"}})
+
+        async def seen() -> bool:
+            return str(a_id) in await clients.call("peers", client="b")
+
+        await until(seen, "session a's presence at session b")
+        assert hub.text(name) == "one socket, two sessions"

@@ -12,6 +12,7 @@ from awareness.batcher import PresenceBatcher
 from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry
 from crdt_core import AwarenessEntry
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
 
@@ -76,8 +77,7 @@ async def test_batcher_sends_first_change_at_once_then_one_message_per_window() 
         batcher.add([AwarenessEntry(1, clock, "{}"), AwarenessEntry(2, clock, "{}")])
     await asyncio.sleep(0.05)
     assert len(sent) == 1  # still inside the window
-    await asyncio.sleep(0.3)
-    assert len(sent) == 2
+    await eventually(lambda: len(sent) == 2, timeout=5, what="the coalesced batch after the window")
     assert {(e.client_id, e.clock) for e in crdt_core.decode_awareness(sent[1])} == {(1, 49), (2, 49)}
     batcher.close()
 

@@ -28,6 +28,7 @@ from collab_server.auth import mint
 from collab_server.client import YClient
 from tests.support.hub import HubProcess
 from tests.support.jsonlines import LineDriver
+from tests.support.waiting import eventually
 
 CLIENT = Path(__file__).resolve().parents[1] / "vscodium-client"
 DRIVER = CLIENT / "dist-test" / "integration" / "driver.cjs"
@@ -259,6 +260,12 @@ async def test_remote_cursor_and_presence_reach_the_presence_model(
         await asyncio.sleep(0.05)
 
 
+def stored(hub: HubProcess, document: str) -> bool:
+    """Everything the hub accepted for ``document`` is committed (strict durability)."""
+    status = httpx.get(f"{hub.http}/api/documents/{document}/status", timeout=5).json()
+    return status["last_persisted_seq"] is not None and not status["unsaved"]
+
+
 async def test_offline_edits_merge_on_reconnect(memory_hub: HubProcess, editor: Editor) -> None:
     await editor.call(
         "open", editor="e", hub=memory_hub.ws, document="vsc-offline", text="shared\n", initial="fromDocument"
@@ -292,7 +299,7 @@ async def test_hub_restart_reconnects_with_backoff(tmp_path: Path, built_tests: 
         await driver.call(
             "open", editor="e", hub=hub.ws, document="vsc-restart", text="before", initial="fromDocument"
         )
-        await asyncio.sleep(0.3)  # sqlite commit (strict durability) precedes the restart
+        await eventually(lambda: stored(hub, "vsc-restart"), what="the text stored before the restart")
         hub.terminate()
         await driver.call("wait_status", editor="e", state="reconnecting")
         await driver.call("type", editor="e", start=6, end=6, text=" during")

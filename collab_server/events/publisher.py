@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from collab_server.events.envelope import AUDIT_EVENT_TYPES, Event
 from collab_server.events.sink import EventSink, SinkUnavailable
 from collab_server.events.source import ChangeSource
-from persistence.base import AuditRecord, PendingDocument, Store, StoreError
+from persistence.base import AuditRecord, LogEntry, LoggedUpdate, PendingDocument, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ LEASE_TTL_SECONDS = 10.0
 LEASE_RENEW_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 10.0
 CURSOR_FLUSH_SECONDS = 0.5
+TAIL_LIMIT = 20_000  # committed rows kept in memory per sink; beyond, it reads the store again
 
 
 class Committed(Protocol):
@@ -161,6 +162,12 @@ class SinkRunner:
         self._unflushed: dict[str, int] = {}
         self._flushed_at = 0.0
         self._audit_cursor: int | None = None
+        # The committed log's tail as this node wrote it (single node only): rows of a document
+        # past ``_tail_from[document]`` are all in ``_tail``, so publishing them needs no read.
+        self.tail_enabled = False
+        self._tail: dict[str, list[LoggedUpdate]] = {}
+        self._tail_size = 0
+        self._tail_from: dict[str, int] | None = None
         self._audit_read_at = 0.0
         self.status = SinkStatus()
 
@@ -246,11 +253,11 @@ class SinkRunner:
             if now - self._last_full_scan >= self._options.full_scan_seconds:
                 self._watermark, self._last_full_scan = 0, now
             self._scanned_at = now
-            pending = [
-                doc
-                for doc in await self._store.pending_events(self.name, self._watermark)
-                if self.owns(doc.document)
-            ]
+            scanned = await self._store.pending_events(self.name, self._watermark)
+            if self._watermark == 0 and self._tail_from is None and self.tail_enabled:
+                # Everything committed before the tail started is at or below these seqs.
+                self._tail_from = {doc.document: doc.last_seq for doc in scanned}
+            pending = [doc for doc in scanned if self.owns(doc.document)]
             self._report_lag(pending)
         more = False
         lowest_open = None
@@ -289,12 +296,49 @@ class SinkRunner:
         cursor = max(doc.cursor, self._published.get(doc.document, 0))
         if cursor >= doc.last_seq:
             return cursor  # published; the store's cursor catches up at the next flush
-        batch = await self._source.next_batch(doc.document, cursor)
+        committed = self._tail_rows(doc.document, cursor)
+        batch = await self._source.next_batch(doc.document, cursor, committed)
         if batch is None:
             return cursor
         await self._send(batch.events)
         self._published[doc.document] = self._unflushed[doc.document] = batch.cursor
+        self._trim_tail(doc.document, batch.cursor)
         return batch.cursor
+
+    # -- the in-memory tail of this node's commits ----------------------------------------
+
+    def tail_committed(self, entries: list[tuple[int, LogEntry]]) -> None:
+        if not self.tail_enabled:
+            return
+        for seq, entry in entries:
+            if self._tail_size >= TAIL_LIMIT:  # the sink is far behind: the store has it all
+                logger.warning(
+                    "events: sink %s is over %d updates behind; reading the store", self.name, TAIL_LIMIT
+                )
+                self.tail_enabled = False
+                self._tail.clear()
+                self._tail_size = 0
+                return
+            row = LoggedUpdate(seq, entry.update, entry.actor, entry.origin_node, entry.timestamp)
+            self._tail.setdefault(entry.document, []).append(row)
+            self._tail_size += 1
+
+    def _tail_rows(self, document: str, cursor: int) -> list[LoggedUpdate] | None:
+        """Every row of ``document`` after ``cursor``, when the tail is known to hold them all."""
+        if not self.tail_enabled or self._tail_from is None or cursor < self._tail_from.get(document, 0):
+            return None
+        return [row for row in self._tail.get(document, []) if row.seq > cursor]
+
+    def _trim_tail(self, document: str, cursor: int) -> None:
+        rows = self._tail.get(document)
+        if rows is None:
+            return
+        kept = [row for row in rows if row.seq > cursor]
+        self._tail_size -= len(rows) - len(kept)
+        if kept:
+            self._tail[document] = kept
+        else:
+            del self._tail[document]
 
     async def _publish_audit(self) -> bool:
         """Audit-log events (restore, delete, revoke...): not latency-critical, read every poll."""
@@ -422,6 +466,15 @@ class EventPublisher:
     @property
     def enabled(self) -> bool:
         return bool(self.runners)
+
+    def follow_local_commits(self) -> None:
+        """Publish this node's commits from memory (only valid when no other node writes the store)."""
+        for runner in self.runners:
+            runner.tail_enabled = True
+
+    def on_committed(self, entries: list[tuple[int, LogEntry]]) -> None:
+        for runner in self.runners:
+            runner.tail_committed(entries)
 
     async def run(self) -> None:
         try:

@@ -79,9 +79,15 @@ class ChangeSource:
         """When a document whose oldest unpublished row has ``oldest_at`` may be published."""
         return oldest_at + self._window
 
-    async def next_batch(self, document: str, cursor: int) -> Batch | None:
-        """Events for rows after ``cursor`` (None: nothing to publish yet)."""
-        rows = await self._store.read_log(document, cursor, self._max_rows)
+    async def next_batch(
+        self, document: str, cursor: int, committed: Sequence[LoggedUpdate] | None = None
+    ) -> Batch | None:
+        """Events for rows after ``cursor`` (None: nothing to publish yet). ``committed``: the
+        rows after ``cursor`` as this node just committed them (all of them), instead of a read."""
+        if committed is not None:
+            rows = list(committed[: self._max_rows])
+        else:
+            rows = await self._store.read_log(document, cursor, self._max_rows)
         if not rows:
             return None
         if rows[0].update is None:  # compacted before publication: one summary event

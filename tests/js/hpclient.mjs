@@ -90,7 +90,7 @@ const ops = {
     sockets.set(socket, ws)
     return null
   },
-  async open ({ client, socket, name, token, wait }) {
+  async open ({ client, socket, name, token, wait, sessionAwareness }) {
     const doc = new Y.Doc()
     const state = { authFailed: [], closes: [], stateless: [], scope: null }
     const provider = new HocuspocusProvider({
@@ -98,6 +98,7 @@ const ops = {
       name,
       document: doc,
       token: token ?? null,
+      ...(sessionAwareness ? { sessionAwareness: true } : {}), // 4.x: several sessions of one document per socket
       onAuthenticationFailed: ({ reason }) => state.authFailed.push(reason),
       onAuthenticated: ({ scope }) => { state.scope = scope ?? null },
       onStateless: ({ payload }) => state.stateless.push(payload),
