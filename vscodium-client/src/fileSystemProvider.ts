@@ -3,7 +3,9 @@
  * folder (listed by the session manifest, each its own hub document); for a joined document,
  * that one document. Reads return the shared text with the file's end of line; a save
  * makes the shared text equal to the saved one with minimal edits (usually none: the
- * binding already sent every keystroke). Renames and deletes are not shared.
+ * binding already sent every keystroke). A guest's deletes and renames (files and folders)
+ * change the manifest; the host deletes and writes the files on disk. A rename onto an
+ * existing file is refused unless VS Code asked to overwrite.
  *
  * Files a read-only token cannot edit (by its grants, or once the hub said "read-only") are
  * stat'ed with the read-only permission, so VS Code opens them in a read-only editor.
@@ -120,11 +122,36 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
     // Directories exist through the files in them.
   }
 
-  delete(uri: vscode.Uri): void {
-    throw vscode.FileSystemError.NoPermissions(`${uri.path}: deleting is not shared; ask the host`);
+  async delete(uri: vscode.Uri): Promise<void> {
+    const session = await this.session(uri);
+    if (!(session instanceof GuestSession)) throw vscode.FileSystemError.NoPermissions(`${uri.path}: delete it in the host's editor`);
+    if (this.readOnly(session, '')) throw vscode.FileSystemError.NoPermissions(`${uri.path}: your token is read-only`);
+    const paths = session.filesAt(uri.path.replace(/^\/+|\/+$/g, ''));
+    if (paths.length === 0) throw vscode.FileSystemError.FileNotFound(uri);
+    session.remove(paths);
+    this.changed.fire([{ type: vscode.FileChangeType.Deleted, uri }]);
   }
 
-  rename(oldUri: vscode.Uri): void {
-    throw vscode.FileSystemError.NoPermissions(`${oldUri.path}: renaming is not shared; ask the host`);
+  async rename(oldUri: vscode.Uri, newUri: vscode.Uri, options: { readonly overwrite: boolean }): Promise<void> {
+    const session = await this.session(oldUri);
+    if (!(session instanceof GuestSession) || newUri.authority !== oldUri.authority) {
+      throw vscode.FileSystemError.NoPermissions(`${oldUri.path}: rename it in the host's editor`);
+    }
+    if (this.readOnly(session, '')) throw vscode.FileSystemError.NoPermissions(`${oldUri.path}: your token is read-only`);
+    const from = oldUri.path.replace(/^\/+|\/+$/g, '');
+    const to = newUri.path.replace(/^\/+|\/+$/g, '');
+    const moves = session.filesAt(from).map((path): [string, string] => [path, to + path.slice(from.length)]);
+    if (moves.length === 0) throw vscode.FileSystemError.FileNotFound(oldUri);
+    // A conflict with a file already there is reported, never silently merged.
+    const taken = moves.filter(([, target]) => session.manifest.files.has(target));
+    if (taken.length > 0 && !options.overwrite) throw vscode.FileSystemError.FileExists(newUri);
+    for (const [source, target] of moves) {
+      await session.write(target, await session.read(source), session.manifest.files.get(source)?.eol);
+    }
+    session.remove(moves.map(([source]) => source));
+    this.changed.fire([
+      { type: vscode.FileChangeType.Deleted, uri: oldUri },
+      { type: vscode.FileChangeType.Created, uri: newUri },
+    ]);
   }
 }

@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { HubConnection } from './connection';
 import { lineBreakAwareDiff, withEol } from './lines';
-import { Manifest, fileDocument, manifestDocument } from './manifest';
+import { Manifest, fileDocument, manifestDocument, type Eol } from './manifest';
 import { setLocalUser } from './presence';
 import { NOVA_SCHEME, Session } from './session';
 import type { Settings } from './settings';
@@ -86,10 +86,10 @@ export class GuestSession extends Session {
   }
 
   /** A save (or a new file): the document is made equal to `text` with minimal edits. */
-  async write(path: string, text: string): Promise<void> {
+  async write(path: string, text: string, eol?: Eol): Promise<void> {
     if (!this.manifest.files.has(path)) {
       this.manifestConnection.doc.transact(() => {
-        this.manifest.files.set(path, { eol: text.includes('\r\n') ? 'crlf' : 'lf' });
+        this.manifest.files.set(path, { eol: eol ?? (text.includes('\r\n') ? 'crlf' : 'lf') });
         this.manifest.ready.set(path, true);
       });
     }
@@ -101,6 +101,26 @@ export class GuestSession extends Session {
       if (diff.end > diff.start) file.ytext.delete(diff.start, diff.end - diff.start);
       if (diff.text !== '') file.ytext.insert(diff.start, diff.text);
     }, 'save');
+  }
+
+  /** Takes files out of the session (a delete, or the old side of a rename): the host deletes them on disk. */
+  remove(paths: readonly string[]): void {
+    this.manifestConnection.doc.transact(() => {
+      for (const path of paths) {
+        this.manifest.files.delete(path);
+        this.manifest.ready.delete(path);
+      }
+    });
+    for (const path of paths) {
+      this.files.get(path)?.dispose();
+      this.files.delete(path);
+    }
+  }
+
+  /** The shared files at `path`: the file itself, or every file below a directory. */
+  filesAt(path: string): string[] {
+    if (this.manifest.files.has(path)) return [path];
+    return this.manifest.paths().filter((p) => p.startsWith(`${path}/`));
   }
 
   async attach(document: vscode.TextDocument): Promise<SharedFile | undefined> {

@@ -10,6 +10,7 @@ import { toLf, withEol } from './lines';
 import { Manifest, fileDocument, manifestDocument, type Eol } from './manifest';
 import { setLocalUser } from './presence';
 import { Session, randomId, saveAfterRemoteEdits } from './session';
+import { ShareFilter } from './shareFilter';
 import type { Settings } from './settings';
 import type { SharedFile } from './sharedFile';
 import { roomPath, type JoinTarget } from './shareLink';
@@ -23,6 +24,8 @@ export class HostSession extends Session {
   readonly manifestConnection: HubConnection;
   readonly manifest: Manifest;
   private readonly seeding = new Map<string, Promise<SharedFile>>();
+  /** Paths never shared: the root .gitignore, the root .novaignore and known secrets. */
+  private filter = new ShareFilter('');
 
   constructor(
     settings: Settings,
@@ -55,6 +58,9 @@ export class HostSession extends Session {
   /** Lists the folder's text files in the manifest and starts serving requests. */
   async start(): Promise<number> {
     await this.manifestConnection.whenSynced();
+    const rootFile = async (name: string): Promise<string> => (await readText(this.uriOf(name))) ?? '';
+    const neverShare = (await rootFile('.novaignore')).split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
+    this.filter = new ShareFilter(await rootFile('.gitignore'), neverShare);
     const uris = await vscode.workspace.findFiles(
       new vscode.RelativePattern(this.folder, '**/*'),
       EXCLUDE,
@@ -62,9 +68,11 @@ export class HostSession extends Session {
     );
     const entries: [string, Eol][] = [];
     for (const uri of uris) {
+      const path = this.pathOf(uri);
+      if (path === undefined || this.filter.excludes(path)) continue;
       const bytes = await readText(uri);
       if (bytes === undefined) continue;
-      entries.push([this.pathOf(uri) ?? '', bytes.includes('\r\n') ? 'crlf' : 'lf']);
+      entries.push([path, bytes.includes('\r\n') ? 'crlf' : 'lf']);
     }
     this.manifestConnection.doc.transact(() => {
       this.manifest.session.set('host', this.settings.user.name);
@@ -76,10 +84,15 @@ export class HostSession extends Session {
       for (const path of requests.keys()) if (this.manifest.files.has(path)) void this.seed(path);
     };
     requests.observe(serve);
-    // Files created by guests: written to disk as they arrive.
+    // Files created by guests: written to disk as they arrive (never an excluded path);
+    // files guests deleted (or renamed away): deleted from disk.
     this.manifest.files.observe((event) => {
       if (event.transaction.local) return;
-      for (const [path, change] of event.changes.keys) if (change.action === 'add') void this.seed(path);
+      for (const [path, change] of event.changes.keys) {
+        if (change.action === 'add' && this.filter.excludes(path)) this.refuse(path);
+        else if (change.action === 'add') void this.seed(path);
+        else if (change.action === 'delete') void this.deleteFromDisk(path);
+      }
       this.fire();
     });
     serve();
@@ -108,6 +121,30 @@ export class HostSession extends Session {
     return file;
   }
 
+  /** A guest created a path that is never shared: take it out of the manifest again. */
+  private refuse(path: string): void {
+    this.manifestConnection.doc.transact(() => {
+      this.manifest.files.delete(path);
+      this.manifest.ready.delete(path);
+    });
+    void vscode.window.showWarningMessage(`Nova Collab: a guest's new file "${path}" is not shared (.gitignore, .novaignore or a secret).`);
+  }
+
+  private async deleteFromDisk(path: string): Promise<void> {
+    const file = this.files.get(path);
+    this.seeding.delete(path);
+    this.files.delete(path);
+    file?.dispose();
+    try {
+      await vscode.workspace.fs.delete(this.uriOf(path), { useTrash: false });
+    } catch (error) {
+      // Already gone on disk: nothing to do. Anything else is reported.
+      if (!(error instanceof vscode.FileSystemError && error.code === 'FileNotFound')) {
+        void vscode.window.showWarningMessage(`Nova Collab: could not delete "${path}" as a guest asked: ${String(error)}`);
+      }
+    }
+  }
+
   /** The file's hub document, filled from disk if nobody did yet. */
   seed(path: string): Promise<SharedFile> {
     let seeding = this.seeding.get(path);
@@ -123,14 +160,19 @@ export class HostSession extends Session {
     const file = this.openShared(fileDocument(this.id, path), path);
     await file.connection.whenSynced();
     const uri = this.uriOf(path);
+    const eol = this.manifest.files.get(path)?.eol ?? 'lf';
+    this.writeBackToDisk(file, uri, eol);
     if (!this.manifest.ready.get(path)) {
       const text = (await readText(uri)) ?? '';
       if (file.ytext.length === 0 && text !== '') {
         file.connection.doc.transact(() => file.ytext.insert(0, toLf(text)), 'disk');
       }
       this.manifest.ready.set(path, true);
+    } else if (file.binding === undefined && (await readText(uri))?.replace(/\r\n/g, '\n') !== file.ytext.toString()) {
+      // A guest's file (created or renamed): its text came with the first sync, not as an edit.
+      const text = withEol(file.ytext.toString(), eol === 'crlf' ? '\r\n' : '\n');
+      await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(text));
     }
-    this.writeBackToDisk(file, uri, this.manifest.files.get(path)?.eol ?? 'lf');
     return file;
   }
 

@@ -45,7 +45,15 @@ export class SharedFile implements vscode.Disposable {
     if (this.options.traceLatency) {
       // The extension host's console reaches the workbench's: the benchmark reads these lines.
       // 'local': a keystroke reached the Y.Text (and the socket); 'remote': a remote edit is in the editor.
-      this.subscriptions.push(binding.onDidSync((direction) => console.log(`nova-trace ${direction} ${Date.now()}`)));
+      // 'received': a remote update reached this Y.Text (before the editor is asked to apply it).
+      const received = (_event: Y.YTextEvent, transaction: Y.Transaction): void => {
+        if (transaction.origin !== binding) console.log(`nova-trace received ${Date.now()}`);
+      };
+      this.ytext.observe(received);
+      this.subscriptions.push(
+        binding.onDidSync((direction) => console.log(`nova-trace ${direction} ${Date.now()}`)),
+        new vscode.Disposable(() => this.ytext.unobserve(received)),
+      );
     }
     this.subscriptions.push(
       vscode.window.onDidChangeTextEditorSelection((event) => {

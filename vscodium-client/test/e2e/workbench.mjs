@@ -172,12 +172,13 @@ const ops = {
       const marker = `k${i}q`;
       const started = Date.now();
       await source.page.keyboard.type(marker, { delay: 0 });
+      const typed = Date.now();
       await target.page.waitForFunction(
         ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
         [EDITOR_TEXT.toString(), marker],
         { timeout: 20_000, polling: 5 },
       );
-      windows.push({ started, rendered: Date.now() });
+      windows.push({ started, typed, rendered: Date.now() });
     }
     const traces = (logs, direction) =>
       logs.flatMap((line) => {
@@ -192,14 +193,16 @@ const ops = {
     }
     const sent = traces(source.logs, 'local');
     const applied = traces(target.logs, 'remote');
-    const samples = windows.map(({ started, rendered }) => {
+    const received = traces(target.logs, 'received');
+    const samples = windows.map(({ started, typed, rendered }) => {
       // The marker's last character ends the sample: the last trace inside its window.
       const inWindow = (times) => times.filter((t) => t >= started && t <= rendered).pop();
       const s = inWindow(sent);
+      const r = inWindow(received);
       const a = inWindow(applied);
       const total = rendered - started;
-      if (s === undefined || a === undefined || a < s) return { total };
-      return { total, input: s - started, transit: a - s, render: rendered - a };
+      if (s === undefined || r === undefined || a === undefined || !(s <= r && r <= a)) return { total };
+      return { total, typing: typed - started, input: s - started, network: r - s, apply: a - r, render: rendered - a };
     });
     return samples;
   },

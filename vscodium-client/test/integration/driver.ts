@@ -10,6 +10,7 @@ import * as Y from 'yjs';
 import { DocumentBinding } from '../../src/binding';
 import { HubConnection } from '../../src/connection';
 import { NovaFileSystem } from '../../src/fileSystemProvider';
+import { GuestSession } from '../../src/guestSession';
 import { DocumentSession } from '../../src/session';
 import { participants, setLocalCursor, setLocalUser } from '../../src/presence';
 import * as fake from '../fake/vscode';
@@ -47,6 +48,36 @@ function text(value: unknown): string {
 type Request = Record<string, unknown> & { id: number; op: string };
 
 const ops: Record<string, (request: Request) => Promise<unknown>> = {
+  /** A guest's file operations on a shared folder through the nova: file system. */
+  async fs_guest(request) {
+    const settings = { hubUrl: String(request.hub), token: '', user: { name: 'guest', color: '#336699', kind: 'human' as const } };
+    const session = new GuestSession(settings, String(request.session));
+    const fileSystem = new NovaFileSystem((id) => Promise.resolve(id === session.id ? session : undefined));
+    const uri = (path: string): vscode.Uri => session.uriOf(path) as unknown as vscode.Uri;
+    const outcome = async (action: () => Promise<void>): Promise<string> => {
+      try {
+        await action();
+        return 'ok';
+      } catch (error) {
+        return (error as { code?: string }).code ?? String(error);
+      }
+    };
+    try {
+      await session.start();
+      const results: Record<string, string> = {};
+      for (const step of request.steps as { op: string; from: string; to?: string; overwrite?: boolean }[]) {
+        const key = `${step.op} ${step.from}${step.to === undefined ? '' : ` -> ${step.to}`}`;
+        results[key] = await outcome(() =>
+          step.op === 'delete'
+            ? fileSystem.delete(uri(step.from))
+            : fileSystem.rename(uri(step.from), uri(step.to ?? ''), { overwrite: step.overwrite === true }),
+        );
+      }
+      return { results, files: session.manifest.paths() };
+    } finally {
+      session.dispose();
+    }
+  },
   /** A joined document through the nova: file system: its stat and a save attempt. */
   async fs_document(request) {
     const token = typeof request.token === 'string' ? request.token : '';
