@@ -8,12 +8,15 @@ import time
 from typing import Any
 
 import pycrdt
+import pytest
 
 import crdt_core
 from collab_server.events.source import SUGGESTIONS_FIELD, ChangeSource
 from persistence.base import LogEntry
 from persistence.memory import MemoryStore
 from tests.support.events import apply_delta
+
+pytestmark = pytest.mark.fast  # in-process, on the memory store
 
 Doc = pycrdt.Doc[Any]
 
