@@ -173,6 +173,11 @@ async def fanout_run(
             "events": "on" if events_on else "off",
             "repeat": repeat,
             "hub_cores": stats.cpu_window_s / measure_s if measure_s else None,
+            "hub_cpu_us_per_delivery": (
+                1e6 * stats.cpu_window_s / load["arrivals_in_window"]
+                if load.get("arrivals_in_window")
+                else None
+            ),
             "broker_cores": broker_cpu,  # the Kafka JVM shares this machine's cores
             "fanout_p50_ms": load["latency_ms"].get("p50"),
             "fanout_p99_ms": load["latency_ms"].get("p99"),
