@@ -50,8 +50,12 @@ from collab_server.search_service import search_service
 from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
+from persistence.archive.archiver import Archiver
+from persistence.archive.factory import object_store_from_url
+from persistence.archive.tiering import TieringStore
 from persistence.base import Store
 from persistence.encryption.keys import key_provider
+from persistence.encryption.store import EncryptedStore
 from persistence.factory import store_from_url
 
 logger = logging.getLogger(__name__)
@@ -124,6 +128,19 @@ async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterato
             await task
 
 
+def configured_store(settings: Settings) -> Store:
+    """The store adapter the URL names, wrapped in the data-lifecycle layers the settings ask
+    for: tiering (cold documents live in the archive) under encryption at rest."""
+    store = store_from_url(settings.store_url)
+    objects = object_store_from_url(
+        settings.archive, settings.archive_access_key, settings.archive_secret_key
+    )
+    if objects is not None and settings.tier_after_seconds > 0:
+        store = TieringStore(store, Archiver(store, objects))
+    keys = key_provider(settings.master_key_file, settings.master_keys)
+    return store if keys is None else EncryptedStore(store, keys)
+
+
 def create_app(
     settings: Settings, store: Store | None = None, certificate: CertificateReloader | None = None
 ) -> HubApp:
@@ -132,13 +149,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[AppState]:
-        chosen = (
-            store
-            if store is not None
-            else store_from_url(
-                settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
-            )
-        )
+        chosen = store if store is not None else configured_store(settings)
         broker: Broker = (
             RedisBroker(
                 settings.redis_url,

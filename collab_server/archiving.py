@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from collab_server.settings import Settings
@@ -15,6 +16,7 @@ from persistence.archive.archiver import Archiver, PassReport
 from persistence.archive.base import ArchiveUnavailable, ObjectStore
 from persistence.archive.factory import object_store_from_url
 from persistence.archive.manifest import ArchiveCorrupt
+from persistence.archive.tiering import TieringStore
 from persistence.base import Store, StoreError
 
 if TYPE_CHECKING:
@@ -26,10 +28,23 @@ RETRY_SECONDS = 2.0  # first retry after a failed pass; doubles up to the interv
 
 
 class ArchiveService:
-    def __init__(self, store: Store, objects: ObjectStore, interval_seconds: float) -> None:
-        self.archiver = Archiver(store, objects)
-        self.objects = objects
+    def __init__(
+        self,
+        store: Store,
+        objects: ObjectStore,
+        interval_seconds: float,
+        *,
+        tier_after_seconds: float = 0.0,
+        loaded: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
+        # With tiering, one archiver (over the rows below the tiering layer) does both jobs.
+        self.tiering = _tiering_of(store) if tier_after_seconds > 0 else None
+        self.archiver = self.tiering.archiver if self.tiering is not None else Archiver(store, objects)
+        self.objects = self.archiver.objects
         self.interval = interval_seconds
+        self.tier_after = tier_after_seconds
+        self._loaded = loaded
+        self.tiered_out = 0
         self.last_report: PassReport | None = None
         self.last_success: float | None = None
         self.last_error: str | None = None
@@ -52,6 +67,11 @@ class ArchiveService:
                 raise
             self.passes += 1
             self.last_report, self.last_success, self.last_error = report, time.time(), None
+            if self.tiering is not None:
+                moved = await self.tiering.tier_out_cold(time.time() - self.tier_after, self._loaded())
+                self.tiered_out += len(moved)
+                if moved:
+                    logger.info("tiered out %d cold documents to the archive", len(moved))
             if report.documents:
                 logger.info(
                     "archived %d documents (%d objects, %d bytes) in %.2fs",
@@ -89,6 +109,7 @@ class ArchiveService:
             "interval_seconds": self.interval,
             "passes": self.passes,
             "failures": self.failures,
+            "tiered_out": self.tiered_out,
             "last_success": self.last_success,
             "last_error": self.last_error,
             "last_pass": None
@@ -103,14 +124,35 @@ class ArchiveService:
         }
 
 
-def archive_service(settings: Settings, store: Store, lifecycle: DocumentLifecycle) -> ArchiveService | None:
+def _tiering_of(store: Store) -> TieringStore:
+    """The tiering layer inside the store's wrappers (the app puts it there with the archive)."""
+    layer: object = store
+    while layer is not None:
+        if isinstance(layer, TieringStore):
+            return layer
+        layer = getattr(layer, "inner", None)
+    raise ValueError("tier_after_seconds needs the store wrapped in a TieringStore (see app.py)")
+
+
+def archive_service(
+    settings: Settings,
+    store: Store,
+    lifecycle: DocumentLifecycle,
+    loaded: Callable[[], Collection[str]] = frozenset,
+) -> ArchiveService | None:
     """The archive service `settings` ask for, or None (no --archive); an erased document's
-    archive is erased too."""
+    archive is erased too; documents in ``loaded()`` (held here) are never tiered out."""
     objects = object_store_from_url(
         settings.archive, settings.archive_access_key, settings.archive_secret_key
     )
     if objects is None:
         return None
-    service = ArchiveService(store, objects, settings.archive_interval_seconds)
+    service = ArchiveService(
+        store,
+        objects,
+        settings.archive_interval_seconds,
+        tier_after_seconds=settings.tier_after_seconds,
+        loaded=loaded,
+    )
     lifecycle.archive_eraser = service.archiver.erase
     return service

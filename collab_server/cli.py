@@ -95,6 +95,7 @@ HELP: dict[str, str] = {
     "archive_secret_key": "S3 secret access key of the archive",
     "archive_interval_seconds": "how often documents changed since their last archive are archived",
     "checkpoint_retention_seconds": "prune checkpoints (old versions) older than this, keeping each document's newest; 0 keeps all",
+    "tier_after_seconds": "move documents untouched this long out of the database into the archive (0: never)",
     "deletion_grace_seconds": "a soft-deleted document can be restored for this long, then it is erased",
     "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",

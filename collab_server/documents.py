@@ -104,6 +104,10 @@ class DocumentRegistry:
         self.is_deleted: Callable[[str], bool] = lambda _name: False
         self._cpu_load = CpuGauge()  # the relay window opens only when the process is busy
 
+    def held(self) -> set[str]:
+        """Documents loaded or loading on this node (never tiered out from under it)."""
+        return set(self.rooms) | set(self._loading)
+
     def start(self, tasks: asyncio.TaskGroup) -> None:
         """Loads run as tasks of ``tasks`` (the hub's group); joins are accepted from now on."""
         self._tasks = tasks

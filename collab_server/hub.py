@@ -92,7 +92,7 @@ class Hub:
             checkpoint_retention_seconds=settings.checkpoint_retention_seconds,
         )
         self.documents.is_deleted = self.compactions.is_deleted = self.lifecycle.is_deleted
-        self.archive = archive_service(settings, store, self.lifecycle)
+        self.archive = archive_service(settings, store, self.lifecycle, self.documents.held)
         self.maintenance = Maintenance(
             settings,
             store=store,

@@ -158,6 +158,9 @@ class Settings:
     archive_access_key: str = ""
     archive_secret_key: str = ""
     archive_interval_seconds: float = 60.0  # changed documents are archived this often
+    # Documents untouched this long move out of the database into the archive (0: never);
+    # they come back on the next open or read.
+    tier_after_seconds: float = 0.0
 
     # Checkpoints (readable old versions) older than this are pruned, the newest one of each
     # document always kept; 0 keeps every checkpoint. With an archive, the archive keeps them.

@@ -216,6 +216,7 @@ async def document_page(request: Request) -> Response:
 <a class="brand" href="/">Nova Collab</a>
 <h1 id="document-name">{html.escape(name)}</h1>
 <span class="mode-badge" data-mode="{mode}">{"Editing" if editing else "View only"}</span>
+<select id="field-select" class="field-select" aria-label="field shown" hidden></select>
 <span class="spacer"></span>
 <span id="connection" class="connection" data-state="connecting" role="status" aria-live="polite">connecting</span>
 </header>

@@ -201,6 +201,16 @@ class DeletedDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class TieredDocument:
+    """A cold document whose rows were moved to the archive (persistence/archive/tiering.py)."""
+
+    name: str
+    last_seq: int
+    updated_at: float
+    tiered_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExportedUpdate:
     """One update-log row as stored (payload None once a checkpoint covers it)."""
 
@@ -374,6 +384,15 @@ class Store(Protocol):
     async def prune_checkpoints(self, document: str, before: float) -> int:
         """Delete the document's checkpoints whose newest update is older than ``before``,
         except its newest checkpoint (what loading starts from); return how many went."""
+
+    async def tier_out(self, tiered: TieredDocument) -> bool:
+        """In one transaction: if the document's newest seq is still ``tiered.last_seq``, remove
+        its rows (log, checkpoints, data key) and record it as tiered; else change nothing."""
+
+    async def untier(self, document: str) -> None:
+        """Forget the tiered mark (its rows were imported back)."""
+
+    async def tiered_documents(self) -> list[TieredDocument]: ...
 
     async def export_document(self, document: str) -> DocumentExport: ...
 

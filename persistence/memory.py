@@ -25,6 +25,7 @@ from persistence.base import (
     PendingDocument,
     Revocation,
     StoredDocument,
+    TieredDocument,
     UnknownVersion,
     VersionInfo,
     WrappedDataKey,
@@ -67,6 +68,7 @@ class MemoryStore:
         self._dead_letter_seq = 0
         self._data_keys: dict[str, WrappedDataKey] = {}
         self._deleted: dict[str, DeletedDocument] = {}
+        self._tiered: dict[str, TieredDocument] = {}
 
     async def open(self) -> None:
         return None
@@ -312,6 +314,7 @@ class MemoryStore:
         removed = len(doc.rows) + len(doc.checkpoints) if doc else 0
         removed += int(self._data_keys.pop(document, None) is not None)
         removed += int(self._deleted.pop(document, None) is not None)
+        removed += int(self._tiered.pop(document, None) is not None)
         return removed
 
     async def prune_checkpoints(self, document: str, before: float) -> int:
@@ -323,6 +326,21 @@ class MemoryStore:
         removed = len(doc.checkpoints) - len(kept)
         doc.checkpoints = kept
         return removed
+
+    async def tier_out(self, tiered: TieredDocument) -> bool:
+        doc = self._documents.get(tiered.name)
+        if doc is None or not doc.rows or doc.rows[-1].seq != tiered.last_seq or tiered.name in self._tiered:
+            return False
+        del self._documents[tiered.name]
+        self._data_keys.pop(tiered.name, None)
+        self._tiered[tiered.name] = tiered
+        return True
+
+    async def untier(self, document: str) -> None:
+        self._tiered.pop(document, None)
+
+    async def tiered_documents(self) -> list[TieredDocument]:
+        return [self._tiered[name] for name in sorted(self._tiered)]
 
     async def export_document(self, document: str) -> DocumentExport:
         doc = self._documents.get(document) or _Document()

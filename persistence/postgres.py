@@ -54,6 +54,7 @@ from persistence.base import (
     Revocation,
     StoredDocument,
     StoreUnavailable,
+    TieredDocument,
     UnknownVersion,
     VersionInfo,
     WrappedDataKey,
@@ -686,7 +687,7 @@ class PostgresStore:
                     await connection.execute(
                         "SELECT pg_advisory_xact_lock($1, $2)", namespace, lock_key(document)
                     )
-                for table in ("updates", "checkpoints", "data_keys", "deleted_documents"):
+                for table in ("updates", "checkpoints", "data_keys", "deleted_documents", "tiered_documents"):
                     status = await connection.execute(f"DELETE FROM {table} WHERE document = $1", document)
                     removed += int(status.rsplit(" ", 1)[1])
             # Dead tuples keep their bytes until VACUUM reclaims the pages; do it now rather
@@ -705,6 +706,39 @@ class PostgresStore:
                 before,
             )
         return int(status.rsplit(" ", 1)[1])
+
+    async def tier_out(self, tiered: TieredDocument) -> bool:
+        async with self._connection() as connection, connection.transaction():
+            for namespace in (APPEND_LOCK_NAMESPACE, COMPACT_LOCK_NAMESPACE):
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", namespace, lock_key(tiered.name)
+                )
+            newest = await connection.fetchval(
+                "SELECT max(seq) FROM updates WHERE document = $1", tiered.name
+            )
+            if newest != tiered.last_seq:
+                return False
+            for table in ("updates", "checkpoints", "data_keys"):
+                await connection.execute(f"DELETE FROM {table} WHERE document = $1", tiered.name)
+            await connection.execute(
+                "INSERT INTO tiered_documents (document, last_seq, updated_at, tiered_at) VALUES ($1, $2, $3, $4)",
+                tiered.name,
+                tiered.last_seq,
+                tiered.updated_at,
+                tiered.tiered_at,
+            )
+        return True
+
+    async def untier(self, document: str) -> None:
+        async with self._connection() as connection:
+            await connection.execute("DELETE FROM tiered_documents WHERE document = $1", document)
+
+    async def tiered_documents(self) -> list[TieredDocument]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                'SELECT document, last_seq, updated_at, tiered_at FROM tiered_documents ORDER BY document COLLATE "C"'
+            )
+        return [TieredDocument(*row) for row in rows]
 
     async def export_document(self, document: str) -> DocumentExport:
         async with (

@@ -52,6 +52,7 @@ from persistence.base import (
     Revocation,
     StoredDocument,
     StoreUnavailable,
+    TieredDocument,
     UnknownVersion,
     VersionInfo,
     WrappedDataKey,
@@ -696,6 +697,7 @@ class SqliteStore:
                     "data_keys",
                     "deleted_documents",
                     "compaction_leases",
+                    "tiered_documents",
                 ):
                     removed += self._db.execute(
                         f"DELETE FROM {table} WHERE document = ?", (document,)
@@ -718,6 +720,43 @@ class SqliteStore:
             return cursor.rowcount
 
         return await self._run(write)
+
+    async def tier_out(self, tiered: TieredDocument) -> bool:
+        def write() -> bool:
+            db = self._db
+            with _transaction(db):
+                newest = db.execute(
+                    "SELECT max(seq) FROM updates WHERE document = ?", (tiered.name,)
+                ).fetchone()[0]
+                if newest != tiered.last_seq:
+                    return False
+                for table in ("updates", "checkpoints", "data_keys", "compaction_leases"):
+                    db.execute(f"DELETE FROM {table} WHERE document = ?", (tiered.name,))
+                db.execute(
+                    "INSERT INTO tiered_documents (document, last_seq, updated_at, tiered_at) VALUES (?, ?, ?, ?)",
+                    (tiered.name, tiered.last_seq, tiered.updated_at, tiered.tiered_at),
+                )
+            return True
+
+        return await self._run(write)
+
+    async def untier(self, document: str) -> None:
+        def write() -> None:
+            with _transaction(self._db):
+                self._db.execute("DELETE FROM tiered_documents WHERE document = ?", (document,))
+
+        await self._run(write)
+
+    async def tiered_documents(self) -> list[TieredDocument]:
+        def read() -> list[TieredDocument]:
+            return [
+                TieredDocument(*row)
+                for row in self._db.execute(
+                    "SELECT document, last_seq, updated_at, tiered_at FROM tiered_documents ORDER BY document"
+                )
+            ]
+
+        return await self._run(read)
 
     async def export_document(self, document: str) -> DocumentExport:
         def read() -> DocumentExport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -314,5 +315,47 @@ async def test_checkpoint_retention_prunes_the_database_and_the_archive_keeps_th
         )
         assert response.status_code == 200, response.text
         assert hub.text("kept-oldest.md") == oldest_text
+    finally:
+        hub.stop()
+
+
+async def test_cold_documents_tier_out_to_the_archive_and_come_back_on_use(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(new_key_entry("k1") + "\n")
+    hub = HubProcess(
+        tmp_path,
+        archive=str(tmp_path / "archive"),
+        archive_interval_seconds=1,
+        tier_after_seconds=2,
+        idle_unload_seconds=1,
+        master_key_file=keys,
+        compact_after_updates=2,
+    ).start()
+    database = tmp_path / "hub.sqlite3"
+
+    def rows_of(name: str) -> int:
+        with sqlite3.connect(database) as db:
+            count: int = db.execute("SELECT count(*) FROM updates WHERE document = ?", (name,)).fetchone()[0]
+            return count
+
+    try:
+        for n in range(4):
+            write(hub, "cold.md", f"cold draft {n}")
+        newest = hub.get("/api/documents/cold.md/history").json()["versions"][0]["seq"]
+        await eventually(
+            lambda: hub.get("/api/admin/archive").json()["tiered_out"] >= 1, timeout=40, what="tier-out"
+        )
+        assert rows_of("cold.md") == 0  # out of the database
+        assert "cold.md" in str(hub.get("/api/documents").json())  # still listed
+
+        assert hub.text("cold.md") == "cold draft 3"  # an API read brings it back
+        assert rows_of("cold.md") > 0
+        history = hub.get("/api/documents/cold.md/history").json()["versions"]
+        assert history[0]["seq"] == newest  # history came back (compaction may have merged it)
+        assert hub.get(f"/api/documents/cold.md/versions/{newest}").json()["text"] == "cold draft 3"
+        activity = hub.get("/api/documents/cold.md/activity").json()["activity"]
+        assert len(activity) == 4  # every update's attribution survived the round trip
+        write(hub, "cold.md", "warm again")  # and it is writable
+        assert hub.text("cold.md") == "warm again"
     finally:
         hub.stop()

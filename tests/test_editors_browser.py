@@ -164,7 +164,8 @@ async def test_tiptap_fragment_is_shown_read_only_as_live_text(
         shape="prosemirror",
         text="Release plan. Ship on Friday. Tell the users",
     )
-    page = await open_synced(browser, f"{hub.http}/d/docs/spec?mode=edit")
+    await node_clients.call("write_shape", client="editor", shape="codemirror", text="notes()")
+    page = await open_synced(browser, f"{hub.http}/d/docs/spec?mode=edit&field=default")
     await page.wait(editor_has("Release plan\nShip on Friday\nTell the users"))
     assert await page.eval("window.nova.field()") == "default"
     assert "read-only text" in await page.text("#doc-stats")
@@ -179,6 +180,18 @@ async def test_tiptap_fragment_is_shown_read_only_as_live_text(
     assert hub.get("/api/documents/docs/spec/text?field=default").json()["text"] == await page.eval(
         "window.nova.editorText()"
     )
+    # The page lists the document's fields; choosing the Y.Text one opens it as a live editor.
+    await page.wait("!document.getElementById('field-select').hidden")
+    options = await page.eval("[...document.querySelectorAll('#field-select option')].map(o => o.value)")
+    assert options == ["codemirror", "default"]
+    await page.eval(
+        "(() => { const s = document.getElementById('field-select'); s.value = 'codemirror';"
+        " s.dispatchEvent(new Event('change')); return true })()"
+    )
+    await page.wait(
+        "window.nova?.field() === 'codemirror' && document.body.dataset.synced === 'true'", timeout=15
+    )
+    await page.wait(editor_has("notes()"))
 
 
 async def open_tiptap(

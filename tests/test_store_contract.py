@@ -30,6 +30,7 @@ from persistence.base import (
     Store,
     StoredDocument,
     StoreUnavailable,
+    TieredDocument,
     UnknownVersion,
     WrappedDataKey,
 )
@@ -709,3 +710,18 @@ async def test_prune_checkpoints_keeps_the_newest_and_what_is_recent(store: Stor
     assert all(f"round {n} " in loaded for n in range(3))  # nothing lost from the content
     with pytest.raises(UnknownVersion):
         await store.read_version("doc", min(checkpoints))
+
+
+async def test_tier_out_only_an_unchanged_document_and_untier(store: Store) -> None:
+    updates, _ = typed(["cold ", "text"])
+    seqs = await store.append([entry("cold", u) for u in updates])
+    await store.add_data_key(WrappedDataKey("cold", "aa" * 8, "k1", b"w", 1.0))
+    stale = TieredDocument("cold", seqs[0], 1.0, 2.0)
+    assert not await store.tier_out(stale)  # an update arrived after the archived state
+    tiered = TieredDocument("cold", seqs[-1], 1.0, 2.0)
+    assert await store.tier_out(tiered)
+    assert (await store.load("cold")).is_empty and await store.data_key("cold") is None
+    assert await store.tiered_documents() == [tiered]
+    await store.untier("cold")
+    assert await store.tiered_documents() == []
+    assert await store.tier_out(TieredDocument("never", 1, 1.0, 2.0)) is False

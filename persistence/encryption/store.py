@@ -19,33 +19,27 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from persistence.base import (
     ActivityEntry,
-    AuditEvent,
-    AuditRecord,
     CompactionResult,
     CorruptDocument,
-    DeadLetter,
-    DeletedDocument,
-    DeliveryRecord,
     DocumentExport,
-    DocumentInfo,
     LogEntry,
     LoggedUpdate,
     MergeFunction,
-    PendingDocument,
-    Revocation,
     Store,
     StoredDocument,
     StoreError,
+    TieredDocument,
     VersionInfo,
     WrappedDataKey,
 )
 from persistence.encryption.envelope import OVERHEAD, DataKey, UnreadablePayload, new_data_key, rewrap, unwrap
 from persistence.encryption.keys import KeyProvider, MasterKeyError
+from persistence.layer import StoreLayer
 
 DATA_KEY_CACHE = 10_000  # unwrapped data keys held in memory (LRU)
 OFFLOAD_BYTES = 1 << 20  # seal batches larger than this on a worker thread
@@ -55,7 +49,7 @@ class EncryptionError(StoreError):
     """The store cannot be used with the configured keys (missing, wrong, or mixed data)."""
 
 
-class EncryptedStore:
+class EncryptedStore(StoreLayer):
     def __init__(self, inner: Store, keys: KeyProvider, cache_size: int = DATA_KEY_CACHE) -> None:
         self.inner = inner
         self.keys = keys
@@ -89,6 +83,7 @@ class EncryptedStore:
         keyed = {record.document for record in records}
         names = {info.name for info in await self.inner.list_documents()}
         names |= {deleted.name for deleted in await self.inner.deleted_documents()}
+        names -= {tiered.name for tiered in await self.inner.tiered_documents()}  # keys in the archive
         plain = sorted(names - keyed)
         if plain:
             raise EncryptionError(
@@ -99,9 +94,6 @@ class EncryptedStore:
     async def close(self) -> None:
         self._cache.clear()
         await self.inner.close()
-
-    async def ping(self) -> None:
-        await self.inner.ping()
 
     # -- data keys ------------------------------------------------------------------
 
@@ -206,55 +198,15 @@ class EncryptedStore:
         entries = await self.inner.activity(document, limit)
         return [replace(e, update_bytes=_plain_size(e.update_bytes)) for e in entries]
 
-    async def list_documents(self) -> list[DocumentInfo]:
-        return await self.inner.list_documents()
-
-    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        await self.inner.append_audit(events)
-
-    async def audit(
-        self, *, document: str | None = None, subject: str | None = None, limit: int = 100
-    ) -> list[AuditEvent]:
-        return await self.inner.audit(document=document, subject=subject, limit=limit)
-
-    async def add_revocation(self, revocation: Revocation) -> None:
-        await self.inner.add_revocation(revocation)  # token ids are not document content
-
-    async def revocations(self, now: float) -> list[Revocation]:
-        return await self.inner.revocations(now)
-
-    async def data_key(self, document: str) -> WrappedDataKey | None:
-        return await self.inner.data_key(document)
-
-    async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
-        return await self.inner.add_data_key(key)
-
-    async def data_keys(self) -> list[WrappedDataKey]:
-        return await self.inner.data_keys()
-
-    async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
-        return await self.inner.rewrap_data_key(old, new)
-
-    async def mark_deleted(self, deleted: DeletedDocument) -> bool:
-        return await self.inner.mark_deleted(deleted)
-
-    async def undelete(self, document: str) -> bool:
-        return await self.inner.undelete(document)
-
-    async def deleted_documents(self) -> list[DeletedDocument]:
-        return await self.inner.deleted_documents()
-
     async def erase(self, document: str) -> int:
         """Erase the rows and the data key (crypto-shredding: any copy of the ciphertext left
         in database pages, WAL segments or backups can no longer be opened)."""
         self._cache.pop(document, None)
         return await self.inner.erase(document)
 
-    async def prune_checkpoints(self, document: str, before: float) -> int:
-        return await self.inner.prune_checkpoints(document, before)
-
-    async def export_document(self, document: str) -> DocumentExport:
-        return await self.inner.export_document(document)
+    async def tier_out(self, tiered: TieredDocument) -> bool:
+        self._cache.pop(tiered.name, None)
+        return await self.inner.tier_out(tiered)
 
     async def import_document(self, export: DocumentExport) -> None:
         self._cache.pop(export.document, None)
@@ -271,39 +223,6 @@ class EncryptedStore:
             return [row if row.update is None else replace(row, update=key.open(row.update)) for row in rows]
         except UnreadablePayload as exc:
             raise CorruptDocument(f"document {document!r}: {exc}") from exc
-
-    async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
-        return await self.inner.pending_events(sink, after_seq)
-
-    async def event_cursor(self, sink: str, document: str) -> int:
-        return await self.inner.event_cursor(sink, document)
-
-    async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
-        await self.inner.advance_event_cursors(sink, positions)
-
-    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
-        return await self.inner.acquire_lease(name, holder, ttl_seconds)
-
-    async def release_lease(self, name: str, holder: str) -> None:
-        await self.inner.release_lease(name, holder)
-
-    async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
-        return await self.inner.read_audit(after_id, limit)
-
-    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
-        await self.inner.record_deliveries(records)
-
-    async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
-        return await self.inner.deliveries(sink, limit)
-
-    async def add_dead_letter(self, letter: DeadLetter) -> int:
-        return await self.inner.add_dead_letter(letter)
-
-    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        return await self.inner.dead_letters(sink, limit)
-
-    async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
-        return await self.inner.remove_dead_letter(letter_id)
 
 
 def keys_of(store: Store) -> KeyProvider | None:

@@ -132,6 +132,27 @@ function main (): void {
     return answer.kind
   }
 
+  // The document's fields, for switching between them (a link with ?field=).
+  const listFields = (): void => {
+    api.fieldText(config.document, field).then((answer) => {
+      if (answer.fields.length < 2 && answer.fields.every((f) => f.name === field)) return
+      const select = byId<HTMLSelectElement>('field-select')
+      select.replaceChildren(...answer.fields.map((f) => {
+        const option = document.createElement('option')
+        option.value = f.name
+        option.textContent = f.kind === 'text' ? f.name : `${f.name} (${f.kind}, read-only)`
+        option.selected = f.name === field
+        return option
+      }))
+      select.hidden = false
+      select.addEventListener('change', () => {
+        const url = new URL(window.location.href)
+        url.searchParams.set('field', select.value)
+        window.location.assign(url.toString())
+      })
+    }).catch(() => { /* the list is a convenience: the page works without it */ })
+  }
+
   const mountRendered = (): void => {
     // Rich text, maps and arrays: read-only plain text, fetched again (throttled) on every change.
     editing = false
@@ -161,6 +182,7 @@ function main (): void {
     document.body.dataset.synced = 'true'
     metrics.loadToSyncedMs = performance.now()
     showStats()
+    listFields()
   }
 
   const mountEditor = (): void => {
@@ -186,6 +208,7 @@ function main (): void {
     view = new EditorView({ state: EditorState.create({ doc: bound.toString(), extensions }) })
     byId('editor').replaceChildren(view.dom)
     document.body.dataset.field = field
+    listFields()
     requestAnimationFrame(() => {
       metrics.loadToSyncedMs = performance.now()
       document.body.dataset.synced = 'true'
