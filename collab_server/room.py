@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 # The relay window opens above this share of a core used by the hub and is full above the next.
 _IDLE_LOAD = 0.35
 _BUSY_LOAD = 0.7
+# A relay that ran this late after its planned time means the event loop has a backlog.
+_LAGGING_SECONDS = 0.005
 
 
 class DocumentTooLarge(Exception):
@@ -278,13 +280,16 @@ class Room:
 
         Each frame costs a write per peer; in a busy room merging a few milliseconds of
         updates cuts that cost several times. That is worth a delay only when the CPU is
-        needed: the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
+        needed (the process busy, or the loop running this relay late because the machine's
+        CPU is short): the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
         (0.2 ms per peer, at most ``relay_window_ms``) at ``_BUSY_LOAD``. A small room, or a
         process with CPU to spare, relays at once.
         """
         if len(self.peers) < self._window_min_peers:
             return 0.0
         load = self._load()
+        if self._relay.lag > _LAGGING_SECONDS:  # the loop is behind: the CPU is short, whoever uses it
+            load = max(load, _BUSY_LOAD)
         if load <= _IDLE_LOAD:
             return 0.0
         full = min(self._max_window, len(self.peers) * 0.0002)
