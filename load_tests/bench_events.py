@@ -338,6 +338,17 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"\nhub CPU, publishing on / off (medians): {on:.3f} / {off:.3f} cores = {100 * (on / off - 1):+.1f}%"
         )
+    off_us = median([r["hub_cpu_us_per_delivery"] for r in runs if r["events"] == "off"])
+    on_us = median([r["hub_cpu_us_per_delivery"] for r in runs if r["events"] == "on"])
+    if off_us and on_us:
+        lines.append(
+            f"hub CPU per delivered update, on / off (medians): {on_us:.1f} / {off_us:.1f} µs"
+            f" = {100 * (on_us / off_us - 1):+.1f}%"
+        )
+    k50 = median([r["keystroke_to_consumer_p50_ms"] for r in runs if r["events"] == "on"])
+    k99 = median([r["keystroke_to_consumer_p99_ms"] for r in runs if r["events"] == "on"])
+    if k50 is not None and k99 is not None:
+        lines.append(f"keystroke → consumer, medians of the on runs: p50 {k50:.1f} ms, p99 {k99:.1f} ms")
     t = result["throughput"]
     lines.append(
         f"throughput: {t['events_read']} events ({t['backlog']} stored updates + created) published from the store"
