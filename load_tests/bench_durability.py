@@ -4,7 +4,9 @@
 
 One writer and one reader on loopback; the writer sends one update, waits until the reader
 has it, and repeats. Strict relays after the commit, relaxed before it; the difference is what
-strict durability adds. Stores: SQLite (embedded default) and PostgreSQL (throwaway server).
+strict durability adds. Stores: SQLite (embedded default) and PostgreSQL (throwaway server),
+each also with encryption at rest on (a master key file; fresh database): the last lines give
+what encryption adds to the strict relay latency, from the same run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import crdt_core  # noqa: E402
+from load_tests.bench_storage import fresh_database  # noqa: E402
+from persistence.encryption.keys import new_key_entry  # noqa: E402
 from tests.support.hub import HubProcess  # noqa: E402
 from tests.support.services import PostgresServer  # noqa: E402
 
@@ -63,11 +67,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, PostgresServer() as postgres:
         work = Path(tmp)
-        stores = {"memory": "memory", "sqlite": f"sqlite:///{work / 'd.sqlite3'}", "postgresql": postgres.dsn}
+        keys = work / "master-keys"
+        keys.write_text(new_key_entry("bench") + "\n")
+        encrypted_dsn = asyncio.run(fresh_database(postgres.dsn, "bench_encrypted"))
+        stores = {
+            "memory": ("memory", {}),
+            "sqlite": (f"sqlite:///{work / 'd.sqlite3'}", {}),
+            "sqlite+enc": (f"sqlite:///{work / 'e.sqlite3'}", {"master_key_file": keys}),
+            "postgresql": (postgres.dsn, {}),
+            "postgres+enc": (encrypted_dsn, {"master_key_file": keys}),
+        }
         rows = {}
-        for label, url in stores.items():
+        for label, (url, options) in stores.items():
             for durability in ("relaxed", "strict"):
-                hub = HubProcess(work, store=url, durability=durability).start()
+                hub = HubProcess(work, store=url, durability=durability, **options).start()
                 try:
                     latencies = asyncio.run(relay_latencies(hub.url(f"bench-{durability}"), args.updates))
                 finally:
@@ -81,6 +94,12 @@ def main() -> None:
             print(
                 f"{label:<11} {relaxed[0]:>9.2f} / {relaxed[1]:<8.2f} {strict[0]:>8.2f} / {strict[1]:<8.2f}"
                 f" {strict[0] - relaxed[0]:>11.2f} / {strict[1] - relaxed[1]:<8.2f}"
+            )
+        for plain, encrypted in (("sqlite", "sqlite+enc"), ("postgresql", "postgres+enc")):
+            off, on = rows[(plain, "strict")], rows[(encrypted, "strict")]
+            print(
+                f"encryption at rest, {plain} strict relay: p50 {off[0]:.2f} -> {on[0]:.2f} ms"
+                f" ({(on[0] / off[0] - 1) * 100:+.1f} %), p99 {off[1]:.2f} -> {on[1]:.2f} ms"
             )
 
 

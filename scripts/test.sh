@@ -37,6 +37,8 @@ if [[ "$fast" == 1 ]]; then
     printf '\n== pytest: fast tier\n'
     # Only the files that hold fast tests are collected (collecting the rest imports seconds of modules).
     mapfile -t files < <(grep -rl --include='test_*.py' 'pytest.mark.fast' tests | sort)
+    # Property tests in the tier run fewer examples than in the full suite (120).
+    export FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-30}"
     python3 -m pytest -p no:cacheprovider -m fast "${files[@]}" "$@"
     printf '\n== fast tier finished in %ss\n' "$(( $(date +%s) - started ))"
     exit 0

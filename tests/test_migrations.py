@@ -6,6 +6,8 @@ import pytest
 
 from persistence.migrations import Migration, UnknownSchemaVersion, load_migrations, pending_migrations
 
+pytestmark = pytest.mark.fast
+
 
 def test_both_dialects_have_the_same_unique_versions() -> None:
     sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]

@@ -350,6 +350,35 @@ async def test_refusals_are_explained(secure_hub: HubProcess, editor: Editor) ->
     assert status["refusal"]["code"] == 4413 and "too large" in status["refusal"]["message"]
 
 
+async def test_read_only_token_opens_files_read_only(secure_hub: HubProcess, editor: Editor) -> None:
+    """The nova: file system stats a file a read-only token cannot edit as read-only (VS Code
+    then opens it in a read-only editor) and refuses its save; the hub refuses writes anyway."""
+    writer = mint(SECRET, "alice", [("team/*", "write")], ttl_seconds=600)
+    await editor.call(
+        "open",
+        editor="w",
+        hub=secure_hub.ws,
+        document="team/plan.md",
+        token=writer,
+        text="plan",
+        initial="fromDocument",
+    )
+    reader = mint(SECRET, "viewer", [("team/*", "read")], ttl_seconds=600)
+    viewed = await editor.call(
+        "fs_document", hub=secure_hub.ws, document="team/plan.md", token=reader, text="hacked"
+    )
+    assert viewed["type"] == 1 and viewed["permissions"] == 1  # File, FilePermission.Readonly
+    assert viewed["write"].startswith("NoPermissions") and "read-only" in viewed["write"], viewed
+    assert viewed["shared"] == "plan"
+
+    edited = await editor.call(
+        "fs_document", hub=secure_hub.ws, document="team/plan.md", token=writer, text="plan"
+    )
+    assert edited["permissions"] is None, edited
+    assert "read-only" not in edited["write"], edited
+    assert (await editor.call("text", editor="w"))["shared"] == "plan"
+
+
 async def test_keystroke_round_trip_latency(memory_hub: HubProcess, editor: Editor) -> None:
     """Editor keystroke -> hub -> second editor: p50/p99 printed (a figure, not a benchmark)."""
     await editor.call(
@@ -535,8 +564,8 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
         startup = [host.start(), guest.start()]
         print(f"\ncode-server ready in {startup[0]:.1f} s / {startup[1]:.1f} s")
         await browser.call("launch", timeout=90)
-        await browser.call("open", page="host", url=host.url, timeout=90)
-        await browser.call("open", page="guest", url=guest.url, timeout=90)
+        await browser.call("open", page="host", url=host.url, timeout=180)
+        await browser.call("open", page="guest", url=guest.url, timeout=180)
 
         # Host: start a session; its manifest document appears on the hub.
         await browser.call(
@@ -612,6 +641,11 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
                         break
                     assert time.monotonic() < deadline, labels
                     await asyncio.sleep(0.2)
+                # The names float over the code (absolutely positioned, their caret span stays
+                # 0 px wide), so no code moves; before, `def [Fixer (rules-1)] greet()`.
+                flags = await browser.call("cursor_flags", page="guest")
+                assert {f["position"] for f in flags} == {"absolute"}, flags
+                assert all(f["width"] < 1 for f in flags), flags
                 await browser.call("screenshot", page="guest", path=str(ARTIFACTS / "vscode-guest.png"))
                 await browser.call("screenshot", page="host", path=str(ARTIFACTS / "vscode-host.png"))
 

@@ -46,6 +46,17 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     follower?.dispose();
     follower = undefined;
     if (session instanceof GuestSession) session.manifest.files.observe(() => fileSystem.refresh(session));
+    if (session instanceof GuestSession || session instanceof DocumentSession) {
+      // When the hub says a file is read-only for us, VS Code re-stats it and locks its editor.
+      const restated = new Set<string>();
+      session.onDidChange(() => {
+        for (const [key, file] of session.files) {
+          if (!file.connection.readOnly || restated.has(key)) continue;
+          restated.add(key);
+          fileSystem.changedFile(session instanceof GuestSession ? session.uriOf(key) : session.uri);
+        }
+      });
+    }
   });
 
   const run =

@@ -4,10 +4,15 @@
  * that one document. Reads return the shared text with the file's end of line; a save
  * makes the shared text equal to the saved one with minimal edits (usually none: the
  * binding already sent every keystroke). Renames and deletes are not shared.
+ *
+ * Files a read-only token cannot edit (by its grants, or once the hub said "read-only") are
+ * stat'ed with the read-only permission, so VS Code opens them in a read-only editor.
  */
 import * as vscode from 'vscode';
 import { GuestSession } from './guestSession';
+import { fileDocument, manifestDocument } from './manifest';
 import { DocumentSession, type Session } from './session';
+import { isReadOnlyToken } from './tokenGrants';
 
 export class NovaFileSystem implements vscode.FileSystemProvider {
   private readonly changed = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
@@ -37,7 +42,12 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
     const session = await this.session(uri);
     const path = uri.path.replace(/^\/+/, '');
-    const base = { ctime: this.started, mtime: this.mtimes.get(uri.toString()) ?? this.started, size: 0 };
+    const base = {
+      ctime: this.started,
+      mtime: this.mtimes.get(uri.toString()) ?? this.started,
+      size: 0,
+      ...(this.readOnly(session, path) ? { permissions: vscode.FilePermission.Readonly } : {}),
+    };
     if (path === '') return { ...base, type: vscode.FileType.Directory };
     if (session instanceof DocumentSession) {
       if (uri.path !== session.uri.path) throw vscode.FileSystemError.FileNotFound(uri);
@@ -71,8 +81,28 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
     return new TextEncoder().encode(await session.read(uri.path.replace(/^\/+/, '')));
   }
 
+  /** Whether the local user may not change `path` ('' : the folder, i.e. add files). */
+  readOnly(session: GuestSession | DocumentSession, path: string): boolean {
+    const token = session.settings.token;
+    if (session instanceof DocumentSession) {
+      return session.sharedFile.connection.readOnly || isReadOnlyToken(token, session.documentName);
+    }
+    if (path === '' || !session.manifest.files.has(path)) {
+      return session.manifestConnection.readOnly || isReadOnlyToken(token, manifestDocument(session.id));
+    }
+    return (session.files.get(path)?.connection.readOnly ?? false) || isReadOnlyToken(token, fileDocument(session.id, path));
+  }
+
+  /** Tells VS Code to re-stat a file (e.g. the hub just said it is read-only for us). */
+  changedFile(uri: vscode.Uri): void {
+    this.changed.fire([{ type: vscode.FileChangeType.Changed, uri }]);
+  }
+
   async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
     const session = await this.session(uri);
+    if (this.readOnly(session, uri.path.replace(/^\/+/, ''))) {
+      throw vscode.FileSystemError.NoPermissions(`${uri.path}: your token is read-only for this file`);
+    }
     const text = new TextDecoder().decode(content);
     if (session instanceof DocumentSession) {
       const binding = session.sharedFile.binding;

@@ -1,10 +1,12 @@
 /**
  * Other participants' cursors and selections in the editors showing a bound document:
- * a coloured caret, a tinted selection and a name label ("🤖" marks agents).
+ * a coloured caret, a tinted selection and a name flag floating over the code (never
+ * inline, so no code moves), repeated as the hover of caret and selection ("🤖" marks agents).
  */
 import * as vscode from 'vscode';
 import type * as awarenessProtocol from 'y-protocols/awareness';
 import type { DocumentBinding } from './binding';
+import { caretLook, flagPlacement, type FlagPlacement } from './cursorFlag';
 import { participants, type Participant } from './presence';
 
 interface Look {
@@ -44,21 +46,13 @@ export class RemoteCursors implements vscode.Disposable {
     }, 30);
   }
 
-  private look(participant: Participant): Look {
-    const key = `${participant.color}|${labelOf(participant)}`;
+  private look(participant: Participant, placement: FlagPlacement): Look {
+    const key = `${participant.color}|${labelOf(participant)}|${placement}`;
     let look = this.looks.get(key);
     if (look === undefined) {
       look = {
         caret: vscode.window.createTextEditorDecorationType({
-          border: `solid ${participant.color}`,
-          borderWidth: '0 0 0 2px',
-          after: {
-            contentText: ` ${labelOf(participant)} `,
-            color: '#ffffff',
-            backgroundColor: participant.color,
-            fontWeight: 'normal',
-            margin: '0 0 0 2px',
-          },
+          ...caretLook(participant.color, labelOf(participant), placement),
           rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
         }),
         selection: vscode.window.createTextEditorDecorationType({
@@ -74,20 +68,24 @@ export class RemoteCursors implements vscode.Disposable {
   render(): void {
     const document = this.binding.document;
     const editors = vscode.window.visibleTextEditors.filter((editor) => editor.document === document);
-    const carets = new Map<Look, vscode.Range[]>();
-    const selections = new Map<Look, vscode.Range[]>();
+    const carets = new Map<Look, vscode.DecorationOptions[]>();
+    const selections = new Map<Look, vscode.DecorationOptions[]>();
     for (const look of this.looks.values()) {
       carets.set(look, []);
       selections.set(look, []);
     }
     for (const participant of participants(this.awareness, this.binding.ytext)) {
       if (participant.isLocal || participant.cursor === undefined) continue;
-      const look = this.look(participant);
       const head = this.binding.yIndexToPosition(participant.cursor.head);
       const anchor = this.binding.yIndexToPosition(participant.cursor.anchor);
-      (carets.get(look) ?? carets.set(look, []).get(look))?.push(new vscode.Range(head, head));
+      const look = this.look(participant, flagPlacement(head.line));
+      const hoverMessage = labelOf(participant);
+      (carets.get(look) ?? carets.set(look, []).get(look))?.push({ range: new vscode.Range(head, head), hoverMessage });
       if (!anchor.isEqual(head)) {
-        (selections.get(look) ?? selections.set(look, []).get(look))?.push(new vscode.Range(anchor, head));
+        (selections.get(look) ?? selections.set(look, []).get(look))?.push({
+          range: new vscode.Range(anchor, head),
+          hoverMessage,
+        });
       }
     }
     for (const editor of editors) {

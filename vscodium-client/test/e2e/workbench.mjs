@@ -58,8 +58,9 @@ const ops = {
     page.on('console', (message) => logs.push(message.text()));
     pages.set(name, { page, logs });
     const started = Date.now();
-    await page.goto(url, { waitUntil: 'domcontentloaded' });
-    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 60_000 });
+    // A busy machine can take long to serve the first workbench page: a generous deadline.
+    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 80_000 });
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 80_000 });
     return { ms: Date.now() - started };
   },
   async command({ page: name, title, input, timeoutMs = 30_000 }) {
@@ -138,6 +139,20 @@ const ops = {
         }
       }
       return [...labels];
+    });
+  },
+  // The name flags of remote cursors: their text and whether they take inline space.
+  async cursor_flags({ page: name }) {
+    return entry(name).page.evaluate(() => {
+      const flags = [];
+      for (const el of document.querySelectorAll('.editor-instance .monaco-editor .view-lines span')) {
+        const style = getComputedStyle(el, '::after');
+        const content = style.content;
+        if (!content || content === 'none' || content === 'normal') continue;
+        // An inline name would widen its (empty-range) span; a floating one leaves it 0 px wide.
+        flags.push({ text: content.replace(/^"|"$/g, '').trim(), position: style.position, width: el.getBoundingClientRect().width });
+      }
+      return flags;
     });
   },
   async status_text({ page: name }) {

@@ -74,14 +74,59 @@ export enum EndOfLine {
 export class Uri {
   private constructor(
     readonly scheme: string,
+    readonly authority: string,
     readonly path: string,
   ) {}
   static parse(value: string): Uri {
     const colon = value.indexOf(':');
-    return new Uri(value.slice(0, colon), value.slice(colon + 1));
+    return new Uri(value.slice(0, colon), '', value.slice(colon + 1));
+  }
+  static from(parts: { scheme: string; authority?: string; path?: string }): Uri {
+    return new Uri(parts.scheme, parts.authority ?? '', parts.path ?? '/');
   }
   toString(): string {
-    return `${this.scheme}:${this.path}`;
+    return this.authority === '' ? `${this.scheme}:${this.path}` : `${this.scheme}://${this.authority}${this.path}`;
+  }
+}
+
+// The file system provider's vocabulary (values as in VS Code's API).
+export enum FileType {
+  Unknown = 0,
+  File = 1,
+  Directory = 2,
+}
+
+export enum FilePermission {
+  Readonly = 1,
+}
+
+export enum FileChangeType {
+  Changed = 1,
+  Created = 2,
+  Deleted = 3,
+}
+
+export class FileSystemError extends Error {
+  private constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+  private static of(code: string, what: unknown): FileSystemError {
+    return new FileSystemError(`${code}: ${String(what)}`, code);
+  }
+  static FileNotFound(what?: unknown): FileSystemError {
+    return FileSystemError.of('FileNotFound', what);
+  }
+  static FileExists(what?: unknown): FileSystemError {
+    return FileSystemError.of('FileExists', what);
+  }
+  static NoPermissions(what?: unknown): FileSystemError {
+    return FileSystemError.of('NoPermissions', what);
+  }
+  static Unavailable(what?: unknown): FileSystemError {
+    return FileSystemError.of('Unavailable', what);
   }
 }
 

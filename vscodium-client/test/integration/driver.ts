@@ -9,6 +9,8 @@ import type * as vscode from 'vscode';
 import * as Y from 'yjs';
 import { DocumentBinding } from '../../src/binding';
 import { HubConnection } from '../../src/connection';
+import { NovaFileSystem } from '../../src/fileSystemProvider';
+import { DocumentSession } from '../../src/session';
 import { participants, setLocalCursor, setLocalUser } from '../../src/presence';
 import * as fake from '../fake/vscode';
 
@@ -45,6 +47,27 @@ function text(value: unknown): string {
 type Request = Record<string, unknown> & { id: number; op: string };
 
 const ops: Record<string, (request: Request) => Promise<unknown>> = {
+  /** A joined document through the nova: file system: its stat and a save attempt. */
+  async fs_document(request) {
+    const token = typeof request.token === 'string' ? request.token : '';
+    const settings = { hubUrl: String(request.hub), token, user: { name: 'fs', color: '#336699', kind: 'human' as const } };
+    const session = new DocumentSession(settings, String(request.document), undefined);
+    try {
+      const fileSystem = new NovaFileSystem((id) => Promise.resolve(id === session.id ? session : undefined));
+      await session.sharedFile.connection.whenSynced();
+      const stat = await fileSystem.stat(session.uri);
+      let write: string;
+      try {
+        await fileSystem.writeFile(session.uri, new TextEncoder().encode(text(request.text)));
+        write = 'accepted';
+      } catch (error) {
+        write = error instanceof Error ? error.message : String(error);
+      }
+      return { type: stat.type, permissions: stat.permissions ?? null, write, shared: session.sharedFile.ytext.toString() };
+    } finally {
+      session.dispose();
+    }
+  },
   async open(request) {
     const name = String(request.editor);
     const eol = request.eol === 'crlf' ? fake.EndOfLine.CRLF : fake.EndOfLine.LF;
