@@ -57,6 +57,7 @@ async def in_process() -> AsyncIterator[tuple[httpx.AsyncClient, SwitchableStore
             yield client, store
 
 
+@pytest.mark.fast  # in-process: the app on a switchable memory store
 async def test_strict_edit_is_answered_after_its_commit_and_503_when_the_store_is_down(
     in_process: tuple[httpx.AsyncClient, SwitchableStore],
 ) -> None:

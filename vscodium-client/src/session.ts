@@ -56,7 +56,9 @@ export abstract class Session implements vscode.Disposable {
     const key = path ?? documentName;
     let file = this.files.get(key);
     if (file === undefined) {
-      file = new SharedFile(documentName, this.settings.hubUrl, this.settings.token, this.settings.user, path);
+      file = new SharedFile(documentName, this.settings.hubUrl, this.settings.token, this.settings.user, path, {
+        traceLatency: this.settings.traceLatency === true,
+      });
       this.files.set(key, file);
       this.watch(file.connection);
       file.connection.awareness.on('change', () => this.fire());

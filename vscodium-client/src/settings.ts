@@ -7,6 +7,8 @@ export interface Settings {
   readonly hubUrl: string;
   readonly token: string;
   readonly user: LocalUser;
+  /** Log a timestamp per keystroke sent and per remote edit shown (the e2e latency breakdown). */
+  readonly traceLatency?: boolean;
 }
 
 const PALETTE = ['#e5534b', '#3b82f6', '#22a06b', '#a855f7', '#d97706', '#0891b2', '#db2777'];
@@ -22,6 +24,8 @@ export function readSettings(): Settings {
     hubUrl: config.get<string>('hubUrl', 'ws://127.0.0.1:1234').trim().replace(/\/+$/, ''),
     token: config.get<string>('token', '').trim(),
     user: { name, color, kind: 'human' },
+    // An environment switch, not a setting: only the end-to-end benchmark turns it on.
+    traceLatency: process.env.NOVA_TRACE_LATENCY === '1',
   };
 }
 

@@ -160,22 +160,47 @@ const ops = {
       [...document.querySelectorAll('.statusbar-item')].map((item) => item.textContent?.trim() ?? '').filter((t) => t.includes('Nova')),
     );
   },
-  // Keystroke in one workbench to the character shown in the other, `count` times.
+  // Keystroke in one workbench to the character shown in the other, `count` times. With the
+  // extension's latency trace on (NOVA_TRACE_LATENCY=1), each sample is split at the source's
+  // binding (keystroke in the Y.Text and on the socket) and the target's binding (edit applied
+  // in the target's editor model): input, transit (hub + both extension hosts), render.
   async latency({ from, to, count = 30 }) {
-    const source = entry(from).page;
-    const target = entry(to).page;
-    const samples = [];
+    const source = entry(from);
+    const target = entry(to);
+    const windows = [];
     for (let i = 0; i < count; i += 1) {
       const marker = `k${i}q`;
       const started = Date.now();
-      await source.keyboard.type(marker, { delay: 0 });
-      await target.waitForFunction(
+      await source.page.keyboard.type(marker, { delay: 0 });
+      await target.page.waitForFunction(
         ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
         [EDITOR_TEXT.toString(), marker],
-        { timeout: 10_000, polling: 5 },
+        { timeout: 20_000, polling: 5 },
       );
-      samples.push(Date.now() - started);
+      windows.push({ started, rendered: Date.now() });
     }
+    const traces = (logs, direction) =>
+      logs.flatMap((line) => {
+        const match = new RegExp(`nova-trace ${direction} (\\d+)`).exec(line);
+        return match === null ? [] : [Number(match[1])];
+      });
+    // The extension hosts' console lines reach the page a little later: wait for the last one.
+    const last = windows[windows.length - 1];
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !traces(target.logs, 'remote').some((t) => t >= last.started)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const sent = traces(source.logs, 'local');
+    const applied = traces(target.logs, 'remote');
+    const samples = windows.map(({ started, rendered }) => {
+      // The marker's last character ends the sample: the last trace inside its window.
+      const inWindow = (times) => times.filter((t) => t >= started && t <= rendered).pop();
+      const s = inWindow(sent);
+      const a = inWindow(applied);
+      const total = rendered - started;
+      if (s === undefined || a === undefined || a < s) return { total };
+      return { total, input: s - started, transit: a - s, render: rendered - a };
+    });
     return samples;
   },
   async screenshot({ page: name, path }) {
