@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
 from collab_server.settings import Settings
@@ -44,6 +44,9 @@ class ArchiveService:
         self.interval = interval_seconds
         self.tier_after = tier_after_seconds
         self._loaded = loaded
+        # Set by the change-event publisher: documents whose updates are not published yet are
+        # never tiered out (tiering removes their rows, the events' only source).
+        self.unpublished: Callable[[], Awaitable[Collection[str]]] | None = None
         self.tiered_out = 0
         self.last_report: PassReport | None = None
         self.last_success: float | None = None
@@ -68,7 +71,10 @@ class ArchiveService:
             self.passes += 1
             self.last_report, self.last_success, self.last_error = report, time.time(), None
             if self.tiering is not None:
-                moved = await self.tiering.tier_out_cold(time.time() - self.tier_after, self._loaded())
+                keep = set(self._loaded())
+                if self.unpublished is not None:
+                    keep |= set(await self.unpublished())
+                moved = await self.tiering.tier_out_cold(time.time() - self.tier_after, keep)
                 self.tiered_out += len(moved)
                 if moved:
                     logger.info("tiered out %d cold documents to the archive", len(moved))

@@ -173,6 +173,11 @@ async def fanout_run(
             "events": "on" if events_on else "off",
             "repeat": repeat,
             "hub_cores": stats.cpu_window_s / measure_s if measure_s else None,
+            "hub_cpu_us_per_delivery": (
+                1e6 * stats.cpu_window_s / load["arrivals_in_window"]
+                if load.get("arrivals_in_window")
+                else None
+            ),
             "broker_cores": broker_cpu,  # the Kafka JVM shares this machine's cores
             "fanout_p50_ms": load["latency_ms"].get("p50"),
             "fanout_p99_ms": load["latency_ms"].get("p99"),
@@ -333,6 +338,17 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"\nhub CPU, publishing on / off (medians): {on:.3f} / {off:.3f} cores = {100 * (on / off - 1):+.1f}%"
         )
+    off_us = median([r["hub_cpu_us_per_delivery"] for r in runs if r["events"] == "off"])
+    on_us = median([r["hub_cpu_us_per_delivery"] for r in runs if r["events"] == "on"])
+    if off_us and on_us:
+        lines.append(
+            f"hub CPU per delivered update, on / off (medians): {on_us:.1f} / {off_us:.1f} µs"
+            f" = {100 * (on_us / off_us - 1):+.1f}%"
+        )
+    k50 = median([r["keystroke_to_consumer_p50_ms"] for r in runs if r["events"] == "on"])
+    k99 = median([r["keystroke_to_consumer_p99_ms"] for r in runs if r["events"] == "on"])
+    if k50 is not None and k99 is not None:
+        lines.append(f"keystroke → consumer, medians of the on runs: p50 {k50:.1f} ms, p99 {k99:.1f} ms")
     t = result["throughput"]
     lines.append(
         f"throughput: {t['events_read']} events ({t['backlog']} stored updates + created) published from the store"

@@ -37,6 +37,11 @@ class _Row:
     seq: int
     entry: LogEntry
     compacted: bool = False
+    imported_bytes: int | None = None  # size of a compacted row imported without its payload
+
+    @property
+    def update_bytes(self) -> int:
+        return self.imported_bytes if self.imported_bytes is not None else len(self.entry.update)
 
 
 @dataclass(slots=True)
@@ -147,7 +152,7 @@ class MemoryStore:
             if not row.compacted:
                 actors = [row.entry.actor] if row.entry.actor else []
                 versions[row.seq] = VersionInfo(
-                    row.seq, row.entry.timestamp, actors, len(row.entry.update), "update"
+                    row.seq, row.entry.timestamp, actors, row.update_bytes, "update"
                 )
         previous = 0
         for checkpoint in doc.checkpoints:
@@ -171,7 +176,7 @@ class MemoryStore:
             return []
         rows = sorted(doc.rows, key=lambda row: row.seq, reverse=True)[:limit]
         return [
-            ActivityEntry(r.seq, r.entry.timestamp, r.entry.actor, r.entry.origin_node, len(r.entry.update))
+            ActivityEntry(r.seq, r.entry.timestamp, r.entry.actor, r.entry.origin_node, r.update_bytes)
             for r in rows
         ]
 
@@ -348,7 +353,7 @@ class MemoryStore:
             ExportedUpdate(
                 r.seq,
                 None if r.compacted else r.entry.update,
-                len(r.entry.update),
+                r.update_bytes,
                 r.entry.actor,
                 r.entry.origin_node,
                 r.entry.timestamp,
@@ -368,7 +373,7 @@ class MemoryStore:
         for u in export.updates:
             # A compacted row keeps its metadata; its payload is gone (a checkpoint covers it).
             entry = LogEntry(export.document, u.payload or b"", u.actor, u.origin_node, u.created_at)
-            doc.rows.append(_Row(u.seq, entry, compacted=u.payload is None))
+            doc.rows.append(_Row(u.seq, entry, compacted=u.payload is None, imported_bytes=u.update_bytes))
         doc.checkpoints = [
             _Checkpoint(c.seq, c.created_at, c.snapshot, c.merged, tuple(c.actors))
             for c in export.checkpoints

@@ -76,6 +76,7 @@ async def test_soft_delete_hides_refuses_and_restores_with_roles(tmp_path: Path)
         assert call(hub, "GET", "/api/admin/deleted", writer).status_code == 403
 
         assert call(hub, "POST", "/api/documents/notes.md/undelete", writer).status_code == 403
+        assert call(hub, "POST", "/api/documents/notes.md/erase", writer).status_code == 403
         restored = call(hub, "POST", "/api/documents/notes.md/undelete", admin)
         assert restored.status_code == 200, restored.text
         text = call(hub, "GET", "/api/documents/notes.md/text", writer)

@@ -8,12 +8,15 @@ import time
 from typing import Any
 
 import pycrdt
+import pytest
 
 import crdt_core
 from collab_server.events.source import SUGGESTIONS_FIELD, ChangeSource
 from persistence.base import LogEntry
 from persistence.memory import MemoryStore
 from tests.support.events import apply_delta
+
+pytestmark = pytest.mark.fast  # in-process, on the memory store
 
 Doc = pycrdt.Doc[Any]
 
@@ -120,3 +123,21 @@ async def test_suggestion_changes_become_suggestion_events() -> None:
     assert ("suggestion.rejected", "doc@2/suggestion.rejected/s1") in kinds
     changed = [e for e in batch.events if e.type == "document.changed"]
     assert changed[0].data["fields"] == [SUGGESTIONS_FIELD]
+
+
+async def test_documents_with_unpublished_updates_are_reported_for_the_tiering_hold() -> None:
+    """Tiering (which removes a cold document's rows) skips what a sink has not published."""
+    from prometheus_client import CollectorRegistry
+
+    from collab_server.events.publisher import EventPublisher, PublisherOptions
+    from collab_server.events.webhooks import Endpoint, RetryPolicy, WebhookSink
+
+    doc: Doc = pycrdt.Doc()
+    updates = recording(doc)
+    doc.get("content", type=pycrdt.Text).insert(0, "x")
+    store = await store_with(updates)
+    sink = WebhookSink(Endpoint("a", "http://127.0.0.1:9/", "s"), store, None, RetryPolicy())  # type: ignore[arg-type]
+    publisher = EventPublisher(store, [sink], PublisherOptions(node_id="n"), CollectorRegistry())
+    assert await publisher.unpublished_documents() == {"doc"}
+    await store.advance_event_cursors(sink.name, {"doc": 1})
+    assert await publisher.unpublished_documents() == set()

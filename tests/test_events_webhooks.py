@@ -81,6 +81,7 @@ def receiver() -> Iterator[Receiver]:
     receiver.server.server_close()
 
 
+@pytest.mark.fast
 def test_signature_helper_refuses_tampering_and_replays() -> None:
     body = b'{"id":"doc@1"}'
     header = sign(SECRET, body, int(time.time()))

@@ -725,3 +725,21 @@ async def test_tier_out_only_an_unchanged_document_and_untier(store: Store) -> N
     await store.untier("cold")
     assert await store.tiered_documents() == []
     assert await store.tier_out(TieredDocument("never", 1, 1.0, 2.0)) is False
+
+
+async def test_import_into_this_store_keeps_seqs_and_moves_the_counter(store: Store) -> None:
+    # Rows as this store writes them: ciphertext (with the wrapped data key) under encryption.
+    source: Store = (
+        EncryptedStore(MemoryStore(), CONTRACT_KEYS) if isinstance(store, EncryptedStore) else MemoryStore()
+    )
+    updates, _ = typed(["one ", "two ", "three "])
+    await source.append([entry("filler", updates[0]) for _ in range(5)])  # seqs start above 1
+    await source.append([entry("doc", u, actor="ann") for u in updates])
+    await source.compact("doc", crdt_core.merge_updates)
+    await source.append([entry("doc", typed(["four"])[0][0], actor="bob")])
+    exported = await source.export_document("doc")
+    await store.import_document(exported)
+    assert await store.export_document("doc") == exported
+    assert text_of(await store.load("doc")) == text_of(await source.load("doc"))
+    (seq,) = await store.append([entry("next", updates[0])])
+    assert seq > exported.last_seq

@@ -467,6 +467,13 @@ class EventPublisher:
     def enabled(self) -> bool:
         return bool(self.runners)
 
+    async def unpublished_documents(self) -> set[str]:
+        """Documents with stored updates some sink has not published (kept from tiering)."""
+        documents: set[str] = set()
+        for runner in self.runners:
+            documents |= {doc.document for doc in await self.store.pending_events(runner.name, 0)}
+        return documents
+
     def follow_local_commits(self) -> None:
         """Publish this node's commits from memory (only valid when no other node writes the store)."""
         for runner in self.runners:
