@@ -766,8 +766,8 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
                     f"{percentile([s[part] for s in split], 0.99):.0f}"
                     for part in parts
                 )
-                + f" (n={len(split)}. typing: the test's 3 keys through CDP; input: from the first key"
-                " until the last is in the host's Y.Text and on its socket; network: hub and socket until"
+                + f" (n={len(split)}. typing: the test's key press through CDP; input: from the press"
+                " until the key is in the host's Y.Text and on its socket; network: hub and socket until"
                 " the guest's Y.Text has it; apply: the guest's editor applies it (extension host ->"
                 " renderer -> extension host); render: until the guest's screen shows it, incl. 5 ms polling)"
             )

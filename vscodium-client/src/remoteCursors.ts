@@ -23,6 +23,10 @@ export class RemoteCursors implements vscode.Disposable {
   private readonly looks = new Map<string, Look>();
   private readonly subscriptions: vscode.Disposable[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Decoration types each editor shows nothing of: clearing them again is not sent (each
+   * setDecorations is a message to the renderer, competing with the edits themselves).
+   * Non-empty ones are always sent: VS Code moves them with edits, so ours may differ. */
+  private readonly empty = new WeakMap<vscode.TextEditor, Set<vscode.TextEditorDecorationType>>();
 
   constructor(
     private readonly binding: DocumentBinding,
@@ -89,9 +93,23 @@ export class RemoteCursors implements vscode.Disposable {
       }
     }
     for (const editor of editors) {
-      for (const [look, ranges] of carets) editor.setDecorations(look.caret, ranges);
-      for (const [look, ranges] of selections) editor.setDecorations(look.selection, ranges);
+      for (const [look, ranges] of carets) this.decorate(editor, look.caret, ranges);
+      for (const [look, ranges] of selections) this.decorate(editor, look.selection, ranges);
     }
+  }
+
+  private decorate(
+    editor: vscode.TextEditor,
+    type: vscode.TextEditorDecorationType,
+    ranges: readonly vscode.DecorationOptions[],
+  ): void {
+    let empty = this.empty.get(editor);
+    if (empty === undefined) this.empty.set(editor, (empty = new Set()));
+    if (ranges.length === 0) {
+      if (empty.has(type)) return;
+      empty.add(type);
+    } else empty.delete(type);
+    editor.setDecorations(type, ranges);
   }
 
   dispose(): void {

@@ -168,10 +168,22 @@ const ops = {
     const source = entry(from);
     const target = entry(to);
     const windows = [];
+    const shown = (marker) =>
+      target.page.waitForFunction(
+        ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
+        [EDITOR_TEXT.toString(), marker],
+        { timeout: 20_000, polling: 5 },
+      );
+    // One key per sample: an anchor first (not measured), then each key extends the run.
+    const keys = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    let marker = 'Zq';
+    await source.page.keyboard.type(marker, { delay: 0 });
+    await shown(marker);
     for (let i = 0; i < count; i += 1) {
-      const marker = `k${i}q`;
+      const key = keys[i % keys.length];
+      marker += key;
       const started = Date.now();
-      await source.page.keyboard.type(marker, { delay: 0 });
+      await source.page.keyboard.type(key, { delay: 0 });
       const typed = Date.now();
       await target.page.waitForFunction(
         ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
@@ -195,7 +207,7 @@ const ops = {
     const applied = traces(target.logs, 'remote');
     const received = traces(target.logs, 'received');
     const samples = windows.map(({ started, typed, rendered }) => {
-      // The marker's last character ends the sample: the last trace inside its window.
+      // The sample's one key: the last trace inside its window.
       const inWindow = (times) => times.filter((t) => t >= started && t <= rendered).pop();
       const s = inWindow(sent);
       const r = inWindow(received);
