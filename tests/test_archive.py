@@ -19,6 +19,7 @@ import pycrdt
 import crdt_core
 from persistence.archive.archiver import Archiver
 from persistence.archive.factory import object_store_from_url
+from persistence.archive.manifest import ArchiveCorrupt
 from persistence.base import LogEntry
 from persistence.encryption.keys import new_key_entry
 from persistence.sqlite import SqliteStore
@@ -232,8 +233,20 @@ async def test_object_store_down_for_30_seconds_editing_goes_on_and_archiving_ca
     assert objects is not None
     archiver = Archiver(SqliteStore(tmp_path / "unused.db"), objects)  # only reads the archive here
 
+    torn_reads = 0
+
     async def archived_seq(name: str) -> int:
-        manifest = await archiver.manifest(name)
+        nonlocal torn_reads
+        try:
+            manifest = await archiver.manifest(name)
+        except ArchiveCorrupt as exc:
+            # S3Proxy's filesystem backend can serve an object half old, half new while the hub
+            # overwrites it (the hub PUTs each manifest whole; real S3 never shows a mix). Such a
+            # read is "not yet"; `archive --check` below proves the archive itself is whole.
+            if "a manifest does not parse" not in str(exc):
+                raise
+            torn_reads += 1
+            return -2
         return manifest.last_seq if manifest else -1
 
     def live_seq(name: str) -> int:
@@ -267,6 +280,13 @@ async def test_object_store_down_for_30_seconds_editing_goes_on_and_archiving_ca
         assert hub.text("live-copy.md") == f"during the outage, edit {edits - 1}"
     finally:
         hub.stop()
+    # Checked with the hub stopped, so no write races the reads: every manifest parses and every
+    # object it names is there and matches its digest.
+    s3 = ["--archive-access-key", s3_server.access_key, "--archive-secret-key", s3_server.secret_key]
+    checked = collab("archive", "--check", "--archive", s3_url(s3_server), *s3)
+    assert checked.returncode == 0 and ", 0 problems" in checked.stdout, (
+        checked.stdout + checked.stderr + f" ({torn_reads} torn reads while polling)"
+    )
 
 
 async def _until(read: Any, check: Any, what: str, timeout: float = 30.0) -> None:
