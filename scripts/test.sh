@@ -20,18 +20,7 @@ if [[ "${1:-}" == "--fast" ]]; then
     shift
 fi
 
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/nova-collab"
-mkdir -p "$cache"
-stamp="$cache/setup-$(pwd | sha256sum | cut -c1-16).stamp"
-# What the set-up reads: its scripts, Python and node manifests, the crate, the front-end sources.
-inputs=$(git ls-files -z -- scripts pyproject.toml '*package.json' '*package-lock.json' crdt_core_rs \
-    collab_server/frontend | xargs -0 sha256sum | sha256sum | cut -c1-64)
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$inputs" ]]; then
-    printf '== set-up: unchanged since the last successful run, skipped\n'
-else
-    scripts/setup.sh
-    printf '%s' "$inputs" > "$stamp"
-fi
+scripts/setup-if-changed.sh
 
 if [[ "$fast" == 1 ]]; then
     printf '\n== pytest: fast tier\n'
