@@ -147,6 +147,9 @@ async def subscribe(
         room.leave(peer)
 
 
+WRITER_STOP_SECONDS = 5.0  # how long a Sync call's writer may take to finish its current write
+
+
 class SyncSession:
     """One ``Sync`` call: a Yjs peer speaking y-protocol messages over a bidirectional stream."""
 
@@ -195,8 +198,14 @@ class SyncSession:
         try:
             done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, writer):
-                task.cancel()
+            reader.cancel()
+            # The writer is stopped between writes, not in one: a server-side write cancelled
+            # mid-flight can leave the call unable to send its status, and the client then
+            # waits for it forever. A writer stuck on a peer that does not read is cancelled
+            # after a bound.
+            self.peer.outbox.abort()
+            await asyncio.wait((writer,), timeout=WRITER_STOP_SECONDS)
+            writer.cancel()
             for task in (reader, writer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
