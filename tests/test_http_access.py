@@ -33,7 +33,8 @@ ALLOWED_ORIGIN = "https://app.example"
 
 
 def token(subject: str, *grants: tuple[str, str]) -> str:
-    return mint(SECRET, subject, list(grants), ttl_seconds=600)
+    # Minted when the module is collected: it must outlive a whole (slow) suite run.
+    return mint(SECRET, subject, list(grants), ttl_seconds=24 * 3600)
 
 
 ADMIN = token("root", ("*", "admin"))

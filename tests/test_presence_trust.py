@@ -35,7 +35,8 @@ SECRET = "presence-test-secret-long-enough-for-hs256!"
 
 
 def token(subject: str, role: str = "write", kind: str = "human") -> str:
-    return mint(SECRET, subject, [("*", role)], kind=kind)
+    # Some are minted when the module is collected: they must outlive a whole (slow) suite run.
+    return mint(SECRET, subject, [("*", role)], kind=kind, ttl_seconds=24 * 3600)
 
 
 ADMIN = token("ops", "admin")

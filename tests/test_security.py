@@ -30,7 +30,8 @@ def token(
     return mint(SECRET, subject, list(grants), ttl_seconds=ttl, token_id=token_id, kind=kind)
 
 
-ADMIN = token("root", ("*", "admin"))
+# Minted when the module is collected: it must outlive a whole (slow) suite run.
+ADMIN = token("root", ("*", "admin"), ttl=24 * 3600)
 
 
 @pytest.fixture
