@@ -32,6 +32,7 @@ from collab_server.api.errors import (
 )
 from collab_server.api.failures import domain_error_handlers
 from collab_server.api.origin_guard import OriginGuard
+from collab_server.api.session_controls import session_routes
 from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
 from collab_server.broker import Broker, LocalBroker
@@ -47,6 +48,7 @@ from collab_server.origins import OriginPolicy
 from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
 from collab_server.redis_broker import RedisBroker
 from collab_server.search_service import search_service
+from collab_server.session_lobby import SessionLobby
 from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
@@ -76,6 +78,7 @@ class AppState(TypedDict):
     lifecycle: DocumentLifecycle
     archive: ArchiveService | None
     events: EventPublisher | None
+    lobby: SessionLobby
 
 
 class DocumentSocket:
@@ -183,6 +186,7 @@ def create_app(
                 "events": events,
                 "lifecycle": hub.lifecycle,
                 "archive": hub.archive,
+                "lobby": SessionLobby(settings.auth_secret, hub.auth.enabled, hub.sessions),
             }
 
     routes = [
@@ -257,6 +261,7 @@ def create_app(
         ),
         # After every /api/documents/<name>/... route: `{name:path}` alone would match those too.
         Route("/api/documents/{name:path}", guard(ADMIN, lifecycle_api.delete_document), methods=["DELETE"]),
+        *session_routes(),
         *viewer_routes(),
     ]
     middleware = [Middleware(OriginGuard, policy=OriginPolicy.from_setting(settings.allowed_origins))]

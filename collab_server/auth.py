@@ -22,6 +22,13 @@ from typing import Any
 import jwt
 
 ALGORITHMS_BY_KEY = {"secret": ["HS256"], "public_key": ["ES256", "RS256"]}
+# The claim naming the shared editor session a guest token was minted for (session_lobby.py).
+SESSION_CLAIM = "nova_session"
+
+
+def session_revocation_id(session: str) -> str:
+    """The revocation entry that refuses every token of one shared session (its end)."""
+    return f"session:{session}"
 
 
 class Role(enum.IntEnum):
@@ -105,6 +112,10 @@ class Authenticator:
             raise InvalidToken("token has no 'jti' (token id): it could not be revoked")
         if token_id in self._revoked:
             raise InvalidToken("token revoked")
+        # A guest token minted for a shared session (session_lobby.py) ends with its session.
+        shared_session = claims.get(SESSION_CLAIM)
+        if isinstance(shared_session, str) and session_revocation_id(shared_session) in self._revoked:
+            raise InvalidToken("the shared session ended")
         grants_raw = claims.get("grants", [])
         if not isinstance(grants_raw, list):
             raise InvalidToken("'grants' must be a list")
@@ -120,6 +131,7 @@ class Authenticator:
             grants=tuple(grants),
             expires_at=float(claims["exp"]),
             token_id=token_id,
+            extra={SESSION_CLAIM: shared_session} if isinstance(shared_session, str) else {},
         )
 
     def revoke(self, token_id: str, until: float | None = None) -> None:
@@ -157,8 +169,10 @@ def mint(
     ttl_seconds: float = 3600.0,
     algorithm: str = "HS256",
     token_id: str | None = None,
+    shared_session: str | None = None,
 ) -> str:
-    """A signed token (for operators, tests and the CLI's ``token`` command)."""
+    """A signed token (for operators, tests and the CLI's ``token`` command; guest tokens of
+    a shared session carry ``shared_session``, so ending the session refuses them all)."""
     now = int(time.time())
     claims = {
         "sub": subject,
@@ -168,6 +182,8 @@ def mint(
         "jti": token_id or uuid.uuid4().hex,
         "grants": [{"doc": pattern, "role": role} for pattern, role in grants],
     }
+    if shared_session is not None:
+        claims[SESSION_CLAIM] = shared_session
     return jwt.encode(claims, key, algorithm=algorithm)
 
 

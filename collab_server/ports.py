@@ -48,7 +48,9 @@ class Authorizer(Protocol):
 
 
 class Revocations(Protocol):
-    async def revoke(self, token_id: str, *, by: str | None, expires_at: float | None = None) -> int:
+    async def revoke(
+        self, token_id: str, *, by: str | None, expires_at: float | None = None, why: str = "revoked"
+    ) -> int:
         """Revoke on every node (stored, then announced); returns local sessions closed. Raises StoreError."""
 
 

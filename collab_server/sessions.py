@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Protocol
 
 from collab_server.audit import AuditLog
-from collab_server.auth import Authenticator, Principal
+from collab_server.auth import SESSION_CLAIM, Authenticator, Principal, session_revocation_id
 from collab_server.broker import Broker
 from collab_server.closecodes import CloseCode
 from collab_server.settings import Settings
@@ -110,9 +110,13 @@ class SessionRegistry:
     def refresh_due(self) -> bool:
         return time.monotonic() - self._last_refresh >= self._settings.revocation_refresh_seconds
 
-    async def revoke(self, token_id: str, *, by: str | None, expires_at: float | None = None) -> int:
+    async def revoke(
+        self, token_id: str, *, by: str | None, expires_at: float | None = None, why: str = "revoked"
+    ) -> int:
         """Revoke a token on every node: stored first (raises StoreError), then announced.
 
+        ``token_id`` may also be a session's revocation id (auth.session_revocation_id): every
+        token minted for that shared session. ``why`` is the close reason's detail here.
         Returns how many sessions of this node were closed.
         """
         if expires_at is None:
@@ -121,7 +125,7 @@ class SessionRegistry:
         self._broker.publish_revocation(token_id)
         self._audit.record("revoke", by, None, f"token {token_id}")
         self._auth.revoke(token_id, expires_at)
-        return self._close_sessions_of(token_id, "revoked")
+        return self._close_sessions_of(token_id, why)
 
     def on_revoked(self, token_id: str) -> None:
         """Another node revoked a token (announced through the broker)."""
@@ -144,7 +148,11 @@ class SessionRegistry:
     def _close_sessions_of(self, token_id: str, why: str) -> int:
         closed = 0
         for session in list(self.sessions):
-            if session.principal.token_id == token_id:
+            principal = session.principal
+            shared = principal.extra.get(SESSION_CLAIM)
+            if principal.token_id == token_id or (
+                isinstance(shared, str) and session_revocation_id(shared) == token_id
+            ):
                 session.request_close(CloseCode.TOKEN_EXPIRED, why)
                 closed += 1
         return closed
