@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { NovaFileSystem } from './fileSystemProvider';
 import { Follower } from './follow';
 import { GuestSession } from './guestSession';
+import { registerHostControls } from './hostControls';
 import { HostSession } from './hostSession';
 import { PresenceView } from './presenceView';
 import { labelOf } from './remoteCursors';
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
   const statusBar = new StatusBar();
   const presenceView = new PresenceView();
   const manager = new SessionManager(statusBar, presenceView, log);
+  const hostControls = registerHostControls(context, manager, log);
   const fileSystem = new NovaFileSystem((id) => manager.waitForSession(id, SESSION_WAIT_MS));
   manager.onDidChange((session) => {
     follower?.dispose();
@@ -73,7 +75,7 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     };
 
   const join = async (target: JoinTarget): Promise<void> => {
-    const settings = { ...readSettings(), hubUrl: target.hubUrl };
+    const settings = await hostControls.admit({ ...readSettings(), hubUrl: target.hubUrl }, target);
     if (target.kind === 'session') {
       const session = await manager.begin(new GuestSession(settings, target.name), (s) => s.start());
       const uri = session.rootUri;

@@ -5,18 +5,21 @@
 import * as vscode from 'vscode';
 import { HubConnection } from './connection';
 import { lineBreakAwareDiff, withEol } from './lines';
-import { Manifest, fileDocument, manifestDocument, type Eol } from './manifest';
+import { Manifest, asksDocument, fileDocument, manifestDocument, type Eol } from './manifest';
 import { setLocalUser } from './presence';
 import { NOVA_SCHEME, Session } from './session';
 import type { Settings } from './settings';
 import type { SharedFile } from './sharedFile';
 import { roomPath, type JoinTarget } from './shareLink';
+import { isReadOnlyToken } from './tokenGrants';
 
 const READY_TIMEOUT_MS = 15_000;
 
 export class GuestSession extends Session {
   readonly manifestConnection: HubConnection;
   readonly manifest: Manifest;
+  /** Where a guest that may only read the manifest asks for files (created at the first ask). */
+  private asks: HubConnection | undefined;
 
   constructor(settings: Settings, sessionId: string) {
     super(sessionId, 'guest', settings);
@@ -73,11 +76,24 @@ export class GuestSession extends Session {
     if (!this.manifest.files.has(path)) throw vscode.FileSystemError.FileNotFound(this.uriOf(path));
     const file = this.openShared(fileDocument(this.id, path), path);
     if (!this.manifest.ready.get(path)) {
-      this.manifestConnection.doc.getMap<boolean>('requests').set(path, true);
+      this.requestFile(path);
       await waitFor(() => this.manifest.ready.get(path) === true, this.manifest.ready, READY_TIMEOUT_MS, path);
     }
     await file.connection.whenSynced();
     return file;
+  }
+
+  private requestFile(path: string): void {
+    if (!isReadOnlyToken(this.settings.token, manifestDocument(this.id))) {
+      this.manifestConnection.doc.getMap<boolean>('requests').set(path, true);
+      return;
+    }
+    this.asks ??= new HubConnection({
+      hubUrl: this.settings.hubUrl,
+      document: roomPath(asksDocument(this.id)),
+      token: this.settings.token,
+    });
+    this.asks.doc.getMap<boolean>('requests').set(path, true);
   }
 
   async read(path: string): Promise<string> {
@@ -131,6 +147,7 @@ export class GuestSession extends Session {
   }
 
   override dispose(): void {
+    this.asks?.dispose();
     this.manifestConnection.dispose();
     super.dispose();
   }

@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import { HubConnection } from './connection';
 import { toLf, withEol } from './lines';
-import { Manifest, fileDocument, manifestDocument, type Eol } from './manifest';
+import { Manifest, asksDocument, fileDocument, manifestDocument, type Eol } from './manifest';
 import { setLocalUser } from './presence';
 import { Session, randomId, saveAfterRemoteEdits } from './session';
 import { ShareFilter } from './shareFilter';
@@ -23,6 +23,9 @@ const WRITE_DELAY_MS = 300;
 export class HostSession extends Session {
   readonly manifestConnection: HubConnection;
   readonly manifest: Manifest;
+  /** Read-only guests ask for files here (they cannot write the manifest's "requests"); opened
+   * when the first read-only guest is let in (serveReadOnlyGuests). */
+  private asksConnection: HubConnection | undefined;
   private readonly seeding = new Map<string, Promise<SharedFile>>();
   /** Paths never shared: the root .gitignore, the root .novaignore and known secrets. */
   private filter = new ShareFilter('');
@@ -97,6 +100,20 @@ export class HostSession extends Session {
     });
     serve();
     return entries.length;
+  }
+
+  /** Serves the file requests of read-only guests (idempotent). */
+  serveReadOnlyGuests(): void {
+    if (this.asksConnection !== undefined) return;
+    this.asksConnection = new HubConnection({
+      hubUrl: this.settings.hubUrl,
+      document: roomPath(asksDocument(this.id)),
+      token: this.settings.token,
+    });
+    const asks = this.asksConnection.doc.getMap<boolean>('requests');
+    asks.observe(() => {
+      for (const path of asks.keys()) if (this.manifest.files.has(path)) void this.seed(path);
+    });
   }
 
   pathOf(uri: vscode.Uri): string | undefined {
@@ -199,6 +216,7 @@ export class HostSession extends Session {
   }
 
   override dispose(): void {
+    this.asksConnection?.dispose();
     this.manifestConnection.dispose();
     super.dispose();
   }

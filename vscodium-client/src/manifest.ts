@@ -19,6 +19,11 @@ export function manifestDocument(sessionId: string): string {
   return `${SESSION_PREFIX}/${sessionId}`;
 }
 
+/** Where guests whose token only reads the manifest ask the host for files ("requests" map). */
+export function asksDocument(sessionId: string): string {
+  return `${manifestDocument(sessionId)}-asks`;
+}
+
 export function fileDocument(sessionId: string, path: string): string {
   return `${manifestDocument(sessionId)}/${path}`;
 }

@@ -17,8 +17,15 @@ const TERMINAL: ReadonlyMap<number, string> = new Map([
   [4498, 'Your token expired or was revoked: set a new one in "nova.token".'],
 ]);
 
+/** Close reason details the hub sends for host controls (collab_server/session_lobby.py). */
+export const REMOVED = 'removed by the host';
+export const ENDED = 'the host ended the session';
+
 /** The refusal for a close code, or undefined when the connection should be retried. */
 export function refusalFor(code: number, reason: string): Refusal | undefined {
+  // Host controls (a guest removed, the session ended) revoke the guest's token: say who did.
+  if (code === 4498 && reason.includes(REMOVED)) return { code, message: 'The host removed you from the session.' };
+  if (code === 4498 && reason.includes(ENDED)) return { code, message: 'The host ended the session.' };
   const message = TERMINAL.get(code);
   if (message === undefined) return undefined;
   return { code, message: reason === '' ? message : `${message} (hub: ${reason})` };

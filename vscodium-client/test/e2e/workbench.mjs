@@ -155,6 +155,56 @@ const ops = {
       return flags;
     });
   },
+  // A command that asks for input (an input box or a quick pick): waits for the command's own
+  // box (by its placeholder, so never the closing palette) before answering.
+  async command_input({ page: name, title, placeholder, input, timeoutMs = 30_000 }) {
+    const { page } = entry(name);
+    await ops.command({ page: name, title, timeoutMs });
+    const box = page.locator(`.quick-input-widget input[placeholder="${placeholder}"]`);
+    await box.waitFor({ state: 'visible', timeout: timeoutMs });
+    await box.fill(input);
+    await box.press('Enter');
+    return null;
+  },
+  // Host controls (tests/test_vscode_host_controls.py): notification toasts and terminals.
+  async click_notification({ page: name, text, button, timeoutMs = 30_000 }) {
+    const toast = entry(name).page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+    await toast.waitFor({ state: 'visible', timeout: timeoutMs });
+    await toast.locator('.monaco-button', { hasText: button }).first().click();
+    return null;
+  },
+  async wait_notification({ page: name, text, timeoutMs = 30_000 }) {
+    const toast = entry(name).page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+    await toast.waitFor({ state: 'visible', timeout: timeoutMs });
+    return toast.textContent();
+  },
+  // The visible rows contain `text` (after the last `after`, when given).
+  async wait_terminal_contains({ page: name, text, after = '', timeoutMs = 30_000 }) {
+    const { page } = entry(name);
+    await page.waitForFunction(
+      ([want, mark]) => [...document.querySelectorAll('.terminal-wrapper.active .xterm-rows > div')]
+        .map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ')).join('\n').split(mark).pop().includes(want),
+      [text, after],
+      { timeout: timeoutMs, polling: 50 },
+    );
+    return null;
+  },
+  async terminal_text({ page: name }) {
+    return entry(name).page.evaluate(() => [...document.querySelectorAll('.terminal-wrapper.active .xterm-rows > div')]
+      .map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ')).join('\n'));
+  },
+  // Focus out of a terminal (the palette's Escape would otherwise reach its shell).
+  async focus_explorer({ page: name }) {
+    await entry(name).page.locator('.explorer-folders-view').first().click();
+    return null;
+  },
+  async focus_terminal({ page: name, timeoutMs = 10_000 }) {
+    const { page } = entry(name);
+    await page.locator('.terminal-wrapper.active .xterm-screen').first().click();
+    // Keys typed before xterm has focus are lost: wait for it.
+    await page.locator('.terminal-wrapper.active .xterm.focus').first().waitFor({ timeout: timeoutMs });
+    return null;
+  },
   async status_text({ page: name }) {
     return entry(name).page.evaluate(() =>
       [...document.querySelectorAll('.statusbar-item')].map((item) => item.textContent?.trim() ?? '').filter((t) => t.includes('Nova')),
