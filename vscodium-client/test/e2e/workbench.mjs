@@ -157,7 +157,7 @@ const ops = {
   },
   // A command that asks for input (an input box or a quick pick): waits for the command's own
   // box (by its placeholder, so never the closing palette) before answering.
-  async command_input({ page: name, title, placeholder, input, timeoutMs = 30_000 }) {
+  async command_input({ page: name, title, placeholder, input, timeoutMs = 90_000 }) {
     const { page } = entry(name);
     await ops.command({ page: name, title, timeoutMs });
     const box = page.locator(`.quick-input-widget input[placeholder="${placeholder}"]`);
@@ -167,19 +167,19 @@ const ops = {
     return null;
   },
   // Host controls (tests/test_vscode_host_controls.py): notification toasts and terminals.
-  async click_notification({ page: name, text, button, timeoutMs = 30_000 }) {
+  async click_notification({ page: name, text, button, timeoutMs = 90_000 }) {
     const toast = entry(name).page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
     await toast.waitFor({ state: 'visible', timeout: timeoutMs });
     await toast.locator('.monaco-button', { hasText: button }).first().click();
     return null;
   },
-  async wait_notification({ page: name, text, timeoutMs = 30_000 }) {
+  async wait_notification({ page: name, text, timeoutMs = 90_000 }) {
     const toast = entry(name).page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
     await toast.waitFor({ state: 'visible', timeout: timeoutMs });
     return toast.textContent();
   },
   // The visible rows contain `text` (after the last `after`, when given).
-  async wait_terminal_contains({ page: name, text, after = '', timeoutMs = 30_000 }) {
+  async wait_terminal_contains({ page: name, text, after = '', timeoutMs = 90_000 }) {
     const { page } = entry(name);
     await page.waitForFunction(
       ([want, mark]) => [...document.querySelectorAll('.terminal-wrapper.active .xterm-rows > div')]
