@@ -183,7 +183,7 @@ const ops = {
     const { page } = entry(name);
     await page.waitForFunction(
       ([want, mark]) => [...document.querySelectorAll('.terminal-wrapper.active .xterm-rows > div')]
-        .map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ')).join('\n').split(mark).pop().includes(want),
+        .map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ')).join('\n').split(mark || '\u0000').pop().includes(want),
       [text, after],
       { timeout: timeoutMs, polling: 50 },
     );
