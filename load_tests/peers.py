@@ -50,10 +50,13 @@ class Peer:
     label: str
     protocol: str  # "y-websocket" or "hocuspocus" (the load generator's --protocol)
     runtime: str  # "python" or "node"
+    # Where the server starts; the hub imports its code from here (another checkout for
+    # "hub-baseline", to compare two versions of the hub in the same run).
+    cwd: Path = REPO
 
     def command(self, port: int, node: str, data_dir: Path) -> list[str]:
         # One hub program for every hub row; the load generator picks the protocol.
-        if self.name in ("hub", "hub-hocuspocus") or self.name in HUB_VARIANT_FLAGS:
+        if self.name in ("hub", "hub-hocuspocus", BASELINE) or self.name in HUB_VARIANT_FLAGS:
             args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
             flags = {"--store": f"sqlite:///{data_dir / 'hub.sqlite3'}", **HUB_EXTRA_FLAGS}
             for flag, value in (flags | HUB_VARIANT_FLAGS.get(self.name, {})).items():
@@ -85,6 +88,15 @@ PEERS: dict[str, Peer] = {
         Peer("pycrdt", "pycrdt-websocket", "y-websocket", "python"),
     )
 }
+
+
+BASELINE = "hub-baseline"
+
+
+def baseline_peer(tree: Path) -> Peer:
+    """The default hub run from another checkout ``tree`` (e.g. an export of main): a variant
+    row whose ratio to "hub" in the same run shows what a change did."""
+    return Peer(BASELINE, "Nova Collab hub, baseline checkout", "y-websocket", "python", tree.resolve())
 
 
 def free_port() -> int:
@@ -155,7 +167,7 @@ class ServerProcess:
                 *self.peer.command(self.port, self.node, data_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.peer.cwd,
                 env=self.peer.env(self.port),
                 start_new_session=True,
             )
