@@ -353,9 +353,8 @@ def render(
         "limits); `hub-memory` adds `--store memory` (nothing persisted, as the peers run here); "
         "`hub-hocuspocus` is the default hub spoken to with the Hocuspocus protocol"
         + (
-            f"; `hub-baseline` is the same default hub run from another checkout ({meta['baseline']}), "
-            "interleaved with `hub` for a same-run ratio"
-            if meta.get("baseline")
+            f"; `hub-base` is the default hub from commit {v['base_commit']} (the code before the change)"
+            if v.get("base_commit")
             else ""
         ),
         f"- @hocuspocus/server {v.get('@hocuspocus/server')} (`servers/hocuspocus.mjs`, no extensions), "

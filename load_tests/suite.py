@@ -41,11 +41,9 @@ if str(REPO) not in sys.path:
 
 from load_tests import report  # noqa: E402
 from load_tests.peers import (  # noqa: E402
-    BASELINE,
     HUB_EXTRA_FLAGS,
     PEERS,
     ServerProcess,
-    baseline_peer,
     drive_loadgen,
     ensure_node_modules,
     tree_cpu_and_rss,
@@ -469,15 +467,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--node", default="node", help="node executable (node)")
     parser.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        help="another checkout of the hub (e.g. `git archive main`): adds the server hub-baseline",
-    )
-    parser.add_argument(
-        "--baseline-label", default="", help="what --baseline is, for the report (main@abc123)"
-    )
-    parser.add_argument(
         "--out-dir", type=Path, default=None, help="default: load_tests/results/<date>[-quick]"
     )
     args = parser.parse_args(argv)
@@ -488,8 +477,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.fanout_clients:
         sizes = tuple(int(n) for n in args.fanout_clients.split(","))
         args.profile = dataclasses.replace(args.profile, fanout_clients=sizes)
-    if args.baseline is not None:
-        PEERS[BASELINE] = baseline_peer(args.baseline)
     args.server_names = [s for s in args.servers.split(",") if s]
     args.scenario_names = [s for s in args.scenarios.split(",") if s]
     if unknown := set(args.server_names) - set(PEERS):
@@ -533,11 +520,9 @@ def _public_args(argv: list[str]) -> list[str]:
     for arg in argv:
         if skip:
             skip = False
-        elif arg in ("--out-dir", "--baseline"):
+        elif arg == "--out-dir":
             skip = True
-            if arg == "--baseline":
-                out += [arg, "DIR"]  # a path of this machine: named in baseline_label instead
-        elif not arg.startswith(("--out-dir=", "--baseline=")):
+        elif not arg.startswith("--out-dir="):
             out.append(arg)
     return out
 
@@ -570,7 +555,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(),
         "versions": versions(args.node),
         "hub_flags": HUB_EXTRA_FLAGS,
-        "baseline": args.baseline_label or None,
         "join_document": doc_meta,
         "constants": {
             "writers": WRITERS,
