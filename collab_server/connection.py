@@ -24,6 +24,7 @@ from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
+from collab_server.direct_send import DirectSocket, websocket_frame
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
@@ -140,6 +141,9 @@ class Connection:
         self._close_request: tuple[CloseCode, str] | None = None
         self._room: Room | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        # Frames go straight into uvicorn's socket when nothing waits before them (see direct_send).
+        self._direct = DirectSocket.of(send)
+        self._writing = False  # the writer holds a frame it has not written yet
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         # Without auth, an optional ?actor= names who edits (unverified); with auth, the token's subject.
         actors = query.get("actor")
@@ -181,6 +185,8 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
+        if self._send_directly(frame):
+            return
         merges = self._outbox.merges
         try:
             self._outbox.put_document(frame, update)
@@ -190,12 +196,24 @@ class Connection:
             self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
     def deliver_presence(self, frame: bytes) -> None:
-        if self.state is not State.OPEN:
+        if self._state is not State.OPEN or self._send_directly(frame):
             return
         try:
             self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+
+    def _send_directly(self, frame: bytes) -> bool:
+        """Write ``frame`` into the socket now if nothing queued or held goes before it: the
+        relay's one WebSocket framing of it, shared with every other socket it goes to."""
+        direct = self._direct
+        if direct is None or self._writing or self._outbox or not direct.ready():
+            return False
+        wire = self._hub.wire_frames
+        if len(frame) >= wire.max_bytes:
+            return False  # large frames go through the writer and its LargeFrameGate
+        direct.write(wire.of(frame))
+        return True
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -411,13 +429,21 @@ class Connection:
         send = self._send
         outbox = self._outbox
         gate = self._hub.large_frames
+        direct = self._direct
         try:
             while True:
                 frame = await outbox.take()
-                if len(frame) >= gate.threshold_bytes:
-                    await gate.send(frame, self._send_bytes)
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
+                if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
+                    direct.write(websocket_frame(frame))
+                    continue
+                self._writing = True
+                try:
+                    if len(frame) >= gate.threshold_bytes:
+                        await gate.send(frame, self._send_bytes)
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+                finally:
+                    self._writing = False
         except OutboxClosed:
             pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
