@@ -185,7 +185,8 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
-        if self._send_directly(frame):
+        if self._can_send_directly(frame):
+            self._direct_write(frame)
             return
         merges = self._outbox.merges
         try:
@@ -196,24 +197,38 @@ class Connection:
             self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
     def deliver_presence(self, frame: bytes) -> None:
-        if self._state is not State.OPEN or self._send_directly(frame):
+        if self._state is not State.OPEN:
+            return
+        if self._can_send_directly(frame) and self._outbox.spend_presence(len(frame)):
+            self._direct_write(frame)
             return
         try:
             self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
 
-    def _send_directly(self, frame: bytes) -> bool:
-        """Write ``frame`` into the socket now if nothing queued or held goes before it: the
-        relay's one WebSocket framing of it, shared with every other socket it goes to."""
+    def _can_send_directly(self, frame: bytes) -> bool:
+        """Whether ``frame`` may go into the socket now: nothing queued or held goes before
+        it, the socket takes it at once, and it is not large (those go through the gate)."""
         direct = self._direct
-        if direct is None or self._writing or self._outbox or not direct.ready():
-            return False
-        wire = self._hub.wire_frames
-        if len(frame) >= wire.max_bytes:
-            return False  # large frames go through the writer and its LargeFrameGate
-        direct.write(wire.of(frame))
-        return True
+        return (
+            direct is not None
+            and not self._writing
+            and not self._outbox
+            and len(frame) < self._hub.wire_frames.max_bytes
+            and direct.ready()
+        )
+
+    def _direct_write(self, frame: bytes) -> None:
+        """The relay's one WebSocket framing of ``frame``, shared with every socket it goes to."""
+        assert self._direct is not None
+        self._direct.write(self._hub.wire_frames.of(frame))
+
+    def _presence_rate(self) -> float:
+        """This connection's share of its document's presence bytes per second."""
+        room = self._room
+        rate = self._hub.settings.awareness_bytes_per_second
+        return rate / max(1, len(room.peers)) if room is not None and rate > 0 else 0.0
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -258,7 +273,7 @@ class Connection:
                 "connect", self.principal.subject, name, f"role={role} from={self.client_ip}"
             )
             self._room = room
-            self._outbox.catch_up = room.presence_catch_up.frame
+            self._outbox.pace_presence(room.presence_catch_up.frame, self._presence_rate)
             logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
             try:
                 self.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
