@@ -3,7 +3,9 @@
 All decisions about an incoming update are made here, in one place:
 - it is validated and applied to the in-memory pycrdt document (bad bytes: nothing changes);
 - only its effective part (what the document did not have yet) is logged and relayed;
-- in strict durability it is relayed only after its commit, in relaxed mode right away;
+- in strict durability it is relayed once its commit is written (a kill of the hub cannot
+  lose it; the fsync that makes it survive power loss follows, and acknowledgements, joiners
+  and other nodes wait for that), in relaxed mode right away;
 - updates that become ready in the same loop turn leave as one merged frame, encoded once
   and shared by every recipient (server frames are not masked, so the bytes are identical).
 """
@@ -252,18 +254,29 @@ class Room:
         for change in effective:
             entry = LogEntry(self.name, change, actor, self._node_id, self.updated_at)
             if self._strict:
-                self._writer.submit(entry, self._relay_after_commit(change, origin, received_at))
+                self._writer.submit(
+                    entry,
+                    on_committed=None if self._single_node else self._publish_after_commit(change),
+                    on_written=self._relay_after_write(change, origin, received_at),
+                )
             else:
                 self._writer.submit(entry)
                 self._queue_relay(change, origin, received_at)
                 self._broker.publish_update(self.name, change)
         return True
 
-    def _relay_after_commit(
+    def _relay_after_write(
         self, update: bytes, origin: Peer | None, received_at: float
     ) -> Callable[[int], None]:
-        def committed(_seq: int) -> None:
+        def written(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
+
+        return written
+
+    def _publish_after_commit(self, update: bytes) -> Callable[[int], None]:
+        """Other nodes get only what is durable (their streams are trimmed, never re-stored)."""
+
+        def committed(_seq: int) -> None:
             if not self.closed:
                 self._broker.publish_update(self.name, update)
 
