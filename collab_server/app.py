@@ -161,7 +161,9 @@ def create_app(
         )
         async with contextlib.AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
-            search = await stack.enter_async_context(search_service(settings, hub.store))
+            search = await stack.enter_async_context(
+                search_service(settings, hub.store, in_process=store is not None)
+            )
             hub.lifecycle.search = search  # an erased document's chunks leave the index too
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))

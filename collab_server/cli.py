@@ -44,6 +44,7 @@ HELP: dict[str, str] = {
     "search": "semantic search: embedded (local chromadb), off, or a chromadb server http://HOST:PORT",
     "search_dir": "directory of the embedded search index (default: beside the SQLite store)",
     "search_interval_seconds": "how often changed documents are re-indexed (also the debounce)",
+    "search_worker_max_mb": "restart the search worker process when its resident memory passes this (MiB)",
     "node_id": "name of this hub node in the update log and across nodes (default: random)",
     "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
     "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",

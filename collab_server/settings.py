@@ -52,6 +52,8 @@ class Settings:
     search: str = "embedded"
     search_dir: str = ""
     search_interval_seconds: float = 2.0
+    # The search worker process is restarted when its resident memory passes this (MiB).
+    search_worker_max_mb: int = 1024
     # Identifies this process in the update log and across hub nodes.
     node_id: str = field(default_factory=_new_node_id)
 
@@ -267,6 +269,7 @@ class Settings:
 
 _POSITIVE = (
     "commit_batch_max_updates",
+    "search_worker_max_mb",
     "merge_on_load_parts",
     "shutdown_timeout_seconds",
     "join_wait_seconds",
