@@ -3,8 +3,13 @@
 The worker (``search_worker.py``) holds chromadb, the embedding model and every indexing
 pass, so none of them takes the hub's interpreter lock or memory. This handle:
 
-- starts it lazily: only once the store holds a document or someone searches (an idle
-  hub with search on stays as small as one with search off);
+- starts it lazily: once a document is due for indexing (stored before this hub started,
+  or committed here and then quiet for a poll interval, or first committed ``staleness``
+  ago) or someone searches: an idle hub with search on stays as small as one with search
+  off, and a burst of typing does not pay the worker's start mid-burst. It reads what this
+  hub committed from the writer's memory (``recent_commits``), not from the store: listing
+  the store's documents is a scan that would hold up commits on SQLite's one connection;
+  the store is listed once at start and every ``RESCAN_SECONDS`` (other nodes' documents);
 - sends requests over its stdin and matches the replies on its stdout, at most
   ``max_requests`` in flight (more are refused as "busy": a 503 for the caller);
 - restarts it when it exits or crashes (backoff 1 s doubling to 60 s) and when its resident
@@ -21,6 +26,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,8 @@ logger = logging.getLogger(__name__)
 FIRST_RESTART_SECONDS = 1.0
 MAX_RESTART_SECONDS = 60.0
 STOP_SECONDS = 10.0  # for the worker to close its index after end of input, then for SIGTERM
+RESCAN_SECONDS = 60.0  # how often the store's document list is read while waiting for work
+RecentCommits = Callable[[], Iterable[tuple[str, float]]]  # (document, unix time of its last commit)
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the worker runs the same code as the hub
 
 # The settings the worker needs: how to open the store, where the index is, how to log.
@@ -69,6 +77,8 @@ class SearchProcess:
         *,
         poll_seconds: float,
         max_rss_bytes: int,
+        recent_commits: RecentCommits = lambda: (),
+        staleness_seconds: float = 30.0,
         max_requests: int = 16,
         query_timeout_seconds: float = 10.0,
         memory_check_seconds: float = 2.0,
@@ -76,6 +86,8 @@ class SearchProcess:
         self._store = store
         self._config = config
         self._poll_seconds = poll_seconds
+        self._recent_commits = recent_commits
+        self._staleness = staleness_seconds
         self._max_rss = max_rss_bytes
         self._max_requests = max_requests
         self._query_timeout = query_timeout_seconds
@@ -108,12 +120,23 @@ class SearchProcess:
             backoff = min(backoff * 2, MAX_RESTART_SECONDS)
 
     async def _wait_for_work(self) -> None:
+        first_seen: dict[str, float] = {}  # documents committed here, since when this hub knows them
+        rescan_at = 0.0
         while not self._wanted.is_set():
-            try:
-                if await self._store.list_documents():
+            clock, now = time.monotonic(), time.time()
+            for document, committed_at in self._recent_commits():
+                seen = first_seen.setdefault(document, clock)
+                if now - committed_at >= self._poll_seconds or clock - seen >= self._staleness:
                     return
-            except (StoreError, OSError) as exc:
-                logger.debug("search: store not readable yet: %s", exc)
+            if clock >= rescan_at:
+                rescan_at = clock + RESCAN_SECONDS
+                try:
+                    stored = await self._store.list_documents()
+                except (StoreError, OSError) as exc:
+                    logger.debug("search: store not readable yet: %s", exc)
+                else:  # stored before this hub started, or by another node
+                    if any(info.name not in first_seen for info in stored):
+                        return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), self._poll_seconds)
 

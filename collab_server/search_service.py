@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from collab_server.search_process import SearchProcess, worker_config
+from collab_server.search_process import RecentCommits, SearchProcess, worker_config
 from collab_server.settings import MIB, Settings
 from persistence.base import Store
 from persistence.encryption.store import text_sealer
@@ -47,10 +47,15 @@ def search_location(settings: Settings) -> str | None:
 
 @contextlib.asynccontextmanager
 async def search_service(
-    settings: Settings, store: Store, *, in_process: bool = False
+    settings: Settings,
+    store: Store,
+    *,
+    in_process: bool = False,
+    recent_commits: RecentCommits = lambda: (),
 ) -> AsyncIterator[SearchService]:
     """``in_process``: ``store`` is not the one ``settings`` name (a caller's), so a worker
-    process could not open it."""
+    process could not open it. ``recent_commits``: (document, time) of this hub's last
+    commits, read instead of the store while deciding when to start the worker."""
     service = SearchService()
     location = search_location(settings)
     if location is None:
@@ -75,6 +80,7 @@ async def search_service(
             worker_config(settings, location),
             poll_seconds=interval,
             max_rss_bytes=settings.search_worker_max_mb * MIB,
+            recent_commits=recent_commits,
         )
     service.index = index
     task = asyncio.create_task(index.run(), name="search")

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -14,7 +15,9 @@ import pytest
 
 from collab_server.search_process import SearchProcess, worker_config
 from collab_server.settings import Settings
+from persistence.base import DocumentInfo, LogEntry
 from persistence.index.base import EmptyQuery, IndexUnavailable
+from persistence.memory import MemoryStore
 from persistence.sqlite import SqliteStore
 from tests.support.waiting import eventually
 
@@ -46,17 +49,14 @@ async def test_worker_starts_on_a_search_is_restarted_after_a_crash_and_stops_wi
         await eventually(lambda: search.opened, timeout=30, what="the worker started on demand")
         first = search.pid
 
-        async def answered() -> bool:
+        deadline = time.monotonic() + 120
+        while True:  # the index opens in the worker (chromadb and the model load there)
             try:
-                return await search.search("anything", 3) == []
+                assert await search.search("anything", 3) == []  # nothing stored: no hits
+                break
             except IndexUnavailable:
-                return False
-
-        async def until_answered() -> None:
-            while not await answered():
+                assert time.monotonic() < deadline, "the worker's index did not open"
                 await asyncio.sleep(0.2)
-
-        await asyncio.wait_for(until_answered(), 120)  # the index opened in the worker: no hits yet
         with pytest.raises(EmptyQuery):
             await search.search("   ", 3)  # the worker's own errors come back as the same exceptions
         assert first is not None
@@ -93,3 +93,45 @@ async def test_a_worker_above_its_memory_bound_is_restarted(tmp_path: Path) -> N
         await asyncio.gather(task, return_exceptions=True)
         await search.close()
         await store.close()
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.listings = 0
+
+    async def list_documents(self) -> list[DocumentInfo]:
+        self.listings += 1
+        return await super().list_documents()
+
+
+@pytest.mark.fast
+async def test_the_worker_starts_once_a_document_is_due_without_listing_the_store_each_poll() -> None:
+    store = CountingStore()
+    commits = {"busy.md": time.time()}
+    search = SearchProcess(
+        store,
+        {},
+        poll_seconds=0.1,
+        max_rss_bytes=2**40,
+        recent_commits=lambda: list(commits.items()),
+        staleness_seconds=3600.0,
+    )
+    waiting = asyncio.create_task(search._wait_for_work())
+    typing_until = time.monotonic() + 0.5
+    while time.monotonic() < typing_until:  # a burst of typing: committed again and again
+        commits["busy.md"] = time.time()
+        await asyncio.sleep(0.02)
+    assert not waiting.done()  # never quiet for a poll interval: not due
+    assert store.listings == 1  # the store was listed once, at start; then the writer's memory
+    await asyncio.wait_for(waiting, 5)  # typing stopped: due one interval later
+
+    stale = SearchProcess(
+        store, {}, poll_seconds=3600.0, max_rss_bytes=2**40, recent_commits=lambda: [("busy.md", time.time())]
+    )
+    stale._staleness = 0.0
+    await asyncio.wait_for(stale._wait_for_work(), 5)  # changing all the time, but known long enough
+
+    await store.append([LogEntry("old.md", b"\x00\x00", "w", "n", time.time())])
+    earlier = SearchProcess(store, {}, poll_seconds=3600.0, max_rss_bytes=2**40)
+    await asyncio.wait_for(earlier._wait_for_work(), 5)  # stored before this hub: due at once
