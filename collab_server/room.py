@@ -25,6 +25,7 @@ import pycrdt
 
 import crdt_core
 from awareness.batcher import PresenceBatcher
+from awareness.catch_up import PresenceCatchUp
 from awareness.flush_window import FlushWindow
 from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry, Refusal
@@ -65,7 +66,8 @@ class Peer(Protocol):
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         """Queue a document frame (``update`` is its unframed update, when mergeable)."""
 
-    def deliver_presence(self, awareness_update: bytes) -> None: ...
+    def deliver_presence(self, frame: bytes) -> None:
+        """Queue a framed awareness message: the same bytes object goes to every peer."""
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         """Leave with a named close code (a connection closes its socket; others just leave)."""
@@ -80,7 +82,7 @@ class SilentPeer:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         return None
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         return None
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
@@ -118,6 +120,8 @@ class Room:
         self._max_unapplied_bytes = max_unapplied_remote_bytes
         self.peers: set[Peer] = set()
         self.presence = PresenceRegistry(limits=presence_limits)
+        # What a peer that fell behind on presence gets instead of its backlog (shared).
+        self.presence_catch_up = PresenceCatchUp(self.presence.snapshot)
         self.last_activity = time.monotonic()
         self.updated_at = time.time()
         self._writer = writer
@@ -451,14 +455,14 @@ class Room:
 
     def _presence_changed(self, changed: list[AwarenessEntry]) -> None:
         if changed:
-            self._batcher.add(changed)
+            self._broadcast_later(changed)
             if not self._single_node:
                 self._remote_batcher.add(changed)
 
     def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
         applied = self.presence.apply_entries(entries, ("node", node), limit_owner=False)
         if applied.changed:
-            self._batcher.add(applied.changed)
+            self._broadcast_later(applied.changed)
         if applied.refused:
             logger.debug(
                 "document %r: node %s presence refused: %s", self.name, node, applied.refused[0].reason
@@ -474,9 +478,18 @@ class Room:
         entries = self.presence.snapshot()
         return crdt_core.encode_awareness(entries) if entries else None
 
+    def presence_snapshot_frame(self) -> bytes | None:
+        """Every live state as a framed awareness message (for a joiner, or a query)."""
+        snapshot = self.presence_snapshot()
+        return crdt_core.frame_awareness(snapshot) if snapshot is not None else None
+
     def remove_presence(self, entries: list[AwarenessEntry]) -> None:
         if entries:
-            self._batcher.add(entries)
+            self._broadcast_later(entries)
+
+    def _broadcast_later(self, entries: list[AwarenessEntry]) -> None:
+        self.presence_catch_up.note(entries)
+        self._batcher.add(entries)
 
     def expire_presence(self, timeout_seconds: float) -> None:
         self.remove_presence(self.presence.expire(timeout_seconds))
@@ -487,8 +500,11 @@ class Room:
         return max(self._presence_window, min(0.25, len(self.peers) * 0.00025))
 
     def _broadcast_presence(self, awareness_update: bytes) -> None:
+        # Framed once; every peer queues the same bytes object.
+        frame = crdt_core.frame_awareness(awareness_update)
+        self.presence_catch_up.invalidate()
         for peer in list(self.peers):
-            peer.deliver_presence(awareness_update)
+            peer.deliver_presence(frame)
 
     # -- membership -------------------------------------------------------------------
 
