@@ -154,6 +154,7 @@ def create_app(
             RedisBroker(
                 settings.redis_url,
                 settings.node_id,
+                window_seconds=settings.redis_window_ms / 1000.0,
                 connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
             )
             if settings.redis_url

@@ -38,6 +38,8 @@ HELP: dict[str, str] = {
     "port": "TCP port to listen on",
     "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
     "redis_url": "Redis URL shared by hub nodes for scale-out (redis://HOST:PORT/DB); empty: single node",
+    "redis_window_ms": "at most one Redis read and one publish per this many ms: busy documents cross nodes in"
+    " batches (0: every message at once)",
     "redis_tls_ca_file": "CA certificate (PEM) that a rediss:// Redis must present a certificate from",
     "store_ssl_mode": "PostgreSQL TLS: disable, allow, prefer, require, verify-ca or verify-full (empty: the URL's)",
     "store_ssl_root_cert": "CA certificate (PEM) for PostgreSQL verify-ca / verify-full",
@@ -56,6 +58,7 @@ HELP: dict[str, str] = {
     "merge_on_load_parts": "stored parts above which a load merges them in one step (native backend)",
     "off_loop_diff_bytes": "documents this large compute joiners' diffs in a worker thread",
     "max_early_remote_messages": "other nodes' messages buffered per document while it loads",
+    "max_unapplied_remote_bytes": "other nodes' updates relayed but not yet integrated per document, at most",
     "maintenance_interval_seconds": "period of presence expiry, idle unload and token expiry checks",
     "store_check_interval_seconds": "period (and timeout) of the store health check behind /readyz",
     "revocation_refresh_seconds": "how often revocations are re-read from the store",

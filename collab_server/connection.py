@@ -189,11 +189,11 @@ class Connection:
         if self._outbox.merges != merges:
             self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         if self.state is not State.OPEN:
             return
         try:
-            self._outbox.put_presence(awareness_update)
+            self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
 
@@ -240,10 +240,11 @@ class Connection:
                 "connect", self.principal.subject, name, f"role={role} from={self.client_ip}"
             )
             self._room = room
+            self._outbox.catch_up = room.presence_catch_up.frame
             logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
             try:
                 self.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
-                presence = room.presence_snapshot()
+                presence = room.presence_snapshot_frame()
                 if presence is not None:
                     self.deliver_presence(presence)
                 await self._run_until_closed()
@@ -358,7 +359,7 @@ class Connection:
             frame = await room.sync_step2_for(message.payload)
             self.deliver(frame, None)
         elif kind is MessageKind.QUERY_AWARENESS:
-            presence = room.presence_snapshot()
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
         else:  # AUTH: only the hub sends these; a client's is ignored.

@@ -1,6 +1,13 @@
 """A connection's bounded outbox: frames waiting for the one writer task of that socket.
 
-Document frames go before presence frames, so a presence storm cannot delay edits.
+Document frames go before presence frames, so a presence storm cannot delay edits, and a
+presence backlog never closes a connection: presence is only ever the newest state. The
+presence lane holds the room's framed broadcasts as they are (one bytes object shared by
+every receiver, nothing re-encoded per connection). When it falls more than
+``MAX_PRESENCE_FRAMES`` behind, or document frames need its room, the backlog is dropped
+and the lane owes its peer one catch-up message instead: the room's shared one
+(awareness/catch_up.py, encoded at most once per broadcast however many peers lag). An
+outbox without a catch-up source coalesces its backlog itself (a cost per connection).
 When too many document updates queue up (a slow reader), they are merged into one
 update; if the outbox is still over its limits, it reports overflow and the connection is
 closed so the client re-syncs on reconnect. The byte limit applies to what is queued
@@ -14,9 +21,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import crdt_core
+
+# Presence frames a lane may hold before its backlog is replaced by one catch-up message.
+MAX_PRESENCE_FRAMES = 4
+# The shared framed catch-up message of a room (every live state and recent removals).
+CatchUpSource = Callable[[], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +47,24 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
-    def __init__(self, limits: OutboxLimits) -> None:
+    def __init__(self, limits: OutboxLimits, catch_up: CatchUpSource | None = None) -> None:
         self._limits = limits
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
         self._documents: deque[tuple[bytes, bytes | None]] = deque()
-        # Presence lane: raw awareness updates, coalesced into one frame when taken.
+        # Presence lane: framed awareness messages, shared with every other receiver.
         self._presence: deque[bytes] = deque()
+        self._presence_bytes = 0
+        # The backlog was dropped: the next presence frame sent is the catch-up message.
+        self._presence_owed = False
+        self.catch_up = catch_up
         self._bytes = 0
         self._ready = asyncio.Event()
         self._closed = False
         self.merges = 0
+        self.presence_dropped = 0  # presence frames replaced by a catch-up message
 
     def __len__(self) -> int:
-        return len(self._documents) + len(self._presence)
+        return len(self._documents) + len(self._presence) + self._presence_owed
 
     @property
     def queued_bytes(self) -> int:
@@ -58,24 +76,44 @@ class Outbox:
             return
         self._documents.append((frame, update))
         self._bytes += len(frame)
+        if self._over_limits(len(frame)) and self._presence:
+            self._drop_presence()  # presence makes room first: it is only ever the newest state
         if self._over_limits(len(frame)):
             self._shrink(len(frame))
         self._ready.set()
 
-    def put_presence(self, awareness_update: bytes) -> None:
+    def put_presence(self, frame: bytes) -> None:
+        """Queue a framed awareness message (kept as is: the same bytes go to every peer)."""
         if self._closed:
             return
-        self._presence.append(awareness_update)
-        self._bytes += len(awareness_update)
-        if len(self._presence) > 1 and self._over_limits(len(awareness_update)):
-            merged = crdt_core.coalesce_awareness(list(self._presence))
-            self._bytes -= sum(len(item) for item in self._presence)
-            self._presence.clear()
-            self._presence.append(merged)
-            self._bytes += len(merged)
-        if self._over_limits(len(awareness_update)):
+        if self._presence_owed:
+            return  # the catch-up message, built when it is sent, will hold this change too
+        self._presence.append(frame)
+        self._presence_bytes += len(frame)
+        self._bytes += len(frame)
+        if len(self._presence) > 1 and (
+            len(self._presence) > MAX_PRESENCE_FRAMES or self._over_limits(len(frame))
+        ):
+            self._drop_presence()
+        if self._over_limits(len(frame)):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
         self._ready.set()
+
+    def _drop_presence(self) -> None:
+        """Replace the presence backlog by one catch-up message (coalesced here without a source)."""
+        self.presence_dropped += len(self._presence)
+        self._bytes -= self._presence_bytes
+        if self.catch_up is not None:
+            self._presence.clear()
+            self._presence_bytes = 0
+            self._presence_owed = True
+            return
+        payloads = [crdt_core.parse_message(frame).payload for frame in self._presence]
+        merged = crdt_core.frame_awareness(crdt_core.coalesce_awareness(payloads))
+        self._presence.clear()
+        self._presence.append(merged)
+        self._presence_bytes = len(merged)
+        self._bytes += len(merged)
 
     def _over_limits(self, incoming: int) -> bool:
         """Over the message count, or over the byte limit not counting the next frame to be
@@ -112,12 +150,14 @@ class Outbox:
             frame, _ = self._documents.popleft()
             self._bytes -= len(frame)
             return frame
+        if self._presence_owed and self.catch_up is not None:
+            self._presence_owed = False
+            return self.catch_up()
         if self._presence:
-            items = list(self._presence)
-            self._presence.clear()
-            self._bytes -= sum(len(item) for item in items)
-            merged = items[0] if len(items) == 1 else crdt_core.coalesce_awareness(items)
-            return crdt_core.frame_awareness(merged)
+            frame = self._presence.popleft()
+            self._presence_bytes -= len(frame)
+            self._bytes -= len(frame)
+            return frame
         return None
 
     async def take(self) -> bytes:
@@ -135,6 +175,8 @@ class Outbox:
         """Drop everything queued and close: the peer is being disconnected."""
         self._documents.clear()
         self._presence.clear()
+        self._presence_bytes = 0
+        self._presence_owed = False
         self._bytes = 0
         self.close()
 

@@ -170,7 +170,7 @@ class ServerProcess:
                 *self.peer.command(self.port, self.node, data_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.peer.checkout(),  # `python -m` puts the working directory first on sys.path
                 env=self.peer.env(self.port),
                 start_new_session=True,
             )
