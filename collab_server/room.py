@@ -3,9 +3,16 @@
 All decisions about an incoming update are made here, in one place:
 - it is validated and applied to the in-memory pycrdt document (bad bytes: nothing changes);
 - only its effective part (what the document did not have yet) is logged and relayed;
-- in strict durability it is relayed only after its commit, in relaxed mode right away;
+- in strict durability it is relayed once its commit is written (a kill of the hub cannot
+  lose it; the fsync that makes it survive power loss follows, and acknowledgements, joiners
+  and other nodes wait for that), in relaxed mode right away;
 - updates that become ready in the same loop turn leave as one merged frame, encoded once
-  and shared by every recipient (server frames are not masked, so the bytes are identical).
+  and shared by every recipient (server frames are not masked, so the bytes are identical);
+- updates from other nodes (already stored by the node that received them) are relayed to
+  this node's peers as they came, without being integrated: they wait, bounded, until this
+  node needs the document's state (a joiner, a read, an edit, a local update) and are then
+  integrated in one merged step. A node pays for the updates of a document only in
+  proportion to its own clients of it (docs/architecture.md, "Scale-out").
 """
 
 from __future__ import annotations
@@ -105,9 +112,14 @@ class Room:
         load: Callable[[], float] = lambda: 1.0,
         presence_limits: PresenceLimits | None = None,
         pending_limits: PendingLimits | None = None,
+        max_unapplied_remote_bytes: int = 1 << 20,
     ) -> None:
         self.name = name
-        self.doc = doc
+        self._doc = doc
+        # Other nodes' updates relayed but not yet integrated into ``_doc`` (see ``settle``).
+        self._unapplied: list[bytes] = []
+        self._unapplied_bytes = 0
+        self._max_unapplied_bytes = max_unapplied_remote_bytes
         self.peers: set[Peer] = set()
         self.presence = PresenceRegistry(limits=presence_limits)
         # What a peer that fell behind on presence gets instead of its backlog (shared).
@@ -144,6 +156,51 @@ class Room:
 
     # -- document updates -------------------------------------------------------------
 
+    @property
+    def doc(self) -> pycrdt.Doc[Any]:
+        """The document with everything this node has received integrated (see ``settle``)."""
+        self.settle()
+        return self._doc
+
+    def settle(self) -> None:
+        """Integrate the other nodes' updates relayed since the last time, in one merged step.
+
+        They were stored by the node that received them and already sent on to this node's
+        peers; only this node's own copy of the document lags until something needs it.
+        """
+        if not self._unapplied:
+            return
+        updates, self._unapplied, self._unapplied_bytes = self._unapplied, [], 0
+        try:
+            merged = updates[0] if len(updates) == 1 else crdt_core.merge_updates(updates)
+        except (ValueError, ProtocolError) as exc:  # one bad message: integrate the others alone
+            logger.warning("document %r: merging other nodes' updates failed (%s)", self.name, exc)
+            for update in updates:
+                self._integrate_remote(update)
+        else:
+            self._integrate_remote(merged)
+        self._metrics.remote_updates_applied.inc(len(updates))
+
+    def _integrate_remote(self, update: bytes) -> list[bytes]:
+        """Apply another node's update to this node's copy; return its effective part."""
+        self._captured.clear()
+        try:
+            apply_update(self._doc, update, "remote update")
+        except ProtocolError as exc:
+            logger.warning("document %r: skipping a bad update from another node: %s", self.name, exc)
+            return []
+        effective = self._captured[:]
+        self._captured.clear()
+        if effective:
+            self._full_state = None
+            self.size_bytes += sum(len(change) for change in effective)
+        self._hold_back(update, None, changed=bool(effective))
+        over = self.pending.over_limit(None)
+        if over is not None:
+            logger.warning("document %r: dropping updates from other nodes held back: %s", self.name, over)
+            self._drop_held_back(None)
+        return effective
+
     def _capture(self, event: pycrdt.TransactionEvent) -> None:
         self._captured.append(event.update)
 
@@ -157,6 +214,7 @@ class Room:
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        self.settle()  # the update may build on what other nodes sent: integrate that first
         held = self.pending.total_bytes
         if self.size_bytes + held + len(update) > self.max_bytes:
             raise DocumentTooLarge(
@@ -164,7 +222,7 @@ class Room:
             )
         received_at = time.perf_counter()
         self._captured.clear()
-        apply_update(self.doc, update)
+        apply_update(self._doc, update)
         effective = self._captured[:]
         self._captured.clear()
         accepted = self._accept(effective, origin, actor, received_at)
@@ -178,7 +236,7 @@ class Room:
 
     def _hold_back(self, update: bytes, origin: Peer | None, *, changed: bool) -> None:
         """Count what of ``update`` (just applied) waits for missing dependencies."""
-        state_vector = self.doc.get_state()
+        state_vector = self._doc.get_state()
         if changed and self.pending.records:
             self.pending.recheck(state_vector)  # the change may have been what they waited for
         held = self.pending.record(update, origin, state_vector)
@@ -195,9 +253,9 @@ class Room:
             return
         started = time.perf_counter()
         doc: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
-        doc.apply_update(self.doc.get_update())
-        self.doc.unobserve(self._subscription)
-        self.doc = doc
+        doc.apply_update(self._doc.get_update())
+        self._doc.unobserve(self._subscription)
+        self._doc = doc
         for held in self.pending.records:
             doc.apply_update(held.update)
         self._subscription = doc.observe(self._capture)
@@ -217,31 +275,38 @@ class Room:
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        self.settle()
         received_at = time.perf_counter()
         self._captured.clear()
-        with self.doc.transaction():
-            mutate(self.doc)
+        with self._doc.transaction():
+            mutate(self._doc)
         effective = self._captured[:]
         self._captured.clear()
         return self._accept(effective, None, actor, received_at)
 
-    def apply_remote_update(self, update: bytes) -> None:
-        """An update another node received (and stored): relay it here, never store it again."""
+    def apply_remote_update(self, update: bytes, *, repair: bool = False) -> None:
+        """An update another node received and stored: relay it here, never store it again.
+
+        It goes to this node's peers as it came and waits to be integrated until the state
+        is needed (``settle``), bounded by ``max_unapplied_remote_bytes``. A ``repair`` (a
+        node's answer in the state exchange after a broker outage) may repeat much of what
+        this node has: it is integrated at once and only its effective part is relayed.
+        """
         received_at = time.perf_counter()
-        self._captured.clear()
-        apply_update(self.doc, update, "remote update")
-        effective = self._captured[:]
-        self._captured.clear()
-        for change in effective:
-            self._queue_relay(change, None, received_at)
-        if effective:
-            self._full_state = None
-            self.updated_at = time.time()
-        self._hold_back(update, None, changed=bool(effective))
-        over = self.pending.over_limit(None)
-        if over is not None:
-            logger.warning("document %r: dropping updates from other nodes held back: %s", self.name, over)
-            self._drop_held_back(None)
+        self._metrics.remote_updates_in.inc()
+        self.updated_at = time.time()
+        if repair:
+            self.settle()
+            for change in self._integrate_remote(update):
+                self._queue_relay(change, None, received_at)
+            return
+        self._full_state = None
+        self._unapplied.append(update)
+        self._unapplied_bytes += len(update)
+        if self.peers:
+            self._queue_relay(update, None, received_at)
+        if self._unapplied_bytes > self._max_unapplied_bytes:
+            self.settle()
 
     def _accept(
         self, effective: list[bytes], origin: Peer | None, actor: str | None, received_at: float
@@ -256,18 +321,29 @@ class Room:
         for change in effective:
             entry = LogEntry(self.name, change, actor, self._node_id, self.updated_at)
             if self._strict:
-                self._writer.submit(entry, self._relay_after_commit(change, origin, received_at))
+                self._writer.submit(
+                    entry,
+                    on_committed=None if self._single_node else self._publish_after_commit(change),
+                    on_written=self._relay_after_write(change, origin, received_at),
+                )
             else:
                 self._writer.submit(entry)
                 self._queue_relay(change, origin, received_at)
                 self._broker.publish_update(self.name, change)
         return True
 
-    def _relay_after_commit(
+    def _relay_after_write(
         self, update: bytes, origin: Peer | None, received_at: float
     ) -> Callable[[int], None]:
-        def committed(_seq: int) -> None:
+        def written(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
+
+        return written
+
+    def _publish_after_commit(self, update: bytes) -> Callable[[int], None]:
+        """Other nodes get only what is durable (their streams are trimmed, never re-stored)."""
+
+        def committed(_seq: int) -> None:
             if not self.closed:
                 self._broker.publish_update(self.name, update)
 
@@ -339,7 +415,7 @@ class Room:
             if crdt_core.BACKEND == "rust" and len(full[0]) >= self._off_loop_bytes:
                 missing = await asyncio.to_thread(crdt_core.diff_update, full[0], state_vector)
             else:
-                missing = missing_since(self.doc, state_vector)
+                missing = missing_since(self._doc, state_vector)
         except ValueError as exc:
             raise ProtocolError(f"invalid state vector: {exc}") from exc
         return crdt_core.frame_sync_step2(missing)
@@ -469,4 +545,4 @@ class Room:
         self._batcher.close()
         self._remote_batcher.close()
         self._relay.cancel()
-        self.doc.unobserve(self._subscription)
+        self._doc.unobserve(self._subscription)
