@@ -8,7 +8,7 @@ import grpc
 
 from collab_server.auth import InvalidToken, Principal, Role
 from collab_server.document_names import InvalidDocumentName, check_document_name
-from collab_server.hub import Hub
+from collab_server.ports import Authorizer
 from collab_server.rpc.errors import RpcFailure, invalid
 
 ALL_DOCUMENTS = "*"
@@ -30,14 +30,14 @@ def document_name(raw: str) -> str:
 
 
 class CallGuard:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, access: Authorizer) -> None:
+        self._access = access
 
     def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         try:
-            return self._hub.auth.verify(token_of(context))
+            return self._access.verify(token_of(context))
         except InvalidToken as exc:
-            self._hub.audit.record("denied", None, None, f"grpc: {exc}")
+            self._access.record("denied", None, None, f"grpc: {exc}")
             raise RpcFailure(401, "unauthorized", str(exc)) from None
 
     def require(
@@ -47,13 +47,13 @@ class CallGuard:
         principal = self.principal(context)
         granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
         if granted is None or granted < role:
-            self._hub.audit.record("denied", principal.subject, document, f"grpc needs {role.name}")
+            self._access.record("denied", principal.subject, document, f"grpc needs {role.name}")
             raise RpcFailure(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
         return principal
 
     def actor(self, principal: Principal, claimed: str, default: str) -> str:
         """Attribution: the token's subject when auth is on, else what the caller says."""
-        if self._hub.auth.enabled:
+        if self._access.enabled:
             return principal.subject
         if len(claimed) > 128:
             raise invalid("'actor' must be at most 128 characters")
