@@ -71,7 +71,7 @@ class Connection:
         self.document = ""
         self._state = State.CONNECTING
         self._io = SocketRun(self.peer_id, receive, send)
-        self._outbox = Outbox(OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes))
+        self._outbox = Outbox(OutboxLimits.of(settings), hub.metrics.outbox_merges)
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._max_message = settings.max_message_bytes
         self._room: Room | None = None
@@ -100,13 +100,10 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
-        merges = self._outbox.merges
         try:
             self._outbox.put_document(frame, update)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
-        if self._outbox.merges != merges:
-            self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
     def deliver_presence(self, awareness_update: bytes) -> None:
         if self.state is not State.OPEN:

@@ -1,6 +1,8 @@
-"""What a verified token allows one participant on one document.
+"""What a verified token allows on a document: the one role check of every API.
 
-The one rule for every live participant (a y-websocket connection, a Hocuspocus document
+`require_role` is the check itself, for HTTP routes (`api/access.py`), gRPC calls
+(`rpc/access.py`) and live participants alike: a principal without the role it needs is
+audited and refused. The rest is the rule for every live participant (a y-websocket connection, a Hocuspocus document
 channel, a gRPC ``Sync`` stream): a token that does not verify or grants no role on the
 document is refused (and audited); a role below write makes the participant read-only; with
 auth on, its edits are attributed to the token's subject and its presence shows the token's
@@ -30,6 +32,32 @@ def unverified(claimed_actor: str | None) -> DocumentAccess:
     return DocumentAccess(ANONYMOUS, read_only=True, actor=claimed_actor, identity=None)
 
 
+ALL_DOCUMENTS = "*"  # the document a hub-wide call is checked against
+MAX_ACTOR_CHARS = 128  # a claimed actor (attribution without auth), on every API
+
+
+class RoleMissing(Exception):
+    """The caller lacks the role a call needs on the document (HTTP 403, gRPC PERMISSION_DENIED)."""
+
+    def __init__(self, needed: Role) -> None:
+        super().__init__(f"this token lacks the {needed.name.lower()} role here")
+        self.needed = needed
+
+
+def require_role(
+    access: Authorizer, principal: Principal | None, document: str, needed: Role, where: str
+) -> Role:
+    """``principal``'s role on ``document`` (ALL_DOCUMENTS: hub-wide), if it is at least
+    ``needed``; else the refusal is audited (``where``: which API) and RoleMissing raised."""
+    granted = principal.role_for(document) if principal is not None else None
+    if granted is None or granted < needed:
+        subject = principal.subject if principal is not None else None
+        shown = None if document == ALL_DOCUMENTS else document
+        access.record("denied", subject, shown, f"{where} needs {needed.name}")
+        raise RoleMissing(needed)
+    return granted
+
+
 class AccessRefused(Exception):
     """The participant may not join the document; ``code`` is the close code to tell it."""
 
@@ -56,10 +84,10 @@ def access_for(
     access: Authorizer, principal: Principal, document: str, *, claimed_actor: str | None
 ) -> DocumentAccess:
     """What a verified ``principal`` may do on ``document``; raises AccessRefused (audited)."""
-    role = principal.role_for(document)
-    if role is None:
-        access.record("denied", principal.subject, document, "no grant for this document")
-        raise AccessRefused(CloseCode.FORBIDDEN, "no access to this document")
+    try:
+        role = require_role(access, principal, document, Role.READ, "a live connection")
+    except RoleMissing:
+        raise AccessRefused(CloseCode.FORBIDDEN, "no access to this document") from None
     read_only = role < Role.WRITE
     if not access.enabled:
         return DocumentAccess(principal, read_only, claimed_actor, None)

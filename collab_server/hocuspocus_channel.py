@@ -102,7 +102,7 @@ class DocumentChannel:
         self._sync = SyncSteps(self, unverified(socket.actor), hub.access, HOCUSPOCUS)
         self._state = ChannelState.AUTHENTICATING
         self.prefix = hp.prefix(key)
-        self.outbox = Outbox(OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes))
+        self.outbox = Outbox(OutboxLimits.of(settings), hub.metrics.outbox_merges)
         self.scheduled = False  # in the socket's ready queue
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._inbox: asyncio.Queue[hp.Envelope] = asyncio.Queue(INBOX_MAX_MESSAGES)

@@ -15,14 +15,26 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import crdt_core
+from collab_server.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxLimits:
     max_messages: int
     max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> OutboxLimits:
+        return cls(settings.outbox_max_messages, settings.outbox_max_bytes)
+
+
+class MergeCounter(Protocol):
+    """Where merges are counted (the hub's ``nova_outbox_merges_total``)."""
+
+    def inc(self, amount: float = 1) -> None: ...
 
 
 class OutboxOverflow(Exception):
@@ -34,8 +46,9 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
-    def __init__(self, limits: OutboxLimits) -> None:
+    def __init__(self, limits: OutboxLimits, merges: MergeCounter | None = None) -> None:
         self._limits = limits
+        self._merge_counter = merges
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
         self._documents: deque[tuple[bytes, bytes | None]] = deque()
         # Presence lane: raw awareness updates, coalesced into one frame when taken.
@@ -104,6 +117,8 @@ class Outbox:
             self._documents.append((frame, merged))
             self._bytes += len(frame)
             self.merges += 1
+            if self._merge_counter is not None:
+                self._merge_counter.inc()
         if self._over_limits(incoming):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
 

@@ -24,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from collab_server.client_address import TrustedProxies, client_of
 from collab_server.closecodes import CloseCode, reason_for
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.metrics import HubMetrics
 
 S = TypeVar("S", bound=enum.Enum)
@@ -31,7 +32,6 @@ S = TypeVar("S", bound=enum.Enum)
 logger = logging.getLogger(__name__)
 
 CLOSE_SEND_TIMEOUT_SECONDS = 1.0  # a stuck peer never drains its socket: the close frame's bound
-MAX_ACTOR_CHARS = 128
 
 
 class SocketState(enum.Enum):

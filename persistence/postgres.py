@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -60,6 +60,7 @@ from persistence.base import (
     WrappedDataKey,
 )
 from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
+from persistence.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -147,20 +148,6 @@ def lock_key(document: str) -> int:
     return int.from_bytes(hashlib.blake2b(document.encode(), digest_size=4).digest(), "big", signed=True)
 
 
-def describe_dsn(dsn: str) -> str:
-    """Host, port, database and user of a DSN, for messages; never the password."""
-    try:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        host = parts.hostname or query.get("host", ["localhost"])[0]
-        port = parts.port or int(query.get("port", ["5432"])[0])
-        user = unquote(parts.username) if parts.username else query.get("user", ["(default user)"])[0]
-        database = unquote(parts.path.lstrip("/")) or query.get("dbname", [user])[0]
-    except ValueError:
-        return "PostgreSQL (unparsable DSN)"
-    return f"PostgreSQL at {host}:{port} database {database!r} user {user!r}"
-
-
 class PostgresStore:
     def __init__(
         self,
@@ -173,7 +160,7 @@ class PostgresStore:
         max_connections: int = POOL_MAX_SIZE,
     ) -> None:
         self._dsn = dsn
-        self._target = describe_dsn(dsn)
+        self._target = f"PostgreSQL {redact_url(dsn)}"  # for messages: never the password
         try:
             password = urlsplit(dsn).password
         except ValueError:

@@ -21,10 +21,10 @@ from starlette.responses import Response
 from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_access import ALL_DOCUMENTS, RoleMissing, require_role
 from collab_server.document_names import InvalidDocumentName, check_document_name
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-ALL_DOCUMENTS = "*"
 
 
 class DocumentFrom(enum.Enum):
@@ -116,12 +116,10 @@ def guard(access: Access, endpoint: Endpoint) -> Endpoint:
             principal = None
         document = _document(request, access.document)
         if access.role is not None:
-            granted = principal.role_for(document) if principal is not None else None
-            if granted is None or granted < access.role:
-                shown = None if document == ALL_DOCUMENTS else document
-                subject = principal.subject if principal is not None else None
-                audit.record("denied", subject, shown, f"http {path} needs {access.role.name}")
-                raise ApiError(403, "forbidden", f"this token lacks the {access.role.name.lower()} role here")
+            try:
+                require_role(audit, principal, document, access.role, f"http {path}")
+            except RoleMissing as exc:
+                raise ApiError(403, "forbidden", str(exc)) from exc
         in_path = access.document is DocumentFrom.PATH  # a query (the audit log) may name deleted ones
         if in_path and not access.deleted_ok and state_of(request).lifecycle.is_deleted(document):
             raise ApiError(404, "document_deleted", f"{document!r} is deleted")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import ALL_DOCUMENTS, caller, document_of
+from collab_server.api.access import caller, document_of
 from collab_server.api.bodies import optional_string, query_int, query_text, read_json_object
 from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
+from collab_server.document_access import ALL_DOCUMENTS
 
 MAX_TOKEN_ID_CHARS = 256
 MAX_AUDIT_LIMIT = 1000

@@ -13,11 +13,12 @@ from collab_server.api.access import actor_of, caller, document_of
 from collab_server.api.bodies import optional_string, read_json_object
 from collab_server.api.context import state_of
 from collab_server.api.durability import committed, require_store
-from collab_server.api.edits import DEFAULT_TEXT, MAX_ACTOR_CHARS, MAX_FIELD_CHARS
+from collab_server.api.edits import DEFAULT_TEXT, MAX_FIELD_CHARS
 from collab_server.api.errors import ApiError
 from collab_server.api.history import restore_text
 from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from persistence.archive.archiver import version_parts
 from persistence.encryption.store import keys_of, open_with_key

@@ -28,6 +28,7 @@ from collab_server.api.bodies import optional_string, query_text, read_json_obje
 from collab_server.api.context import state_of
 from collab_server.api.durability import durable_write
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_fields import check_editable, describe, fields_of_update, pick
 from collab_server.ports import Documents
 from collab_server.rebase import (
@@ -49,7 +50,6 @@ DEFAULT_TEXT = "content"
 RESERVED_PREFIX = "nova:"
 MAX_EDITS = 1_000
 MAX_FIELD_CHARS = 128
-MAX_ACTOR_CHARS = 128
 MAX_VERSION_CHARS = 64 * 1024
 
 

@@ -8,9 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import ALL_DOCUMENTS, optional_caller, token_of
+from collab_server.api.access import optional_caller, token_of
 from collab_server.api.context import state_of
 from collab_server.auth import Role
+from collab_server.document_access import ALL_DOCUMENTS
 from collab_server.ports import Authorizer, Health
 
 

@@ -19,13 +19,13 @@ from collab_server.api.context import state_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.edits import (
     DEFAULT_TEXT,
-    MAX_ACTOR_CHARS,
     MAX_FIELD_CHARS,
     apply_staged,
     field_name,
     text_of,
 )
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_fields import check_editable, describe, fields_of_parts, fields_of_update, pick
 from collab_server.ports import Documents, Durability
 from collab_server.textops import replace_all
@@ -33,6 +33,7 @@ from collab_server.ydoc import doc_from_parts
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, StoredDocument
 
+DEFAULT_LIMIT = 100  # history and activity rows per call, unless the caller asks
 MAX_LIMIT = 1000
 
 
@@ -60,7 +61,7 @@ async def _fields(documents: Documents, name: str) -> list[dict[str, str]]:
 async def history(request: Request) -> Response:
     store = state_of(request).store
     name = document_of(request)
-    versions = await store.history(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    versions = await store.history(name, query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
     fields = await _fields(state_of(request).documents, name)
     return JSONResponse(
         {
@@ -103,7 +104,7 @@ async def version_text(request: Request) -> Response:
 async def activity(request: Request) -> Response:
     store = state_of(request).store
     name = document_of(request)
-    entries = await store.activity(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
+    entries = await store.activity(name, query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
     fields = await _fields(state_of(request).documents, name)
     return JSONResponse(
         {

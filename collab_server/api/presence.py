@@ -106,7 +106,9 @@ async def put_presence(request: Request) -> Response:
     data = await read_json_object(request)
     agent = data.get("agent")
     if not isinstance(agent, str) or not agent or len(agent) > MAX_TEXT_CHARS:
-        raise ApiError(400, "invalid_request", "'agent' (an id of 1-128 characters) is required")
+        raise ApiError(
+            400, "invalid_request", f"'agent' (an id of 1-{MAX_TEXT_CHARS} characters) is required"
+        )
     try:
         ttl = _ttl(data)
         state = presence_state(data)
@@ -128,5 +130,5 @@ async def delete_presence(request: Request) -> Response:
     agent = request.path_params["agent"]
     owner, _ = _caller(request)
     if not state_of(request).agents.remove(name, owner, agent):
-        raise ApiError(404, "not_present", f"agent {agent[:128]!r} is not present in {name!r}")
+        raise ApiError(404, "not_present", f"agent {agent[:MAX_TEXT_CHARS]!r} is not present in {name!r}")
     return JSONResponse({"document": name, "agent": agent, "removed": True})

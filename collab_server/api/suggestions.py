@@ -32,7 +32,6 @@ from collab_server.api.bodies import optional_string, read_json_object
 from collab_server.api.context import state_of
 from collab_server.api.durability import durable_write
 from collab_server.api.edits import (
-    MAX_ACTOR_CHARS,
     MAX_EDITS,
     apply_staged,
     document_exists,
@@ -43,6 +42,7 @@ from collab_server.api.edits import (
     text_of,
 )
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.rebase import EditError, RangeEdit, apply_rebased, rebase, text_at
 from collab_server.room import Room
 

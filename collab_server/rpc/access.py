@@ -7,11 +7,10 @@ from typing import Any
 import grpc
 
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_access import ALL_DOCUMENTS, MAX_ACTOR_CHARS, RoleMissing, require_role
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.ports import Authorizer
 from collab_server.rpc.errors import RpcFailure, invalid
-
-ALL_DOCUMENTS = "*"
 
 
 def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -45,16 +44,16 @@ class CallGuard:
     ) -> Principal:
         """The caller, if it holds ``role`` on ``document`` (None: any document); else 401/403."""
         principal = self.principal(context)
-        granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
-        if granted is None or granted < role:
-            self._access.record("denied", principal.subject, document, f"grpc needs {role.name}")
-            raise RpcFailure(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
+        try:
+            require_role(self._access, principal, document or ALL_DOCUMENTS, role, "grpc")
+        except RoleMissing as exc:
+            raise RpcFailure(403, "forbidden", str(exc)) from None
         return principal
 
     def actor(self, principal: Principal, claimed: str, default: str) -> str:
         """Attribution: the token's subject when auth is on, else what the caller says."""
         if self._access.enabled:
             return principal.subject
-        if len(claimed) > 128:
-            raise invalid("'actor' must be at most 128 characters")
+        if len(claimed) > MAX_ACTOR_CHARS:
+            raise invalid(f"'actor' must be at most {MAX_ACTOR_CHARS} characters")
         return claimed or default

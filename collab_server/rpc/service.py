@@ -18,12 +18,14 @@ from google.protobuf.message import Message
 from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
+from collab_server.api import history as http_history
+from collab_server.api import search as http_search
 from collab_server.api import suggestions as http_suggestions
 from collab_server.api.context import AppState
 from collab_server.api.durability import durable_write, require_store
 from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.history import restore_text
-from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
+from collab_server.api.presence import DEFAULT_TTL_SECONDS, MAX_TEXT_CHARS, InvalidPresence, presence_state
 from collab_server.auth import Role
 from collab_server.outbox import OutboxLimits
 from collab_server.rebase import version_token
@@ -42,10 +44,6 @@ T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 DEFAULT_FIELD = "content"
-DEFAULT_SEARCH_LIMIT = 10
-MAX_SEARCH_LIMIT = 50
-DEFAULT_HISTORY_LIMIT = 100
-MAX_HISTORY_LIMIT = 1000
 MAX_FIELDS = 64
 
 
@@ -108,7 +106,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         self._guard = CallGuard(state.access)
         self._metrics = metrics
         settings = state.settings
-        self._limits = OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes)
+        self._limits = OutboxLimits.of(settings)
 
     # -- the frame every call runs in ---------------------------------------------------
 
@@ -267,8 +265,8 @@ class CollabService(collab_pb2_grpc.CollabServicer):
     async def _set_presence(self, request: pb.SetPresenceRequest, context: Context) -> pb.SetPresenceResponse:
         name = document_name(request.document)
         principal = self._guard.require(context, name, Role.WRITE)
-        if not request.agent or len(request.agent) > 128:
-            raise invalid("'agent' (an id of 1-128 characters) is required")
+        if not request.agent or len(request.agent) > MAX_TEXT_CHARS:
+            raise invalid(f"'agent' (an id of 1-{MAX_TEXT_CHARS} characters) is required")
         ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
         if not math.isfinite(ttl) or ttl <= 0 or ttl > MAX_TTL_SECONDS:
             raise invalid(f"'ttl_seconds' must be a number of seconds in (0, {MAX_TTL_SECONDS:g}]")
@@ -299,7 +297,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
 
     async def _search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         principal = self._guard.principal(context)
-        limit = _limit(request.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)
+        limit = _limit(request.limit, http_search.DEFAULT_LIMIT, http_search.MAX_LIMIT)
         if not request.query.strip():
             raise invalid("the query is empty", "empty_query")
         index = self._search_service.index
@@ -353,7 +351,9 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         """A readable document's newest rows (history, activity), up to the request's limit."""
         name = document_name(request.document)
         self._guard.require(context, name, Role.READ)
-        return name, await fetch(name, _limit(request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT))
+        return name, await fetch(
+            name, _limit(request.limit, http_history.DEFAULT_LIMIT, http_history.MAX_LIMIT)
+        )
 
     async def Restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
         return await self._unary("Restore", context, self._restore(request, context))
