@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 import crdt_core
 from collab_server.auth import ANONYMOUS, Principal
 from collab_server.closecodes import CloseCode
+from collab_server.direct_send import DirectSocket, websocket_frame
 from collab_server.document_access import AccessRefused, access_for_token
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
@@ -71,11 +72,14 @@ class Connection:
         self.document = ""
         self._state = State.CONNECTING
         self._io = SocketRun(self.peer_id, receive, send)
-        self._outbox = Outbox(OutboxLimits.of(settings), hub.metrics.outbox_merges)
+        self._outbox = Outbox(OutboxLimits.of(settings), merges=hub.metrics.outbox_merges)
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._max_message = settings.max_message_bytes
         self._room: Room | None = None
         self._sync: SyncSteps | None = None  # once authenticated
+        # Frames go straight into uvicorn's socket when nothing waits before them (see direct_send).
+        self._direct = DirectSocket.of(send)
+        self._writing = False  # the writer holds a frame it has not written yet
         self._handshake = Handshake.of(scope, hub.trusted_proxies)
         self.client_ip = self._handshake.client_ip
         # Per-address quotas apply only to an address that names one client (not a local proxy).
@@ -100,18 +104,47 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
+        if self._can_send_directly(frame):
+            self._direct_write(frame)
+            return
         try:
             self._outbox.put_document(frame, update)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
-        if self.state is not State.OPEN:
+    def deliver_presence(self, frame: bytes) -> None:
+        if self._state is not State.OPEN:
+            return
+        if self._can_send_directly(frame) and self._outbox.spend_presence(len(frame)):
+            self._direct_write(frame)
             return
         try:
-            self._outbox.put_presence(awareness_update)
+            self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+
+    def _can_send_directly(self, frame: bytes) -> bool:
+        """Whether ``frame`` may go into the socket now: nothing queued or held goes before
+        it, the socket takes it at once, and it is not large (those go through the gate)."""
+        direct = self._direct
+        return (
+            direct is not None
+            and not self._writing
+            and not self._outbox
+            and len(frame) < self._hub.wire_frames.max_bytes
+            and direct.ready()
+        )
+
+    def _direct_write(self, frame: bytes) -> None:
+        """The relay's one WebSocket framing of ``frame``, shared with every socket it goes to."""
+        assert self._direct is not None
+        self._direct.write(self._hub.wire_frames.of(frame))
+
+    def _presence_rate(self) -> float:
+        """This connection's share of its document's presence bytes per second."""
+        room = self._room
+        rate = self._hub.settings.awareness_bytes_per_second
+        return rate / max(1, len(room.peers)) if room is not None and rate > 0 else 0.0
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -151,10 +184,11 @@ class Connection:
         role = "read" if self._sync is not None and self._sync.access.read_only else "write"
         hub.access.record("connect", self.principal.subject, name, f"role={role} from={self.client_ip}")
         self._room = room
+        self._outbox.pace_presence(room.presence_catch_up.frame, self._presence_rate)
         logger.debug("%s joined %r from %s", self.peer_id, name, self._handshake.client)
         try:
             self.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
-            presence = room.presence_snapshot()
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
             await self._io.run(self._read_loop(), self._write_loop())
@@ -241,13 +275,21 @@ class Connection:
         send = self._io.send
         outbox = self._outbox
         gate = self._hub.large_frames
+        direct = self._direct
         try:
             while True:
                 frame = await outbox.take()
-                if len(frame) >= gate.threshold_bytes:
-                    await gate.send(frame, self._io.send_bytes)
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
+                if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
+                    direct.write(websocket_frame(frame))
+                    continue
+                self._writing = True
+                try:
+                    if len(frame) >= gate.threshold_bytes:
+                        await gate.send(frame, self._io.send_bytes)
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+                finally:
+                    self._writing = False
         except OutboxClosed:
             pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it

@@ -102,7 +102,7 @@ class DocumentChannel:
         self._sync = SyncSteps(self, unverified(socket.actor), hub.access, HOCUSPOCUS)
         self._state = ChannelState.AUTHENTICATING
         self.prefix = hp.prefix(key)
-        self.outbox = Outbox(OutboxLimits.of(settings), hub.metrics.outbox_merges)
+        self.outbox = Outbox(OutboxLimits.of(settings), merges=hub.metrics.outbox_merges)
         self.scheduled = False  # in the socket's ready queue
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._inbox: asyncio.Queue[hp.Envelope] = asyncio.Queue(INBOX_MAX_MESSAGES)
@@ -137,11 +137,11 @@ class DocumentChannel:
             return
         self._socket.schedule(self)
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         if self._state is not ChannelState.OPEN:
             return
         try:
-            self.outbox.put_presence(awareness_update)
+            self.outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
             return
@@ -245,6 +245,7 @@ class DocumentChannel:
             f"role={'read' if read_only else 'write'} from={self.client_ip} hocuspocus",
         )
         self.deliver(hp.authenticated(self.key, read_only=read_only)[len(self.prefix) :], None)
+        self.outbox.catch_up = self._room.presence_catch_up.frame
         self._sync.send_presence(self._room)
         return early
 

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from collab_server.auth import Principal
 from collab_server.client_address import TrustedProxies
+from collab_server.direct_send import WireFrames
 from collab_server.documents import DocumentStatus, DocumentSummary
 from collab_server.metrics import HubMetrics
 from collab_server.room import Peer, Room
@@ -135,3 +136,4 @@ class SocketPorts:
     rooms: Rooms
     trusted_proxies: TrustedProxies
     large_frames: LargeFrameGate
+    wire_frames: WireFrames

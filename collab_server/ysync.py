@@ -123,7 +123,7 @@ class SyncSteps:
             self._peer.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
 
     def send_presence(self, room: Room) -> None:
-        presence = room.presence_snapshot()
+        presence = room.presence_snapshot_frame()
         if presence is not None:
             self._peer.deliver_presence(presence)
 

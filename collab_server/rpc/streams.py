@@ -51,9 +51,9 @@ class StreamPeer:
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         try:
-            self.outbox.put_presence(awareness_update)
+            self.outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
 
@@ -112,6 +112,7 @@ async def subscribe(
         base_state = await _state_vector_at_seq(state, name, request.from_seq)
     peer = StreamPeer("subscribe", limits)
     room = await state.documents.acquire(name, peer)
+    peer.outbox.catch_up = room.presence_catch_up.frame
     try:
         if start == "from_version" and request.from_version:
             base_state = _doc_from_token(room.doc, request.from_version).get_state()
@@ -182,7 +183,8 @@ class SyncSession:
         room = await self._state.documents.acquire(name, self.peer)
         try:
             self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
-            presence = room.presence_snapshot()
+            self.peer.outbox.catch_up = room.presence_catch_up.frame
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.peer.outbox.put_presence(presence)
             await self._pump(room, sync, first, requests)
