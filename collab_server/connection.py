@@ -35,7 +35,6 @@ from collab_server.websocket import (
     IllegalTransition,
     SocketRun,
     SocketState,
-    announce_close,
     checked_move,
     frame_bytes,
 )
@@ -71,7 +70,6 @@ class Connection:
         self.peer_id = f"c{next(_ids)}"
         self.document = ""
         self._state = State.CONNECTING
-        self._io = SocketRun(self.peer_id, receive, send)
         self._outbox = Outbox(OutboxLimits.of(settings), merges=hub.metrics.outbox_merges)
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
         self._max_message = settings.max_message_bytes
@@ -81,6 +79,7 @@ class Connection:
         self._direct = DirectSocket.of(send)
         self._writing = False  # the writer holds a frame it has not written yet
         self._handshake = Handshake.of(scope, hub.trusted_proxies)
+        self._io = SocketRun(self.peer_id, receive, send, hub, self._handshake.client)
         self.client_ip = self._handshake.client_ip
         # Per-address quotas apply only to an address that names one client (not a local proxy).
         self.quota_ip = self._handshake.quota_ip
@@ -300,13 +299,8 @@ class Connection:
         if self.state is not State.OPEN:
             return
         self._move(State.CLOSING)
-        what = f"{self.peer_id} on document {self.document!r}"
-        reason = announce_close(
-            self._hub.metrics, code, detail, what, node_id=self._hub.node_id, client=self._handshake.client
-        )
-        self._io.close_request = (code, reason)
         self._outbox.abort()
-        self._io.stop_writer()
+        self._io.close_later(code, detail, f"{self.peer_id} on document {self.document!r}")
 
     async def _close_now(self, code: CloseCode, detail: str | None = None) -> None:
         self.request_close(code, detail)

@@ -54,7 +54,6 @@ class HocuspocusSocket:
         self._hub = hub
         self.socket_id = f"h{next(_ids)}"
         self._state = SocketState.CONNECTING
-        self._io = SocketRun(self.socket_id, receive, send)
         self._channels: dict[str, DocumentChannel] = {}
         self._ready: deque[DocumentChannel] = deque()
         self._control: deque[bytes] = deque()
@@ -63,6 +62,7 @@ class HocuspocusSocket:
         self._max_message = hub.settings.max_message_bytes
         self._max_documents = hub.settings.max_documents_per_socket
         self._handshake = handshake = Handshake.of(scope, hub.trusted_proxies)
+        self._io = SocketRun(self.socket_id, receive, send, hub, handshake.client)
         # Without auth, an optional ?actor= names who edits (unverified); with auth, each token's subject.
         self.actor = handshake.actor
         # Used for documents whose auth message carries an empty token (a provider without `token`).
@@ -102,14 +102,11 @@ class HocuspocusSocket:
         if self._state is not SocketState.OPEN:
             return
         self._move(SocketState.CLOSING)
-        what = f"hocuspocus socket {self.socket_id} with {len(self._channels)} documents"
-        reason = announce_close(
-            self._hub.metrics, code, detail, what, node_id=self._hub.node_id, client=self._handshake.client
-        )
-        self._io.close_request = (code, reason)
         for channel in list(self._channels.values()):
             channel.outbox.abort()
-        self._io.stop_writer()
+        self._io.close_later(
+            code, detail, f"hocuspocus socket {self.socket_id} with {len(self._channels)} documents"
+        )
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from collab_server.client_address import TrustedProxies, client_of
 from collab_server.closecodes import CloseCode, reason_for
 from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.metrics import HubMetrics
+from collab_server.ports import SocketPorts
 
 S = TypeVar("S", bound=enum.Enum)
 
@@ -143,12 +144,15 @@ class Handshake:
 class SocketRun:
     """One socket's I/O: accept, send, close, and the reader/writer pair until either ends."""
 
-    __slots__ = ("close_request", "name", "receive", "send", "writer_task")
+    __slots__ = ("_client", "_metrics", "_node_id", "close_request", "name", "receive", "send", "writer_task")
 
-    def __init__(self, name: str, receive: Receive, send: Send) -> None:
+    def __init__(self, name: str, receive: Receive, send: Send, ports: SocketPorts, client: str) -> None:
         self.name = name
         self.receive = receive
         self.send = send
+        self._metrics = ports.metrics
+        self._node_id = ports.node_id
+        self._client = client
         self.close_request: tuple[CloseCode, str] | None = None
         self.writer_task: asyncio.Task[None] | None = None
 
@@ -169,8 +173,13 @@ class SocketRun:
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s close failed: %s", self.name, exc)
 
-    def stop_writer(self) -> None:
-        """The writer may be blocked on a full socket; a close must not wait behind it."""
+    def close_later(self, code: CloseCode, detail: str | None, what: str) -> None:
+        """Ask for the close (sent once the reader and writer stop), counted and logged.
+
+        The writer may be blocked on a full socket: it is stopped, the close must not wait
+        behind it."""
+        reason = announce_close(self._metrics, code, detail, what, node_id=self._node_id, client=self._client)
+        self.close_request = (code, reason)
         if self.writer_task is not None:
             self.writer_task.cancel()
 
