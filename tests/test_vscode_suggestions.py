@@ -123,7 +123,6 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
         await browser.call(
             "wait_text", page="host", selector=".notifications-toasts", text="Link copied", timeout=60
         )
-        await browser.call("open_explorer_file", page="host", file="hello.py", timeout=90)
 
         def session_id() -> str | None:
             names = [d["name"] for d in admin.get("/api/documents")["documents"]]
@@ -138,6 +137,7 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
             return text
 
         await browser.call("screenshot", page="host", path=str(GUIDE / "start-session.png"))
+        await browser.call("open_explorer_file", page="host", file="hello.py", timeout=90)
 
         # Guest: join with the link; the shared folder opens; so does hello.py.
         link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
@@ -194,7 +194,7 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
         await browser.call("click_codelens", page="host", text="Suggestion by agent:Fixer")
         await browser.call("wait_diff_shows", page="host", text="return 'hello, world'", timeout=30)
         await browser.call("screenshot", page="host", path=str(GUIDE / "suggestion-diff.png"))
-        await browser.call("command", page="host", title="View: Close Editor", timeout=30)
+        await browser.call("close_active_editor", page="host", timeout=30)
         assert "hello, world" not in hub_text()
 
         # The guest accepts: the hub applies it, both editors show it, the lenses go away.

@@ -233,6 +233,13 @@ const ops = {
     await link.click();
     return null;
   },
+  // Closes the active editor tab with its own close button (a palette title can match several commands).
+  async close_active_editor({ page: name, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const close = page.locator('.tabs-container .tab.active .tab-actions .action-label').first();
+    await close.click({ timeout: timeoutMs });
+    return null;
+  },
   // Some element matching `selector` shows `text` (a notification, a view's rows).
   async wait_text({ page: name, selector, text, timeoutMs = 20_000 }) {
     await entry(name).page.waitForFunction(
