@@ -52,6 +52,9 @@ export class DocumentBinding implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<'local' | 'remote'>();
   /** Fires after a local change reached the Y.Text ('local') or a remote one reached the editor ('remote'). */
   readonly onDidSync = this.changed.event;
+  private readonly applying = new vscode.EventEmitter<void>();
+  /** Fires when the binding asks the editor to apply remote changes (the latency trace). */
+  readonly onWillApplyRemote = this.applying.event;
   /** Local transactions made since the counter was last reset (the status bar's pending edits). */
   localTransactions = 0;
 
@@ -127,6 +130,7 @@ export class DocumentBinding implements vscode.Disposable {
     this.ytext.unobserve(this.onYjsEvent);
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
+    this.applying.dispose();
   }
 
   // -- Yjs -> editor --------------------------------------------------------------------
@@ -151,10 +155,12 @@ export class DocumentBinding implements vscode.Disposable {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.disposed) return;
     this.flushScheduled = true;
-    setTimeout(() => {
+    // A microtask, not a timer: the edit leaves for the editor as soon as the update that
+    // brought it is handled (changes of one transaction or message are still sent as one).
+    queueMicrotask(() => {
       this.flushScheduled = false;
       void this.flush();
-    }, 0);
+    });
   }
 
   private async flush(): Promise<void> {
@@ -170,9 +176,10 @@ export class DocumentBinding implements vscode.Disposable {
       settle: () => settle(),
     };
     this.inFlight = inFlight;
+    this.applying.fire();
     let applied = false;
     try {
-      applied = await vscode.workspace.applyEdit(this.toWorkspaceEdit(edit));
+      applied = await this.applyToEditor(edit);
     } catch {
       applied = false;
     }
@@ -196,20 +203,28 @@ export class DocumentBinding implements vscode.Disposable {
     this.scheduleFlush();
   }
 
-  private toWorkspaceEdit(edit: delta.Delta): vscode.WorkspaceEdit {
-    const lines = this.text;
+  /**
+   * Asks VS Code to apply `edit`; false when it refuses (the document changed in between).
+   * An editor showing the document takes it directly (`TextEditor.edit`: one message to the
+   * renderer, applied there at once); otherwise a workspace edit (the bulk edit service, which
+   * resolves the model and checks for conflicts first: slower, but needs no editor).
+   */
+  private applyToEditor(edit: delta.Delta): Thenable<boolean> {
     const eol = this.document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
-    const workspaceEdit = new vscode.WorkspaceEdit();
-    for (const splice of delta.toSplices(edit)) {
-      const start = lines.positionAt(splice.start);
-      const end = lines.positionAt(splice.end);
-      workspaceEdit.replace(
-        this.document.uri,
-        new vscode.Range(start.line, start.character, end.line, end.character),
-        withEol(splice.text, eol),
-      );
+    const replacements = delta.toSplices(edit).map((splice) => {
+      const start = this.text.positionAt(splice.start);
+      const end = this.text.positionAt(splice.end);
+      return { range: new vscode.Range(start.line, start.character, end.line, end.character), text: withEol(splice.text, eol) };
+    });
+    const editor = vscode.window.visibleTextEditors.find((candidate) => candidate.document === this.document);
+    if (editor !== undefined) {
+      return editor.edit((builder) => {
+        for (const { range, text } of replacements) builder.replace(range, text);
+      });
     }
-    return workspaceEdit;
+    const workspaceEdit = new vscode.WorkspaceEdit();
+    for (const { range, text } of replacements) workspaceEdit.replace(this.document.uri, range, text);
+    return vscode.workspace.applyEdit(workspaceEdit);
   }
 
   /**
