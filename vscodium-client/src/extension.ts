@@ -11,6 +11,7 @@ import { SessionManager } from './sessionManager';
 import { readSettings } from './settings';
 import { parseJoinInput, parseJoinQuery, shareLink, type JoinTarget } from './shareLink';
 import { StatusBar } from './statusBar';
+import { registerSuggestionReview } from './suggestionReview';
 
 const PENDING_JOIN = 'nova.pendingJoin';
 const RESUME_WINDOW_MS = 120_000;
@@ -198,6 +199,10 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     ),
   );
   const following = registerParticipants(context, manager, presenceView, run);
+  registerSuggestionReview(context, manager, run, () => {
+    const { token, user } = readSettings();
+    return { token, actor: `human:${user.name}` };
+  });
   resumeJoin(context, join, log);
   const activatedInMs = Date.now() - started;
   log.appendLine(`Nova Collab activated in ${activatedInMs} ms`);
