@@ -112,6 +112,7 @@ HELP: dict[str, str] = {
     "grpc_max_concurrent_calls": "concurrent gRPC calls on the listener; more are refused (RESOURCE_EXHAUSTED)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
+    "awareness_bytes_per_second": "presence bytes per second per document, shared by its connections (0: no pacing)",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
     "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
     "ping_timeout_seconds": "how long to wait for a pong",

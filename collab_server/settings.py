@@ -181,6 +181,10 @@ class Settings:
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
+    # Presence bytes per second a document sends in all, shared by its connections (each
+    # gets this ÷ their number; 0: no pacing). A crowd's presence is n² bytes: beyond this,
+    # a connection gets everyone's newest state less often, and document updates go first.
+    awareness_bytes_per_second: int = 32 * MIB
     awareness_timeout_seconds: float = (
         30.0  # states not renewed for this long are removed (y-protocols: 30 s)
     )
@@ -324,6 +328,7 @@ _NOT_NEGATIVE = (
     "group_commit_ms",
     "relay_window_ms",
     "awareness_flush_ms",
+    "awareness_bytes_per_second",
     "idle_unload_seconds",
     "events_window_ms",
     "webhook_backoff_ms",

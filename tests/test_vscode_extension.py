@@ -129,7 +129,37 @@ def test_vsix_builds() -> None:
         "nova.leave",
         "nova.follow",
         "nova.copyLink",
+        "nova.acceptSuggestion",
+        "nova.rejectSuggestion",
+        "nova.showSuggestion",
     } <= commands
+    check_registry_ready(manifest, names)
+    print(f"\n.vsix artifact: {vsix.relative_to(CLIENT.parent)} ({vsix.stat().st_size // 1024} KiB)")
+
+
+def check_registry_ready(manifest: dict[str, Any], names: set[str]) -> None:
+    """What the Open VSX registry (and vsce) need: identity, licence, icon, links, listing."""
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", manifest["publisher"]), manifest["publisher"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
+    assert manifest["license"] == "MIT" and "extension/LICENSE.txt" in names
+    assert manifest["repository"]["url"].startswith("https://")
+    assert manifest["engines"]["vscode"].startswith("^1.")
+    assert manifest["categories"] and len(manifest["keywords"]) <= 30
+    assert manifest["galleryBanner"]["theme"] in ("dark", "light")
+    assert re.fullmatch(r"#[0-9a-fA-F]{6}", manifest["galleryBanner"]["color"])
+    icon = f"extension/{manifest['icon']}"
+    assert manifest["icon"].endswith(".png") and icon in names
+    for document in ("readme.md", "changelog.md"):  # vsce stores them lower-cased
+        assert f"extension/{document}" in {name.lower() for name in names}, document
+    # Every image the README shows is a relative path to a PNG inside the package.
+    readme = (CLIENT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme)
+    assert images, "the README shows screenshots"
+    for image in images:
+        assert not image.startswith(("http:", "https:", "/")) and image.endswith(".png"), image
+        assert f"extension/{image}" in names, image
+    # Nothing but the bundle and what the listing shows: no sources, tests or maps.
+    assert not [n for n in names if n.startswith(("extension/src/", "extension/test/")) or n.endswith(".map")]
 
 
 # -- against the real hub -------------------------------------------------------------------

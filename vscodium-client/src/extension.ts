@@ -11,6 +11,7 @@ import { SessionManager } from './sessionManager';
 import { readSettings } from './settings';
 import { parseJoinInput, parseJoinQuery, shareLink, type JoinTarget } from './shareLink';
 import { StatusBar } from './statusBar';
+import { registerSuggestionReview } from './suggestionReview';
 
 let follower: Follower | undefined;
 
@@ -222,6 +223,10 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     ),
     { dispose: () => follower?.dispose() },
   );
+  registerSuggestionReview(context, manager, run, () => {
+    const { token, user } = readSettings();
+    return { token, actor: `human:${user.name}` };
+  });
   resumeJoin(context, join, log);
   const activatedInMs = Date.now() - started;
   log.appendLine(`Nova Collab activated in ${activatedInMs} ms`);

@@ -3,7 +3,7 @@
  * the binding and the remote cursors drawn there. The local cursor is published from here.
  */
 import * as vscode from 'vscode';
-import type * as Y from 'yjs';
+import * as Y from 'yjs';
 import { DocumentBinding, type InitialContent } from './binding';
 import { HubConnection } from './connection';
 import { setLocalCursor, setLocalUser, type LocalUser } from './presence';
@@ -27,7 +27,9 @@ export class SharedFile implements vscode.Disposable {
     readonly path: string | undefined,
     private readonly options: { readonly traceLatency: boolean } = { traceLatency: false },
   ) {
-    this.connection = new HubConnection({ hubUrl, document: roomPath(documentName), token });
+    // gc off: deleted text stays, so a suggestion's version can be rebuilt (suggestions.ts).
+    const doc = new Y.Doc({ gc: false });
+    this.connection = new HubConnection({ hubUrl, document: roomPath(documentName), token, doc });
     setLocalUser(this.connection.awareness, user);
     if (path !== undefined) this.connection.awareness.setLocalStateField('file', path);
   }

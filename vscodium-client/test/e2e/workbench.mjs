@@ -218,6 +218,55 @@ const ops = {
     });
     return samples;
   },
+  // The CodeLens rows shown in the editor (each lens's text; codicons render as empty text).
+  async codelens_texts({ page: name }) {
+    return entry(name).page.evaluate(() =>
+      [...document.querySelectorAll('.editor-instance .monaco-editor .codelens-decoration a, .editor-instance .monaco-editor .codelens-decoration span')]
+        .map((el) => (el.textContent ?? '').replace(/\u00a0/g, ' ').trim())
+        .filter((text) => text !== ''),
+    );
+  },
+  async click_codelens({ page: name, text, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const link = page.locator('.editor-instance .monaco-editor .codelens-decoration a', { hasText: text }).first();
+    await link.waitFor({ state: 'visible', timeout: timeoutMs });
+    await link.click();
+    return null;
+  },
+  // Closes the active editor tab with its own close button (a palette title can match several commands).
+  async close_active_editor({ page: name, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const close = page.locator('.tabs-container .tab.active .tab-actions .action-label').first();
+    await close.click({ timeout: timeoutMs });
+    return null;
+  },
+  // Some element matching `selector` shows `text` (a notification, a view's rows).
+  async wait_text({ page: name, selector, text, timeoutMs = 20_000 }) {
+    await entry(name).page.waitForFunction(
+      ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
+      [selector, text],
+      { timeout: timeoutMs, polling: 50 },
+    );
+    return null;
+  },
+  // A diff editor is open and shows `text`.
+  async wait_diff_shows({ page: name, text, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    try {
+      await page.waitForFunction(
+        (want) => {
+          const diff = document.querySelector('.monaco-diff-editor');
+          return (diff?.textContent ?? '').replace(/\u00a0/g, ' ').includes(want);
+        },
+        text,
+        { timeout: timeoutMs, polling: 50 },
+      );
+    } catch (error) {
+      await page.screenshot({ path: `${process.env.NOVA_ARTIFACTS ?? '.'}/vscode-${name}-diff.png` });
+      throw error;
+    }
+    return null;
+  },
   async screenshot({ page: name, path }) {
     await entry(name).page.screenshot({ path });
     return path;
