@@ -193,7 +193,10 @@ class Settings:
     awareness_timeout_seconds: float = (
         30.0  # states not renewed for this long are removed (y-protocols: 30 s)
     )
-    ping_interval_seconds: float = 5.0  # WebSocket ping; a peer that misses one pong is dropped
+    # WebSocket ping; a peer that misses one pong is dropped. Each ping is a frame out and a
+    # pong in per connection: at 5 s they were a tenth of the messages of 1,000 sockets over
+    # 200 typed documents. 15 + 5 s still drops a silent peer sooner than the peers' 30 s.
+    ping_interval_seconds: float = 15.0
     ping_timeout_seconds: float = 5.0
     shutdown_timeout_seconds: float = 10.0  # bounds the whole shutdown: flush, compactions, audit
     maintenance_interval_seconds: float = 0.5  # presence expiry, idle unload, token expiry checks

@@ -186,14 +186,19 @@ async def apply_edits(request: Request) -> Response:
 
 
 async def edit_endpoint(
-    request: Request, change: Callable[[Room, dict[str, Any], str], dict[str, Any]]
+    request: Request,
+    change: Callable[[Room, dict[str, Any], str], dict[str, Any]],
+    also_check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Response:
     """An edit request (applied, or suggested): the body checked in full before the document
-    is loaded, then ``change`` made as one durable write."""
+    is loaded (``also_check``: what the endpoint adds to an edit), then ``change`` made as one
+    durable write."""
     state = state_of(request)
     name = document_of(request)
     data = await read_json_object(request)
     edit = parse_edit_request(data)
+    if also_check is not None:
+        also_check(data)
     actor = actor_of(request, edit.actor, "agent:anonymous")
     result = await durable_write(
         state.documents,
