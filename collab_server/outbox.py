@@ -8,6 +8,12 @@ every receiver, nothing re-encoded per connection). When it falls more than
 and the lane owes its peer one catch-up message instead: the room's shared one
 (awareness/catch_up.py, encoded at most once per broadcast however many peers lag). An
 outbox without a catch-up source coalesces its backlog itself (a cost per connection).
+
+Presence may also be paced (``presence_rate``, bytes per second for this peer): a crowd's
+presence is n² bytes (everyone's state to everyone), which no client should have to read
+in full. Over its rate a peer's presence waits, its backlog turning into the catch-up
+message, so it gets the newest state of everyone at the rate it is allowed; document
+frames are never paced.
 When too many document updates queue up (a slow reader), they are merged into one
 update; if the outbox is still over its limits, it reports overflow and the connection is
 closed so the client re-syncs on reconnect. The byte limit applies to what is queued
@@ -20,6 +26,7 @@ queued stays below the limit plus two frames. Nothing here grows without bound.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +37,8 @@ import crdt_core
 MAX_PRESENCE_FRAMES = 4
 # The shared framed catch-up message of a room (every live state and recent removals).
 CatchUpSource = Callable[[], bytes]
+# Presence bytes per second one peer may get now (read at each send; 0 or less: no pacing).
+PresenceRate = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,10 @@ class Outbox:
         # The backlog was dropped: the next presence frame sent is the catch-up message.
         self._presence_owed = False
         self.catch_up = catch_up
+        self.presence_rate: PresenceRate | None = None
+        # Token bucket of presence bytes (may go negative: a large frame is paid back later).
+        self._presence_tokens = 0.0
+        self._presence_stamp = float("-inf")
         self._bytes = 0
         self._ready = asyncio.Event()
         self._closed = False
@@ -98,6 +111,37 @@ class Outbox:
         if self._over_limits(len(frame)):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
         self._ready.set()
+
+    def pace_presence(self, catch_up: CatchUpSource, rate: PresenceRate) -> None:
+        """Follow a room's presence: its shared catch-up message, and this peer's rate."""
+        self.catch_up = catch_up
+        self.presence_rate = rate
+
+    def spend_presence(self, size: int) -> bool:
+        """Whether ``size`` bytes of presence may be sent now (and if so, count them)."""
+        if self.presence_rate is None:
+            return True
+        rate = self.presence_rate()
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        # The bucket holds at most one second of the rate: a quiet peer gets a burst at once.
+        self._presence_tokens = min(rate, self._presence_tokens + (now - self._presence_stamp) * rate)
+        self._presence_stamp = now
+        if self._presence_tokens <= 0:
+            return False
+        self._presence_tokens -= size
+        return True
+
+    def presence_wait(self) -> float | None:
+        """Seconds until paced presence may go again; None when no presence waits for its turn."""
+        if not (self._presence or self._presence_owed) or self.presence_rate is None:
+            return None
+        rate = self.presence_rate()
+        if rate <= 0:
+            return 0.0
+        missing = -(self._presence_tokens + (time.monotonic() - self._presence_stamp) * rate)
+        return max(0.0, missing / rate) + 0.001
 
     def _drop_presence(self) -> None:
         """Replace the presence backlog by one catch-up message (coalesced here without a source)."""
@@ -151,9 +195,14 @@ class Outbox:
             self._bytes -= len(frame)
             return frame
         if self._presence_owed and self.catch_up is not None:
+            catch_up = self.catch_up()  # shared and cached: free to look at before it is sent
+            if not self.spend_presence(len(catch_up)):
+                return None
             self._presence_owed = False
-            return self.catch_up()
+            return catch_up
         if self._presence:
+            if not self.spend_presence(len(self._presence[0])):
+                return None
             frame = self._presence.popleft()
             self._presence_bytes -= len(frame)
             self._bytes -= len(frame)
@@ -169,7 +218,16 @@ class Outbox:
             if self._closed:
                 raise OutboxClosed
             self._ready.clear()
-            await self._ready.wait()
+            wait = self.presence_wait()
+            if wait is None:
+                await self._ready.wait()
+                continue
+            # Paced presence: its turn comes after ``wait``, or a document frame comes first.
+            try:
+                async with asyncio.timeout(wait):
+                    await self._ready.wait()
+            except TimeoutError:
+                pass
 
     def abort(self) -> None:
         """Drop everything queued and close: the peer is being disconnected."""

@@ -3,7 +3,9 @@
 All decisions about an incoming update are made here, in one place:
 - it is validated and applied to the in-memory pycrdt document (bad bytes: nothing changes);
 - only its effective part (what the document did not have yet) is logged and relayed;
-- in strict durability it is relayed only after its commit, in relaxed mode right away;
+- in strict durability it is relayed once its commit is written (a kill of the hub cannot
+  lose it; the fsync that makes it survive power loss follows, and acknowledgements, joiners
+  and other nodes wait for that), in relaxed mode right away;
 - updates that become ready in the same loop turn leave as one merged frame, encoded once
   and shared by every recipient (server frames are not masked, so the bytes are identical);
 - updates from other nodes (already stored by the node that received them) are relayed to
@@ -45,6 +47,9 @@ _IDLE_LOAD = 0.35
 _BUSY_LOAD = 0.7
 # A relay that ran this late after its planned time means the event loop has a backlog.
 _LAGGING_SECONDS = 0.005
+# Weight of the newest gap in the running mean of the gaps between updates to relay.
+_GAP_WEIGHT = 0.25
+_QUIET_GAP_SECONDS = 0.25  # the mean gap of a room that has been quiet (gaps are capped here)
 
 
 class DocumentTooLarge(Exception):
@@ -108,6 +113,7 @@ class Room:
         join_wait_seconds: float = 10.0,
         off_loop_diff_bytes: int = 1 << 20,
         load: Callable[[], float] = lambda: 1.0,
+        clock: Callable[[], float] = time.monotonic,
         presence_limits: PresenceLimits | None = None,
         pending_limits: PendingLimits | None = None,
         max_unapplied_remote_bytes: int = 1 << 20,
@@ -142,6 +148,10 @@ class Room:
         self._join_wait = join_wait_seconds
         self._off_loop_bytes = off_loop_diff_bytes
         self._load = load
+        self._clock = clock
+        # Running mean of the gaps between updates to relay: how many would one window merge.
+        self._arrival_gap = _QUIET_GAP_SECONDS
+        self._last_arrival = float("-inf")
         self._full_state: tuple[bytes, bytes] | None = None
         self._captured: list[bytes] = []
         self._subscription = doc.observe(self._capture)
@@ -319,18 +329,29 @@ class Room:
         for change in effective:
             entry = LogEntry(self.name, change, actor, self._node_id, self.updated_at)
             if self._strict:
-                self._writer.submit(entry, self._relay_after_commit(change, origin, received_at))
+                self._writer.submit(
+                    entry,
+                    on_committed=None if self._single_node else self._publish_after_commit(change),
+                    on_written=self._relay_after_write(change, origin, received_at),
+                )
             else:
                 self._writer.submit(entry)
                 self._queue_relay(change, origin, received_at)
                 self._broker.publish_update(self.name, change)
         return True
 
-    def _relay_after_commit(
+    def _relay_after_write(
         self, update: bytes, origin: Peer | None, received_at: float
     ) -> Callable[[int], None]:
-        def committed(_seq: int) -> None:
+        def written(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
+
+        return written
+
+    def _publish_after_commit(self, update: bytes) -> Callable[[int], None]:
+        """Other nodes get only what is durable (their streams are trimmed, never re-stored)."""
+
+        def committed(_seq: int) -> None:
             if not self.closed:
                 self._broker.publish_update(self.name, update)
 
@@ -340,6 +361,10 @@ class Room:
         if self.closed:
             return
         self._ready.append((update, origin, received_at))
+        now = self._clock()
+        gap = min(now - self._last_arrival, _QUIET_GAP_SECONDS)
+        self._arrival_gap += _GAP_WEIGHT * (gap - self._arrival_gap)
+        self._last_arrival = now
         self._relay.request()
 
     def _relay_window(self) -> float:
@@ -350,7 +375,8 @@ class Room:
         needed (the process busy, or the loop running this relay late because the machine's
         CPU is short): the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
         (0.2 ms per peer, at most ``relay_window_ms``) at ``_BUSY_LOAD``. A small room, or a
-        process with CPU to spare, relays at once.
+        process with CPU to spare, relays at once. So does a room whose updates come further
+        apart than the window: holding one would merge nothing and only delay it.
         """
         if len(self.peers) < self._window_min_peers:
             return 0.0
@@ -360,7 +386,8 @@ class Room:
         if load <= _IDLE_LOAD:
             return 0.0
         full = min(self._max_window, len(self.peers) * 0.0002)
-        return full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
+        window = full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
+        return window if self._arrival_gap < window else 0.0
 
     def _flush_relay(self) -> None:
         items, self._ready = self._ready, []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pycrdt
 import pytest
 
@@ -151,3 +154,21 @@ def test_a_large_paste_reaches_a_peer_whose_outbox_is_within_its_limit() -> None
     box.put_document(crdt_core.frame_update(small), small)
     box.put_document(crdt_core.frame_update(large), large)
     assert box.queued_bytes > 20_000
+
+
+async def test_paced_presence_waits_for_its_turn_while_document_frames_go_at_once() -> None:
+    box = Outbox(OutboxLimits(100, 1 << 20))
+    box.pace_presence(lambda: awareness(5, 5), lambda: 1000.0)  # 1,000 presence bytes/s
+    big = '{"s":"' + "x" * 1500 + '"}'
+    box.put_presence(awareness(1, 1, big))
+    box.put_presence(awareness(1, 2, big))
+    assert clocks(box.take_nowait() or b"") == {1: 1}  # a quiet peer's first frame goes at once
+    assert box.take_nowait() is None  # then its bucket is empty (1,500 bytes > 1 s of the rate)
+    assert box.presence_wait() is not None
+    box.put_document(b"doc-frame")
+    assert box.take_nowait() == b"doc-frame"  # never paced
+    started = time.monotonic()
+    async with asyncio.timeout(5):
+        frame = await box.take()
+    assert clocks(frame) == {1: 2}
+    assert time.monotonic() - started > 0.2  # it waited for its turn
