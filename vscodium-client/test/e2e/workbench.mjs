@@ -185,11 +185,14 @@ const ops = {
         ([fn, text]) => {
           const editorText = new Function(`return (${fn})`)();
           const state = { want: text, at: undefined };
+          // A promise the test awaits (no polling: it would load the renderer it measures).
+          state.done = new Promise((resolve) => (state.resolve = resolve));
           window.__novaWatch = state;
           const check = () => {
             if (state.at !== undefined || !(editorText() ?? '').includes(state.want)) return;
             state.at = Date.now();
             observer.disconnect();
+            state.resolve(state.at);
           };
           const observer = new MutationObserver(check);
           const root = document.querySelector('.editor-instance .monaco-editor .view-lines') ?? document.body;
@@ -198,8 +201,11 @@ const ops = {
         },
         [EDITOR_TEXT.toString(), want],
       );
-    const seen = async (page) =>
-      (await page.waitForFunction(() => window.__novaWatch?.at, undefined, { timeout: 20_000, polling: 5 })).jsonValue();
+    const seen = (page) =>
+      Promise.race([
+        page.evaluate(() => window.__novaWatch.done),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('text not shown within 20 s')), 20_000).unref()),
+      ]);
     // One key per sample: an anchor first (not measured), then each key extends the run.
     const keys = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     let marker = 'Zq';
