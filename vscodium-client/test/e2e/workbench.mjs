@@ -76,9 +76,10 @@ const ops = {
       await page.keyboard.press('Escape');
       await page.keyboard.press('F1');
       await box.waitFor({ state: 'visible', timeout: timeoutMs });
-      await box.fill(`>${title}`);
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       try {
+        // A starved renderer can miss one fill: that is retried like a command not listed yet.
+        await box.fill(`>${title}`, { timeout: 10_000 });
         await row.waitFor({ timeout: 5000 });
         break;
       } catch (error) {
