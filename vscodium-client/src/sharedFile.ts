@@ -47,13 +47,14 @@ export class SharedFile implements vscode.Disposable {
     if (this.options.traceLatency) {
       // The extension host's console reaches the workbench's: the benchmark reads these lines.
       // 'local': a keystroke reached the Y.Text (and the socket); 'remote': a remote edit is in the editor.
-      // 'received': a remote update reached this Y.Text (before the editor is asked to apply it).
+      // 'received': a remote update reached this Y.Text; 'applying': the editor is asked to apply it.
       const received = (_event: Y.YTextEvent, transaction: Y.Transaction): void => {
         if (transaction.origin !== binding) console.log(`nova-trace received ${Date.now()}`);
       };
       this.ytext.observe(received);
       this.subscriptions.push(
         binding.onDidSync((direction) => console.log(`nova-trace ${direction} ${Date.now()}`)),
+        binding.onWillApplyRemote(() => console.log(`nova-trace applying ${Date.now()}`)),
         new vscode.Disposable(() => this.ytext.unobserve(received)),
       );
     }
