@@ -30,8 +30,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import crdt_core
+from collab_server.settings import Settings
 
 # Presence frames a lane may hold before its backlog is replaced by one catch-up message.
 MAX_PRESENCE_FRAMES = 4
@@ -46,6 +48,16 @@ class OutboxLimits:
     max_messages: int
     max_bytes: int
 
+    @classmethod
+    def of(cls, settings: Settings) -> OutboxLimits:
+        return cls(settings.outbox_max_messages, settings.outbox_max_bytes)
+
+
+class MergeCounter(Protocol):
+    """Where merges are counted (the hub's ``nova_outbox_merges_total``)."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
 
 class OutboxOverflow(Exception):
     """The peer cannot keep up; its connection must be closed."""
@@ -56,8 +68,11 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
-    def __init__(self, limits: OutboxLimits, catch_up: CatchUpSource | None = None) -> None:
+    def __init__(
+        self, limits: OutboxLimits, catch_up: CatchUpSource | None = None, merges: MergeCounter | None = None
+    ) -> None:
         self._limits = limits
+        self._merge_counter = merges
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
         self._documents: deque[tuple[bytes, bytes | None]] = deque()
         # Presence lane: framed awareness messages, shared with every other receiver.
@@ -186,6 +201,8 @@ class Outbox:
             self._documents.append((frame, merged))
             self._bytes += len(frame)
             self.merges += 1
+            if self._merge_counter is not None:
+                self._merge_counter.inc()
         if self._over_limits(incoming):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
 
