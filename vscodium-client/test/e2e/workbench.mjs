@@ -302,6 +302,13 @@ const ops = {
     await link.click();
     return null;
   },
+  // Reloads the workbench page (the extension host restarts; settings are read afresh).
+  async reload({ page: name }) {
+    const { page } = entry(name);
+    await page.reload({ waitUntil: 'domcontentloaded', timeout: 80_000 });
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 80_000 });
+    return null;
+  },
   // Closes the active editor tab with its own close button (a palette title can match several commands).
   async close_active_editor({ page: name, timeoutMs = 20_000 }) {
     const { page } = entry(name);
