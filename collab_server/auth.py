@@ -185,7 +185,3 @@ def mint(
     if shared_session is not None:
         claims[SESSION_CLAIM] = shared_session
     return jwt.encode(claims, key, algorithm=algorithm)
-
-
-def redact_token(text: str, token: str | None) -> str:
-    return text.replace(token, "[token]") if token else text

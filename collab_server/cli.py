@@ -8,11 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp
 
 from collab_server.app import create_app
 from collab_server.auth import mint
@@ -38,12 +38,15 @@ HELP: dict[str, str] = {
     "port": "TCP port to listen on",
     "store": "where documents are kept: sqlite:///PATH (embedded default), memory, or postgresql://USER@HOST/DB",
     "redis_url": "Redis URL shared by hub nodes for scale-out (redis://HOST:PORT/DB); empty: single node",
+    "redis_window_ms": "at most one Redis read and one publish per this many ms: busy documents cross nodes in"
+    " batches (0: every message at once)",
     "redis_tls_ca_file": "CA certificate (PEM) that a rediss:// Redis must present a certificate from",
     "store_ssl_mode": "PostgreSQL TLS: disable, allow, prefer, require, verify-ca or verify-full (empty: the URL's)",
     "store_ssl_root_cert": "CA certificate (PEM) for PostgreSQL verify-ca / verify-full",
     "search": "semantic search: embedded (local chromadb), off, or a chromadb server http://HOST:PORT",
     "search_dir": "directory of the embedded search index (default: beside the SQLite store)",
     "search_interval_seconds": "how often changed documents are re-indexed (also the debounce)",
+    "search_worker_max_mb": "restart the search worker process when its resident memory passes this (MiB)",
     "node_id": "name of this hub node in the update log and across nodes (default: random)",
     "durability": "strict: relay an update only after it is stored; relaxed: relay first, store right after",
     "group_commit_ms": "extra wait before a store commit to gather more updates (0: commit as soon as idle)",
@@ -55,6 +58,7 @@ HELP: dict[str, str] = {
     "merge_on_load_parts": "stored parts above which a load merges them in one step (native backend)",
     "off_loop_diff_bytes": "documents this large compute joiners' diffs in a worker thread",
     "max_early_remote_messages": "other nodes' messages buffered per document while it loads",
+    "max_unapplied_remote_bytes": "other nodes' updates relayed but not yet integrated per document, at most",
     "maintenance_interval_seconds": "period of presence expiry, idle unload and token expiry checks",
     "store_check_interval_seconds": "period (and timeout) of the store health check behind /readyz",
     "revocation_refresh_seconds": "how often revocations are re-read from the store",
@@ -108,6 +112,7 @@ HELP: dict[str, str] = {
     "grpc_max_concurrent_calls": "concurrent gRPC calls on the listener; more are refused (RESOURCE_EXHAUSTED)",
     "idle_unload_seconds": "a document with no connections is unloaded after this many seconds",
     "awareness_flush_ms": "presence changes are batched over this window",
+    "awareness_bytes_per_second": "presence bytes per second per document, shared by its connections (0: no pacing)",
     "awareness_timeout_seconds": "presence states not renewed for this long are removed",
     "ping_interval_seconds": "WebSocket ping interval; a silent peer is dropped after interval + timeout",
     "ping_timeout_seconds": "how long to wait for a pong",
@@ -201,7 +206,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
 
 
 def uvicorn_config(
-    settings: Settings, app: Any, certificate: CertificateReloader | None = None
+    settings: Settings, app: ASGIApp, certificate: CertificateReloader | None = None
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from collab_server.api.access import Access, DocumentFrom, caller, guard
 from collab_server.api.bodies import optional_string, query_text, read_json_object
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.session_lobby import MAX_NAME_CHARS, GuestRole, LobbyError, SessionLobby
 
@@ -25,8 +26,7 @@ BASE = "/api/sessions/{session}"
 
 
 def lobby_of(request: Request) -> SessionLobby:
-    lobby: SessionLobby = request.state.lobby
-    return lobby
+    return state_of(request).lobby
 
 
 def _session(request: Request) -> str:

@@ -29,19 +29,20 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
 from collab_server.api.bodies import optional_string, read_json_object
-from collab_server.api.context import documents_of, durability_of
-from collab_server.api.durability import committed, require_store
+from collab_server.api.context import state_of
+from collab_server.api.durability import durable_write
 from collab_server.api.edits import (
-    MAX_ACTOR_CHARS,
     MAX_EDITS,
     apply_staged,
     document_exists,
+    edit_endpoint,
     field_name,
     parse_edit_request,
     prepare,
     text_of,
 )
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.rebase import EditError, RangeEdit, apply_rebased, rebase, text_at
 from collab_server.room import Room
 
@@ -66,12 +67,14 @@ class Suggestion:
     status: str
     created_at: float
     decided_by: str | None = None
+    model: str | None = None  # claimed by the caller, like presence's model
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["edits"] = [{"start": e.start, "end": e.end, "text": e.text} for e in self.edits]
-        if self.decided_by is None:
-            del record["decided_by"]
+        for optional in ("decided_by", "model"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
 
@@ -106,6 +109,9 @@ def parse_record(key: str, raw: object) -> Suggestion:
     decided_by = record.get("decided_by")
     if decided_by is not None and not isinstance(decided_by, str):
         raise MalformedSuggestion("decided_by must be a string")
+    model = record.get("model")
+    if model is not None and (not isinstance(model, str) or len(model) > MAX_ACTOR_CHARS):
+        raise MalformedSuggestion("model must be a short string")
     raw_edits = record.get("edits")
     if not isinstance(raw_edits, list) or not raw_edits or len(raw_edits) > MAX_EDITS:
         raise MalformedSuggestion("edits must be a non-empty list")
@@ -129,6 +135,7 @@ def parse_record(key: str, raw: object) -> Suggestion:
         status=record["status"],
         created_at=float(created_at),
         decided_by=decided_by,
+        model=model,
     )
 
 
@@ -146,6 +153,7 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
     """Validate an edit body and store it as an open suggestion by ``author`` (the verified
     caller), all or nothing (the HTTP and gRPC suggestion); the caller waits for the commit."""
     edit = parse_edit_request(data)
+    model = optional_string(data, "model", MAX_ACTOR_CHARS)
     token, _ = prepare(room, edit)  # refuse now what could never apply
     suggestion = Suggestion(
         id=uuid.uuid4().hex[:12],
@@ -155,24 +163,19 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
         edits=tuple(edit.ranges(_text_at_version(room, token, edit.field))),
         status="open",
         created_at=time.time(),
+        model=model,
     )
     apply_staged(room, _store(suggestion), author)
     return {"suggestion": suggestion.to_json()}
 
 
 async def suggest(request: Request) -> Response:
-    documents = documents_of(request)
-    name = document_of(request)
-    data = await read_json_object(request)
-    edit = parse_edit_request(data)  # all of it checked before the document is loaded
-    author = actor_of(request, edit.actor, "agent:anonymous")
-    require_store(durability_of(request))
-    if edit.version is not None and not await document_exists(documents, name):
-        raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with documents.using(name) as room:
-        body = {"document": name, **suggest_in_room(room, data, author)}
-        await committed(durability_of(request), name)
-    return JSONResponse(body)
+    # The model a suggestion names is checked with the rest, before the document is loaded.
+    return await edit_endpoint(request, suggest_in_room, also_check=_check_model)
+
+
+def _check_model(data: dict[str, Any]) -> None:
+    optional_string(data, "model", MAX_ACTOR_CHARS)
 
 
 def _text_at_version(room: Room, token: str, field: str) -> str:
@@ -188,15 +191,13 @@ async def reject(request: Request) -> Response:
 
 
 async def _decide(request: Request, status: str) -> Response:
-    documents = documents_of(request)
+    state = state_of(request)
     name = document_of(request)
     suggestion_id = request.path_params["suggestion"]
     data = await read_json_object(request)
     decider = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "human:anonymous")
-    require_store(durability_of(request))
-    if not await document_exists(documents, name):
-        raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with documents.using(name) as room:
+
+    def decide(room: Room) -> tuple[Suggestion, str]:
         raw = _suggestions(room.doc).get(suggestion_id)
         if raw is None:
             raise ApiError(404, "suggestion_not_found", f"no suggestion {suggestion_id[:64]!r}")
@@ -218,13 +219,14 @@ async def _decide(request: Request, status: str) -> Response:
             apply_staged(room, accept_and_apply, decider)
         else:
             apply_staged(room, _store(decided), decider)
-        text = text_of(room.doc, suggestion.field)
-        await committed(durability_of(request), name)
+        return decided, text_of(room.doc, suggestion.field)
+
+    decided, text = await durable_write(state.documents, state.durability, name, decide, must_exist=True)
     return JSONResponse({"document": name, "suggestion": decided.to_json(), "text": text})
 
 
 async def list_suggestions(request: Request) -> Response:
-    documents = documents_of(request)
+    documents = state_of(request).documents
     name = document_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
