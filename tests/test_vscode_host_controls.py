@@ -112,8 +112,8 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
             input=link,
         )
         await ui("click_notification", page="host", text="Guest asks to join", button="Allow read-only")
-        await ui("open_explorer_file", page="guest", file="hello.py")
-        await ui("wait_editor_contains", page="guest", text="return 'hi'")
+        await ui("open_explorer_file", page="guest", file="hello.py", timeoutMs=120_000)
+        await ui("wait_editor_contains", page="guest", text="return 'hi'", timeoutMs=90_000)
         guests = api("GET", f"{base}/participants", token=host_token).json()["participants"]
         assert [(g["name"], g["role"]) for g in guests] == [("Guest", "read")]
 
@@ -130,7 +130,7 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
             edits=[{"start": 0, "end": 0, "text": "# host\n"}],
         )
         assert edit.status_code == 200, edit.text
-        await ui("wait_editor_contains", page="guest", text="# host")
+        await ui("wait_editor_contains", page="guest", text="# host", timeoutMs=90_000)
         shown = await ui("editor_text", page="guest")
         assert "XYZ" not in shown, shown
         text = api("GET", f"/api/documents/{document}/text").json()["text"]
