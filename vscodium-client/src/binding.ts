@@ -48,6 +48,9 @@ export class DocumentBinding implements vscode.Disposable {
   private flushScheduled = false;
   private blindRetries = 0;
   private disposed = false;
+  /** Whether the editor is read-only (a read-only guest): VS Code refuses `TextEditor.edit`
+   * there, so remote edits go through a workspace edit, which it applies. */
+  isReadOnly: () => boolean = () => false;
   private readonly subscriptions: vscode.Disposable[] = [];
   private readonly changed = new vscode.EventEmitter<'local' | 'remote'>();
   /** Fires after a local change reached the Y.Text ('local') or a remote one reached the editor ('remote'). */
@@ -219,7 +222,7 @@ export class DocumentBinding implements vscode.Disposable {
       return { range: new vscode.Range(start.line, start.character, end.line, end.character), text: withEol(splice.text, eol) };
     });
     const editor = vscode.window.visibleTextEditors.find((candidate) => candidate.document === this.document);
-    if (editor !== undefined) {
+    if (editor !== undefined && !this.isReadOnly()) {
       return editor.edit((builder) => {
         for (const { range, text } of replacements) builder.replace(range, text);
       });

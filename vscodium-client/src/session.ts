@@ -9,6 +9,7 @@ import type { InitialContent } from './binding';
 import type { HubConnection } from './connection';
 import type { Settings } from './settings';
 import { SharedFile } from './sharedFile';
+import { isReadOnlyToken } from './tokenGrants';
 import type { JoinTarget } from './shareLink';
 
 export const NOVA_SCHEME = 'nova';
@@ -77,6 +78,7 @@ export abstract class Session implements vscode.Disposable {
   protected bindFile(file: SharedFile, document: vscode.TextDocument, initial: InitialContent): SharedFile {
     if (!file.isBoundTo(document)) {
       const binding = file.bind(document, initial);
+      binding.isReadOnly = () => file.connection.readOnly || isReadOnlyToken(this.settings.token, file.documentName);
       // Not `fire()`: that refreshes the status bar and the participants view, messages to the
       // workbench that would compete with the edits on every keystroke.
       this.subscriptions.push(
