@@ -147,9 +147,9 @@ export function registerHostControls(
     const subscription = session.onDidChange(() => {
       const connection = session.manifestConnection;
       if (told || connection.state !== 'refused' || connection.refusal?.code !== 4498) return;
-      // Removed, or the session ended: the stored token is dead; a new join asks the host again.
+      // Removed, or the session ended. The stored token stays: a rejoin shows it to the hub,
+      // which refuses it, and then asks the host again.
       told = true;
-      void state.update(ADMISSION_KEY + session.id, undefined);
       guestTerminal?.dispose();
       guestTerminal = undefined;
     });
