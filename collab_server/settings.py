@@ -47,7 +47,7 @@ class Settings:
     redis_url: str = ""
     # At most one Redis read and one publish round trip per this many ms on a node: a busy
     # document's updates cross nodes in batches (at most this much later), a lone one at once.
-    redis_window_ms: float = 20.0
+    redis_window_ms: float = 25.0
     # TLS to Redis: a "rediss://" URL always verifies the server; this CA file (PEM) replaces
     # the system CAs for that check.
     redis_tls_ca_file: str = ""
