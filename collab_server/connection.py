@@ -29,7 +29,7 @@ from collab_server.documents import DocumentUnavailable, HubStopping, TooManyCon
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.origins import OriginPolicy
-from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
 from collab_server.sessions import QuotaExceeded
@@ -50,6 +50,10 @@ def _bearer(header: str | None) -> str | None:
 
 
 _ids = itertools.count(1)
+
+
+class ClosedByHub(Exception):
+    """The hub has sent its close frame (or could not in time): the socket stops reading."""
 
 
 class CloseRequest(NamedTuple):
@@ -92,6 +96,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 class RateLimiter:
     """Token bucket: ``rate`` messages per second sustained, bursts up to ``burst``."""
 
+    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+
     def __init__(self, rate: float, burst: int) -> None:
         self._rate = rate
         self._burst = float(burst)
@@ -128,7 +134,8 @@ class Connection:
         self._hub = hub
         self._receive = receive
         self._send = send
-        self._scope = scope
+        # The scope is not kept (it holds every header): only what is used later is.
+        self._path_name = document_name(scope)
         settings = hub.settings
         self.peer_id = f"c{next(_ids)}"
         self.actor: str | None = None
@@ -140,6 +147,7 @@ class Connection:
         self._close_request: tuple[CloseCode, str] | None = None
         self._room: Room | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        self._tasks: asyncio.TaskGroup | None = None  # while the socket runs (see _run_until_closed)
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         # Without auth, an optional ?actor= names who edits (unverified); with auth, the token's subject.
         actors = query.get("actor")
@@ -158,7 +166,7 @@ class Connection:
         self.read_only = False
         self.refused_writes = 0
         self._identity: Identity | None = None
-        self._presence_refusals_told: set[str] = set()
+        self._presence_refusals_told: set[str] | None = None  # made on the first refusal
         address, self._client = client_of(hub.trusted_proxies, scope.get("client"), headers)
         self.client_ip = address.ip
         # Per-address quotas apply only to an address that names one client (not a local proxy).
@@ -203,7 +211,7 @@ class Connection:
         first = await self._receive()
         if first["type"] != "websocket.connect":
             return
-        name = document_name(self._scope)
+        name = self._path_name
         await self._send({"type": "websocket.accept"})
         self._move(State.OPEN)
         self._hub.metrics.connections.inc()
@@ -366,10 +374,13 @@ class Connection:
 
     def _refuse_presence(self, refused: list[Refusal]) -> None:
         """Refused presence entries are not stored or sent; the client is told once per reason."""
+        if self._presence_refusals_told is None:
+            self._presence_refusals_told = set()
+        told = self._presence_refusals_told
         for refusal in refused:
-            if refusal.reason in self._presence_refusals_told or len(self._presence_refusals_told) >= 8:
+            if refusal.reason in told or len(told) >= 8:
                 continue
-            self._presence_refusals_told.add(refusal.reason)
+            told.add(refusal.reason)
             logger.info(
                 "%s on %r: presence of client %d refused: %s",
                 self.peer_id,
@@ -389,19 +400,35 @@ class Connection:
             )
 
     async def _run_until_closed(self) -> None:
-        """Read and write until either side ends; then send the hub's close, if it asked for one."""
-        async with asyncio.TaskGroup() as tasks:
-            reader = tasks.create_task(self._read_loop(), name=f"read:{self.peer_id}")
-            self._writer_task = tasks.create_task(self._write_loop(), name=f"write:{self.peer_id}")
-            await asyncio.wait((reader, self._writer_task), return_when=asyncio.FIRST_COMPLETED)
-            self._writer_task.cancel()
-            request = self._close_request
-            if request is not None and not reader.done():
-                # A stuck peer never drains its socket: the close frame gets a bounded wait.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_CLOSE_SEND_TIMEOUT):
-                        await self._send_close(*request)
-            reader.cancel()
+        """Read until either side ends the socket; frames leave through one writer task.
+
+        The reader runs in the socket's own task (no task of its own): an idle socket costs
+        that one task and its writer. When the hub asks for a close, a closer task stops the
+        writer, sends the close frame (a bounded wait: a stuck peer never drains its socket)
+        and ends the reading by raising ClosedByHub, which cancels the read loop.
+        """
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                self._writer_task = tasks.create_task(self._write_loop(), name=f"write:{self.peer_id}")
+                try:
+                    await self._read_loop()
+                finally:
+                    self._tasks = None
+                    self._writer_task.cancel()
+        except* ClosedByHub:
+            pass
+
+    async def _send_requested_close(self, code: CloseCode, reason: str) -> None:
+        writer = self._writer_task
+        if writer is not None and not writer.done():
+            writer.cancel()  # it may be blocked on a full socket; the close must not wait behind it
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_SEND_TIMEOUT):
+                await self._send_close(code, reason)
+        raise ClosedByHub
 
     async def _send_bytes(self, frame: bytes) -> None:
         await self._send({"type": "websocket.send", "bytes": frame})
@@ -412,13 +439,15 @@ class Connection:
         gate = self._hub.large_frames
         try:
             while True:
-                frame = await outbox.take()
-                if len(frame) >= gate.threshold_bytes:
+                frame = outbox.take_nowait()
+                if frame is None:
+                    if outbox.closed:
+                        return
+                    await outbox.arrival()
+                elif len(frame) >= gate.threshold_bytes:
                     await gate.send(frame, self._send_bytes)
                 else:
                     await send({"type": "websocket.send", "bytes": frame})
-        except OutboxClosed:
-            pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.peer_id, exc)
 
@@ -442,9 +471,9 @@ class Connection:
             reason,
         )
         self._outbox.abort()
-        if self._writer_task is not None:
-            # The writer may be blocked on a full socket; the close must not wait behind it.
-            self._writer_task.cancel()
+        if self._tasks is not None:
+            # Running: a closer task sends the close (after the writer); else _close_now does.
+            self._tasks.create_task(self._send_requested_close(code, reason), name=f"close:{self.peer_id}")
 
     async def _close_now(self, code: CloseCode, detail: str | None = None) -> None:
         self.request_close(code, detail)

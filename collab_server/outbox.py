@@ -25,6 +25,11 @@ class OutboxLimits:
     max_bytes: int
 
 
+# Shared stand-ins for an empty lane: never appended to (a lane gets its own deque first).
+_EMPTY_DOCUMENTS: deque[tuple[bytes, bytes | None]] = deque(maxlen=0)
+_EMPTY_PRESENCE: deque[bytes] = deque(maxlen=0)
+
+
 class OutboxOverflow(Exception):
     """The peer cannot keep up; its connection must be closed."""
 
@@ -34,14 +39,19 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
+    """One connection's queue. An idle outbox holds no deque and no future: those are made
+    when a frame arrives or the writer waits (an idle hub holds thousands of outboxes)."""
+
+    __slots__ = ("_bytes", "_closed", "_documents", "_limits", "_presence", "_waiter", "merges")
+
     def __init__(self, limits: OutboxLimits) -> None:
         self._limits = limits
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
-        self._documents: deque[tuple[bytes, bytes | None]] = deque()
+        self._documents: deque[tuple[bytes, bytes | None]] = _EMPTY_DOCUMENTS
         # Presence lane: raw awareness updates, coalesced into one frame when taken.
-        self._presence: deque[bytes] = deque()
+        self._presence: deque[bytes] = _EMPTY_PRESENCE
         self._bytes = 0
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer, while it waits
         self._closed = False
         self.merges = 0
 
@@ -56,15 +66,19 @@ class Outbox:
         """Queue a document frame; ``update`` (the unframed sync update) allows merging."""
         if self._closed:
             return
+        if self._documents is _EMPTY_DOCUMENTS:
+            self._documents = deque()
         self._documents.append((frame, update))
         self._bytes += len(frame)
         if self._over_limits(len(frame)):
             self._shrink(len(frame))
-        self._ready.set()
+        self._wake()
 
     def put_presence(self, awareness_update: bytes) -> None:
         if self._closed:
             return
+        if self._presence is _EMPTY_PRESENCE:
+            self._presence = deque()
         self._presence.append(awareness_update)
         self._bytes += len(awareness_update)
         if len(self._presence) > 1 and self._over_limits(len(awareness_update)):
@@ -75,7 +89,14 @@ class Outbox:
             self._bytes += len(merged)
         if self._over_limits(len(awareness_update)):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _over_limits(self, incoming: int) -> bool:
         """Over the message count, or over the byte limit not counting the next frame to be
@@ -111,10 +132,12 @@ class Outbox:
         if self._documents:
             frame, _ = self._documents.popleft()
             self._bytes -= len(frame)
+            if not self._documents:
+                self._documents = _EMPTY_DOCUMENTS  # an idle outbox keeps no deque
             return frame
         if self._presence:
             items = list(self._presence)
-            self._presence.clear()
+            self._presence = _EMPTY_PRESENCE
             self._bytes -= sum(len(item) for item in items)
             merged = items[0] if len(items) == 1 else crdt_core.coalesce_awareness(items)
             return crdt_core.frame_awareness(merged)
@@ -128,17 +151,29 @@ class Outbox:
                 return frame
             if self._closed:
                 raise OutboxClosed
-            self._ready.clear()
-            await self._ready.wait()
+            await self.arrival()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done when a frame is queued or the outbox closes; the one writer awaits it
+        directly (an idle socket's writer then holds no coroutine frame besides its own)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        if self._closed or self._documents or self._presence:
+            waiter.set_result(None)
+        return waiter
 
     def abort(self) -> None:
         """Drop everything queued and close: the peer is being disconnected."""
-        self._documents.clear()
-        self._presence.clear()
+        self._documents = _EMPTY_DOCUMENTS
+        self._presence = _EMPTY_PRESENCE
         self._bytes = 0
         self.close()
 
     def close(self) -> None:
         """Stop accepting frames; the writer drains what is queued, then stops."""
         self._closed = True
-        self._ready.set()
+        self._wake()

@@ -18,7 +18,7 @@ from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
 MIB = 1024 * 1024
 
 Durability = Literal["strict", "relaxed"]
-WebSocketImplementation = Literal["websockets-sansio", "websockets", "wsproto"]
+WebSocketImplementation = Literal["lean", "websockets-sansio", "websockets", "wsproto"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 # Settings whose values are one of a fixed set, checked by ``validate``.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -204,7 +204,8 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
+    # "lean": uvicorn's websockets-sansio protocol with a small idle footprint (ws_protocol.py).
+    ws_implementation: WebSocketImplementation = "lean"
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
     log_json: bool = False
