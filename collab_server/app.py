@@ -154,6 +154,7 @@ def create_app(
             RedisBroker(
                 settings.redis_url,
                 settings.node_id,
+                window_seconds=settings.redis_window_ms / 1000.0,
                 connect_options=redis_tls_options(settings.redis_url, settings.redis_tls_ca_file),
             )
             if settings.redis_url
@@ -161,7 +162,14 @@ def create_app(
         )
         async with contextlib.AsyncExitStack() as stack:
             hub = await stack.enter_async_context(Hub(settings, chosen, HubMetrics(), broker))
-            search = await stack.enter_async_context(search_service(settings, hub.store))
+            search = await stack.enter_async_context(
+                search_service(
+                    settings,
+                    hub.store,
+                    in_process=store is not None,
+                    recent_commits=lambda: ((d, p.at) for d, p in list(hub.writer.last_persisted.items())),
+                )
+            )
             hub.lifecycle.search = search  # an erased document's chunks leave the index too
             if certificate is not None:
                 await stack.enter_async_context(background(certificate.watch(), "tls-certificate-watch"))

@@ -4,9 +4,12 @@ A single node uses ``LocalBroker`` (nothing leaves the process). Several nodes u
 ``RedisBroker`` (``collab_server/redis_broker.py``): one Redis stream per document.
 
 Who persists: the node that received an update from its client stores it, and publishes it
-only after the commit (strict durability). Other nodes apply it as a *remote* update: relayed
-to their own clients, never stored again. So every update lands in the log once, and
+only after the commit (strict durability). Other nodes take it as a *remote* update: relayed
+to their own clients as it came, never stored again, and integrated into their own copy
+only when they need the state (``Room.settle``). So every update lands in the log once, and
 whatever a stream carries is already durable — streams can be trimmed by length at any time.
+A *repair* is an update sent in the state exchange after a broker outage: it may repeat
+what the receiver has, so the receiver integrates it first and relays only what was new.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class RemoteUpdate:
     document: str
     update: bytes
     node: str
+    repair: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,9 @@ class Broker(Protocol):
 
     def unfollow(self, document: str) -> None: ...
 
-    def publish_update(self, document: str, update: bytes) -> None:
+    def publish_update(self, document: str, update: bytes, *, repair: bool = False) -> None:
         """Queue a durable update for other nodes (never blocks; dropped if the broker is down,
-        which the state exchange after recovery repairs)."""
+        which the state exchange after recovery repairs). ``repair``: a state-exchange answer."""
 
     def publish_presence(self, document: str, entries: Sequence[AwarenessEntry]) -> None: ...
 
@@ -114,7 +118,7 @@ class LocalBroker:
     def unfollow(self, document: str) -> None:
         return None
 
-    def publish_update(self, document: str, update: bytes) -> None:
+    def publish_update(self, document: str, update: bytes, *, repair: bool = False) -> None:
         return None
 
     def publish_presence(self, document: str, entries: Sequence[AwarenessEntry]) -> None:

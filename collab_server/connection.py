@@ -24,12 +24,13 @@ from awareness.registry import Refusal
 from collab_server.auth import ANONYMOUS, InvalidToken, Principal, Role
 from collab_server.client_address import client_of
 from collab_server.closecodes import CloseCode, reason_for
+from collab_server.direct_send import DirectSocket, websocket_frame
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
 from collab_server.hub import Hub
 from collab_server.metrics import HubMetrics
 from collab_server.origins import OriginPolicy
-from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
+from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
 from collab_server.pending import PendingLimitExceeded
 from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
 from collab_server.sessions import QuotaExceeded
@@ -148,6 +149,9 @@ class Connection:
         self._room: Room | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._tasks: asyncio.TaskGroup | None = None  # while the socket runs (see _run_until_closed)
+        # Frames go straight into uvicorn's socket when nothing waits before them (see direct_send).
+        self._direct = DirectSocket.of(send)
+        self._writing = False  # the writer holds a frame it has not written yet
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         # Without auth, an optional ?actor= names who edits (unverified); with auth, the token's subject.
         actors = query.get("actor")
@@ -189,6 +193,9 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
+        if self._can_send_directly(frame):
+            self._direct_write(frame)
+            return
         merges = self._outbox.merges
         try:
             self._outbox.put_document(frame, update)
@@ -197,13 +204,39 @@ class Connection:
         if self._outbox.merges != merges:
             self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
-        if self.state is not State.OPEN:
+    def deliver_presence(self, frame: bytes) -> None:
+        if self._state is not State.OPEN:
+            return
+        if self._can_send_directly(frame) and self._outbox.spend_presence(len(frame)):
+            self._direct_write(frame)
             return
         try:
-            self._outbox.put_presence(awareness_update)
+            self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+
+    def _can_send_directly(self, frame: bytes) -> bool:
+        """Whether ``frame`` may go into the socket now: nothing queued or held goes before
+        it, the socket takes it at once, and it is not large (those go through the gate)."""
+        direct = self._direct
+        return (
+            direct is not None
+            and not self._writing
+            and not self._outbox
+            and len(frame) < self._hub.wire_frames.max_bytes
+            and direct.ready()
+        )
+
+    def _direct_write(self, frame: bytes) -> None:
+        """The relay's one WebSocket framing of ``frame``, shared with every socket it goes to."""
+        assert self._direct is not None
+        self._direct.write(self._hub.wire_frames.of(frame))
+
+    def _presence_rate(self) -> float:
+        """This connection's share of its document's presence bytes per second."""
+        room = self._room
+        rate = self._hub.settings.awareness_bytes_per_second
+        return rate / max(1, len(room.peers)) if room is not None and rate > 0 else 0.0
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -248,10 +281,11 @@ class Connection:
                 "connect", self.principal.subject, name, f"role={role} from={self.client_ip}"
             )
             self._room = room
+            self._outbox.pace_presence(room.presence_catch_up.frame, self._presence_rate)
             logger.debug("%s joined %r from %s", self.peer_id, name, self._client)
             try:
                 self.deliver(crdt_core.frame_sync_step1(room.state_vector()), None)
-                presence = room.presence_snapshot()
+                presence = room.presence_snapshot_frame()
                 if presence is not None:
                     self.deliver_presence(presence)
                 await self._run_until_closed()
@@ -366,7 +400,7 @@ class Connection:
             frame = await room.sync_step2_for(message.payload)
             self.deliver(frame, None)
         elif kind is MessageKind.QUERY_AWARENESS:
-            presence = room.presence_snapshot()
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
         else:  # AUTH: only the hub sends these; a client's is ignored.
@@ -437,17 +471,23 @@ class Connection:
         send = self._send
         outbox = self._outbox
         gate = self._hub.large_frames
+        direct = self._direct
         try:
             while True:
-                frame = outbox.take_nowait()
-                if frame is None:
-                    if outbox.closed:
-                        return
-                    await outbox.arrival()
-                elif len(frame) >= gate.threshold_bytes:
-                    await gate.send(frame, self._send_bytes)
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
+                frame = await outbox.take()
+                if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
+                    direct.write(websocket_frame(frame))
+                    continue
+                self._writing = True
+                try:
+                    if len(frame) >= gate.threshold_bytes:
+                        await gate.send(frame, self._send_bytes)
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+                finally:
+                    self._writing = False
+        except OutboxClosed:
+            pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.peer_id, exc)
 

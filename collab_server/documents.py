@@ -224,6 +224,7 @@ class DocumentRegistry:
                 per_connection=settings.max_pending_bytes_per_connection,
                 per_document=settings.max_pending_bytes_per_document,
             ),
+            max_unapplied_remote_bytes=settings.max_unapplied_remote_bytes,
         )
 
     def _room_empty(self, room: Room) -> None:
@@ -352,7 +353,7 @@ class DocumentRegistry:
 def apply_remote(room: Room, message: RemoteMessage) -> None:
     try:
         if isinstance(message, RemoteUpdate):
-            room.apply_remote_update(message.update)
+            room.apply_remote_update(message.update, repair=message.repair)
         else:
             room.apply_remote_presence(list(message.entries), message.node)
     except ProtocolError as exc:

@@ -109,11 +109,11 @@ class DocumentChannel:
             return
         self._socket.schedule(self)
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         if self.state is not ChannelState.OPEN:
             return
         try:
-            self.outbox.put_presence(awareness_update)
+            self.outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
             return
@@ -234,7 +234,8 @@ class DocumentChannel:
             "connect", self.principal.subject, self.document, f"role={role} from={self.client_ip} hocuspocus"
         )
         self._send_enveloped(hp.authenticated(self.key, read_only=self.read_only))
-        presence = self._room.presence_snapshot()
+        self.outbox.catch_up = self._room.presence_catch_up.frame
+        presence = self._room.presence_snapshot_frame()
         if presence is not None:
             self.deliver_presence(presence)
         return early
@@ -312,7 +313,7 @@ class DocumentChannel:
             for refusal in room.apply_presence(awareness, self, self._identity):
                 self._refuse_presence(refusal.reason)
         elif kind == hp.MessageType.QUERY_AWARENESS:
-            presence = room.presence_snapshot()
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
         elif kind in (hp.MessageType.STATELESS, hp.MessageType.BROADCAST_STATELESS):

@@ -23,6 +23,7 @@ from collab_server.auth import Authenticator, read_key
 from collab_server.broker import Broker, LocalBroker
 from collab_server.client_address import TrustedProxies
 from collab_server.compaction import CompactionScheduler
+from collab_server.direct_send import WireFrames
 from collab_server.documents import DocumentRegistry
 from collab_server.lifecycle import DocumentLifecycle
 from collab_server.maintenance import Maintenance
@@ -83,6 +84,8 @@ class Hub:
         self.sessions = SessionRegistry(settings, self.auth, self.audit, store, self.broker)
         self.agent_presence = AgentPresence()
         self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+        # The WebSocket framing of the message being relayed, shared by every socket it goes to.
+        self.wire_frames = WireFrames(settings.large_frame_bytes)
         self.large_frames = LargeFrameGate(
             settings.large_frame_bytes, settings.large_frames_in_flight, settings.large_frame_drain_seconds
         )

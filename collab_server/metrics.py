@@ -23,6 +23,16 @@ class HubMetrics:
         self.updates_in = Counter(
             "nova_updates_in_total", "Document updates received and applied", registry=r
         )
+        self.remote_updates_in = Counter(
+            "nova_remote_updates_in_total",
+            "Document updates received from other hub nodes (relayed to this node's clients)",
+            registry=r,
+        )
+        self.remote_updates_applied = Counter(
+            "nova_remote_updates_applied_total",
+            "Updates from other hub nodes integrated into this node's copy (only when its state is needed)",
+            registry=r,
+        )
         self.updates_out = Counter("nova_updates_out_total", "Document frames queued to clients", registry=r)
         self.bytes_in = Counter("nova_bytes_in_total", "Bytes received in WebSocket messages", registry=r)
         self.bytes_out = Counter("nova_bytes_out_total", "Bytes sent in WebSocket messages", registry=r)

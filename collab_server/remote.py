@@ -38,7 +38,7 @@ class RemoteListener:
             logger.warning("document %r: bad state request from %s: %s", room.name, message.node, exc)
             return
         if missing not in EMPTY_UPDATES:
-            self._broker.publish_update(room.name, missing)
+            self._broker.publish_update(room.name, missing, repair=True)
 
     def on_node_gone(self, node: str) -> None:
         for room in self._documents.rooms.values():
@@ -48,7 +48,7 @@ class RemoteListener:
         for room in self._documents.rooms.values():
             self._broker.request_state(room.name, room.state_vector())
             # Also offer everything this node holds: the others may have missed it.
-            self._broker.publish_update(room.name, room.doc.get_update())
+            self._broker.publish_update(room.name, room.doc.get_update(), repair=True)
 
     def on_revoked(self, token_id: str) -> None:
         self._sessions.on_revoked(token_id)

@@ -3,9 +3,16 @@
 All decisions about an incoming update are made here, in one place:
 - it is validated and applied to the in-memory pycrdt document (bad bytes: nothing changes);
 - only its effective part (what the document did not have yet) is logged and relayed;
-- in strict durability it is relayed only after its commit, in relaxed mode right away;
+- in strict durability it is relayed once its commit is written (a kill of the hub cannot
+  lose it; the fsync that makes it survive power loss follows, and acknowledgements, joiners
+  and other nodes wait for that), in relaxed mode right away;
 - updates that become ready in the same loop turn leave as one merged frame, encoded once
-  and shared by every recipient (server frames are not masked, so the bytes are identical).
+  and shared by every recipient (server frames are not masked, so the bytes are identical);
+- updates from other nodes (already stored by the node that received them) are relayed to
+  this node's peers as they came, without being integrated: they wait, bounded, until this
+  node needs the document's state (a joiner, a read, an edit, a local update) and are then
+  integrated in one merged step. A node pays for the updates of a document only in
+  proportion to its own clients of it (docs/architecture.md, "Scale-out").
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import pycrdt
 
 import crdt_core
 from awareness.batcher import PresenceBatcher
+from awareness.catch_up import PresenceCatchUp
 from awareness.flush_window import FlushWindow
 from awareness.identity import Identity
 from awareness.registry import PresenceLimits, PresenceRegistry, Refusal
@@ -39,6 +47,9 @@ _IDLE_LOAD = 0.35
 _BUSY_LOAD = 0.7
 # A relay that ran this late after its planned time means the event loop has a backlog.
 _LAGGING_SECONDS = 0.005
+# Weight of the newest gap in the running mean of the gaps between updates to relay.
+_GAP_WEIGHT = 0.25
+_QUIET_GAP_SECONDS = 0.25  # the mean gap of a room that has been quiet (gaps are capped here)
 
 
 class DocumentTooLarge(Exception):
@@ -60,7 +71,8 @@ class Peer(Protocol):
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         """Queue a document frame (``update`` is its unframed update, when mergeable)."""
 
-    def deliver_presence(self, awareness_update: bytes) -> None: ...
+    def deliver_presence(self, frame: bytes) -> None:
+        """Queue a framed awareness message: the same bytes object goes to every peer."""
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         """Leave with a named close code (a connection closes its socket; others just leave)."""
@@ -75,7 +87,7 @@ class SilentPeer:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         return None
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         return None
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
@@ -101,13 +113,21 @@ class Room:
         join_wait_seconds: float = 10.0,
         off_loop_diff_bytes: int = 1 << 20,
         load: Callable[[], float] = lambda: 1.0,
+        clock: Callable[[], float] = time.monotonic,
         presence_limits: PresenceLimits | None = None,
         pending_limits: PendingLimits | None = None,
+        max_unapplied_remote_bytes: int = 1 << 20,
     ) -> None:
         self.name = name
-        self.doc = doc
+        self._doc = doc
+        # Other nodes' updates relayed but not yet integrated into ``_doc`` (see ``settle``).
+        self._unapplied: list[bytes] = []
+        self._unapplied_bytes = 0
+        self._max_unapplied_bytes = max_unapplied_remote_bytes
         self.peers: set[Peer] = set()
         self.presence = PresenceRegistry(limits=presence_limits)
+        # What a peer that fell behind on presence gets instead of its backlog (shared).
+        self.presence_catch_up = PresenceCatchUp(self.presence.snapshot)
         self.last_activity = time.monotonic()
         self.updated_at = time.time()
         self._writer = writer
@@ -128,6 +148,10 @@ class Room:
         self._join_wait = join_wait_seconds
         self._off_loop_bytes = off_loop_diff_bytes
         self._load = load
+        self._clock = clock
+        # Running mean of the gaps between updates to relay: how many would one window merge.
+        self._arrival_gap = _QUIET_GAP_SECONDS
+        self._last_arrival = float("-inf")
         self._full_state: tuple[bytes, bytes] | None = None
         self._captured: list[bytes] = []
         self._subscription = doc.observe(self._capture)
@@ -139,6 +163,51 @@ class Room:
         self.size_bytes = len(doc.get_update())
 
     # -- document updates -------------------------------------------------------------
+
+    @property
+    def doc(self) -> pycrdt.Doc[Any]:
+        """The document with everything this node has received integrated (see ``settle``)."""
+        self.settle()
+        return self._doc
+
+    def settle(self) -> None:
+        """Integrate the other nodes' updates relayed since the last time, in one merged step.
+
+        They were stored by the node that received them and already sent on to this node's
+        peers; only this node's own copy of the document lags until something needs it.
+        """
+        if not self._unapplied:
+            return
+        updates, self._unapplied, self._unapplied_bytes = self._unapplied, [], 0
+        try:
+            merged = updates[0] if len(updates) == 1 else crdt_core.merge_updates(updates)
+        except (ValueError, ProtocolError) as exc:  # one bad message: integrate the others alone
+            logger.warning("document %r: merging other nodes' updates failed (%s)", self.name, exc)
+            for update in updates:
+                self._integrate_remote(update)
+        else:
+            self._integrate_remote(merged)
+        self._metrics.remote_updates_applied.inc(len(updates))
+
+    def _integrate_remote(self, update: bytes) -> list[bytes]:
+        """Apply another node's update to this node's copy; return its effective part."""
+        self._captured.clear()
+        try:
+            apply_update(self._doc, update, "remote update")
+        except ProtocolError as exc:
+            logger.warning("document %r: skipping a bad update from another node: %s", self.name, exc)
+            return []
+        effective = self._captured[:]
+        self._captured.clear()
+        if effective:
+            self._full_state = None
+            self.size_bytes += sum(len(change) for change in effective)
+        self._hold_back(update, None, changed=bool(effective))
+        over = self.pending.over_limit(None)
+        if over is not None:
+            logger.warning("document %r: dropping updates from other nodes held back: %s", self.name, over)
+            self._drop_held_back(None)
+        return effective
 
     def _capture(self, event: pycrdt.TransactionEvent) -> None:
         self._captured.append(event.update)
@@ -153,6 +222,7 @@ class Room:
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        self.settle()  # the update may build on what other nodes sent: integrate that first
         held = self.pending.total_bytes
         if self.size_bytes + held + len(update) > self.max_bytes:
             raise DocumentTooLarge(
@@ -160,7 +230,7 @@ class Room:
             )
         received_at = time.perf_counter()
         self._captured.clear()
-        apply_update(self.doc, update)
+        apply_update(self._doc, update)
         effective = self._captured[:]
         self._captured.clear()
         accepted = self._accept(effective, origin, actor, received_at)
@@ -174,7 +244,7 @@ class Room:
 
     def _hold_back(self, update: bytes, origin: Peer | None, *, changed: bool) -> None:
         """Count what of ``update`` (just applied) waits for missing dependencies."""
-        state_vector = self.doc.get_state()
+        state_vector = self._doc.get_state()
         if changed and self.pending.records:
             self.pending.recheck(state_vector)  # the change may have been what they waited for
         held = self.pending.record(update, origin, state_vector)
@@ -191,9 +261,9 @@ class Room:
             return
         started = time.perf_counter()
         doc: pycrdt.Doc[Any] = pycrdt.Doc(skip_gc=True)
-        doc.apply_update(self.doc.get_update())
-        self.doc.unobserve(self._subscription)
-        self.doc = doc
+        doc.apply_update(self._doc.get_update())
+        self._doc.unobserve(self._subscription)
+        self._doc = doc
         for held in self.pending.records:
             doc.apply_update(held.update)
         self._subscription = doc.observe(self._capture)
@@ -213,31 +283,38 @@ class Room:
         """
         if not self._writer.has_room():
             raise BacklogFull(f"{self._writer.backlog} updates waiting for the store")
+        self.settle()
         received_at = time.perf_counter()
         self._captured.clear()
-        with self.doc.transaction():
-            mutate(self.doc)
+        with self._doc.transaction():
+            mutate(self._doc)
         effective = self._captured[:]
         self._captured.clear()
         return self._accept(effective, None, actor, received_at)
 
-    def apply_remote_update(self, update: bytes) -> None:
-        """An update another node received (and stored): relay it here, never store it again."""
+    def apply_remote_update(self, update: bytes, *, repair: bool = False) -> None:
+        """An update another node received and stored: relay it here, never store it again.
+
+        It goes to this node's peers as it came and waits to be integrated until the state
+        is needed (``settle``), bounded by ``max_unapplied_remote_bytes``. A ``repair`` (a
+        node's answer in the state exchange after a broker outage) may repeat much of what
+        this node has: it is integrated at once and only its effective part is relayed.
+        """
         received_at = time.perf_counter()
-        self._captured.clear()
-        apply_update(self.doc, update, "remote update")
-        effective = self._captured[:]
-        self._captured.clear()
-        for change in effective:
-            self._queue_relay(change, None, received_at)
-        if effective:
-            self._full_state = None
-            self.updated_at = time.time()
-        self._hold_back(update, None, changed=bool(effective))
-        over = self.pending.over_limit(None)
-        if over is not None:
-            logger.warning("document %r: dropping updates from other nodes held back: %s", self.name, over)
-            self._drop_held_back(None)
+        self._metrics.remote_updates_in.inc()
+        self.updated_at = time.time()
+        if repair:
+            self.settle()
+            for change in self._integrate_remote(update):
+                self._queue_relay(change, None, received_at)
+            return
+        self._full_state = None
+        self._unapplied.append(update)
+        self._unapplied_bytes += len(update)
+        if self.peers:
+            self._queue_relay(update, None, received_at)
+        if self._unapplied_bytes > self._max_unapplied_bytes:
+            self.settle()
 
     def _accept(
         self, effective: list[bytes], origin: Peer | None, actor: str | None, received_at: float
@@ -252,18 +329,29 @@ class Room:
         for change in effective:
             entry = LogEntry(self.name, change, actor, self._node_id, self.updated_at)
             if self._strict:
-                self._writer.submit(entry, self._relay_after_commit(change, origin, received_at))
+                self._writer.submit(
+                    entry,
+                    on_committed=None if self._single_node else self._publish_after_commit(change),
+                    on_written=self._relay_after_write(change, origin, received_at),
+                )
             else:
                 self._writer.submit(entry)
                 self._queue_relay(change, origin, received_at)
                 self._broker.publish_update(self.name, change)
         return True
 
-    def _relay_after_commit(
+    def _relay_after_write(
         self, update: bytes, origin: Peer | None, received_at: float
     ) -> Callable[[int], None]:
-        def committed(_seq: int) -> None:
+        def written(_seq: int) -> None:
             self._queue_relay(update, origin, received_at)
+
+        return written
+
+    def _publish_after_commit(self, update: bytes) -> Callable[[int], None]:
+        """Other nodes get only what is durable (their streams are trimmed, never re-stored)."""
+
+        def committed(_seq: int) -> None:
             if not self.closed:
                 self._broker.publish_update(self.name, update)
 
@@ -273,6 +361,10 @@ class Room:
         if self.closed:
             return
         self._ready.append((update, origin, received_at))
+        now = self._clock()
+        gap = min(now - self._last_arrival, _QUIET_GAP_SECONDS)
+        self._arrival_gap += _GAP_WEIGHT * (gap - self._arrival_gap)
+        self._last_arrival = now
         self._relay.request()
 
     def _relay_window(self) -> float:
@@ -283,7 +375,8 @@ class Room:
         needed (the process busy, or the loop running this relay late because the machine's
         CPU is short): the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
         (0.2 ms per peer, at most ``relay_window_ms``) at ``_BUSY_LOAD``. A small room, or a
-        process with CPU to spare, relays at once.
+        process with CPU to spare, relays at once. So does a room whose updates come further
+        apart than the window: holding one would merge nothing and only delay it.
         """
         if len(self.peers) < self._window_min_peers:
             return 0.0
@@ -293,7 +386,8 @@ class Room:
         if load <= _IDLE_LOAD:
             return 0.0
         full = min(self._max_window, len(self.peers) * 0.0002)
-        return full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
+        window = full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
+        return window if self._arrival_gap < window else 0.0
 
     def _flush_relay(self) -> None:
         items, self._ready = self._ready, []
@@ -335,7 +429,7 @@ class Room:
             if crdt_core.BACKEND == "rust" and len(full[0]) >= self._off_loop_bytes:
                 missing = await asyncio.to_thread(crdt_core.diff_update, full[0], state_vector)
             else:
-                missing = missing_since(self.doc, state_vector)
+                missing = missing_since(self._doc, state_vector)
         except ValueError as exc:
             raise ProtocolError(f"invalid state vector: {exc}") from exc
         return crdt_core.frame_sync_step2(missing)
@@ -388,14 +482,14 @@ class Room:
 
     def _presence_changed(self, changed: list[AwarenessEntry]) -> None:
         if changed:
-            self._batcher.add(changed)
+            self._broadcast_later(changed)
             if not self._single_node:
                 self._remote_batcher.add(changed)
 
     def apply_remote_presence(self, entries: list[AwarenessEntry], node: str) -> None:
         applied = self.presence.apply_entries(entries, ("node", node), limit_owner=False)
         if applied.changed:
-            self._batcher.add(applied.changed)
+            self._broadcast_later(applied.changed)
         if applied.refused:
             logger.debug(
                 "document %r: node %s presence refused: %s", self.name, node, applied.refused[0].reason
@@ -411,9 +505,18 @@ class Room:
         entries = self.presence.snapshot()
         return crdt_core.encode_awareness(entries) if entries else None
 
+    def presence_snapshot_frame(self) -> bytes | None:
+        """Every live state as a framed awareness message (for a joiner, or a query)."""
+        snapshot = self.presence_snapshot()
+        return crdt_core.frame_awareness(snapshot) if snapshot is not None else None
+
     def remove_presence(self, entries: list[AwarenessEntry]) -> None:
         if entries:
-            self._batcher.add(entries)
+            self._broadcast_later(entries)
+
+    def _broadcast_later(self, entries: list[AwarenessEntry]) -> None:
+        self.presence_catch_up.note(entries)
+        self._batcher.add(entries)
 
     def expire_presence(self, timeout_seconds: float) -> None:
         self.remove_presence(self.presence.expire(timeout_seconds))
@@ -424,8 +527,11 @@ class Room:
         return max(self._presence_window, min(0.25, len(self.peers) * 0.00025))
 
     def _broadcast_presence(self, awareness_update: bytes) -> None:
+        # Framed once; every peer queues the same bytes object.
+        frame = crdt_core.frame_awareness(awareness_update)
+        self.presence_catch_up.invalidate()
         for peer in list(self.peers):
-            peer.deliver_presence(awareness_update)
+            peer.deliver_presence(frame)
 
     # -- membership -------------------------------------------------------------------
 
@@ -453,4 +559,4 @@ class Room:
         self._batcher.close()
         self._remote_batcher.close()
         self._relay.cancel()
-        self.doc.unobserve(self._subscription)
+        self._doc.unobserve(self._subscription)

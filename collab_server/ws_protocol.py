@@ -196,6 +196,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         super().keepalive_timeout()
 
+    @property
+    def sending_fragments(self) -> bool:
+        """A large message is part sent: no other data frame may be written until it ends."""
+        return self._unsent is not None
+
     def _may_fragment(self) -> bool:
         """Open, past the handshake, and no extension that would rewrite frames (deflate)."""
         conn = self.conn

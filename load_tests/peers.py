@@ -40,6 +40,9 @@ HUB_EXTRA_FLAGS: dict[str, str] = {}
 # "hub-memory": the one variant row, where the setting is the point: nothing persisted,
 # as the peers run here (they keep documents in memory only), so relaying is compared alone.
 HUB_VARIANT_FLAGS: dict[str, dict[str, str]] = {"hub-memory": {"--store": "memory"}}
+# "hub-base": the same default hub run from another checkout (``NOVA_BASE_CHECKOUT``, e.g. a
+# worktree of main), so a change is compared with the code before it in the same run.
+BASE_CHECKOUT_ENV = "NOVA_BASE_CHECKOUT"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Peer:
 
     def command(self, port: int, node: str, data_dir: Path) -> list[str]:
         # One hub program for every hub row; the load generator picks the protocol.
-        if self.name in ("hub", "hub-hocuspocus") or self.name in HUB_VARIANT_FLAGS:
+        if self.name in ("hub", "hub-base", "hub-hocuspocus") or self.name in HUB_VARIANT_FLAGS:
             args = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
             flags = {"--store": f"sqlite:///{data_dir / 'hub.sqlite3'}", **HUB_EXTRA_FLAGS}
             for flag, value in (flags | HUB_VARIANT_FLAGS.get(self.name, {})).items():
@@ -71,7 +74,18 @@ class Peer:
 
     def env(self, port: int) -> dict[str, str]:
         extra = {"HOST": HOST, "PORT": str(port)} if self.name == "y-websocket" else {}
+        if self.runtime == "python" and self.name != "pycrdt":
+            # The hub imports the code of the checkout it measures, not whatever is installed.
+            extra["PYTHONPATH"] = str(self.checkout())
         return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+    def checkout(self) -> Path:
+        if self.name != "hub-base":
+            return REPO
+        base = os.environ.get(BASE_CHECKOUT_ENV)
+        if not base:
+            raise ValueError(f"hub-base needs {BASE_CHECKOUT_ENV}: a checkout of the code to compare with")
+        return Path(base).resolve()
 
 
 PEERS: dict[str, Peer] = {
@@ -79,6 +93,7 @@ PEERS: dict[str, Peer] = {
     for peer in (
         Peer("hub", "Nova Collab hub", "y-websocket", "python"),
         Peer("hub-memory", "Nova Collab hub, --store memory", "y-websocket", "python"),
+        Peer("hub-base", "Nova Collab hub (defaults) from $NOVA_BASE_CHECKOUT", "y-websocket", "python"),
         Peer("hub-hocuspocus", "Nova Collab hub, Hocuspocus protocol", "hocuspocus", "python"),
         Peer("hocuspocus", "@hocuspocus/server", "hocuspocus", "node"),
         Peer("y-websocket", "@y/websocket-server", "y-websocket", "node"),
@@ -155,7 +170,7 @@ class ServerProcess:
                 *self.peer.command(self.port, self.node, data_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.peer.checkout(),  # `python -m` puts the working directory first on sys.path
                 env=self.peer.env(self.port),
                 start_new_session=True,
             )
@@ -221,6 +236,18 @@ def versions(node: str) -> dict[str, str | None]:
             check=True,
         )
         found["hub_tree"] = "modified" if out.stdout.strip() else "clean"
+    base = os.environ.get(BASE_CHECKOUT_ENV)
+    if base:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=base,
+            )
+            found["base_commit"] = out.stdout.strip() or None
     return found
 
 

@@ -351,7 +351,12 @@ def render(
         f"Python {v.get('python')}, pycrdt {v.get('pycrdt')}, uvicorn {v.get('uvicorn')}; `hub` runs with "
         "its default settings (SQLite store in the run's directory, strict durability, search on, default "
         "limits); `hub-memory` adds `--store memory` (nothing persisted, as the peers run here); "
-        "`hub-hocuspocus` is the default hub spoken to with the Hocuspocus protocol",
+        "`hub-hocuspocus` is the default hub spoken to with the Hocuspocus protocol"
+        + (
+            f"; `hub-base` is the default hub from commit {v['base_commit']} (the code before the change)"
+            if v.get("base_commit")
+            else ""
+        ),
         f"- @hocuspocus/server {v.get('@hocuspocus/server')} (`servers/hocuspocus.mjs`, no extensions), "
         f"@y/websocket-server {v.get('@y/websocket-server')}, pycrdt-websocket {v.get('pycrdt-websocket')} "
         f"under uvicorn {v.get('uvicorn')}; node {v.get('node')}, yjs {v.get('yjs')}, ws {v.get('ws')}",

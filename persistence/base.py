@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class StoreError(Exception):
@@ -261,6 +261,20 @@ class Revocation:
 # Merges a snapshot (first, may be absent) and the tail into one encoded update.
 # Runs in a worker thread: the native crate releases the GIL while merging.
 MergeFunction = Callable[[Sequence[bytes]], bytes]
+
+
+@runtime_checkable
+class TwoStepStore(Protocol):
+    """A store whose commit has two steps the group-commit writer can pipeline.
+
+    ``append_unsynced`` commits in one transaction, visible to readers and safe from a crash
+    of this process (SQLite: the WAL frames are in the OS); ``sync`` then makes everything
+    written so far survive an OS crash or power loss (one fsync). ``append`` is both.
+    """
+
+    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]: ...
+
+    async def sync(self) -> None: ...
 
 
 class Store(Protocol):

@@ -5,6 +5,14 @@ next commit takes them all (optionally after a short window). The number of unsa
 entries is bounded: past the bound ``submit`` refuses, so callers push back on their
 clients instead of dropping data.
 
+Two moments per entry. *Written*: its transaction is committed where a crash of this
+process cannot lose it (``on_written``: the room relays it then, so peers never wait on the
+disk). *Committed*: it also survives an OS crash or power loss (``on_committed``, every
+``wait_*``, ``last_persisted``: what acknowledgements and joiners wait for). A store with a
+two-step commit (``TwoStepStore``: SQLite writes the WAL, then fsyncs it) lets the two come
+apart: while one fsync is in flight the next batches are written, and one fsync then covers
+all of them. Any other store's ``append`` is both at once.
+
 Failures are sorted in one place (``is_transient``):
 - transient (the database is unreachable, a timeout): the batch stays queued in order and
   is retried with capped backoff;
@@ -18,17 +26,20 @@ Failures are sorted in one place (``is_transient``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from persistence.base import LogEntry, Store, StoreUnavailable
+from persistence.base import LogEntry, Store, StoreUnavailable, TwoStepStore
 
 logger = logging.getLogger(__name__)
 
 Committed = Callable[[int], None]  # called with the entry's seq once it is durable
+Written = Callable[[int], None]  # called with the entry's seq once a crash of this process cannot lose it
 SetAside = Callable[[str, str], None]  # (document, reason) once a document is set aside
 Stored = Callable[[str, int, int], None]  # (document, entries, bytes) after each commit
 FIRST_BACKOFF_SECONDS = 0.05
@@ -53,7 +64,11 @@ class Persisted:
     at: float  # unix seconds of the commit
 
 
-_Item = tuple[int, LogEntry, Committed | None]
+class _Item(NamedTuple):
+    ticket: int
+    entry: LogEntry
+    on_committed: Committed | None
+    on_written: Written | None
 
 
 class GroupCommitWriter:
@@ -81,6 +96,13 @@ class GroupCommitWriter:
         # publisher's in-memory tail of the committed log).
         self.on_committed_entries: Callable[[list[tuple[int, LogEntry]]], None] | None = None
         self._queue: deque[_Item] = deque()
+        self._two_step_store = store if isinstance(store, TwoStepStore) else None
+        self._two_step = self._two_step_store is not None
+        # Written batches whose fsync is still to come (two-step stores only), oldest first.
+        self._unsynced: deque[tuple[list[_Item], list[int]]] = deque()
+        self._sync_wanted = asyncio.Event()
+        self._resolved_ticket = 0  # every ticket up to here is written or set aside
+        self._synced_ticket = 0  # ... and, for a two-step store, fsynced
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
         self._next_ticket = 1
@@ -112,8 +134,14 @@ class GroupCommitWriter:
             return False
         return True
 
-    def submit(self, entry: LogEntry, on_committed: Committed | None = None) -> int:
-        """Queue an entry; returns its ticket. Raises BacklogFull when the bound is reached."""
+    def submit(
+        self, entry: LogEntry, on_committed: Committed | None = None, on_written: Written | None = None
+    ) -> int:
+        """Queue an entry; returns its ticket. Raises BacklogFull when the bound is reached.
+
+        ``on_written`` runs first, once a crash of this process cannot lose the entry;
+        ``on_committed`` once it is durable (the same moment for a one-step store).
+        """
         if self._stopping:
             raise BacklogFull("writer is stopping")
         if self.set_aside(entry.document):
@@ -122,7 +150,7 @@ class GroupCommitWriter:
             raise BacklogFull(f"{self.backlog} updates waiting for the store")
         ticket = self._next_ticket
         self._next_ticket += 1
-        self._queue.append((ticket, entry, on_committed))
+        self._queue.append(_Item(ticket, entry, on_committed, on_written))
         self._last_ticket[entry.document] = ticket
         self._wakeup.set()
         return ticket
@@ -150,7 +178,20 @@ class GroupCommitWriter:
         await self.wait_committed(self._next_ticket - 1)
 
     async def run(self) -> None:
-        """Write batches until ``stop`` is called and the queue is drained."""
+        """Write batches until ``stop`` is called and the queue is drained (and fsynced)."""
+        if not self._two_step:
+            await self._write_loop()
+            return
+        syncer = asyncio.create_task(self._sync_loop(), name="group-commit-sync")
+        try:
+            await self._write_loop()
+            await self.flush()  # the syncer makes the last batches durable
+        finally:
+            syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncer
+
+    async def _write_loop(self) -> None:
         backoff = FIRST_BACKOFF_SECONDS
         while True:
             if not self._queue:
@@ -187,42 +228,99 @@ class GroupCommitWriter:
     async def _write(self, batch: list[_Item]) -> None:
         """Write one batch; a non-transient failure splits it by document (see the module doc)."""
         try:
-            seqs = await self._store.append([entry for _, entry, _ in batch])
+            seqs = await self._append([item.entry for item in batch])
         except Exception as exc:
             if not is_transient(exc):
                 await self._write_each_document(batch, exc)
                 return
             raise
-        self._committed(batch, seqs, head=True)
+        self._written(batch, seqs, head=True)
+
+    async def _append(self, entries: list[LogEntry]) -> list[int]:
+        if self._two_step_store is not None:
+            return await self._two_step_store.append_unsynced(entries)
+        return await self._store.append(entries)
 
     async def _write_each_document(self, batch: list[_Item], first_error: Exception) -> None:
         by_document: dict[str, list[_Item]] = {}
         for item in batch:
-            by_document.setdefault(item[1].document, []).append(item)
+            by_document.setdefault(item.entry.document, []).append(item)
         if len(by_document) == 1:
-            self._set_document_aside(batch[0][1].document, first_error)
+            self._set_document_aside(batch[0].entry.document, first_error)
             return
         for document, items in by_document.items():
             try:
-                seqs = await self._store.append([entry for _, entry, _ in items])
+                seqs = await self._append([item.entry for item in items])
             except Exception as exc:
                 if is_transient(exc):
                     raise  # the whole rest of the batch is retried; written documents are gone from it
                 self._set_document_aside(document, exc)
                 continue
-            self._committed(items, seqs, head=False)
+            self._written(items, seqs, head=False)
 
-    def _committed(self, items: list[_Item], seqs: list[int], *, head: bool) -> None:
-        """``items`` are durable: drop them from the queue (``head``: they are its first ones)."""
-        now = time.time()
+    def _written(self, items: list[_Item], seqs: list[int], *, head: bool) -> None:
+        """``items`` are written: drop them from the queue (``head``: they are its first ones),
+        tell their writers, and hand them to the syncer (or commit them: one-step store)."""
         if head:
             for _ in items:
                 self._queue.popleft()
         else:
-            done = {ticket for ticket, _, _ in items}
-            self._queue = deque(item for item in self._queue if item[0] not in done)
+            done = {item.ticket for item in items}
+            self._queue = deque(item for item in self._queue if item.ticket not in done)
+        for item, seq in zip(items, seqs, strict=True):
+            if item.on_written is not None:
+                try:
+                    item.on_written(seq)
+                except Exception:  # a callback's bug must not stop the writer
+                    logger.exception("write callback failed for %r", item.entry.document)
+        if self._two_step:
+            self._unsynced.append((items, seqs))
+            self._sync_wanted.set()
+        else:
+            self._committed(items, seqs)
+
+    async def _sync_loop(self) -> None:
+        """Fsync what is written, one fsync at a time; each covers every batch written before it."""
+        backoff = FIRST_BACKOFF_SECONDS
+        store = self._two_step_store
+        assert store is not None
+        failing = False
+        while True:
+            if not self._unsynced:  # nothing written awaits its fsync (set-aside entries need none)
+                if self._synced_ticket < self._resolved_ticket:
+                    self._synced_ticket = self._resolved_ticket
+                    await self._publish_progress()
+                    continue
+                self._sync_wanted.clear()
+                await self._sync_wanted.wait()
+                continue
+            target, covered = self._resolved_ticket, len(self._unsynced)
+            try:
+                await store.sync()
+            except Exception as exc:  # the written batches stay unacknowledged and are synced again
+                failing = True
+                self.healthy = False
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("store sync failed, retrying in %.2fs: %s", backoff, self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            if failing:
+                failing = False
+                logger.info("store sync recovered")
+                self.healthy = True
+                self.last_error = None
+            backoff = FIRST_BACKOFF_SECONDS
+            for _ in range(covered):
+                self._committed(*self._unsynced.popleft())
+            self._synced_ticket = max(self._synced_ticket, target)
+            await self._publish_progress()
+
+    def _committed(self, items: list[_Item], seqs: list[int]) -> None:
+        """``items`` are durable: record them and tell whoever waits for them."""
+        now = time.time()
         written: dict[str, list[int]] = {}
-        for (_, entry, on_committed), seq in zip(items, seqs, strict=True):
+        for (_, entry, on_committed, _), seq in zip(items, seqs, strict=True):
             self.last_persisted[entry.document] = Persisted(seq, now)
             counts = written.setdefault(entry.document, [0, 0])
             counts[0] += 1
@@ -237,15 +335,15 @@ class GroupCommitWriter:
                 self.on_stored(document, entries, size)
         if self.on_committed_entries is not None:
             try:
-                self.on_committed_entries([(seq, item[1]) for item, seq in zip(items, seqs, strict=True)])
+                self.on_committed_entries([(seq, item.entry) for item, seq in zip(items, seqs, strict=True)])
             except Exception:  # a listener's bug must not stop the writer
                 logger.exception("committed-entries listener failed")
         self.commits += 1
         self.entries_written += len(items)
 
     def _set_document_aside(self, document: str, exc: Exception) -> None:
-        dropped = sum(1 for item in self._queue if item[1].document == document)
-        self._queue = deque(item for item in self._queue if item[1].document != document)
+        dropped = sum(1 for item in self._queue if item.entry.document == document)
+        self._queue = deque(item for item in self._queue if item.entry.document != document)
         self._set_aside_until[document] = time.monotonic() + self._quarantine_seconds
         self.documents_set_aside += 1
         reason = f"{type(exc).__name__}: {exc}"
@@ -264,10 +362,19 @@ class GroupCommitWriter:
                 logger.exception("set-aside callback failed for %r", document)
 
     async def _advance(self) -> None:
-        """Everything before the oldest queued entry is resolved (stored or set aside)."""
-        resolved = self._queue[0][0] - 1 if self._queue else self._next_ticket - 1
+        """Everything before the oldest queued entry is resolved (written or set aside)."""
+        self._resolved_ticket = self._queue[0].ticket - 1 if self._queue else self._next_ticket - 1
+        if self._two_step:
+            self._sync_wanted.set()  # set-aside entries need no fsync, but their waiters a sync pass
+        await self._publish_progress()
+
+    async def _publish_progress(self) -> None:
+        """Waiters see an entry committed once it is resolved and (two-step store) fsynced."""
+        committed = self._resolved_ticket
+        if self._two_step:
+            committed = min(committed, self._synced_ticket)
         async with self._progress:
-            self._committed_ticket = resolved
+            self._committed_ticket = max(self._committed_ticket, committed)
             self._progress.notify_all()
 
     def stop(self) -> None:

@@ -10,6 +10,11 @@ a process kill *and* an OS crash or power loss. (``NORMAL`` would already surviv
 process kill, since a committed WAL frame is in the OS page cache, but could lose the
 newest commits on power loss; pass ``synchronous="NORMAL"`` to trade that for speed.)
 
+Updates can also be committed in two steps (``TwoStepStore``): ``append_unsynced`` commits
+the transaction without the fsync (it survives a kill of this process) and ``sync`` fsyncs
+the WAL file on a thread of its own, so the next transactions are written while the disk
+works and one fsync covers them all. ``append`` is the two in a row.
+
 Compaction is guarded by a lease row with an expiry in the database itself, so two
 processes opening the same file never compact one document at once, and a holder
 that crashed stops blocking others once its lease expires.
@@ -86,6 +91,9 @@ class SqliteStore:
         self._busy_timeout = busy_timeout_seconds
         self._lease_seconds = lease_seconds
         self._executor: ThreadPoolExecutor | None = None
+        # fsyncs of the WAL run here, beside the connection's thread, so writes go on meanwhile.
+        self._syncer: ThreadPoolExecutor | None = None
+        self._wal_entry_synced = False  # touched only on the fsync thread
         self._closed = False
         self._connection: sqlite3.Connection | None = None  # touched only on the worker thread
 
@@ -98,6 +106,7 @@ class SqliteStore:
         if self._executor is not None or self._closed:
             raise RuntimeError(f"{self!r} can only be opened once")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-fsync")
         try:
             await self._run(self._open_sync)
         except BaseException:
@@ -123,9 +132,12 @@ class SqliteStore:
 
     async def _shutdown_executor(self) -> None:
         executor, self._executor = self._executor, None
+        syncer, self._syncer = self._syncer, None
         self._closed = True
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if syncer is not None:
+            await asyncio.to_thread(syncer.shutdown, wait=True, cancel_futures=True)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         executor = self._executor
@@ -207,20 +219,44 @@ class SqliteStore:
     def _ping_sync(self) -> None:
         self._db.execute("SELECT 1").fetchone()
 
-    def _append_sync(self, entries: Sequence[LogEntry]) -> list[int]:
+    def _append_sync(self, entries: Sequence[LogEntry], *, unsynced: bool = False) -> list[int]:
         db = self._db
         rows = [
             (e.document, e.update, checksum(e.update), len(e.update), e.actor, e.origin_node, e.timestamp)
             for e in entries
         ]
         seqs: list[int] = []
-        with _transaction(db):
-            cursor = db.cursor()
-            for row in rows:
-                cursor.execute(_INSERT_UPDATE, row)
-                assert cursor.lastrowid is not None
-                seqs.append(cursor.lastrowid)
+        if unsynced:  # this one commit skips the WAL fsync; ``sync`` does it (the setting is per connection)
+            db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with _transaction(db):
+                cursor = db.cursor()
+                for row in rows:
+                    cursor.execute(_INSERT_UPDATE, row)
+                    assert cursor.lastrowid is not None
+                    seqs.append(cursor.lastrowid)
+        finally:
+            if unsynced:
+                db.execute(f"PRAGMA synchronous={self._synchronous}")
         return seqs
+
+    def _fsync_wal(self) -> None:
+        """Flush the WAL file: every transaction committed before this call survives power loss."""
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:  # no WAL (nothing written since the last close): nothing to flush
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not self._wal_entry_synced:  # the WAL file's directory entry, once (as SQLite does)
+            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._wal_entry_synced = True
 
     def _parts_sync(self, document: str, upto: int | None) -> StoredDocument:
         db = self._db
@@ -389,6 +425,26 @@ class SqliteStore:
         if not entries:
             return []
         return await self._run(self._append_sync, list(entries))
+
+    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]:
+        """``append`` without waiting for the disk: safe from a kill of this process; ``sync`` next."""
+        if not entries:
+            return []
+        if self._synchronous != "FULL" or self.path == ":memory:":
+            return await self.append(entries)  # nothing to split: no fsync per commit anyway
+        return await self._run(functools.partial(self._append_sync, list(entries), unsynced=True))
+
+    async def sync(self) -> None:
+        """Make every transaction committed so far survive an OS crash or power loss."""
+        syncer = self._syncer
+        if syncer is None:
+            raise StoreUnavailable(f"{self!r} is closed" if self._closed else f"{self!r} is not open")
+        if self._synchronous != "FULL" or self.path == ":memory:":
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(syncer, self._fsync_wal)
+        except RuntimeError as exc:  # the executor was shut down under us
+            raise StoreUnavailable(f"{self!r} is closed") from exc
 
     async def load(self, document: str) -> StoredDocument:
         try:

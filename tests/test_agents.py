@@ -116,7 +116,12 @@ async def test_suggestions_submit_list_accept_reject(hub: HubProcess) -> None:
         first = post(
             hub,
             "review/suggestions",
-            {"version": version, "actor": "agent:pm", "edits": [{"find": "Friday", "replace": "Monday"}]},
+            {
+                "version": version,
+                "actor": "agent:pm",
+                "model": "planner-2",
+                "edits": [{"find": "Friday", "replace": "Monday"}],
+            },
         )
         second = post(
             hub,
@@ -131,6 +136,7 @@ async def test_suggestions_submit_list_accept_reject(hub: HubProcess) -> None:
         assert hub.text("review") == "Ship on Friday. Tests pass."  # suggestions are not applied
         listed = httpx.get(f"{hub.http}/api/documents/review/suggestions").json()["suggestions"]
         assert [s["author"] for s in listed] == ["agent:pm", "agent:qa"]
+        assert [s.get("model") for s in listed] == ["planner-2", None]  # the model the caller names
         human.text.insert(0, "Plan: ")
         await eventually(lambda: hub.text("review").startswith("Plan: "))
         accepted = post(

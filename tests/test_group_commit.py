@@ -1,15 +1,20 @@
-"""Group commit: batching, order, retry through store failures, and the backlog bound."""
+"""Group commit: batching, order, retry through store failures, the backlog bound, and the
+two-step commit (written, then fsynced) that lets relays go ahead of the disk."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from persistence.base import LogEntry, StoreUnavailable
+from persistence.base import TwoStepStore as TwoStepStoreProtocol
 from persistence.group_commit import BacklogFull, GroupCommitWriter
 from persistence.memory import MemoryStore
+from persistence.sqlite import SqliteStore
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
@@ -122,3 +127,101 @@ async def test_transient_failures_never_set_a_document_aside() -> None:
         await asyncio.wait_for(writer.flush(), 5)
         writer.stop()
     assert set_aside == [] and writer.backlog == 0
+
+
+class TwoStepStore(MemoryStore):
+    """A MemoryStore with SQLite's two-step commit: ``append_unsynced``, then a gated ``sync``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_gate = asyncio.Event()
+        self.sync_gate.set()
+        self.failing_syncs = 0
+        self.syncs_started = 0
+        self.syncs = 0  # completed
+
+    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]:
+        return await super().append(entries)
+
+    async def sync(self) -> None:
+        self.syncs_started += 1
+        await self.sync_gate.wait()
+        if self.failing_syncs:
+            self.failing_syncs -= 1
+            raise OSError("fsync failed")
+        self.syncs += 1
+
+
+async def test_two_step_store_writes_on_while_an_fsync_runs_and_one_fsync_covers_them() -> None:
+    store = TwoStepStore()
+    store.sync_gate.clear()
+    writer = GroupCommitWriter(store)
+    written: list[int] = []
+    committed: list[int] = []
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(writer.run())
+        writer.submit(entry("d", 0), committed.append, written.append)
+        await eventually(lambda: store.syncs_started == 1, what="the first fsync in flight")
+        assert written == [1] and committed == []
+        for n in range(1, 4):  # written while the first fsync is still in flight
+            writer.submit(entry("d", n), committed.append, written.append)
+        await eventually(lambda: written == [1, 2, 3, 4], what="writes during the fsync")
+        assert committed == [] and writer.document_pending("d") and "d" not in writer.last_persisted
+        flushed = asyncio.ensure_future(writer.flush())
+        store.sync_gate.set()
+        await asyncio.wait_for(flushed, 5)
+        assert committed == [1, 2, 3, 4] and not writer.document_pending("d")
+        assert store.syncs == 2  # the first entry's fsync, then one for the three written meanwhile
+        assert writer.last_persisted["d"].seq == 4
+        writer.stop()
+
+
+async def test_a_failed_fsync_holds_acknowledgements_back_and_is_retried() -> None:
+    store = TwoStepStore()
+    store.failing_syncs = 10**6
+    writer = GroupCommitWriter(store, max_backoff_seconds=0.02)
+    written: list[int] = []
+    committed: list[int] = []
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(writer.run())
+        writer.submit(entry("d", 0), committed.append, written.append)
+        await eventually(lambda: not writer.healthy and store.syncs_started >= 2, what="fsync retried")
+        assert written == [1] and committed == [] and writer.document_pending("d")
+        assert "fsync failed" in (writer.last_error or "")
+        store.failing_syncs = 0
+        await asyncio.wait_for(writer.flush(), 5)
+        assert committed == [1] and store.syncs == 1 and writer.healthy and writer.last_error is None
+        writer.stop()
+
+
+async def test_stop_returns_only_after_the_last_fsync() -> None:
+    store = TwoStepStore()
+    writer = GroupCommitWriter(store)
+    async with asyncio.TaskGroup() as tasks:
+        runner = tasks.create_task(writer.run())
+        store.sync_gate.clear()
+        writer.submit(entry("d", 0))
+        await eventually(lambda: store.syncs_started == 1, what="the fsync in flight")
+        writer.stop()
+        await eventually(lambda: writer.backlog == 0, what="the queue written")
+        assert not runner.done()  # written, not yet durable: run has not returned
+        store.sync_gate.set()
+    assert store.syncs == 1 and not writer.document_pending("d")
+
+
+async def test_sqlite_unsynced_commits_are_visible_at_once_and_sync_flushes_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "two-step.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert isinstance(store, TwoStepStoreProtocol)
+        seqs = await store.append_unsynced([entry("d", 1), entry("d", 2)])
+        with sqlite3.connect(path) as other:  # another process would see it: it is committed
+            rows = other.execute("SELECT seq FROM updates WHERE document = 'd' ORDER BY seq").fetchall()
+        assert [row[0] for row in rows] == seqs
+        await store.sync()
+        assert len((await store.load("d")).tail) == 2
+    finally:
+        await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.sync()

@@ -141,3 +141,45 @@ async def test_a_node_started_late_catches_up_exactly(cluster: Cluster) -> None:
             assert str(reader.text) == expected
             writer.text += "live"
             await reader.wait_for(lambda c: str(c.text) == expected + "live")
+
+
+def metric(node: HubProcess, name: str) -> float:
+    """One unlabelled series of the node's /metrics (0 when absent)."""
+    for line in node.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+REMOTE_IN = "nova_remote_updates_in_total"
+REMOTE_APPLIED = "nova_remote_updates_applied_total"
+
+
+async def test_a_node_relays_other_nodes_updates_and_integrates_them_only_when_needed(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.nodes
+    expected = "".join(f"{i};" for i in range(20))
+    async with YClient(b.url("lazy")) as reader:
+        await reader.wait_synced()
+        async with YClient(a.url("lazy")) as writer:
+            await writer.wait_synced()
+            for i in range(20):
+                writer.text += f"{i};"
+            await reader.wait_for(lambda client: str(client.text) == expected)
+        # b passed every update on to its reader without integrating one into its own copy.
+        assert metric(b, REMOTE_IN) >= 20
+        assert metric(b, REMOTE_APPLIED) == 0
+        # c has no client of the document: it neither follows, applies nor stores it.
+        assert metric(c, REMOTE_IN) == metric(c, REMOTE_APPLIED) == 0
+        # A read on b integrates what b relayed; a late joiner on c loads it from the store.
+        assert b.text("lazy") == expected
+        assert metric(b, REMOTE_APPLIED) == metric(b, REMOTE_IN)
+        async with YClient(c.url("lazy")) as late_c, YClient(b.url("lazy")) as late_b:
+            await late_c.wait_synced()
+            await late_b.wait_synced()
+            assert str(late_c.text) == str(late_b.text) == expected
+    # Stored once each, by the node the writer was connected to.
+    activity = b.get("/api/documents/lazy/activity?limit=1000").json()["activity"]
+    assert len(activity) == 20
+    assert {entry["origin_node"] for entry in activity} == {"node0"}

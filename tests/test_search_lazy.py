@@ -72,3 +72,43 @@ async def test_a_stored_document_opens_the_index_and_a_failure_leaves_search_off
         await lazy.search("anything", 3)
     with pytest.raises(IndexUnavailable, match="disabled"):
         await lazy.forget("doc.md")
+
+
+async def test_documents_under_continuous_typing_open_the_index_once_quiet_or_stale() -> None:
+    """A burst of typing does not pay the index's opening mid-burst: it waits for a pause
+    (or the staleness bound), as the indexer itself would."""
+    opened: list[RecordingIndex] = []
+
+    def open_index() -> RecordingIndex:
+        opened.append(RecordingIndex())
+        return opened[-1]
+
+    store = MemoryStore()
+    typing_on = True
+
+    async def type_continuously() -> None:
+        while typing_on:
+            await store.append([LogEntry("busy.md", b"\x00\x00", "w", "n", time.time())])
+            await asyncio.sleep(0.01)
+
+    typist = asyncio.create_task(type_continuously())
+    lazy = LazySearchIndex(store, open_index, poll_seconds=0.2, location="test", staleness_seconds=1.0)
+    task = asyncio.create_task(lazy.run())
+    try:
+        await asyncio.sleep(0.6)  # three polls, each seeing the document changed just now
+        assert not opened
+        await eventually(lambda: lazy.opened, timeout=5, what="opened once the document was stale")
+    finally:
+        typing_on = False
+        await typist
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(opened) == 1
+
+    quiet = LazySearchIndex(store, open_index, poll_seconds=0.1, location="test", staleness_seconds=3600.0)
+    task = asyncio.create_task(quiet.run())
+    try:  # typing has stopped: the document is quiet after one poll interval
+        await eventually(lambda: quiet.opened, timeout=5, what="opened once the typing paused")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

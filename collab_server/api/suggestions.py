@@ -66,12 +66,14 @@ class Suggestion:
     status: str
     created_at: float
     decided_by: str | None = None
+    model: str | None = None  # claimed by the caller, like presence's model
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["edits"] = [{"start": e.start, "end": e.end, "text": e.text} for e in self.edits]
-        if self.decided_by is None:
-            del record["decided_by"]
+        for optional in ("decided_by", "model"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
 
@@ -106,6 +108,9 @@ def parse_record(key: str, raw: object) -> Suggestion:
     decided_by = record.get("decided_by")
     if decided_by is not None and not isinstance(decided_by, str):
         raise MalformedSuggestion("decided_by must be a string")
+    model = record.get("model")
+    if model is not None and (not isinstance(model, str) or len(model) > MAX_ACTOR_CHARS):
+        raise MalformedSuggestion("model must be a short string")
     raw_edits = record.get("edits")
     if not isinstance(raw_edits, list) or not raw_edits or len(raw_edits) > MAX_EDITS:
         raise MalformedSuggestion("edits must be a non-empty list")
@@ -129,6 +134,7 @@ def parse_record(key: str, raw: object) -> Suggestion:
         status=record["status"],
         created_at=float(created_at),
         decided_by=decided_by,
+        model=model,
     )
 
 
@@ -146,6 +152,7 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
     """Validate an edit body and store it as an open suggestion by ``author`` (the verified
     caller), all or nothing (the HTTP and gRPC suggestion); the caller waits for the commit."""
     edit = parse_edit_request(data)
+    model = optional_string(data, "model", MAX_ACTOR_CHARS)
     token, _ = prepare(room, edit)  # refuse now what could never apply
     suggestion = Suggestion(
         id=uuid.uuid4().hex[:12],
@@ -155,6 +162,7 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
         edits=tuple(edit.ranges(_text_at_version(room, token, edit.field))),
         status="open",
         created_at=time.time(),
+        model=model,
     )
     apply_staged(room, _store(suggestion), author)
     return {"suggestion": suggestion.to_json()}
@@ -165,6 +173,7 @@ async def suggest(request: Request) -> Response:
     name = document_of(request)
     data = await read_json_object(request)
     edit = parse_edit_request(data)  # all of it checked before the document is loaded
+    optional_string(data, "model", MAX_ACTOR_CHARS)
     author = actor_of(request, edit.actor, "agent:anonymous")
     require_store(durability_of(request))
     if edit.version is not None and not await document_exists(documents, name):

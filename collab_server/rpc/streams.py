@@ -48,9 +48,9 @@ class StreamPeer:
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
+    def deliver_presence(self, frame: bytes) -> None:
         try:
-            self.outbox.put_presence(awareness_update)
+            self.outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self._overflowed(str(exc))
 
@@ -109,6 +109,7 @@ async def subscribe(
         base_state = await _state_vector_at_seq(hub, name, request.from_seq)
     peer = StreamPeer("subscribe", limits)
     room = await hub.documents.acquire(name, peer)
+    peer.outbox.catch_up = room.presence_catch_up.frame
     try:
         if start == "from_version" and request.from_version:
             base_state = _doc_from_token(room.doc, request.from_version).get_state()
@@ -185,7 +186,8 @@ class SyncSession:
         room = await self._hub.documents.acquire(name, self.peer)
         try:
             self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
-            presence = room.presence_snapshot()
+            self.peer.outbox.catch_up = room.presence_catch_up.frame
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.peer.outbox.put_presence(presence)
             await self._pump(room, first, requests)
@@ -254,7 +256,7 @@ class SyncSession:
         elif kind is MessageKind.SYNC_STEP1:
             self.peer.outbox.put_document(await room.sync_step2_for(message.payload))
         elif kind is MessageKind.QUERY_AWARENESS:
-            presence = room.presence_snapshot()
+            presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.peer.outbox.put_presence(presence)
 

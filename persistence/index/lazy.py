@@ -2,8 +2,11 @@
 
 chromadb and the embedding model cost ~150-250 MB of memory and seconds of start-up. A
 hub whose store holds no document, and that nobody searches, needs neither: this wrapper
-polls the store's document list (cheap) until a document exists or a search arrives, and
-only then opens the index (in a worker thread) and hands over to it. Until the index is
+polls the store's document list (cheap) until a document is due for indexing or a search
+arrives, and only then opens the index (in a worker thread) and hands over to it. A
+document is due as the indexer would take it: once its typing has paused for a poll
+interval, or once it has been known for ``staleness_seconds`` (a burst of typing in many
+new documents does not pay the opening in the middle of the burst). Until the index is
 open, a search answers IndexUnavailable ("still opening"), which the API turns into 503.
 A failure to open (missing model, bad location) is logged once and leaves search off;
 the hub keeps serving.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -37,11 +41,19 @@ Opener = Callable[[], ClosableIndex]
 
 
 class LazySearchIndex:
-    def __init__(self, store: Store, open_index: Opener, poll_seconds: float, location: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        open_index: Opener,
+        poll_seconds: float,
+        location: str,
+        staleness_seconds: float = 30.0,
+    ) -> None:
         """``open_index`` blocks (imports chromadb, loads the model): it runs in a worker thread."""
         self._store = store
         self._open_index = open_index
         self._poll_seconds = poll_seconds
+        self._staleness_seconds = staleness_seconds
         self._location = location
         self._wanted = asyncio.Event()  # a search asked for the index
         self._index: ClosableIndex | None = None
@@ -83,10 +95,15 @@ class LazySearchIndex:
                 logger.exception("closing the search index failed")
 
     async def _wait_for_work(self) -> None:
+        first_seen: dict[str, float] = {}
         while not self._wanted.is_set():
             try:
-                if await self._store.list_documents():
-                    return
+                infos = await self._store.list_documents()
+                now, clock = time.time(), time.monotonic()
+                for info in infos:
+                    seen = first_seen.setdefault(info.name, clock)
+                    if now - info.updated_at >= self._poll_seconds or clock - seen >= self._staleness_seconds:
+                        return
             except (StoreError, OSError) as exc:
                 logger.debug("search index: store not readable yet: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -25,8 +25,8 @@ class FakePeer:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         self.frames.append(frame)
 
-    def deliver_presence(self, awareness_update: bytes) -> None:
-        self.presence.append(awareness_update)
+    def deliver_presence(self, frame: bytes) -> None:
+        self.presence.append(frame)
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         self.closed = (code, detail)

@@ -61,9 +61,10 @@ async def room_on(
         finally:
             room.close()
             writer.stop()
-            store_gate = getattr(store, "gate", None)
-            if store_gate is not None:
-                store_gate.set()
+            for gate_name in ("gate", "sync_gate"):
+                store_gate = getattr(store, gate_name, None)
+                if store_gate is not None:
+                    store_gate.set()
 
 
 class GridPeers:
@@ -82,6 +83,36 @@ async def test_an_update_reaches_the_other_peers_once_stored_and_not_its_sender(
         stored = await store.load("doc")
         assert len(stored.tail) == 2
         assert (await store.activity("doc"))[0].actor == "alice"
+
+
+class TwoStepGatedStore(MemoryStore):
+    """Commits in two steps like SQLite (written, then fsynced); the fsync waits for the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_gate = asyncio.Event()
+
+    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]:
+        return await super().append(entries)
+
+    async def sync(self) -> None:
+        await self.sync_gate.wait()
+
+
+async def test_strict_durability_relays_once_written_while_joiners_wait_for_the_fsync() -> None:
+    store = TwoStepGatedStore()
+    async with room_on(store) as (room, peers):
+        [update] = typing("x")
+        room.apply_update(update, peers.a, None)
+        # Relayed without waiting for the disk: a kill of the hub could no longer lose it.
+        await eventually(lambda: peers.b.text() == "x", timeout=5, what="relay before the fsync")
+        assert room._writer.document_pending("doc")
+        joiner = asyncio.ensure_future(room.sync_step2_for(b""))  # joiners get only durable state
+        done, _ = await asyncio.wait({joiner}, timeout=0.05)
+        assert not done and room._writer.document_pending("doc")
+        store.sync_gate.set()
+        frame = await asyncio.wait_for(joiner, 5)
+        assert frame and not room._writer.document_pending("doc")
 
 
 async def test_strict_durability_relays_only_after_the_commit() -> None:

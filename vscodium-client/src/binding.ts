@@ -20,15 +20,13 @@
 import * as vscode from 'vscode';
 import * as Y from 'yjs';
 import * as delta from './delta';
-import { LineIndex, lineBreakAwareDiff, toLf, withEol } from './lines';
+import { lineBreakAwareDiff, toLf, withEol } from './lines';
+import { LineTree } from './lineTree';
 
 export type InitialContent = 'fromYjs' | 'fromDocument';
 
 interface InFlight {
   readonly edit: delta.Delta;
-  /** The editor's text once the edit is in, line breaks as "\n" (for echo recognition). */
-  readonly expectedLf: string;
-  readonly expected: string;
   /** Remote changes that arrived while the edit was in flight. */
   after: delta.Delta;
   echoed: boolean;
@@ -41,8 +39,9 @@ const MAX_BLIND_RETRIES = 20;
 const ECHO_TIMEOUT_MS = 2000;
 
 export class DocumentBinding implements vscode.Disposable {
-  /** The editor's text as last seen, with the Y.Text's line breaks. */
-  private text: string;
+  /** The editor's text as last seen, with the Y.Text's line breaks (a line tree: edits and
+   * position lookups cost O(change + log lines), never a pass over the file). */
+  private readonly text: LineTree;
   /** Remote changes the editor does not show yet, against `text`. */
   private pending: delta.Delta = delta.EMPTY;
   private inFlight: InFlight | undefined;
@@ -53,6 +52,9 @@ export class DocumentBinding implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<'local' | 'remote'>();
   /** Fires after a local change reached the Y.Text ('local') or a remote one reached the editor ('remote'). */
   readonly onDidSync = this.changed.event;
+  private readonly applying = new vscode.EventEmitter<void>();
+  /** Fires when the binding asks the editor to apply remote changes (the latency trace). */
+  readonly onWillApplyRemote = this.applying.event;
   /** Local transactions made since the counter was last reset (the status bar's pending edits). */
   localTransactions = 0;
 
@@ -65,7 +67,7 @@ export class DocumentBinding implements vscode.Disposable {
     if (ydoc === null) throw new Error('the Y.Text must belong to a Y.Doc');
     const shared = ytext.toString();
     const diff = lineBreakAwareDiff(shared, document.getText());
-    this.text = shared.slice(0, diff.start) + diff.text + shared.slice(diff.end);
+    this.text = new LineTree(shared.slice(0, diff.start) + diff.text + shared.slice(diff.end));
     if (initial === 'fromDocument') {
       ydoc.transact(() => {
         if (diff.end > diff.start) ytext.delete(diff.start, diff.end - diff.start);
@@ -94,13 +96,18 @@ export class DocumentBinding implements vscode.Disposable {
 
   /** The editor's text as the binding sees it (line breaks as in the Y.Text). */
   get shadowText(): string {
-    return this.text;
+    return this.text.toString();
+  }
+
+  /** Tree nodes the binding's text has visited so far (its work; tests compare it across file sizes). */
+  get textWork(): number {
+    return this.text.work;
   }
 
   /** Offset in the editor (binding's text) of a Y.Text index. */
   yIndexToOffset(index: number): number {
     if (delta.isEmpty(this.pending)) return index;
-    return delta.mapIndex(delta.invert(this.pending, this.text), index);
+    return delta.unmapIndex(this.pending, index);
   }
 
   offsetToYIndex(offset: number): number {
@@ -108,12 +115,12 @@ export class DocumentBinding implements vscode.Disposable {
   }
 
   yIndexToPosition(index: number): vscode.Position {
-    const at = new LineIndex(this.text).positionAt(this.yIndexToOffset(index));
+    const at = this.text.positionAt(this.yIndexToOffset(index));
     return new vscode.Position(at.line, at.character);
   }
 
   positionToYIndex(position: vscode.Position): number {
-    return this.offsetToYIndex(new LineIndex(this.text).offsetAt(position));
+    return this.offsetToYIndex(this.text.offsetAt(position));
   }
 
   dispose(): void {
@@ -123,6 +130,7 @@ export class DocumentBinding implements vscode.Disposable {
     this.ytext.unobserve(this.onYjsEvent);
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
+    this.applying.dispose();
   }
 
   // -- Yjs -> editor --------------------------------------------------------------------
@@ -147,31 +155,31 @@ export class DocumentBinding implements vscode.Disposable {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.disposed) return;
     this.flushScheduled = true;
-    setTimeout(() => {
+    // A microtask, not a timer: the edit leaves for the editor as soon as the update that
+    // brought it is handled (changes of one transaction or message are still sent as one).
+    queueMicrotask(() => {
       this.flushScheduled = false;
       void this.flush();
-    }, 0);
+    });
   }
 
   private async flush(): Promise<void> {
     if (this.disposed || this.inFlight !== undefined || delta.isEmpty(this.pending)) return;
     const edit = this.pending;
-    const expected = delta.apply(this.text, edit);
     let settle = (): void => undefined;
     const settled = new Promise<void>((resolve) => (settle = resolve));
     const inFlight: InFlight = {
       edit,
-      expected,
-      expectedLf: toLf(expected),
       after: delta.EMPTY,
       echoed: false,
       stale: false,
       settle: () => settle(),
     };
     this.inFlight = inFlight;
+    this.applying.fire();
     let applied = false;
     try {
-      applied = await vscode.workspace.applyEdit(this.toWorkspaceEdit(edit));
+      applied = await this.applyToEditor(edit);
     } catch {
       applied = false;
     }
@@ -195,27 +203,51 @@ export class DocumentBinding implements vscode.Disposable {
     this.scheduleFlush();
   }
 
-  private toWorkspaceEdit(edit: delta.Delta): vscode.WorkspaceEdit {
-    const lines = new LineIndex(this.text);
+  /**
+   * Asks VS Code to apply `edit`; false when it refuses (the document changed in between).
+   * An editor showing the document takes it directly (`TextEditor.edit`: one message to the
+   * renderer, applied there at once); otherwise a workspace edit (the bulk edit service, which
+   * resolves the model and checks for conflicts first: slower, but needs no editor).
+   */
+  private applyToEditor(edit: delta.Delta): Thenable<boolean> {
     const eol = this.document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
-    const workspaceEdit = new vscode.WorkspaceEdit();
-    for (const splice of delta.toSplices(edit)) {
-      const start = lines.positionAt(splice.start);
-      const end = lines.positionAt(splice.end);
-      workspaceEdit.replace(
-        this.document.uri,
-        new vscode.Range(start.line, start.character, end.line, end.character),
-        withEol(splice.text, eol),
-      );
+    const replacements = delta.toSplices(edit).map((splice) => {
+      const start = this.text.positionAt(splice.start);
+      const end = this.text.positionAt(splice.end);
+      return { range: new vscode.Range(start.line, start.character, end.line, end.character), text: withEol(splice.text, eol) };
+    });
+    const editor = vscode.window.visibleTextEditors.find((candidate) => candidate.document === this.document);
+    if (editor !== undefined) {
+      return editor.edit((builder) => {
+        for (const { range, text } of replacements) builder.replace(range, text);
+      });
     }
-    return workspaceEdit;
+    const workspaceEdit = new vscode.WorkspaceEdit();
+    for (const { range, text } of replacements) workspaceEdit.replace(this.document.uri, range, text);
+    return vscode.workspace.applyEdit(workspaceEdit);
+  }
+
+  /**
+   * Whether two changes to the binding's text leave the same text (line breaks compared as
+   * "\n"): only the region either touches is compared, with one character of context on each
+   * side so a "\r" + "\n" pair across its edge counts as one break.
+   */
+  private sameResult(a: delta.Delta, b: delta.Delta): boolean {
+    const spanA = delta.span(a);
+    const spanB = delta.span(b);
+    if (spanA === undefined || spanB === undefined) return spanA === spanB;
+    const from = Math.max(0, Math.min(spanA.start, spanB.start) - 1);
+    const to = Math.min(this.text.length, Math.max(spanA.end, spanB.end) + 1);
+    const region = this.text.slice(from, to);
+    const within = (d: delta.Delta): string => toLf(delta.apply(region, delta.dropRetain(d, from)));
+    return within(a) === within(b);
   }
 
   // -- editor -> Yjs --------------------------------------------------------------------
 
   private onEditorChange(changes: readonly vscode.TextDocumentContentChangeEvent[]): void {
     if (this.disposed || changes.length === 0) return;
-    const lines = new LineIndex(this.text);
+    const lines = this.text;
     const local = delta.fromSplices(
       changes.map((change) => ({
         start: lines.offsetAt(change.range.start),
@@ -225,8 +257,8 @@ export class DocumentBinding implements vscode.Disposable {
     );
     const inFlight = this.inFlight;
     if (inFlight !== undefined && !inFlight.echoed && !inFlight.stale) {
-      if (toLf(delta.apply(this.text, local)) === inFlight.expectedLf) {
-        this.text = inFlight.expected;
+      if (this.sameResult(local, inFlight.edit)) {
+        applyToTree(this.text, inFlight.edit);
         this.pending = inFlight.after;
         inFlight.echoed = true;
         inFlight.settle();
@@ -237,7 +269,7 @@ export class DocumentBinding implements vscode.Disposable {
     }
     const toShared = delta.transform(local, this.pending, false);
     this.pending = delta.transform(this.pending, local, true);
-    this.text = delta.apply(this.text, local);
+    applyToTree(this.text, local);
     if (!delta.isEmpty(toShared)) {
       const ydoc = this.ytext.doc;
       ydoc?.transact(() => {
@@ -255,5 +287,14 @@ export class DocumentBinding implements vscode.Disposable {
       this.changed.fire('local');
     }
     if (!delta.isEmpty(this.pending)) this.scheduleFlush();
+  }
+}
+
+/** Applies a delta (against the tree's text) as splices, last first so earlier offsets hold. */
+function applyToTree(tree: LineTree, change: delta.Delta): void {
+  const splices = delta.toSplices(change);
+  for (let i = splices.length - 1; i >= 0; i -= 1) {
+    const splice = splices[i];
+    if (splice !== undefined) tree.splice(splice.start, splice.end, splice.text);
   }
 }

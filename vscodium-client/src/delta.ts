@@ -180,6 +180,59 @@ export function mapIndex(delta: Delta, index: number, stickRight = false): numbe
   return result;
 }
 
+/**
+ * Where position `index` of the text after `delta` was before it: the same as
+ * `mapIndex(invert(delta, base), index)`, without the base text (lengths only).
+ */
+export function unmapIndex(delta: Delta, index: number): number {
+  let after = 0;
+  let before = 0;
+  for (let i = 0; i < delta.length; i += 1) {
+    const op = delta[i];
+    if (op === undefined) break;
+    if ('retain' in op) {
+      if (index <= after + op.retain) return before + (index - after);
+      after += op.retain;
+      before += op.retain;
+    } else if ('insert' in op) {
+      if (index === after) return before;
+      const next = delta[i + 1];
+      // Inside (or at the end of) text that replaced a deletion: after the deleted text.
+      if (index <= after + op.insert.length) return before + (next !== undefined && 'delete' in next ? next.delete : 0);
+      after += op.insert.length;
+    } else {
+      if (index <= after) return before;
+      before += op.delete;
+    }
+  }
+  return before + (index - after);
+}
+
+/** The region of the base text a delta changes (start of its first change to end of its last), if any. */
+export function span(delta: Delta): { start: number; end: number } | undefined {
+  let at = 0;
+  let start: number | undefined;
+  let end = 0;
+  for (const op of delta) {
+    if ('retain' in op) {
+      at += op.retain;
+      continue;
+    }
+    start ??= at;
+    if ('delete' in op) at += op.delete;
+    end = at;
+  }
+  return start === undefined ? undefined : { start, end };
+}
+
+/** `delta` for the base text without its first `count` characters, which it must only retain. */
+export function dropRetain(delta: Delta, count: number): Delta {
+  const first = delta[0];
+  if (count === 0) return delta;
+  if (first === undefined || !('retain' in first) || first.retain < count) throw new RangeError('delta changes the dropped prefix');
+  return normalize([{ retain: first.retain - count }, ...delta.slice(1)]);
+}
+
 /** The delta that undoes `delta` on the text it was made against. */
 export function invert(delta: Delta, base: string): Delta {
   const out = new Builder();

@@ -1,9 +1,9 @@
 /** Activation: the nova: file system, the commands, the status bar and the presence view. */
 import * as vscode from 'vscode';
 import { NovaFileSystem } from './fileSystemProvider';
-import { Follower } from './follow';
 import { GuestSession } from './guestSession';
 import { HostSession } from './hostSession';
+import { registerParticipants } from './participants';
 import { PresenceView } from './presenceView';
 import { labelOf } from './remoteCursors';
 import { DocumentSession, NOVA_SCHEME, randomId } from './session';
@@ -11,8 +11,7 @@ import { SessionManager } from './sessionManager';
 import { readSettings } from './settings';
 import { parseJoinInput, parseJoinQuery, shareLink, type JoinTarget } from './shareLink';
 import { StatusBar } from './statusBar';
-
-let follower: Follower | undefined;
+import { registerSuggestionReview } from './suggestionReview';
 
 const PENDING_JOIN = 'nova.pendingJoin';
 const RESUME_WINDOW_MS = 120_000;
@@ -43,8 +42,6 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
   const manager = new SessionManager(statusBar, presenceView, log);
   const fileSystem = new NovaFileSystem((id) => manager.waitForSession(id, SESSION_WAIT_MS));
   manager.onDidChange((session) => {
-    follower?.dispose();
-    follower = undefined;
     if (session instanceof GuestSession) session.manifest.files.observe(() => fileSystem.refresh(session));
     if (session instanceof GuestSession || session instanceof DocumentSession) {
       // When the hub says a file is read-only for us, VS Code re-stats it and locks its editor.
@@ -179,29 +176,6 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     ),
     vscode.commands.registerCommand('nova.copyLink', run('copy link', copyLink)),
     vscode.commands.registerCommand(
-      'nova.follow',
-      run('follow', async (nameArg?: unknown) => {
-        const session = manager.session;
-        if (session === undefined) throw new Error('no session');
-        const others = manager.people().filter((p) => !p.isLocal);
-        const name =
-          typeof nameArg === 'string'
-            ? nameArg
-            : (
-                await vscode.window.showQuickPick(
-                  [
-                    ...others.map((p) => ({ label: labelOf(p), description: p.file, name: p.name })),
-                    ...(follower !== undefined ? [{ label: 'Stop following', description: follower.name, name: '' }] : []),
-                  ],
-                  { placeHolder: 'Follow whom?' },
-                )
-              )?.name;
-        follower?.dispose();
-        follower = undefined;
-        if (name !== undefined && name !== '') follower = new Follower(session, name);
-      }),
-    ),
-    vscode.commands.registerCommand(
       'nova.showPresence',
       run('participants', async () => {
         const people = manager.people();
@@ -212,6 +186,9 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
               description: p.isLocal ? 'you' : p.file,
               command: p.isLocal ? undefined : { id: 'nova.follow', args: [p.name] },
             })),
+            ...(following.name !== undefined
+              ? [{ label: '$(eye-closed) Stop following', description: following.name, command: { id: 'nova.unfollow', args: [] } }]
+              : []),
             { label: '$(link) Copy share link', description: '', command: { id: 'nova.copyLink', args: [] } },
             { label: '$(debug-disconnect) Leave', description: '', command: { id: 'nova.leave', args: [] } },
           ],
@@ -220,8 +197,12 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
         if (picked?.command !== undefined) await vscode.commands.executeCommand(picked.command.id, ...picked.command.args);
       }),
     ),
-    { dispose: () => follower?.dispose() },
   );
+  const following = registerParticipants(context, manager, presenceView, run);
+  registerSuggestionReview(context, manager, run, () => {
+    const { token, user } = readSettings();
+    return { token, actor: `human:${user.name}` };
+  });
   resumeJoin(context, join, log);
   const activatedInMs = Date.now() - started;
   log.appendLine(`Nova Collab activated in ${activatedInMs} ms`);
@@ -230,6 +211,5 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
 }
 
 export function deactivate(): void {
-  follower?.dispose();
-  follower = undefined;
+  // Everything is in the context's subscriptions.
 }

@@ -1,35 +1,80 @@
-/** Following a participant: the editor goes to the file they are in and keeps their cursor in view. */
+/**
+ * Going to a participant (once) and following one (the editor goes to the file they are in
+ * and keeps their cursor in view until you stop). `Following` is the one follow of a window:
+ * who it is, and an event when that changes (the participants view marks them).
+ */
 import * as vscode from 'vscode';
 import { participants, type Participant } from './presence';
 import type { Session } from './session';
 
+/** The file a participant is in: what they say, or the shared file whose document they are on. */
+function whereIs(session: Session, name: string): { path: string; participant: Participant | undefined } | undefined {
+  const presence = session.presenceConnection;
+  const them = presence === undefined ? undefined : participants(presence.awareness).find((p) => !p.isLocal && p.name === name);
+  if (them?.file !== undefined) return { path: them.file, participant: them };
+  // Agents join a file's document without saying so in the session's presence.
+  for (const [path, file] of session.files) {
+    const onFile = participants(file.connection.awareness).find((p) => !p.isLocal && p.name === name);
+    if (onFile !== undefined) return { path, participant: onFile };
+  }
+  if (session.files.size === 1) return { path: [...session.files.keys()][0] ?? '', participant: them };
+  return undefined;
+}
+
+/** Their cursor's position in the editor showing `path`, when they have one there. */
+function cursorOf(session: Session, path: string, name: string): { document: vscode.TextDocument; head: vscode.Position } | undefined {
+  const file = session.files.get(path);
+  const binding = file?.binding;
+  if (file === undefined || binding === undefined) return undefined;
+  const them = participants(file.connection.awareness, file.ytext).find((p) => !p.isLocal && p.name === name);
+  if (them?.cursor === undefined) return undefined;
+  return { document: binding.document, head: binding.yIndexToPosition(them.cursor.head) };
+}
+
+function reveal(document: vscode.TextDocument, head: vscode.Position, select: boolean): void {
+  for (const editor of vscode.window.visibleTextEditors) {
+    if (editor.document !== document) continue;
+    editor.revealRange(new vscode.Range(head, head), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    if (select) editor.selection = new vscode.Selection(head, head);
+  }
+}
+
+/** Opens the file `name` is in and puts the caret at theirs; false when they are nowhere to go to. */
+export async function goTo(session: Session, name: string): Promise<boolean> {
+  const where = whereIs(session, name);
+  const uri = where === undefined ? undefined : session.uriOf(where.path);
+  if (where === undefined || uri === undefined) return false;
+  await vscode.window.showTextDocument(uri, { preview: true, preserveFocus: false });
+  const cursor = cursorOf(session, where.path, name);
+  if (cursor !== undefined) reveal(cursor.document, cursor.head, true);
+  return true;
+}
+
 export class Follower implements vscode.Disposable {
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
   private lastFile: string | undefined;
+  private lastLine: number | undefined;
   private opening = false;
 
   constructor(
     private readonly session: Session,
     readonly name: string,
   ) {
-    this.subscription = session.onDidChange(() => void this.step());
+    // Presence changes (they moved or switched files) and remote edits (they typed, maybe
+    // onto new lines); `step` only talks to the workbench when their line or file changed.
+    this.subscriptions = [session.onDidChange(() => void this.step()), session.onDidApplyRemoteEdit(() => void this.step())];
     void this.step();
-  }
-
-  private find(connection = this.session.presenceConnection): Participant | undefined {
-    if (connection === undefined) return undefined;
-    return participants(connection.awareness).find((p) => !p.isLocal && p.name === this.name);
   }
 
   private async step(): Promise<void> {
     if (this.opening) return;
-    const where = this.find();
-    const path = where?.file ?? (this.session.files.size === 1 ? [...this.session.files.keys()][0] : undefined);
-    if (path === undefined) return;
-    const uri = this.session.uriOf(path);
+    const where = whereIs(this.session, this.name);
+    if (where === undefined) return;
+    const uri = this.session.uriOf(where.path);
     if (uri === undefined) return;
-    if (path !== this.lastFile) {
-      this.lastFile = path;
+    if (where.path !== this.lastFile) {
+      this.lastFile = where.path;
+      this.lastLine = undefined;
       this.opening = true;
       try {
         await vscode.window.showTextDocument(uri, { preview: true, preserveFocus: false });
@@ -37,20 +82,43 @@ export class Follower implements vscode.Disposable {
         this.opening = false;
       }
     }
-    const file = this.session.files.get(path);
-    const binding = file?.binding;
-    if (file === undefined || binding === undefined) return;
-    const them = participants(file.connection.awareness, file.ytext).find((p) => !p.isLocal && p.name === this.name);
-    if (them?.cursor === undefined) return;
-    const head = binding.yIndexToPosition(them.cursor.head);
-    for (const editor of vscode.window.visibleTextEditors) {
-      if (editor.document === binding.document) {
-        editor.revealRange(new vscode.Range(head, head), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-      }
-    }
+    const cursor = cursorOf(this.session, where.path, this.name);
+    if (cursor === undefined || cursor.head.line === this.lastLine) return;
+    this.lastLine = cursor.head.line;
+    reveal(cursor.document, cursor.head, false);
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    for (const subscription of this.subscriptions) subscription.dispose();
+  }
+}
+
+/** Whom this window follows, if anyone. */
+export class Following implements vscode.Disposable {
+  private follower: Follower | undefined;
+  private readonly changed = new vscode.EventEmitter<string | undefined>();
+  readonly onDidChange = this.changed.event;
+
+  get name(): string | undefined {
+    return this.follower?.name;
+  }
+
+  follow(session: Session, name: string): void {
+    this.follower?.dispose();
+    this.follower = new Follower(session, name);
+    this.changed.fire(name);
+  }
+
+  unfollow(): void {
+    if (this.follower === undefined) return;
+    this.follower.dispose();
+    this.follower = undefined;
+    this.changed.fire(undefined);
+  }
+
+  dispose(): void {
+    this.follower?.dispose();
+    this.follower = undefined;
+    this.changed.dispose();
   }
 }

@@ -99,17 +99,26 @@ export function participants(awareness: awarenessProtocol.Awareness, ytext?: Y.T
   return result.sort((a, b) => Number(b.isLocal) - Number(a.isLocal) || a.name.localeCompare(b.name));
 }
 
-/** Publishes the local cursor as relative positions, so it stays put while others type. */
+/**
+ * Publishes the local cursor as relative positions, so it stays put while others type.
+ * Typing does not move a relative position (it names the character after the caret), so
+ * most keystrokes change nothing here: then nothing is sent (false), not one presence
+ * message per keystroke next to the edit.
+ */
 export function setLocalCursor(
   awareness: awarenessProtocol.Awareness,
   ytext: Y.Text,
   anchor: number,
   head: number,
-): void {
-  awareness.setLocalStateField('cursor', {
+): boolean {
+  const cursor = {
     anchor: Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(ytext, anchor)) as unknown,
     head: Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(ytext, head)) as unknown,
-  });
+  };
+  const current = record(record(awareness.getLocalState())?.cursor);
+  if (current !== undefined && JSON.stringify(current) === JSON.stringify(cursor)) return false;
+  awareness.setLocalStateField('cursor', cursor);
+  return true;
 }
 
 export function setLocalUser(awareness: awarenessProtocol.Awareness, user: LocalUser): void {

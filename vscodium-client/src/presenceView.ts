@@ -1,15 +1,69 @@
-/** The "Nova Collab" view in the explorer: who is in the session (people and agents) and where. */
+/**
+ * The participants view ("Nova Collab" in the explorer): everyone in the session, people and
+ * agents (🤖, with their model), the file each is in, and whom you follow. Clicking a
+ * participant goes to their cursor; the inline actions follow, stop following, go to.
+ * It refreshes only when what it shows changed (never per keystroke).
+ */
 import * as vscode from 'vscode';
-import type { Participant } from './presence';
+import { participants, type Participant } from './presence';
 import { labelOf } from './remoteCursors';
+import type { Session } from './session';
+
+/** Tree item context values (package.json's menus match on them). */
+export const PARTICIPANT_CONTEXT = { self: 'self', other: 'participant', followed: 'participantFollowed' } as const;
+
+/**
+ * Everyone in a session: the session's presence first (people say which file they are in),
+ * then whoever is only on one shared file's document (agents usually), in that file. One
+ * entry per name and kind, since each document connection has its own presence client.
+ */
+export function sessionParticipants(session: Session): Participant[] {
+  const seen = new Set<string>();
+  const result: Participant[] = [];
+  const add = (participant: Participant): void => {
+    const key = `${participant.kind}|${participant.name}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    result.push(participant);
+  };
+  const presence = session.presenceConnection;
+  if (presence !== undefined) for (const participant of participants(presence.awareness)) add(participant);
+  for (const [path, file] of session.files) {
+    if (file.connection === presence) continue;
+    for (const participant of participants(file.connection.awareness)) add({ ...participant, file: participant.file ?? path });
+  }
+  return result.sort((a, b) => Number(b.isLocal) - Number(a.isLocal) || a.name.localeCompare(b.name));
+}
+
+export function isParticipant(value: unknown): value is Participant {
+  return typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string' && 'kind' in value;
+}
 
 export class PresenceView implements vscode.TreeDataProvider<Participant>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private people: Participant[] = [];
+  private followed: string | undefined;
+  private shown = '';
 
   update(people: Participant[]): void {
     this.people = people;
+    this.refresh();
+  }
+
+  /** Marks whom this window follows (undefined: nobody). */
+  setFollowed(name: string | undefined): void {
+    this.followed = name;
+    this.refresh();
+  }
+
+  private refresh(): void {
+    const shown = JSON.stringify([
+      this.followed,
+      this.people.map((p) => [p.name, p.kind, p.model, p.file, p.isLocal, p.color]),
+    ]);
+    if (shown === this.shown) return;
+    this.shown = shown;
     this.changed.fire(undefined);
   }
 
@@ -19,12 +73,16 @@ export class PresenceView implements vscode.TreeDataProvider<Participant>, vscod
 
   getTreeItem(participant: Participant): vscode.TreeItem {
     const item = new vscode.TreeItem(labelOf(participant));
-    const where = participant.file !== undefined ? ` · ${participant.file}` : '';
-    item.description = `${participant.isLocal ? 'you' : participant.kind}${where}`;
-    item.iconPath = new vscode.ThemeIcon(participant.kind === 'agent' ? 'hubot' : 'account');
-    item.tooltip = `${participant.name} (${participant.kind}${participant.model !== undefined ? `, ${participant.model}` : ''})`;
+    const following = !participant.isLocal && participant.name === this.followed;
+    const role = participant.isLocal ? 'you' : following ? 'following' : participant.kind === 'agent' ? 'agent' : '';
+    item.description = [role, participant.file].filter((part) => part !== undefined && part !== '').join(' · ');
+    item.iconPath = new vscode.ThemeIcon(following ? 'eye' : participant.kind === 'agent' ? 'hubot' : 'account');
+    item.tooltip = `${participant.name} (${participant.kind}${participant.model !== undefined ? `, ${participant.model}` : ''})${
+      participant.file !== undefined ? ` in ${participant.file}` : ''
+    }`;
+    item.contextValue = participant.isLocal ? PARTICIPANT_CONTEXT.self : following ? PARTICIPANT_CONTEXT.followed : PARTICIPANT_CONTEXT.other;
     if (!participant.isLocal) {
-      item.command = { command: 'nova.follow', title: 'Follow', arguments: [participant.name] };
+      item.command = { command: 'nova.goTo', title: 'Go to', arguments: [participant.name] };
     }
     return item;
   }

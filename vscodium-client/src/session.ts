@@ -20,8 +20,11 @@ export function randomId(): string {
 export abstract class Session implements vscode.Disposable {
   readonly files = new Map<string, SharedFile>();
   private readonly changed = new vscode.EventEmitter<void>();
-  /** Connection state, presence or the file list changed. */
+  /** Connection state, presence or the file list changed (not fired per keystroke). */
   readonly onDidChange = this.changed.event;
+  private readonly remoteEdits = new vscode.EventEmitter<SharedFile>();
+  /** A remote edit reached an editor (per keystroke of others: keep listeners cheap). */
+  readonly onDidApplyRemoteEdit = this.remoteEdits.event;
   protected readonly subscriptions: vscode.Disposable[] = [];
 
   protected constructor(
@@ -74,7 +77,13 @@ export abstract class Session implements vscode.Disposable {
   protected bindFile(file: SharedFile, document: vscode.TextDocument, initial: InitialContent): SharedFile {
     if (!file.isBoundTo(document)) {
       const binding = file.bind(document, initial);
-      this.subscriptions.push(binding.onDidSync(() => this.fire()));
+      // Not `fire()`: that refreshes the status bar and the participants view, messages to the
+      // workbench that would compete with the edits on every keystroke.
+      this.subscriptions.push(
+        binding.onDidSync((direction) => {
+          if (direction === 'remote') this.remoteEdits.fire(file);
+        }),
+      );
     }
     return file;
   }
@@ -93,6 +102,7 @@ export abstract class Session implements vscode.Disposable {
     this.files.clear();
     for (const subscription of this.subscriptions.splice(0)) subscription.dispose();
     this.changed.dispose();
+    this.remoteEdits.dispose();
   }
 }
 

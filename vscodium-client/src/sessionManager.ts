@@ -5,8 +5,8 @@
 import * as vscode from 'vscode';
 import { GuestSession } from './guestSession';
 import { HostSession } from './hostSession';
-import { participants, type Participant } from './presence';
-import type { PresenceView } from './presenceView';
+import type { Participant } from './presence';
+import { sessionParticipants, type PresenceView } from './presenceView';
 import { DocumentSession, type Session } from './session';
 import type { StatusBar } from './statusBar';
 
@@ -82,8 +82,7 @@ export class SessionManager implements vscode.Disposable {
   }
 
   people(): Participant[] {
-    const connection = this.current?.presenceConnection;
-    return connection === undefined ? [] : participants(connection.awareness);
+    return this.current === undefined ? [] : sessionParticipants(this.current);
   }
 
   private async attach(document: vscode.TextDocument): Promise<void> {

@@ -3,7 +3,7 @@
  * the binding and the remote cursors drawn there. The local cursor is published from here.
  */
 import * as vscode from 'vscode';
-import type * as Y from 'yjs';
+import * as Y from 'yjs';
 import { DocumentBinding, type InitialContent } from './binding';
 import { HubConnection } from './connection';
 import { setLocalCursor, setLocalUser, type LocalUser } from './presence';
@@ -27,7 +27,9 @@ export class SharedFile implements vscode.Disposable {
     readonly path: string | undefined,
     private readonly options: { readonly traceLatency: boolean } = { traceLatency: false },
   ) {
-    this.connection = new HubConnection({ hubUrl, document: roomPath(documentName), token });
+    // gc off: deleted text stays, so a suggestion's version can be rebuilt (suggestions.ts).
+    const doc = new Y.Doc({ gc: false });
+    this.connection = new HubConnection({ hubUrl, document: roomPath(documentName), token, doc });
     setLocalUser(this.connection.awareness, user);
     if (path !== undefined) this.connection.awareness.setLocalStateField('file', path);
   }
@@ -45,13 +47,14 @@ export class SharedFile implements vscode.Disposable {
     if (this.options.traceLatency) {
       // The extension host's console reaches the workbench's: the benchmark reads these lines.
       // 'local': a keystroke reached the Y.Text (and the socket); 'remote': a remote edit is in the editor.
-      // 'received': a remote update reached this Y.Text (before the editor is asked to apply it).
+      // 'received': a remote update reached this Y.Text; 'applying': the editor is asked to apply it.
       const received = (_event: Y.YTextEvent, transaction: Y.Transaction): void => {
         if (transaction.origin !== binding) console.log(`nova-trace received ${Date.now()}`);
       };
       this.ytext.observe(received);
       this.subscriptions.push(
         binding.onDidSync((direction) => console.log(`nova-trace ${direction} ${Date.now()}`)),
+        binding.onWillApplyRemote(() => console.log(`nova-trace applying ${Date.now()}`)),
         new vscode.Disposable(() => this.ytext.unobserve(received)),
       );
     }

@@ -38,13 +38,21 @@ export class StatusBar implements vscode.Disposable {
     this.item.command = 'nova.showPresence';
   }
 
+  /** What is shown, so an unchanged status sends nothing to the workbench. */
+  private shown: string | undefined;
+
   show(title: string | undefined, connections: readonly HubConnection[], people: number): void {
     if (title === undefined) {
-      this.item.hide();
+      if (this.shown !== undefined) this.item.hide();
+      this.shown = undefined;
       return;
     }
     const summary = summarize(title, connections);
-    this.item.text = people > 1 ? `${summary.text} · ${people}` : summary.text;
+    const text = people > 1 ? `${summary.text} · ${people}` : summary.text;
+    const key = `${text}\n${summary.tooltip}\n${String(summary.problem)}`;
+    if (key === this.shown) return;
+    this.shown = key;
+    this.item.text = text;
     this.item.tooltip = summary.tooltip;
     this.item.backgroundColor = summary.problem ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.item.show();

@@ -46,6 +46,10 @@ const EDITOR_TEXT = () => {
   return lines.map((line) => line.text.replace(/\u00a0/g, ' ')).join('\n');
 };
 
+function participantsPane(page) {
+  return page.locator('.pane').filter({ has: page.locator('.pane-header h3.title', { hasText: /^Nova Collab$/i }) }).first();
+}
+
 const ops = {
   async launch() {
     browser = await chromium.launch({ executablePath: findChromium(), headless: true, args: FLAGS, timeout: 60_000 });
@@ -160,38 +164,59 @@ const ops = {
       [...document.querySelectorAll('.statusbar-item')].map((item) => item.textContent?.trim() ?? '').filter((t) => t.includes('Nova')),
     );
   },
-  // Keystroke in one workbench to the character shown in the other, `count` times. With the
-  // extension's latency trace on (NOVA_TRACE_LATENCY=1), each sample is split at the source's
-  // binding (keystroke in the Y.Text and on the socket) and the target's binding (edit applied
-  // in the target's editor model): input, transit (hub + both extension hosts), render.
+  // Keystroke in one workbench to the character shown in the other, `count` times. The clocks
+  // that matter are in the pages: the key event as the source page dispatches it (a capture
+  // listener), and the moment the target page's DOM shows the text (a MutationObserver, no
+  // polling delay). With the extension's trace on (NOVA_TRACE_LATENCY=1) each sample is split
+  // at the source's binding (key in the Y.Text and on the socket) and the target's (update
+  // received, editor asked to apply it, change event back). All clocks are this machine's.
   async latency({ from, to, count = 30 }) {
     const source = entry(from);
     const target = entry(to);
-    const windows = [];
-    const shown = (marker) =>
-      target.page.waitForFunction(
-        ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
-        [EDITOR_TEXT.toString(), marker],
-        { timeout: 20_000, polling: 5 },
+    await source.page.evaluate(() => {
+      window.__novaKeys = [];
+      if (window.__novaKeyHook) return;
+      window.__novaKeyHook = true;
+      window.addEventListener('keydown', () => window.__novaKeys.push(Date.now()), true);
+    });
+    // Records when the page's editor first shows `want` (Date.now() in the page).
+    const watch = (page, want) =>
+      page.evaluate(
+        ([fn, text]) => {
+          const editorText = new Function(`return (${fn})`)();
+          const state = { want: text, at: undefined };
+          window.__novaWatch = state;
+          const check = () => {
+            if (state.at !== undefined || !(editorText() ?? '').includes(state.want)) return;
+            state.at = Date.now();
+            observer.disconnect();
+          };
+          const observer = new MutationObserver(check);
+          const root = document.querySelector('.editor-instance .monaco-editor .view-lines') ?? document.body;
+          observer.observe(root, { subtree: true, childList: true, characterData: true });
+          check();
+        },
+        [EDITOR_TEXT.toString(), want],
       );
+    const seen = async (page) =>
+      (await page.waitForFunction(() => window.__novaWatch?.at, undefined, { timeout: 20_000, polling: 5 })).jsonValue();
     // One key per sample: an anchor first (not measured), then each key extends the run.
     const keys = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     let marker = 'Zq';
+    await watch(target.page, marker);
     await source.page.keyboard.type(marker, { delay: 0 });
-    await shown(marker);
+    await seen(target.page);
+    const windows = [];
     for (let i = 0; i < count; i += 1) {
       const key = keys[i % keys.length];
       marker += key;
+      await Promise.all([watch(target.page, marker), watch(source.page, marker)]);
       const started = Date.now();
       await source.page.keyboard.type(key, { delay: 0 });
-      const typed = Date.now();
-      await target.page.waitForFunction(
-        ([fn, want]) => (new Function(`return (${fn})()`)() ?? '').includes(want),
-        [EDITOR_TEXT.toString(), marker],
-        { timeout: 20_000, polling: 5 },
-      );
-      windows.push({ started, typed, rendered: Date.now() });
+      const [rendered, sourceShown] = await Promise.all([seen(target.page), seen(source.page)]);
+      windows.push({ started, rendered, sourceShown });
     }
+    const keydowns = await source.page.evaluate(() => window.__novaKeys);
     const traces = (logs, direction) =>
       logs.flatMap((line) => {
         const match = new RegExp(`nova-trace ${direction} (\\d+)`).exec(line);
@@ -204,19 +229,105 @@ const ops = {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const sent = traces(source.logs, 'local');
-    const applied = traces(target.logs, 'remote');
     const received = traces(target.logs, 'received');
-    const samples = windows.map(({ started, typed, rendered }) => {
+    const applying = traces(target.logs, 'applying');
+    const applied = traces(target.logs, 'remote');
+    return windows.map(({ started, rendered, sourceShown }) => {
       // The sample's one key: the last trace inside its window.
-      const inWindow = (times) => times.filter((t) => t >= started && t <= rendered).pop();
+      const inWindow = (times, end = rendered) => times.filter((t) => t >= started && t <= end).pop();
+      const k = inWindow(keydowns);
+      const total = rendered - started;
+      if (k === undefined) return { total };
+      const sample = { total, keystroke: rendered - k, cdp: k - started, sourceScreen: sourceShown - k };
       const s = inWindow(sent);
       const r = inWindow(received);
-      const a = inWindow(applied);
-      const total = rendered - started;
-      if (s === undefined || r === undefined || a === undefined || !(s <= r && r <= a)) return { total };
-      return { total, typing: typed - started, input: s - started, network: r - s, apply: a - r, render: rendered - a };
+      const p = inWindow(applying);
+      const a = p === undefined ? undefined : applied.find((t) => t >= p);
+      if (s === undefined || r === undefined || p === undefined || !(k <= s && s <= r && r <= p)) return sample;
+      return { ...sample, input: s - k, network: r - s, schedule: p - r, apply: rendered - p, echo: a === undefined ? undefined : a - p };
     });
-    return samples;
+  },
+  // The participants view ("Nova Collab" in the explorer), expanded: its rows' label and description.
+  async participants({ page: name }) {
+    const pane = participantsPane(entry(name).page);
+    const header = pane.locator('.pane-header').first();
+    await header.waitFor({ state: 'visible', timeout: 20_000 });
+    if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+    return pane.locator('.monaco-list-row').evaluateAll((rows) =>
+      rows.map((row) => ({
+        label: row.querySelector('.label-name')?.textContent?.trim() ?? '',
+        description: row.querySelector('.label-description')?.textContent?.trim() ?? '',
+      })),
+    );
+  },
+  // Clicks a participant's row, or one of its inline actions (by title).
+  async participant_action({ page: name, participant, action }) {
+    const row = participantsPane(entry(name).page).locator('.monaco-list-row', { hasText: participant }).first();
+    await row.waitFor({ state: 'visible', timeout: 20_000 });
+    if (action === undefined) {
+      await row.click();
+      return null;
+    }
+    await row.hover();
+    await row.locator(`.actions .action-label[aria-label^="${action}"]`).click({ timeout: 10_000 });
+    return null;
+  },
+  async active_tab({ page: name }) {
+    const tab = entry(name).page.locator('.tabs-container .tab.active').first();
+    return (await tab.count()) === 0 ? null : await tab.getAttribute('data-resource-name');
+  },
+  async editor_selection({ page: name }) {
+    const item = entry(name).page.locator('[id="status.editor.selection"]').first();
+    return (await item.count()) === 0 ? null : (await item.textContent())?.trim() ?? null;
+  },
+  // The CodeLens rows shown in the editor (each lens's text; codicons render as empty text).
+  async codelens_texts({ page: name }) {
+    return entry(name).page.evaluate(() =>
+      [...document.querySelectorAll('.editor-instance .monaco-editor .codelens-decoration a, .editor-instance .monaco-editor .codelens-decoration span')]
+        .map((el) => (el.textContent ?? '').replace(/\u00a0/g, ' ').trim())
+        .filter((text) => text !== ''),
+    );
+  },
+  async click_codelens({ page: name, text, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const link = page.locator('.editor-instance .monaco-editor .codelens-decoration a', { hasText: text }).first();
+    await link.waitFor({ state: 'visible', timeout: timeoutMs });
+    await link.click();
+    return null;
+  },
+  // Closes the active editor tab with its own close button (a palette title can match several commands).
+  async close_active_editor({ page: name, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    const close = page.locator('.tabs-container .tab.active .tab-actions .action-label').first();
+    await close.click({ timeout: timeoutMs });
+    return null;
+  },
+  // Some element matching `selector` shows `text` (a notification, a view's rows).
+  async wait_text({ page: name, selector, text, timeoutMs = 20_000 }) {
+    await entry(name).page.waitForFunction(
+      ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
+      [selector, text],
+      { timeout: timeoutMs, polling: 50 },
+    );
+    return null;
+  },
+  // A diff editor is open and shows `text`.
+  async wait_diff_shows({ page: name, text, timeoutMs = 20_000 }) {
+    const { page } = entry(name);
+    try {
+      await page.waitForFunction(
+        (want) => {
+          const diff = document.querySelector('.monaco-diff-editor');
+          return (diff?.textContent ?? '').replace(/\u00a0/g, ' ').includes(want);
+        },
+        text,
+        { timeout: timeoutMs, polling: 50 },
+      );
+    } catch (error) {
+      await page.screenshot({ path: `${process.env.NOVA_ARTIFACTS ?? '.'}/vscode-${name}-diff.png` });
+      throw error;
+    }
+    return null;
   },
   async screenshot({ page: name, path }) {
     await entry(name).page.screenshot({ path });

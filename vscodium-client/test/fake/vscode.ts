@@ -280,3 +280,8 @@ export const workspace = {
     });
   },
 };
+
+/** No editor is visible in the fake: the binding applies remote edits through `workspace.applyEdit`. */
+export const window = {
+  visibleTextEditors: [] as { document: FakeTextDocument }[],
+};

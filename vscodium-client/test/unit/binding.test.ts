@@ -242,3 +242,40 @@ test('random concurrent typing and remote edits converge', async () => {
     assert.equal(binding.shadowText, ytext.toString());
   }
 });
+
+/** The binding's own work (line tree nodes visited) for keystrokes, remote edits and remote cursors. */
+async function bindingWork(lines: number): Promise<{ perKeystroke: number; perRemoteEdit: number; perCursor: number }> {
+  const text = Array.from({ length: lines }, (_, i) => `    value_${i} = compute(${i})`).join('\n');
+  const { document, ytext, binding } = setUp('', text);
+  await settled(binding, 20_000);
+  const rounds = 50;
+  const middle = Math.floor(text.length / 2);
+  let before = binding.textWork;
+  for (let i = 0; i < rounds; i += 1) document.type(middle + i, middle + i, 'k');
+  const perKeystroke = (binding.textWork - before) / rounds;
+  before = binding.textWork;
+  for (let i = 0; i < rounds; i += 1) {
+    remote(ytext, (t) => t.insert(10 + i, 'r'));
+    await settled(binding);
+  }
+  const perRemoteEdit = (binding.textWork - before) / rounds;
+  before = binding.textWork;
+  for (let i = 0; i < rounds; i += 1) {
+    const position = binding.yIndexToPosition(middle + i * 97);
+    binding.positionToYIndex(position as unknown as vscode.Position);
+  }
+  const perCursor = (binding.textWork - before) / rounds;
+  assert.equal(lf(document), ytext.toString());
+  return { perKeystroke, perRemoteEdit, perCursor };
+}
+
+test('per keystroke, remote edit and remote cursor the binding works O(change), not O(file)', async () => {
+  const small = await bindingWork(500);
+  const large = await bindingWork(20_000);
+  console.log(`binding work (tree nodes) at 500 / 20,000 lines: ${JSON.stringify(small)} / ${JSON.stringify(large)}`);
+  for (const key of ['perKeystroke', 'perRemoteEdit', 'perCursor'] as const) {
+    // Rebuilding a line index per keystroke would visit all 20,000 lines.
+    assert.ok(large[key] < 400, `${key}: ${large[key]}`);
+    assert.ok(large[key] < Math.max(small[key], 1) * 3, `${key}: ${large[key]} against ${small[key]}`);
+  }
+});

@@ -60,3 +60,27 @@ test('random compose/transform round trips', () => {
     assert.equal(delta.apply(base, delta.compose(a, c)), delta.apply(delta.apply(base, a), c));
   }
 });
+
+test('unmapIndex is mapIndex over the inverse, without the base text', () => {
+  let seed = 3;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let round = 0; round < 300; round += 1) {
+    const base = 'abcdefghijklmnop'.slice(0, 1 + random(16));
+    const splices = [];
+    let at = 0;
+    while (at < base.length && splices.length < 3) {
+      const start = at + random(base.length - at + 1);
+      const end = Math.min(base.length, start + random(3));
+      splices.push({ start, end, text: 'XYZ'.slice(0, random(4)) });
+      at = end + 1;
+    }
+    const change = delta.fromSplices(splices);
+    const after = delta.apply(base, change);
+    for (let index = 0; index <= after.length; index += 1) {
+      assert.equal(delta.unmapIndex(change, index), delta.mapIndex(delta.invert(change, base), index), JSON.stringify({ change, index }));
+    }
+  }
+});
