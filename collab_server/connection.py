@@ -201,6 +201,7 @@ class Connection:
             self._outbox.put_document(frame, update)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+        self._start_writer()
         if self._outbox.merges != merges:
             self._hub.metrics.outbox_merges.inc(self._outbox.merges - merges)
 
@@ -214,6 +215,13 @@ class Connection:
             self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        """A writer task runs only while the outbox has frames (most frames go as direct
+        sends): an idle socket keeps no writer task, coroutine or future."""
+        if self._writer_task is None and self._tasks is not None and self._state is State.OPEN:
+            self._writer_task = self._tasks.create_task(self._write_loop(), name=f"write:{self.peer_id}")
 
     def _can_send_directly(self, frame: bytes) -> bool:
         """Whether ``frame`` may go into the socket now: nothing queued or held goes before
@@ -436,20 +444,22 @@ class Connection:
     async def _run_until_closed(self) -> None:
         """Read until either side ends the socket; frames leave through one writer task.
 
-        The reader runs in the socket's own task (no task of its own): an idle socket costs
-        that one task and its writer. When the hub asks for a close, a closer task stops the
-        writer, sends the close frame (a bounded wait: a stuck peer never drains its socket)
-        and ends the reading by raising ClosedByHub, which cancels the read loop.
+        The reader runs in the socket's own task (no task of its own), and the writer only
+        while frames wait (see _start_writer): an idle socket costs that one task. When the
+        hub asks for a close, a closer task stops the writer, sends the close frame (a bounded
+        wait: a stuck peer never drains its socket) and ends the reading by raising
+        ClosedByHub, which cancels the read loop.
         """
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                self._writer_task = tasks.create_task(self._write_loop(), name=f"write:{self.peer_id}")
+                self._start_writer()  # the joiner's first frames are queued already
                 try:
                     await self._read_loop()
                 finally:
                     self._tasks = None
-                    self._writer_task.cancel()
+                    if self._writer_task is not None:
+                        self._writer_task.cancel()
         except* ClosedByHub:
             pass
 
@@ -473,7 +483,8 @@ class Connection:
         gate = self._hub.large_frames
         direct = self._direct
         try:
-            while True:
+            # Until nothing is queued or owed (paced presence waiting for its turn counts).
+            while outbox:
                 frame = await outbox.take()
                 if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
                     direct.write(websocket_frame(frame))
@@ -490,6 +501,9 @@ class Connection:
             pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.peer_id, exc)
+        finally:
+            if self._writer_task is asyncio.current_task():
+                self._writer_task = None  # the next queued frame starts a new writer
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None:
         """Close this connection (and only it) with a named code; queued frames are dropped."""
