@@ -169,7 +169,3 @@ def mint(
         "grants": [{"doc": pattern, "role": role} for pattern, role in grants],
     }
     return jwt.encode(claims, key, algorithm=algorithm)
-
-
-def redact_token(text: str, token: str | None) -> str:
-    return text.replace(token, "[token]") if token else text

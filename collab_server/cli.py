@@ -8,11 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp
 
 from collab_server.app import create_app
 from collab_server.auth import mint
@@ -208,7 +208,7 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
 
 
 def uvicorn_config(
-    settings: Settings, app: Any, certificate: CertificateReloader | None = None
+    settings: Settings, app: ASGIApp, certificate: CertificateReloader | None = None
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import crdt_core
+from collab_server.ydoc import apply_update, missing_since
 from crdt_core import AwarenessEntry, MessageKind
 
 TEXT_FIELD = "content"
@@ -157,11 +158,11 @@ class YClient:
     def _handle(self, message: crdt_core.Message) -> None:
         kind = message.kind
         if kind is MessageKind.SYNC_STEP1:
-            self._send(crdt_core.frame_sync_step2(self.doc.get_update(message.payload)))
+            self._send(crdt_core.frame_sync_step2(missing_since(self.doc, message.payload)))
         elif kind in (MessageKind.SYNC_STEP2, MessageKind.SYNC_UPDATE):
             self._applying_remote = True
             try:
-                self.doc.apply_update(message.payload)
+                apply_update(self.doc, message.payload)
             finally:
                 self._applying_remote = False
             self.received_updates += 1

@@ -15,6 +15,10 @@ class HubHealth:
     def node_id(self) -> str:
         return self._hub.node_id
 
+    @property
+    def ready(self) -> bool:
+        return self._hub.ready
+
     def readiness(self) -> dict[str, object]:
         hub = self._hub
         body: dict[str, object] = {

@@ -14,81 +14,71 @@ inside one document's messages closes only that document (see ``hocuspocus_chann
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import itertools
 import logging
 from collections import deque
-from urllib.parse import parse_qs, unquote
 
 from starlette.types import Receive, Scope, Send
 
 from collab_server import hocuspocus_protocol as hp
-from collab_server.client_address import client_of
-from collab_server.closecodes import CloseCode, reason_for
-from collab_server.connection import MAX_ACTOR_CHARS, CloseRequest, frame_bytes
+from collab_server.closecodes import CloseCode
 from collab_server.document_names import is_valid_document_name
 from collab_server.hocuspocus_channel import DocumentChannel
-from collab_server.hub import Hub
 from collab_server.origins import OriginPolicy
+from collab_server.ports import SocketPorts
+from collab_server.websocket import (
+    SOCKET_TRANSITIONS,
+    CloseRequest,
+    Handshake,
+    SocketRun,
+    SocketState,
+    announce_close,
+    checked_move,
+    frame_bytes,
+    socket_path,
+)
 from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-_CLOSE_SEND_TIMEOUT = 1.0
 _ids = itertools.count(1)
 
 
 def is_hocuspocus(scope: Scope) -> bool:
     """A socket opened on the root path (no document in it) speaks Hocuspocus."""
-    raw = scope.get("raw_path")
-    path = unquote(raw.decode("latin-1")) if isinstance(raw, bytes) else str(scope.get("path", ""))
-    path = path.split("?", 1)[0]
-    root = str(scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path.strip("/") == ""
-
-
-class SocketState(enum.Enum):
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
+    return socket_path(scope).strip("/") == ""
 
 
 class HocuspocusSocket:
-    def __init__(self, hub: Hub, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, hub: SocketPorts, scope: Scope, receive: Receive, send: Send) -> None:
         self._hub = hub
-        self._receive = receive
-        self._send = send
         self.socket_id = f"h{next(_ids)}"
-        self.state = SocketState.CONNECTING
+        self._state = SocketState.CONNECTING
         self._channels: dict[str, DocumentChannel] = {}
         self._ready: deque[DocumentChannel] = deque()
         self._control: deque[bytes] = deque()
         self._wake = asyncio.Event()
-        self._close_request: tuple[CloseCode, str] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._max_message = hub.settings.max_message_bytes
         self._max_documents = hub.settings.max_documents_per_socket
-        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-        actors = query.get("actor")
+        self._handshake = handshake = Handshake.of(scope, hub.trusted_proxies)
+        self._io = SocketRun(self.socket_id, receive, send, hub, handshake.client)
         # Without auth, an optional ?actor= names who edits (unverified); with auth, each token's subject.
-        self.actor: str | None = actors[0][:MAX_ACTOR_CHARS] if actors else None
-        tokens = query.get("token")
+        self.actor = handshake.actor
         # Used for documents whose auth message carries an empty token (a provider without `token`).
-        self.default_token: str | None = tokens[0] if tokens else None
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        self._origin = headers.get("origin")
-        self._host = headers.get("host")
-        address, self._client = client_of(hub.trusted_proxies, scope.get("client"), headers)
-        self.client_ip = address.ip
-        self.quota_ip: str | None = address.ip if address.attributable else None
+        self.default_token = handshake.token
+        self.client_ip = handshake.client_ip
+        self.quota_ip = handshake.quota_ip
 
     def __repr__(self) -> str:
         return f"HocuspocusSocket({self.socket_id}, documents={len(self._channels)})"
+
+    @property
+    def state(self) -> SocketState:
+        return self._state
+
+    def _move(self, to: SocketState) -> None:
+        self._state = checked_move(self.socket_id, self._state, to, SOCKET_TRANSITIONS)
 
     # -- SocketPort (for the channels) ---------------------------------------------------
 
@@ -99,7 +89,7 @@ class HocuspocusSocket:
             self._wake.set()
 
     def send_control(self, frame: bytes) -> None:
-        if self.state is SocketState.OPEN:
+        if self._state is SocketState.OPEN:
             self._control.append(frame)
             self._wake.set()
 
@@ -109,79 +99,55 @@ class HocuspocusSocket:
 
     def close_socket(self, code: CloseCode, detail: str | None = None) -> None:
         """Close the whole socket (every document on it) with a named code."""
-        if self.state is not SocketState.OPEN:
+        if self._state is not SocketState.OPEN:
             return
-        self.state = SocketState.CLOSING
-        reason = reason_for(code, detail)
-        self._close_request = (code, reason)
-        self._hub.metrics.closes.labels(code=str(int(code))).inc()
-        level = logging.INFO if code in (CloseCode.NORMAL, CloseCode.SERVICE_RESTART) else logging.WARNING
-        logger.log(
-            level,
-            "closing hocuspocus socket %s with %d documents (node %s, client %s): %d %s",
-            self.socket_id,
-            len(self._channels),
-            self._hub.node_id,
-            self._client,
-            code,
-            reason,
-        )
+        self._move(SocketState.CLOSING)
         for channel in list(self._channels.values()):
             channel.outbox.abort()
-        if self._writer_task is not None:
-            self._writer_task.cancel()  # it may be blocked on a full socket
+        self._io.close_later(
+            code, detail, f"hocuspocus socket {self.socket_id} with {len(self._channels)} documents"
+        )
 
     # -- lifetime ------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        first = await self._receive()
-        if first["type"] != "websocket.connect":
+        if not await self._io.accept():
             return
-        await self._send({"type": "websocket.accept"})
-        self.state = SocketState.OPEN
+        self._move(SocketState.OPEN)
         self._hub.metrics.connections.inc()
         try:
-            if not self._origin_allowed():
-                self._hub.audit.record("denied", None, "", f"origin {self._origin} not allowed")
+            handshake = self._handshake
+            if not OriginPolicy.from_setting(self._hub.settings.allowed_origins).allows(
+                handshake.origin, handshake.host
+            ):
+                self._hub.access.record("denied", None, "", f"origin {handshake.origin} not allowed")
                 self.close_socket(CloseCode.FORBIDDEN, "origin not allowed")
-                await self._send_close(*self._require_close())
+                assert self._io.close_request is not None
+                await self._io.send_close(*self._io.close_request)
                 return
-            await self._run_until_closed()
+            await self._io.run(
+                self._read_loop(), self._write_loop(), started=self._started, ending=self._ending
+            )
         finally:
-            self.state = SocketState.CLOSED
+            self._move(SocketState.CLOSED)
             self._hub.metrics.connections.dec()
 
-    def _origin_allowed(self) -> bool:
-        return OriginPolicy.from_setting(self._hub.settings.allowed_origins).allows(self._origin, self._host)
+    def _started(self, tasks: asyncio.TaskGroup) -> None:
+        self._tasks = tasks
 
-    def _require_close(self) -> tuple[CloseCode, str]:
-        assert self._close_request is not None
-        return self._close_request
-
-    async def _run_until_closed(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            reader = tasks.create_task(self._read_loop(), name=f"read:{self.socket_id}")
-            self._writer_task = tasks.create_task(self._write_loop(), name=f"write:{self.socket_id}")
-            await asyncio.wait((reader, self._writer_task), return_when=asyncio.FIRST_COMPLETED)
-            self._writer_task.cancel()
-            request = self._close_request
-            if request is not None and not reader.done():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_CLOSE_SEND_TIMEOUT):
-                        await self._send_close(*request)
-            reader.cancel()
-            # Each channel leaves its room (presence removed for everyone at once) as it ends.
-            for channel in list(self._channels.values()):
-                if channel.task is not None:
-                    channel.task.cancel()
+    def _ending(self) -> None:
+        # Each channel leaves its room (presence removed for everyone at once) as it ends.
+        for channel in list(self._channels.values()):
+            if channel.task is not None:
+                channel.task.cancel()
 
     async def _read_loop(self) -> None:
+        receive = self._io.receive
         while True:
-            message = await self._receive()
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            if self.state is not SocketState.OPEN:
+            if self._state is not SocketState.OPEN:
                 continue  # closing: drain until the disconnect arrives
             data = frame_bytes(message, self._max_message, self._hub.metrics)
             if isinstance(data, CloseRequest):
@@ -231,15 +197,14 @@ class HocuspocusSocket:
         if channel is not None:
             channel.request_close(code, detail)
             return
-        reason = reason_for(code, detail)
-        self._hub.metrics.closes.labels(code=str(int(code))).inc()
-        logger.warning(
-            "refusing document %r on hocuspocus socket %s: %d %s", name, self.socket_id, code, reason
+        what = f"document {name!r} before opening it on hocuspocus socket {self.socket_id}"
+        reason = announce_close(
+            self._hub.metrics, code, detail, what, node_id=self._hub.node_id, client=self._handshake.client
         )
         self.send_control(hp.close(name, int(code), reason))
 
     async def _write_loop(self) -> None:
-        send = self._send
+        send = self._io.send
         try:
             while True:
                 if self._control:
@@ -262,9 +227,3 @@ class HocuspocusSocket:
                 await send({"type": "websocket.send", "bytes": frame})
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.socket_id, exc)
-
-    async def _send_close(self, code: CloseCode, reason: str) -> None:
-        try:
-            await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
-        except (OSError, RuntimeError) as exc:
-            logger.debug("%s close failed: %s", self.socket_id, exc)

@@ -30,8 +30,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import crdt_core
+from collab_server.settings import Settings
 
 # Presence frames a lane may hold before its backlog is replaced by one catch-up message.
 MAX_PRESENCE_FRAMES = 4
@@ -45,6 +47,16 @@ PresenceRate = Callable[[], float]
 class OutboxLimits:
     max_messages: int
     max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> OutboxLimits:
+        return cls(settings.outbox_max_messages, settings.outbox_max_bytes)
+
+
+class MergeCounter(Protocol):
+    """Where merges are counted (the hub's ``nova_outbox_merges_total``)."""
+
+    def inc(self, amount: float = 1) -> None: ...
 
 
 # Shared stand-ins for an empty lane (an idle hub holds thousands of outboxes, and an empty
@@ -62,8 +74,11 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
-    def __init__(self, limits: OutboxLimits, catch_up: CatchUpSource | None = None) -> None:
+    def __init__(
+        self, limits: OutboxLimits, catch_up: CatchUpSource | None = None, merges: MergeCounter | None = None
+    ) -> None:
         self._limits = limits
+        self._merge_counter = merges
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
         self._documents: deque[tuple[bytes, bytes | None]] = _NO_DOCUMENTS
         # Presence lane: framed awareness messages, shared with every other receiver.
@@ -76,6 +91,8 @@ class Outbox:
         # Token bucket of presence bytes (may go negative: a large frame is paid back later).
         self._presence_tokens = 0.0
         self._presence_stamp = float("-inf")
+        # A presence message is on its way to the peer until its drain barrier returns (or then).
+        self._presence_held_until = 0.0
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None  # the writer's, made only while it waits
         self._closed = False
@@ -84,6 +101,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._documents) + len(self._presence) + self._presence_owed
+
+    @property
+    def has_documents(self) -> bool:
+        return bool(self._documents)
 
     @property
     def queued_bytes(self) -> int:
@@ -134,14 +155,26 @@ class Outbox:
         self.catch_up = catch_up
         self.presence_rate = rate
 
+    def hold_presence(self, seconds: float) -> None:
+        """A presence message was sent with a drain barrier: no more until it returns."""
+        self._presence_held_until = time.monotonic() + seconds
+
+    def release_presence(self) -> None:
+        """The peer has read the last presence message: the next may go."""
+        self._presence_held_until = 0.0
+        if self._presence or self._presence_owed:
+            self._wake()
+
     def spend_presence(self, size: int) -> bool:
         """Whether ``size`` bytes of presence may be sent now (and if so, count them)."""
+        now = time.monotonic()
+        if now < self._presence_held_until:
+            return False
         if self.presence_rate is None:
             return True
         rate = self.presence_rate()
         if rate <= 0:
             return True
-        now = time.monotonic()
         # The bucket holds at most one second of the rate: a quiet peer gets a burst at once.
         self._presence_tokens = min(rate, self._presence_tokens + (now - self._presence_stamp) * rate)
         self._presence_stamp = now
@@ -152,13 +185,15 @@ class Outbox:
 
     def presence_wait(self) -> float | None:
         """Seconds until paced presence may go again; None when no presence waits for its turn."""
-        if not (self._presence or self._presence_owed) or self.presence_rate is None:
+        if not (self._presence or self._presence_owed):
             return None
-        rate = self.presence_rate()
-        if rate <= 0:
-            return 0.0
-        missing = -(self._presence_tokens + (time.monotonic() - self._presence_stamp) * rate)
-        return max(0.0, missing / rate) + 0.001
+        now = time.monotonic()
+        wait = max(0.0, self._presence_held_until - now)
+        rate = self.presence_rate() if self.presence_rate is not None else 0.0
+        if rate > 0:
+            missing = -(self._presence_tokens + (now - self._presence_stamp) * rate)
+            wait = max(wait, missing / rate)
+        return wait + 0.001
 
     def _drop_presence(self) -> None:
         """Replace the presence backlog by one catch-up message (coalesced here without a source)."""
@@ -203,6 +238,8 @@ class Outbox:
             self._documents.append((frame, merged))
             self._bytes += len(frame)
             self.merges += 1
+            if self._merge_counter is not None:
+                self._merge_counter.inc()
         if self._over_limits(incoming):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
 

@@ -37,18 +37,7 @@ class HeldBack:
     update: bytes  # the part of the update the document has not integrated
 
 
-def _var_uint(data: bytes, offset: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        if offset >= len(data):
-            raise crdt_core.ProtocolError("truncated varint")
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, offset
-        shift += 7
+_var_uint = crdt_core.decode_var_uint  # raises ProtocolError on a truncated or oversized varuint
 
 
 def decode_state_vector(state_vector: bytes) -> dict[int, int]:

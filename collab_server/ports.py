@@ -1,18 +1,26 @@
-"""The narrow interfaces HTTP handlers depend on (never the hub's internals).
+"""The narrow interfaces the hub's edges depend on (never the hub itself).
 
-The app's lifespan builds them from the hub (`collab_server/app.py`) and puts them on the
-request state; handlers get them with the typed accessors in `collab_server/api/context.py`.
-Fast tests can hand any object with these methods to a handler.
+HTTP handlers, gRPC calls and WebSocket sockets get these from the app's lifespan
+(`collab_server/app.py`): the HTTP API and gRPC through `AppState`
+(`collab_server/api/context.py`), sockets through `SocketPorts`. Fast tests can hand any
+object with these methods to a handler or a socket.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from collab_server.auth import Principal
+from collab_server.client_address import TrustedProxies
+from collab_server.direct_send import WireFrames
 from collab_server.documents import DocumentStatus, DocumentSummary
-from collab_server.room import Room
+from collab_server.metrics import HubMetrics
+from collab_server.room import Peer, Room
+from collab_server.send_gate import LargeFrameGate
+from collab_server.sessions import Session
+from collab_server.settings import Settings
 from persistence.index.base import SearchIndex
 
 
@@ -31,6 +39,28 @@ class Documents(Protocol):
     async def summaries(self) -> list[DocumentSummary]: ...
 
     def status(self, name: str) -> DocumentStatus: ...
+
+
+class Rooms(Protocol):
+    """Live membership of a document, for the peers that stay (sockets, gRPC streams)."""
+
+    async def acquire(self, name: str, peer: Peer) -> Room:
+        """Join ``name`` (one shared load for concurrent joiners); the peer leaves with ``room.leave``.
+
+        Raises HubStopping, TooManyConnections or DocumentUnavailable."""
+
+
+class LiveDocuments(Documents, Rooms, Protocol):
+    """Documents by name, and membership of the live ones (what gRPC uses)."""
+
+
+class Admission(Protocol):
+    """Quotas of live sessions per subject and address; expiry and revocation close them."""
+
+    def admit(self, session: Session) -> None:
+        """Register ``session``; raises QuotaExceeded (nothing registered)."""
+
+    def release(self, session: Session) -> None: ...
 
 
 class Authorizer(Protocol):
@@ -55,6 +85,10 @@ class Revocations(Protocol):
 class Health(Protocol):
     @property
     def node_id(self) -> str: ...
+
+    @property
+    def ready(self) -> bool:
+        """Accepting, the store reachable and writable, the broker healthy."""
 
     def readiness(self) -> dict[str, object]:
         """The /readyz body; its "ready" entry is the verdict."""
@@ -88,3 +122,18 @@ class Search(Protocol):
     @property
     def index(self) -> SearchIndex | None:
         """The running index, or None while it opens or when search is off."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPorts:
+    """What a WebSocket (y-websocket connection or Hocuspocus socket) uses of the hub."""
+
+    settings: Settings
+    metrics: HubMetrics
+    node_id: str
+    access: Authorizer
+    sessions: Admission
+    rooms: Rooms
+    trusted_proxies: TrustedProxies
+    large_frames: LargeFrameGate
+    wire_frames: WireFrames

@@ -23,8 +23,7 @@ import pycrdt
 from pycrdt import Snapshot
 
 from collab_server.textops import byte_offset
-from collab_server.ydoc import untrusted
-from crdt_core import ProtocolError
+from crdt_core import ProtocolError, untrusted
 
 
 class EditError(ValueError):

@@ -177,7 +177,7 @@ class RedisBroker:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for key, kind, data in batch:
+                    for key, kind, data in coalesced(batch):
                         pipe.xadd(
                             key,
                             {"n": self._node_bytes, "k": kind, "d": data},
@@ -296,3 +296,22 @@ class RedisBroker:
             logger.info("Redis reachable again: re-syncing documents with other nodes")
             assert self._listener is not None
             self._listener.on_broker_recovered()
+
+
+def coalesced(batch: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:
+    """One entry per document for the updates of one round trip: every node that reads the
+    stream parses and relays one merged update instead of several (a CRDT merge does not
+    depend on order). Repairs, presence and control messages stay as they are."""
+    update_at: dict[str, int] = {}
+    out: list[tuple[str, bytes, list[bytes]]] = []
+    for key, kind, data in batch:
+        if kind == KIND_UPDATE and key in update_at:
+            out[update_at[key]][2].append(data)
+            continue
+        if kind == KIND_UPDATE:
+            update_at[key] = len(out)
+        out.append((key, kind, [data]))
+    return [
+        (key, kind, parts[0] if len(parts) == 1 else crdt_core.merge_updates(parts))
+        for key, kind, parts in out
+    ]

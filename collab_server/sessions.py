@@ -27,10 +27,18 @@ logger = logging.getLogger(__name__)
 class Session(Protocol):
     """An authenticated connection, as seen for quotas and revocation."""
 
-    principal: Principal
-    client_ip: str
-    quota_ip: str | None  # None: from a trusted proxy that named no client (no per-address quota)
-    document: str
+    @property
+    def principal(self) -> Principal: ...
+
+    @property
+    def client_ip(self) -> str: ...
+
+    @property
+    def quota_ip(self) -> str | None:
+        """None: from a trusted proxy that named no client (no per-address quota)."""
+
+    @property
+    def document(self) -> str: ...
 
     def request_close(self, code: CloseCode, detail: str | None = None) -> None: ...
 

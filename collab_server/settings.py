@@ -13,18 +13,23 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from collab_server.client_address import TrustedProxies
-from collab_server.tls import POSTGRES_SSL_MODES, postgres_url_with_tls
+from collab_server.tls import PostgresSslMode, postgres_url_with_tls
 
 MIB = 1024 * 1024
 
 Durability = Literal["strict", "relaxed"]
 WebSocketImplementation = Literal["lean", "websockets-sansio", "websockets", "wsproto"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]  # empty: no SASL
 # Settings whose values are one of a fixed set, checked by ``validate``.
 CHOICES: dict[str, tuple[str, ...]] = {
     "durability": get_args(Durability),
     "ws_implementation": get_args(WebSocketImplementation),
     "log_level": get_args(LogLevel),
+    "store_ssl_mode": get_args(PostgresSslMode),
+    "events_kafka_security_protocol": get_args(KafkaSecurityProtocol),
+    "events_kafka_sasl_mechanism": get_args(KafkaSaslMechanism),
 }
 
 
@@ -42,13 +47,13 @@ class Settings:
     redis_url: str = ""
     # At most one Redis read and one publish round trip per this many ms on a node: a busy
     # document's updates cross nodes in batches (at most this much later), a lone one at once.
-    redis_window_ms: float = 20.0
+    redis_window_ms: float = 25.0
     # TLS to Redis: a "rediss://" URL always verifies the server; this CA file (PEM) replaces
     # the system CAs for that check.
     redis_tls_ca_file: str = ""
     # TLS to PostgreSQL (libpq's sslmode: disable, allow, prefer, require, verify-ca,
     # verify-full) and the CA that verify-ca/verify-full check against; empty: what the URL says.
-    store_ssl_mode: str = ""
+    store_ssl_mode: PostgresSslMode = ""
     store_ssl_root_cert: str = ""
     # Semantic search: "embedded" (chromadb in a directory beside the SQLite store, or
     # `search_dir`), "off", or a chromadb server "http://host:port".
@@ -205,8 +210,8 @@ class Settings:
     # Change events (off unless brokers or webhooks are set): a Kafka topic and/or webhooks.
     events_kafka_brokers: str = ""  # "host:port,host:port"
     events_kafka_topic: str = "nova.events"
-    events_kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
-    events_kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    events_kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    events_kafka_sasl_mechanism: KafkaSaslMechanism = ""
     events_kafka_sasl_username: str = ""
     events_kafka_sasl_password: str = ""
     events_kafka_ssl_cafile: str = ""
@@ -263,8 +268,6 @@ class Settings:
             raise ValueError("tls_certfile and tls_keyfile go together: give both or neither")
         if self.tls_reload_seconds <= 0:
             raise ValueError("tls_reload_seconds must be positive")
-        if self.store_ssl_mode and self.store_ssl_mode not in POSTGRES_SSL_MODES:
-            raise ValueError(f"store_ssl_mode must be one of {', '.join(POSTGRES_SSL_MODES)}")
         if (self.store_ssl_mode or self.store_ssl_root_cert) and not self.store.startswith(
             ("postgresql://", "postgres://")
         ):

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import os
 import ssl
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 logger = logging.getLogger(__name__)
 
-POSTGRES_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's sslmode; empty: what the URL says.
+PostgresSslMode = Literal["", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 MINIMUM_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 
 FileStamp = tuple[tuple[int, int], tuple[int, int]]

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from collab_server.api.access import principal_of
-from collab_server.api.context import documents_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal
 from collab_server.document_names import InvalidDocumentName, check_document_name
@@ -139,7 +139,7 @@ async def landing(request: Request) -> Response:
         principal = None  # with auth on and no valid ?token=, nothing is listed
     summaries = [
         s
-        for s in await documents_of(request).summaries()
+        for s in await state_of(request).documents.summaries()
         if principal is not None and principal.role_for(s.name)
     ]
     now = time.time()

@@ -1,38 +1,19 @@
 """pycrdt documents from bytes the hub did not make: client updates, stored rows, state vectors.
 
-The one place that decides what bad bytes mean. pycrdt raises ValueError for most malformed
-input, but the Rust core can also panic, and pyo3 turns a panic into ``PanicException``, a
-``BaseException`` that would otherwise escape every ``except Exception`` and take down the
-task group it runs in. Here both become ``ProtocolError``: bad input, never a crash.
+What bad bytes mean (including a Rust panic) is decided once, in `crdt_core.untrusted`
+(`crdt_core/_untrusted.py`); these are the hub's document operations built on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import pycrdt
 
-from crdt_core import ProtocolError
+from crdt_core import untrusted
 
 Doc = pycrdt.Doc[Any]
-T = TypeVar("T")
-
-
-def is_rust_panic(exc: BaseException) -> bool:
-    return type(exc).__name__ == "PanicException"
-
-
-def untrusted(what: str, operation: Callable[[], T]) -> T:
-    """Run a pycrdt operation on untrusted bytes; malformed input raises ProtocolError."""
-    try:
-        return operation()
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ProtocolError(f"invalid {what}: {exc}") from exc
-    except BaseException as exc:
-        if not is_rust_panic(exc):
-            raise
-        raise ProtocolError(f"invalid {what}: {exc}") from exc
 
 
 def apply_update(doc: Doc, update: bytes, what: str = "update") -> None:

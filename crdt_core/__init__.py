@@ -21,6 +21,7 @@ from types import ModuleType, SimpleNamespace
 
 from crdt_core import _framing, _updates
 from crdt_core._types import AwarenessEntry, Message, MessageKind, ProtocolError
+from crdt_core._untrusted import is_rust_panic, untrusted
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ __all__ = [
     "frame_sync_step1",
     "frame_sync_step2",
     "frame_update",
+    "is_rust_panic",
     "load_native",
     "merge_updates",
     "merge_updates_v2",
@@ -176,6 +178,7 @@ __all__ = [
     "state_vector",
     "text_of",
     "update_v1_to_v2",
+    "untrusted",
     "update_v2_to_v1",
 ]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pycrdt
 
-from crdt_core._types import ProtocolError
+from crdt_core._untrusted import untrusted
 
 
 def merge_updates(updates: Sequence[bytes]) -> bytes:
@@ -15,33 +15,21 @@ def merge_updates(updates: Sequence[bytes]) -> bytes:
         return b"\x00\x00"
     if len(updates) == 1:
         return bytes(updates[0])
-    try:
-        return pycrdt.merge_updates(*updates)
-    except ValueError as exc:
-        raise ProtocolError(str(exc)) from exc
+    return untrusted("update", lambda: pycrdt.merge_updates(*updates))
 
 
 def diff_update(update: bytes, state_vector: bytes) -> bytes:
-    try:
-        return pycrdt.get_update(update, state_vector)
-    except ValueError as exc:
-        raise ProtocolError(str(exc)) from exc
+    return untrusted("update or state vector", lambda: pycrdt.get_update(update, state_vector))
 
 
 def state_vector(update: bytes) -> bytes:
-    try:
-        return pycrdt.get_state(update)
-    except ValueError as exc:
-        raise ProtocolError(str(exc)) from exc
+    return untrusted("update", lambda: pycrdt.get_state(update))
 
 
 def text_of(update: bytes, name: str) -> str:
     """The plain text of the root ``Y.Text`` called ``name`` in an encoded document."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    try:
-        doc.apply_update(update)
-    except ValueError as exc:
-        raise ProtocolError(str(exc)) from exc
+    untrusted("update", lambda: doc.apply_update(update))
     return str(doc.get(name, type=pycrdt.Text))
 
 
@@ -55,10 +43,7 @@ def compact(snapshot: bytes, tail: Sequence[bytes]) -> bytes:
     """
     merged = merge_updates([snapshot, *tail])
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    try:
-        doc.apply_update(merged)
-    except ValueError as exc:
-        raise ProtocolError(str(exc)) from exc
+    untrusted("update", lambda: doc.apply_update(merged))
     if diff_update(merged, doc.get_state())[:1] != b"\x00":
         return merged  # structs the document could not integrate
     encoded = doc.get_update()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pycrdt
 
-from crdt_core._types import ProtocolError
+from crdt_core._untrusted import untrusted
 
 INTERNAL_PREFIX = "nova:"
 
@@ -44,10 +44,7 @@ class Field:
 
 def _doc_of(update: bytes) -> pycrdt.Doc[Any]:
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    try:
-        doc.apply_update(update)
-    except ValueError as exc:
-        raise ProtocolError(f"invalid update: {exc}") from exc
+    untrusted("update", lambda: doc.apply_update(update))
     return doc
 
 

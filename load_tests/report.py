@@ -329,6 +329,31 @@ def targets(summary: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
+def capacity_projection(rows: list[dict[str, Any]]) -> list[str]:
+    """Deliveries per second of N nodes with a core each, from the CPU per delivery per node
+    (the busiest node sets the pace): N × 10^6 / µs; lines of text, empty without figures."""
+    projected: list[tuple[int, float]] = []
+    for row in rows:
+        per_node = [v for v in (row.get("cpu_us_per_delivery_by_node") or []) if v]
+        if per_node:
+            nodes = int(str(row["case"]).split()[0])
+            projected.append((nodes, nodes * 1e6 / max(per_node)))
+    if not projected:
+        return []
+    one = next((value for nodes, value in projected if nodes == 1), None)
+    parts = [
+        f"{nodes} node{'s' if nodes > 1 else ''} {value / 1000:.0f}k/s"
+        + (f" ({value / one:.2f}× one node)" if one and nodes > 1 else "")
+        for nodes, value in projected
+    ]
+    return [
+        "Projected capacity with one core per node (N × 10^6 / CPU µs per delivery of the busiest node): "
+        + ", ".join(parts)
+        + ".",
+        "",
+    ]
+
+
 def render(
     meta: dict[str, Any], summary: list[dict[str, Any]], runs: list[dict[str, Any]], plots: list[str]
 ) -> str:
@@ -394,6 +419,7 @@ def render(
                 "whose writer is connected to another node. Redis commands are counted with `INFO commandstats` "
                 "over the measure window and divided by the updates sent in it.",
                 "",
+                *capacity_projection(rows),
             ]
     for name in plots:
         lines += [f"![{name}]({name})", ""]

@@ -65,6 +65,11 @@ class StoredDocument:
         """
         return ([self.snapshot] if self.snapshot is not None else []) + list(self.tail)
 
+    @property
+    def size_bytes(self) -> int:
+        """The stored bytes: the snapshot and the tail."""
+        return len(self.snapshot or b"") + sum(len(update) for update in self.tail)
+
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:

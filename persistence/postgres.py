@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -60,6 +60,7 @@ from persistence.base import (
     WrappedDataKey,
 )
 from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
+from persistence.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -147,20 +148,6 @@ def lock_key(document: str) -> int:
     return int.from_bytes(hashlib.blake2b(document.encode(), digest_size=4).digest(), "big", signed=True)
 
 
-def describe_dsn(dsn: str) -> str:
-    """Host, port, database and user of a DSN, for messages; never the password."""
-    try:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        host = parts.hostname or query.get("host", ["localhost"])[0]
-        port = parts.port or int(query.get("port", ["5432"])[0])
-        user = unquote(parts.username) if parts.username else query.get("user", ["(default user)"])[0]
-        database = unquote(parts.path.lstrip("/")) or query.get("dbname", [user])[0]
-    except ValueError:
-        return "PostgreSQL (unparsable DSN)"
-    return f"PostgreSQL at {host}:{port} database {database!r} user {user!r}"
-
-
 class PostgresStore:
     def __init__(
         self,
@@ -173,7 +160,7 @@ class PostgresStore:
         max_connections: int = POOL_MAX_SIZE,
     ) -> None:
         self._dsn = dsn
-        self._target = describe_dsn(dsn)
+        self._target = f"PostgreSQL {redact_url(dsn)}"  # for messages: never the password
         try:
             password = urlsplit(dsn).password
         except ValueError:
@@ -264,6 +251,29 @@ class PostgresStore:
             await pool.expire_connections()
             raise StoreUnavailable(f"{self._target}: {self._reason(exc)}") from exc
 
+    async def _execute(self, sql: str, *args: Any) -> str:
+        """One statement on a pooled connection; its status (e.g. "UPDATE 1")."""
+        async with self._connection() as connection:
+            status: str = await connection.execute(sql, *args)
+        return status
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._connection() as connection:
+            rows: list[Any] = await connection.fetch(sql, *args)
+        return rows
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._connection() as connection:
+            return await connection.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: Any, timeout: float | None = None) -> Any:
+        async with self._connection() as connection:
+            return await connection.fetchval(sql, *args, timeout=timeout)
+
+    async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._connection() as connection:
+            await connection.executemany(sql, rows)
+
     async def _migrate(self) -> None:
         migrations = load_migrations("postgres")
         async with self._connection() as connection, connection.transaction():
@@ -290,8 +300,7 @@ class PostgresStore:
     # -- the Store port -------------------------------------------------------------------
 
     async def ping(self) -> None:
-        async with self._connection() as connection:
-            await connection.fetchval("SELECT 1", timeout=self._connect_timeout)
+        await self._fetchval("SELECT 1", timeout=self._connect_timeout)
 
     async def append(self, entries: Sequence[LogEntry]) -> list[int]:
         if not entries:
@@ -313,8 +322,7 @@ class PostgresStore:
                 strict=True,
             ):
                 column.append(value)
-        async with self._connection() as connection:
-            rows = await connection.fetch(_APPEND, *columns, APPEND_LOCK_NAMESPACE, keys)
+        rows = await self._fetch(_APPEND, *columns, APPEND_LOCK_NAMESPACE, keys)
         if len(rows) != len(entries):
             raise StoreUnavailable(f"{self._target}: inserted {len(rows)} rows for {len(entries)} updates")
         # seqs were drawn in entry order (ORDER BY ord); sorting makes that independent of RETURNING order.
@@ -426,41 +434,37 @@ class PostgresStore:
         return merge_history(checkpoints, updates, limit)
 
     async def activity(self, document: str, limit: int = 100) -> list[ActivityEntry]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT seq, created_at, actor, origin_node, update_bytes FROM updates"
-                " WHERE document = $1 ORDER BY seq DESC LIMIT $2",
-                document,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT seq, created_at, actor, origin_node, update_bytes FROM updates"
+            " WHERE document = $1 ORDER BY seq DESC LIMIT $2",
+            document,
+            limit,
+        )
         return [ActivityEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def list_documents(self) -> list[DocumentInfo]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(_LIST_DOCUMENTS)
+        rows = await self._fetch(_LIST_DOCUMENTS)
         return [DocumentInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
-        async with self._connection() as connection:
-            await connection.executemany(
-                "INSERT INTO audit (at, action, subject, document, node, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                [(e.at, e.action, e.subject, e.document, e.node, e.detail) for e in events],
-            )
+        await self._executemany(
+            "INSERT INTO audit (at, action, subject, document, node, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            [(e.at, e.action, e.subject, e.document, e.node, e.detail) for e in events],
+        )
 
     async def audit(
         self, *, document: str | None = None, subject: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT at, action, subject, document, node, detail FROM audit"
-                " WHERE ($1::text IS NULL OR document = $1) AND ($2::text IS NULL OR subject = $2)"
-                " ORDER BY id DESC LIMIT $3",
-                document,
-                subject,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT at, action, subject, document, node, detail FROM audit"
+            " WHERE ($1::text IS NULL OR document = $1) AND ($2::text IS NULL OR subject = $2)"
+            " ORDER BY id DESC LIMIT $3",
+            document,
+            subject,
+            limit,
+        )
         return [
             AuditEvent(r["at"], r["action"], r["subject"], r["document"], r["node"], r["detail"])
             for r in rows
@@ -486,28 +490,25 @@ class PostgresStore:
             )
 
     async def revocations(self, now: float) -> list[Revocation]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT token_id, expires_at, revoked_at, revoked_by FROM revocations"
-                " WHERE expires_at IS NULL OR expires_at > $1",
-                now,
-            )
+        rows = await self._fetch(
+            "SELECT token_id, expires_at, revoked_at, revoked_by FROM revocations"
+            " WHERE expires_at IS NULL OR expires_at > $1",
+            now,
+        )
         return [Revocation(r["token_id"], r["expires_at"], r["revoked_at"], r["revoked_by"]) for r in rows]
 
     async def pending_events(self, sink: str, after_seq: int = 0) -> list[PendingDocument]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(_PENDING_EVENTS, sink, after_seq)
+        rows = await self._fetch(_PENDING_EVENTS, sink, after_seq)
         return [PendingDocument(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def read_log(self, document: str, after_seq: int, limit: int) -> list[LoggedUpdate]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT seq, payload, payload_crc, actor, origin_node, created_at FROM updates"
-                " WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                document,
-                after_seq,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT seq, payload, payload_crc, actor, origin_node, created_at FROM updates"
+            " WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            document,
+            after_seq,
+            limit,
+        )
         return [
             LoggedUpdate(
                 r[0],
@@ -520,104 +521,93 @@ class PostgresStore:
         ]
 
     async def event_cursor(self, sink: str, document: str) -> int:
-        async with self._connection() as connection:
-            value = await connection.fetchval(
-                "SELECT seq FROM event_cursors WHERE sink = $1 AND document = $2", sink, document
-            )
+        value = await self._fetchval(
+            "SELECT seq FROM event_cursors WHERE sink = $1 AND document = $2", sink, document
+        )
         return int(value) if value is not None else 0
 
     async def advance_event_cursors(self, sink: str, positions: Mapping[str, int]) -> None:
         if not positions:
             return
         now = time.time()
-        async with self._connection() as connection:
-            await connection.executemany(
-                "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
-                " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
-                [(sink, document, seq, now) for document, seq in sorted(positions.items())],
-            )
+        await self._executemany(
+            "INSERT INTO event_cursors (sink, document, seq, published_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (sink, document) DO UPDATE SET seq = excluded.seq,"
+            " published_at = excluded.published_at WHERE excluded.seq > event_cursors.seq",
+            [(sink, document, seq, now) for document, seq in sorted(positions.items())],
+        )
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = time.time()
-        async with self._connection() as connection:
-            taken = await connection.fetchval(
-                "INSERT INTO event_leases (name, holder, expires_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
-                " WHERE event_leases.holder = excluded.holder OR event_leases.expires_at <= $4"
-                " RETURNING holder",
-                name,
-                holder,
-                now + ttl_seconds,
-                now,
-            )
+        taken = await self._fetchval(
+            "INSERT INTO event_leases (name, holder, expires_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            " WHERE event_leases.holder = excluded.holder OR event_leases.expires_at <= $4"
+            " RETURNING holder",
+            name,
+            holder,
+            now + ttl_seconds,
+            now,
+        )
         return taken is not None
 
     async def release_lease(self, name: str, holder: str) -> None:
-        async with self._connection() as connection:
-            await connection.execute("DELETE FROM event_leases WHERE name = $1 AND holder = $2", name, holder)
+        await self._execute("DELETE FROM event_leases WHERE name = $1 AND holder = $2", name, holder)
 
     async def read_audit(self, after_id: int, limit: int) -> list[AuditRecord]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT id, at, action, subject, document, node, detail FROM audit WHERE id > $1"
-                " ORDER BY id LIMIT $2",
-                after_id,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT id, at, action, subject, document, node, detail FROM audit WHERE id > $1"
+            " ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+        )
         return [AuditRecord(r[0], AuditEvent(r[1], r[2], r[3], r[4], r[5], r[6])) for r in rows]
 
     async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
         if not records:
             return
-        async with self._connection() as connection:
-            await connection.executemany(
-                "INSERT INTO event_deliveries (sink, event_id, event_type, attempt, at, ok, status,"
-                " error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                [dataclasses.astuple(r) for r in records],
-            )
+        await self._executemany(
+            "INSERT INTO event_deliveries (sink, event_id, event_type, attempt, at, ok, status,"
+            " error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [dataclasses.astuple(r) for r in records],
+        )
 
     async def deliveries(self, sink: str, limit: int = 100) -> list[DeliveryRecord]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT sink, event_id, event_type, attempt, at, ok, status, error, duration_ms"
-                " FROM event_deliveries WHERE sink = $1 ORDER BY id DESC LIMIT $2",
-                sink,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT sink, event_id, event_type, attempt, at, ok, status, error, duration_ms"
+            " FROM event_deliveries WHERE sink = $1 ORDER BY id DESC LIMIT $2",
+            sink,
+            limit,
+        )
         return [DeliveryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     async def add_dead_letter(self, letter: DeadLetter) -> int:
-        async with self._connection() as connection:
-            letter_id = await connection.fetchval(
-                "INSERT INTO event_dead_letters (sink, event_id, event_type, document, payload, error,"
-                " attempts, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                *dataclasses.astuple(letter)[1:],
-            )
+        letter_id = await self._fetchval(
+            "INSERT INTO event_dead_letters (sink, event_id, event_type, document, payload, error,"
+            " attempts, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            *dataclasses.astuple(letter)[1:],
+        )
         return int(letter_id)
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters"
-                " WHERE $1::text IS NULL OR sink = $1 ORDER BY id DESC LIMIT $2",
-                sink,
-                limit,
-            )
+        rows = await self._fetch(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM event_dead_letters"
+            " WHERE $1::text IS NULL OR sink = $1 ORDER BY id DESC LIMIT $2",
+            sink,
+            limit,
+        )
         return [DeadLetter(*r) for r in rows]
 
     async def remove_dead_letter(self, letter_id: int) -> DeadLetter | None:
-        async with self._connection() as connection:
-            row = await connection.fetchrow(
-                f"DELETE FROM event_dead_letters WHERE id = $1 RETURNING {_DEAD_LETTER_COLUMNS}", letter_id
-            )
+        row = await self._fetchrow(
+            f"DELETE FROM event_dead_letters WHERE id = $1 RETURNING {_DEAD_LETTER_COLUMNS}", letter_id
+        )
         return DeadLetter(*row) if row is not None else None
 
     # -- data lifecycle ---------------------------------------------------------------
 
     async def data_key(self, document: str) -> WrappedDataKey | None:
-        async with self._connection() as connection:
-            row = await connection.fetchrow(_SELECT_KEY + " WHERE document = $1", document)
+        row = await self._fetchrow(_SELECT_KEY + " WHERE document = $1", document)
         return WrappedDataKey(*row) if row else None
 
     async def add_data_key(self, key: WrappedDataKey) -> WrappedDataKey:
@@ -635,47 +625,42 @@ class PostgresStore:
         return WrappedDataKey(*row)
 
     async def data_keys(self) -> list[WrappedDataKey]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(_SELECT_KEY + ' ORDER BY document COLLATE "C"')
+        rows = await self._fetch(_SELECT_KEY + ' ORDER BY document COLLATE "C"')
         return [WrappedDataKey(*row) for row in rows]
 
     async def rewrap_data_key(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
-        async with self._connection() as connection:
-            status = await connection.execute(
-                "UPDATE data_keys SET master_key_id = $1, wrapped = $2"
-                " WHERE document = $3 AND master_key_id = $4 AND wrapped = $5",
-                new.master_key_id,
-                new.wrapped,
-                old.document,
-                old.master_key_id,
-                old.wrapped,
-            )
+        status = await self._execute(
+            "UPDATE data_keys SET master_key_id = $1, wrapped = $2"
+            " WHERE document = $3 AND master_key_id = $4 AND wrapped = $5",
+            new.master_key_id,
+            new.wrapped,
+            old.document,
+            old.master_key_id,
+            old.wrapped,
+        )
         return bool(status == "UPDATE 1")
 
     async def mark_deleted(self, deleted: DeletedDocument) -> bool:
-        async with self._connection() as connection:
-            status = await connection.execute(
-                "INSERT INTO deleted_documents (document, deleted_at, deleted_by, purge_after)"
-                " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM updates WHERE document = $1)"
-                " ON CONFLICT (document) DO NOTHING",
-                deleted.name,
-                deleted.deleted_at,
-                deleted.deleted_by,
-                deleted.purge_after,
-            )
+        status = await self._execute(
+            "INSERT INTO deleted_documents (document, deleted_at, deleted_by, purge_after)"
+            " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM updates WHERE document = $1)"
+            " ON CONFLICT (document) DO NOTHING",
+            deleted.name,
+            deleted.deleted_at,
+            deleted.deleted_by,
+            deleted.purge_after,
+        )
         return bool(status == "INSERT 0 1")
 
     async def undelete(self, document: str) -> bool:
-        async with self._connection() as connection:
-            status = await connection.execute("DELETE FROM deleted_documents WHERE document = $1", document)
+        status = await self._execute("DELETE FROM deleted_documents WHERE document = $1", document)
         return bool(status == "DELETE 1")
 
     async def deleted_documents(self) -> list[DeletedDocument]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                "SELECT document, deleted_at, deleted_by, purge_after FROM deleted_documents"
-                ' ORDER BY document COLLATE "C"'
-            )
+        rows = await self._fetch(
+            "SELECT document, deleted_at, deleted_by, purge_after FROM deleted_documents"
+            ' ORDER BY document COLLATE "C"'
+        )
         return [DeletedDocument(*row) for row in rows]
 
     async def erase(self, document: str) -> int:
@@ -698,13 +683,12 @@ class PostgresStore:
         return removed
 
     async def prune_checkpoints(self, document: str, before: float) -> int:
-        async with self._connection() as connection:
-            status = await connection.execute(
-                "DELETE FROM checkpoints WHERE document = $1 AND created_at < $2"
-                " AND seq < (SELECT max(seq) FROM checkpoints WHERE document = $1)",
-                document,
-                before,
-            )
+        status = await self._execute(
+            "DELETE FROM checkpoints WHERE document = $1 AND created_at < $2"
+            " AND seq < (SELECT max(seq) FROM checkpoints WHERE document = $1)",
+            document,
+            before,
+        )
         return int(status.rsplit(" ", 1)[1])
 
     async def tier_out(self, tiered: TieredDocument) -> bool:
@@ -730,14 +714,12 @@ class PostgresStore:
         return True
 
     async def untier(self, document: str) -> None:
-        async with self._connection() as connection:
-            await connection.execute("DELETE FROM tiered_documents WHERE document = $1", document)
+        await self._execute("DELETE FROM tiered_documents WHERE document = $1", document)
 
     async def tiered_documents(self) -> list[TieredDocument]:
-        async with self._connection() as connection:
-            rows = await connection.fetch(
-                'SELECT document, last_seq, updated_at, tiered_at FROM tiered_documents ORDER BY document COLLATE "C"'
-            )
+        rows = await self._fetch(
+            'SELECT document, last_seq, updated_at, tiered_at FROM tiered_documents ORDER BY document COLLATE "C"'
+        )
         return [TieredDocument(*row) for row in rows]
 
     async def export_document(self, document: str) -> DocumentExport:

@@ -15,6 +15,26 @@ ROOT = Path(__file__).resolve().parent.parent
 INDEPENDENT = ("persistence", "awareness", "crdt_core")
 # What the load tests may use of the hub: the Python clients (y-websocket and gRPC: peers like any other),
 # and the settings and token helpers to start and call a hub.
+# The composition root and the adapters that build ports over the hub: the only modules that
+# may import `collab_server.hub`. HTTP handlers (api/), gRPC (rpc/), both socket kinds and the
+# sync steps depend on the narrow ports of `collab_server/ports.py` instead.
+MAY_IMPORT_THE_HUB = (
+    "collab_server/app.py",
+    "collab_server/health.py",
+    "collab_server/events/wiring.py",
+    "collab_server/lifecycle.py",
+)
+# The hub's edges, named so that a move of the rule above cannot silently drop one.
+EDGES = (
+    "collab_server/api",
+    "collab_server/rpc",
+    "collab_server/connection.py",
+    "collab_server/hocuspocus_socket.py",
+    "collab_server/hocuspocus_channel.py",
+    "collab_server/websocket.py",
+    "collab_server/ysync.py",
+    "collab_server/viewer.py",
+)
 LOAD_TESTS_MAY_IMPORT = (
     "collab_server.client",
     "collab_server.rpc.client",
@@ -46,6 +66,30 @@ def hub_imports(path: Path) -> list[str]:
 def test_lower_layers_never_import_the_hub(package: str) -> None:
     offenders = {str(p.relative_to(ROOT)): hub_imports(p) for p in python_files(package)}
     assert {path: modules for path, modules in offenders.items() if modules} == {}
+
+
+def imports_the_hub(path: Path) -> bool:
+    return "collab_server.hub" in imported_modules(path) or any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "collab_server"
+        and "hub" in {a.name for a in node.names}
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def test_only_the_composition_root_imports_the_hub() -> None:
+    importers = sorted(
+        p.relative_to(ROOT).as_posix() for p in python_files("collab_server") if imports_the_hub(p)
+    )
+    assert [path for path in importers if path not in MAY_IMPORT_THE_HUB] == []
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_handlers_sockets_and_rpc_depend_on_ports_not_the_hub(edge: str) -> None:
+    path = ROOT / edge
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    assert files, f"{edge} is gone: update EDGES"
+    assert [p.relative_to(ROOT).as_posix() for p in files if imports_the_hub(p)] == []
 
 
 def test_load_tests_use_only_the_client_not_the_hub_internals() -> None:

@@ -167,8 +167,9 @@ async def test_a_node_relays_other_nodes_updates_and_integrates_them_only_when_n
             for i in range(20):
                 writer.text += f"{i};"
             await reader.wait_for(lambda client: str(client.text) == expected)
-        # b passed every update on to its reader without integrating one into its own copy.
-        assert metric(b, REMOTE_IN) >= 20
+        # b passed every update on to its reader without integrating one into its own copy
+        # (the 20 updates arrive in fewer messages: a node publishes one per document per window).
+        assert metric(b, REMOTE_IN) >= 1
         assert metric(b, REMOTE_APPLIED) == 0
         # c has no client of the document: it neither follows, applies nor stores it.
         assert metric(c, REMOTE_IN) == metric(c, REMOTE_APPLIED) == 0

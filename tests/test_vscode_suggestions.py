@@ -92,7 +92,7 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
     assert CODE_SERVER.exists(), "code-server is missing: run scripts/setup.sh"
     assert shutil.which("chromium") is not None, "chromium is missing: run scripts/setup.sh"
     GUIDE.mkdir(parents=True, exist_ok=True)
-    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start()
+    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start(timeout=60)  # a busy machine
     admin = Api(hub, token("ops:test", role="admin"))
     agent = Api(hub, token("agent:Fixer", kind="agent"))
     vsix = build_vsix()

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from collab_server.api.context import access_of, lifecycle_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_access import ALL_DOCUMENTS, RoleMissing, require_role
 from collab_server.document_names import InvalidDocumentName, check_document_name
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-ALL_DOCUMENTS = "*"
 
 
 class DocumentFrom(enum.Enum):
@@ -56,7 +56,7 @@ def token_of(request: Request) -> str | None:
 
 def principal_of(request: Request) -> Principal:
     """The verified caller; raises InvalidToken."""
-    return access_of(request).verify(token_of(request))
+    return state_of(request).access.verify(token_of(request))
 
 
 def caller(request: Request) -> Principal:
@@ -81,7 +81,7 @@ def document_of(request: Request) -> str:
 
 def actor_of(request: Request, claimed: str | None, default: str) -> str:
     """Who a change is attributed to: the token's subject when auth is on, else what the caller says."""
-    if access_of(request).enabled:
+    if state_of(request).access.enabled:
         return caller(request).subject
     return claimed or default
 
@@ -104,7 +104,7 @@ def _document(request: Request, source: DocumentFrom) -> str:
 def guard(access: Access, endpoint: Endpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        audit = access_of(request)
+        audit = state_of(request).access
         path = request.url.path[:200]
         principal: Principal | None
         try:
@@ -116,14 +116,12 @@ def guard(access: Access, endpoint: Endpoint) -> Endpoint:
             principal = None
         document = _document(request, access.document)
         if access.role is not None:
-            granted = principal.role_for(document) if principal is not None else None
-            if granted is None or granted < access.role:
-                shown = None if document == ALL_DOCUMENTS else document
-                subject = principal.subject if principal is not None else None
-                audit.record("denied", subject, shown, f"http {path} needs {access.role.name}")
-                raise ApiError(403, "forbidden", f"this token lacks the {access.role.name.lower()} role here")
+            try:
+                require_role(audit, principal, document, access.role, f"http {path}")
+            except RoleMissing as exc:
+                raise ApiError(403, "forbidden", str(exc)) from exc
         in_path = access.document is DocumentFrom.PATH  # a query (the audit log) may name deleted ones
-        if in_path and not access.deleted_ok and lifecycle_of(request).is_deleted(document):
+        if in_path and not access.deleted_ok and state_of(request).lifecycle.is_deleted(document):
             raise ApiError(404, "document_deleted", f"{document!r} is deleted")
         request.state.principal = principal
         request.state.document = document

@@ -9,10 +9,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import ALL_DOCUMENTS, caller, document_of
+from collab_server.api.access import caller, document_of
 from collab_server.api.bodies import optional_string, query_int, query_text, read_json_object
-from collab_server.api.context import revocations_of, store_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
+from collab_server.document_access import ALL_DOCUMENTS
 
 MAX_TOKEN_ID_CHARS = 256
 MAX_AUDIT_LIMIT = 1000
@@ -28,7 +29,7 @@ async def revoke(request: Request) -> Response:
         not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool) or not 0 < expires_at < 2**53
     ):
         raise ApiError(400, "invalid_request", "'exp' (the token's expiry, unix seconds) must be a number")
-    closed = await revocations_of(request).revoke(
+    closed = await state_of(request).revocations.revoke(
         token_id, by=caller(request).subject, expires_at=None if expires_at is None else float(expires_at)
     )
     return JSONResponse({"revoked": token_id, "closed_here": closed})
@@ -38,7 +39,7 @@ async def audit(request: Request) -> Response:
     """The audit trail of one document (``?document=``) or of all; ``?subject=``, ``?limit=``."""
     document = document_of(request)
     subject = query_text(request, "subject", "*", 256)
-    events = await store_of(request).audit(
+    events = await state_of(request).store.audit(
         document=None if document == ALL_DOCUMENTS else document,
         subject=None if subject == "*" else subject,
         limit=query_int(request, "limit", 100, 1, MAX_AUDIT_LIMIT),

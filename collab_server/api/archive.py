@@ -11,27 +11,21 @@ from starlette.responses import JSONResponse, Response
 import crdt_core
 from collab_server.api.access import actor_of, caller, document_of
 from collab_server.api.bodies import optional_string, read_json_object
-from collab_server.api.context import (
-    access_of,
-    archive_of,
-    documents_of,
-    durability_of,
-    lifecycle_of,
-    store_of,
-)
+from collab_server.api.context import state_of
 from collab_server.api.durability import committed, require_store
-from collab_server.api.edits import DEFAULT_TEXT, MAX_ACTOR_CHARS, MAX_FIELD_CHARS
+from collab_server.api.edits import DEFAULT_TEXT, MAX_FIELD_CHARS
 from collab_server.api.errors import ApiError
 from collab_server.api.history import restore_text
 from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from persistence.archive.archiver import version_parts
 from persistence.encryption.store import keys_of, open_with_key
 
 
 def _service(request: Request) -> ArchiveService:
-    archive = archive_of(request)
+    archive = state_of(request).archive
     if archive is None:
         raise ApiError(409, "archive_not_configured", "this hub has no archive (--archive)")
     return archive
@@ -81,21 +75,23 @@ async def restore_from_archive(request: Request) -> Response:
         raise ApiError(404, "not_archived", f"{name!r} has no archive")
     export = await service.archiver.read_export(manifest)
     version, stored = version_parts(export, seq=seq, at=at)
-    parts = open_with_key(stored, export.data_key, keys_of(store_of(request)))
-    require_store(durability_of(request))
+    parts = open_with_key(stored, export.data_key, keys_of(state_of(request).store))
+    require_store(state_of(request).durability)
     if mode == "live":
         field = optional_string(data, "field", MAX_FIELD_CHARS, default=DEFAULT_TEXT) or DEFAULT_TEXT
         changed = await restore_text(
-            documents_of(request), durability_of(request), name, parts, field=field, who=who
+            state_of(request).documents, state_of(request).durability, name, parts, field=field, who=who
         )
-        access_of(request).record("archive-restore", who, name, f"to version {version} from the archive")
+        state_of(request).access.record(
+            "archive-restore", who, name, f"to version {version} from the archive"
+        )
         return JSONResponse({"document": name, "restored_from": version, "changed": changed})
     target = await _empty_target(request, data)
     state = crdt_core.merge_updates(parts.parts)
-    async with documents_of(request).using(target) as room:
+    async with state_of(request).documents.using(target) as room:
         room.apply_update(state, None, who)
-        await committed(durability_of(request), target)
-    access_of(request).record(
+        await committed(state_of(request).durability, target)
+    state_of(request).access.record(
         "archive-restore", who, target, f"copy of {name!r} at version {version} from the archive"
     )
     return JSONResponse({"document": target, "copied_from": name, "version": version})
@@ -111,10 +107,10 @@ async def _empty_target(request: Request, data: dict[str, Any]) -> str:
         target = check_document_name(raw)
     except InvalidDocumentName as exc:
         raise ApiError(400, "invalid_document_name", str(exc)) from exc
-    if access_of(request).enabled:
+    if state_of(request).access.enabled:
         role = caller(request).role_for(target)
         if role is None or role < Role.WRITE:
             raise ApiError(403, "forbidden", f"this token may not write {target!r}")
-    if lifecycle_of(request).is_deleted(target) or await documents_of(request).exists(target):
+    if state_of(request).lifecycle.is_deleted(target) or await state_of(request).documents.exists(target):
         raise ApiError(409, "target_exists", f"{target!r} already exists: copy into a new document")
     return target

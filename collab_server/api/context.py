@@ -1,61 +1,54 @@
-"""Typed access to what the app's lifespan put on the request state (see `AppState`)."""
+"""What the app's lifespan hands to every request and to the gRPC service: `AppState`.
+
+One frozen bundle of narrow ports (`collab_server/ports.py`) and data-lifecycle services,
+built once from the hub by `collab_server/app.py`. Handlers read it with `state_of`;
+nothing at the edges reaches the hub itself.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from collab_server.agent_presence import AgentPresence
 from collab_server.archiving import ArchiveService
+from collab_server.events.publisher import EventPublisher
 from collab_server.lifecycle import DocumentLifecycle
-from collab_server.ports import Authorizer, Documents, Durability, Health, Revocations, Search
+from collab_server.metrics import HubMetrics
+from collab_server.ports import (
+    Authorizer,
+    Durability,
+    Health,
+    LiveDocuments,
+    Revocations,
+    Search,
+    SocketPorts,
+)
+from collab_server.settings import Settings
 from persistence.base import Store
 
-
-def documents_of(request: Request) -> Documents:
-    documents: Documents = request.state.documents
-    return documents
+STATE_KEY = "app"  # the lifespan state's one entry (Starlette copies it into each request's scope)
 
 
-def access_of(request: Request) -> Authorizer:
-    access: Authorizer = request.state.access
-    return access
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    metrics: HubMetrics
+    documents: LiveDocuments
+    access: Authorizer
+    durability: Durability
+    revocations: Revocations
+    health: Health
+    store: Store
+    search: Search
+    agents: AgentPresence
+    lifecycle: DocumentLifecycle
+    archive: ArchiveService | None
+    events: EventPublisher | None
+    sockets: SocketPorts
 
 
-def revocations_of(request: Request) -> Revocations:
-    revocations: Revocations = request.state.revocations
-    return revocations
-
-
-def health_of(request: Request) -> Health:
-    health: Health = request.state.health
-    return health
-
-
-def durability_of(request: Request) -> Durability:
-    durability: Durability = request.state.durability
-    return durability
-
-
-def store_of(request: Request) -> Store:
-    store: Store = request.state.store
-    return store
-
-
-def search_of(request: Request) -> Search:
-    search: Search = request.state.search
-    return search
-
-
-def agents_of(request: Request) -> AgentPresence:
-    agents: AgentPresence = request.state.agents
-    return agents
-
-
-def lifecycle_of(request: Request) -> DocumentLifecycle:
-    lifecycle: DocumentLifecycle = request.state.lifecycle
-    return lifecycle
-
-
-def archive_of(request: Request) -> ArchiveService | None:
-    archive: ArchiveService | None = request.state.archive
-    return archive
+def state_of(request: Request) -> AppState:
+    state: AppState = getattr(request.state, STATE_KEY)
+    return state

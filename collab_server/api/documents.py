@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import caller, document_of
-from collab_server.api.context import documents_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 
 # The root Y.Text that Nova's own clients (viewer, extension, agents) edit.
@@ -26,7 +26,7 @@ async def list_documents(request: Request) -> Response:
             "updated_at": s.updated_at,
             "loaded": s.loaded,
         }
-        for s in await documents_of(request).summaries()
+        for s in await state_of(request).documents.summaries()
         if principal.role_for(s.name) is not None
     ]
     return JSONResponse({"documents": items})
@@ -34,12 +34,12 @@ async def list_documents(request: Request) -> Response:
 
 async def document_state(request: Request) -> Response:
     name = document_of(request)
-    state = await documents_of(request).encoded_state(name)
+    state = await state_of(request).documents.encoded_state(name)
     if state is None:
         raise ApiError(404, "document_not_found", f"no document named {name!r}")
     return Response(state, media_type="application/octet-stream")
 
 
 async def document_status(request: Request) -> Response:
-    status = documents_of(request).status(document_of(request))
+    status = state_of(request).documents.status(document_of(request))
     return JSONResponse(dataclasses.asdict(status))

@@ -10,9 +10,14 @@ re-read and retry. In relaxed durability the answer comes right after the change
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from collab_server.api.errors import ApiError
-from collab_server.ports import Durability
+from collab_server.ports import Documents, Durability
+from collab_server.room import Room
+
+T = TypeVar("T")
 
 
 def require_store(durability: Durability) -> None:
@@ -39,3 +44,18 @@ async def committed(durability: Durability, document: str) -> None:
             f"the change was applied but not stored within {durability.commit_timeout_seconds}s"
             " (the store is failing); it is kept and stored once the store recovers: re-read before retrying",
         ) from exc
+
+
+async def durable_write(
+    documents: Documents, durability: Durability, name: str, change: Callable[[Room], T], *, must_exist: bool
+) -> T:
+    """One write as every API (HTTP and gRPC) makes it: refused up front when the store is
+    failing, 404 when the document must already exist and does not, ``change`` applied in the
+    room, and (strict durability) answered once stored."""
+    require_store(durability)
+    if must_exist and not await documents.exists(name):
+        raise ApiError(404, "document_not_found", f"no document named {name!r}")
+    async with documents.using(name) as room:
+        result = change(room)
+        await committed(durability, name)
+    return result

@@ -15,6 +15,7 @@ answer comes after the commit (collab_server/api/durability.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,10 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
 from collab_server.api.bodies import optional_string, query_text, read_json_object
-from collab_server.api.context import documents_of, durability_of
-from collab_server.api.durability import committed, require_store
+from collab_server.api.context import state_of
+from collab_server.api.durability import durable_write
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_fields import check_editable, describe, fields_of_update, pick
 from collab_server.ports import Documents
 from collab_server.rebase import (
@@ -48,7 +50,6 @@ DEFAULT_TEXT = "content"
 RESERVED_PREFIX = "nova:"
 MAX_EDITS = 1_000
 MAX_FIELD_CHARS = 128
-MAX_ACTOR_CHARS = 128
 MAX_VERSION_CHARS = 64 * 1024
 
 
@@ -157,7 +158,7 @@ async def document_exists(documents: Documents, name: str) -> bool:
 
 
 async def read_text(request: Request) -> Response:
-    documents = documents_of(request)
+    documents = state_of(request).documents
     name = document_of(request)
     field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
     if not await document_exists(documents, name):
@@ -181,15 +182,29 @@ async def read_text(request: Request) -> Response:
 
 
 async def apply_edits(request: Request) -> Response:
-    documents = documents_of(request)
+    return await edit_endpoint(request, edit_in_room)
+
+
+async def edit_endpoint(
+    request: Request,
+    change: Callable[[Room, dict[str, Any], str], dict[str, Any]],
+    also_check: Callable[[dict[str, Any]], None] | None = None,
+) -> Response:
+    """An edit request (applied, or suggested): the body checked in full before the document
+    is loaded (``also_check``: what the endpoint adds to an edit), then ``change`` made as one
+    durable write."""
+    state = state_of(request)
     name = document_of(request)
     data = await read_json_object(request)
-    edit = parse_edit_request(data)  # all of it checked before the document is loaded
+    edit = parse_edit_request(data)
+    if also_check is not None:
+        also_check(data)
     actor = actor_of(request, edit.actor, "agent:anonymous")
-    require_store(durability_of(request))
-    if edit.version is not None and not await document_exists(documents, name):
-        raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with documents.using(name) as room:
-        body = {"document": name, **edit_in_room(room, data, actor)}
-        await committed(durability_of(request), name)
-    return JSONResponse(body)
+    result = await durable_write(
+        state.documents,
+        state.durability,
+        name,
+        lambda room: change(room, data, actor),
+        must_exist=edit.version is not None,
+    )
+    return JSONResponse({"document": name, **result})

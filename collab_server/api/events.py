@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.bodies import MAX_INTEGER, bounded_int, query_int
+from collab_server.api.context import state_of
 from collab_server.api.errors import error_response
 from collab_server.events.publisher import EventPublisher
 from collab_server.events.webhooks import WebhookSink, redeliver
@@ -20,8 +21,7 @@ MAX_LIMIT = 1000
 
 
 def publisher_of(request: Request) -> EventPublisher | None:
-    publisher: EventPublisher | None = getattr(request.state, "events", None)
-    return publisher
+    return state_of(request).events
 
 
 def _limit(request: Request) -> int:

@@ -8,18 +8,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.api.access import ALL_DOCUMENTS, optional_caller, token_of
-from collab_server.api.context import access_of, health_of
+from collab_server.api.access import optional_caller, token_of
+from collab_server.api.context import state_of
 from collab_server.auth import Role
+from collab_server.document_access import ALL_DOCUMENTS
 from collab_server.ports import Authorizer, Health
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "node": health_of(request).node_id})
+    return JSONResponse({"status": "ok", "node": state_of(request).health.node_id})
 
 
 async def readyz(request: Request) -> Response:
-    body = health_of(request).readiness()
+    body = state_of(request).health.readiness()
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
@@ -36,8 +37,8 @@ def scraper_is_authorised(
 
 async def metrics(request: Request) -> Response:
     """Aggregates for everyone; per-document series only for an authorised scraper."""
-    health = health_of(request)
+    health = state_of(request).health
     principal = optional_caller(request)
     admin_everywhere = principal is not None and principal.role_for(ALL_DOCUMENTS) == Role.ADMIN
-    authorised = scraper_is_authorised(health, access_of(request), token_of(request), admin_everywhere)
+    authorised = scraper_is_authorised(health, state_of(request).access, token_of(request), admin_everywhere)
     return Response(health.metrics_text(per_document=authorised), media_type=CONTENT_TYPE_LATEST)

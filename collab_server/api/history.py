@@ -15,17 +15,17 @@ from collab_server.api.bodies import (
     query_text,
     read_json_object,
 )
-from collab_server.api.context import access_of, documents_of, durability_of, store_of
+from collab_server.api.context import state_of
 from collab_server.api.durability import committed, require_store
 from collab_server.api.edits import (
     DEFAULT_TEXT,
-    MAX_ACTOR_CHARS,
     MAX_FIELD_CHARS,
     apply_staged,
     field_name,
     text_of,
 )
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.document_fields import check_editable, describe, fields_of_parts, fields_of_update, pick
 from collab_server.ports import Documents, Durability
 from collab_server.textops import replace_all
@@ -33,6 +33,7 @@ from collab_server.ydoc import doc_from_parts
 from crdt_core import ProtocolError
 from persistence.base import CorruptDocument, StoredDocument
 
+DEFAULT_LIMIT = 100  # history and activity rows per call, unless the caller asks
 MAX_LIMIT = 1000
 
 
@@ -58,10 +59,10 @@ async def _fields(documents: Documents, name: str) -> list[dict[str, str]]:
 
 
 async def history(request: Request) -> Response:
-    store = store_of(request)
+    store = state_of(request).store
     name = document_of(request)
-    versions = await store.history(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
-    fields = await _fields(documents_of(request), name)
+    versions = await store.history(name, query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
+    fields = await _fields(state_of(request).documents, name)
     return JSONResponse(
         {
             "document": name,
@@ -81,7 +82,7 @@ async def history(request: Request) -> Response:
 
 
 async def version_text(request: Request) -> Response:
-    store = store_of(request)
+    store = state_of(request).store
     name = document_of(request)
     seq = bounded_int(request.path_params["seq"], "seq", 0, MAX_INTEGER)
     field = query_text(request, "field", DEFAULT_TEXT, MAX_FIELD_CHARS)
@@ -101,10 +102,10 @@ async def version_text(request: Request) -> Response:
 
 
 async def activity(request: Request) -> Response:
-    store = store_of(request)
+    store = state_of(request).store
     name = document_of(request)
-    entries = await store.activity(name, query_int(request, "limit", 100, 1, MAX_LIMIT))
-    fields = await _fields(documents_of(request), name)
+    entries = await store.activity(name, query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
+    fields = await _fields(state_of(request).documents, name)
     return JSONResponse(
         {
             "document": name,
@@ -138,7 +139,7 @@ async def restore_text(
 
 async def restore(request: Request) -> Response:
     """Make the document's text equal to an old version's, as a new edit on top of the current state."""
-    store = store_of(request)
+    store = state_of(request).store
     name = document_of(request)
     data = await read_json_object(request)
     seq = data.get("seq")
@@ -146,14 +147,14 @@ async def restore(request: Request) -> Response:
         raise ApiError(400, "invalid_request", "'seq' (a non-negative integer version) is required")
     field = _field(data.get("field", DEFAULT_TEXT))
     who = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "restore")
-    require_store(durability_of(request))
+    require_store(state_of(request).durability)
     changes = await restore_text(
-        documents_of(request),
-        durability_of(request),
+        state_of(request).documents,
+        state_of(request).durability,
         name,
         await store.read_version(name, seq),
         field=field,
         who=who,
     )
-    access_of(request).record("restore", who, name, f"to version {seq}")
+    state_of(request).access.record("restore", who, name, f"to version {seq}")
     return JSONResponse({"document": name, "restored_from": seq, "changed": changes})

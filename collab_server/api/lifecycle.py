@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
-from collab_server.api.context import lifecycle_of
+from collab_server.api.context import state_of
 from persistence.base import DeletedDocument
 
 
@@ -23,19 +23,19 @@ def _deleted_json(mark: DeletedDocument) -> dict[str, object]:
 
 
 async def delete_document(request: Request) -> Response:
-    mark = await lifecycle_of(request).delete(document_of(request), actor_of(request, None, "admin"))
+    mark = await state_of(request).lifecycle.delete(document_of(request), actor_of(request, None, "admin"))
     return JSONResponse(_deleted_json(mark))
 
 
 async def undelete_document(request: Request) -> Response:
     name = document_of(request)
-    await lifecycle_of(request).undelete(name, actor_of(request, None, "admin"))
+    await state_of(request).lifecycle.undelete(name, actor_of(request, None, "admin"))
     return JSONResponse({"document": name, "restored": True})
 
 
 async def erase_document(request: Request) -> Response:
     name = document_of(request)
-    erasure = await lifecycle_of(request).erase(name, actor_of(request, None, "admin"))
+    erasure = await state_of(request).lifecycle.erase(name, actor_of(request, None, "admin"))
     return JSONResponse(
         {
             "document": name,
@@ -48,4 +48,4 @@ async def erase_document(request: Request) -> Response:
 
 
 async def list_deleted(request: Request) -> Response:
-    return JSONResponse({"deleted": [_deleted_json(mark) for mark in lifecycle_of(request).deleted()]})
+    return JSONResponse({"deleted": [_deleted_json(mark) for mark in state_of(request).lifecycle.deleted()]})

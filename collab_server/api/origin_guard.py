@@ -7,20 +7,18 @@ the WebSocket (collab_server/origins.py).
 
 from __future__ import annotations
 
-from typing import Any
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collab_server.api.errors import error_response
 from collab_server.origins import OriginPolicy
 
-Scope = dict[str, Any]
-
 
 class OriginGuard:
-    def __init__(self, app: Any, policy: OriginPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
         self._app = app
         self._policy = policy
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._policy.restricted:
             headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
             origin = headers.get("origin")

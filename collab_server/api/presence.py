@@ -21,7 +21,7 @@ from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api.access import caller, document_of
 from collab_server.api.bodies import read_json_object
-from collab_server.api.context import access_of, agents_of, documents_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 
 DEFAULT_TTL_SECONDS = 30.0
@@ -95,7 +95,7 @@ def _ttl(data: dict[str, Any]) -> float:
 
 def _caller(request: Request) -> tuple[str, Identity | None]:
     """Whose lease this is, and the identity to stamp (None when auth is off)."""
-    if not access_of(request).enabled:
+    if not state_of(request).access.enabled:
         return "", None
     principal = caller(request)
     return principal.subject, Identity.of_subject(principal.subject, principal.kind)
@@ -106,7 +106,9 @@ async def put_presence(request: Request) -> Response:
     data = await read_json_object(request)
     agent = data.get("agent")
     if not isinstance(agent, str) or not agent or len(agent) > MAX_TEXT_CHARS:
-        raise ApiError(400, "invalid_request", "'agent' (an id of 1-128 characters) is required")
+        raise ApiError(
+            400, "invalid_request", f"'agent' (an id of 1-{MAX_TEXT_CHARS} characters) is required"
+        )
     try:
         ttl = _ttl(data)
         state = presence_state(data)
@@ -114,8 +116,10 @@ async def put_presence(request: Request) -> Response:
         raise ApiError(400, "invalid_request", str(exc)) from exc
     owner, identity = _caller(request)
     try:
-        async with documents_of(request).using(name) as room:
-            client_id = agents_of(request).set(room, owner, agent, state, ttl_seconds=ttl, identity=identity)
+        async with state_of(request).documents.using(name) as room:
+            client_id = state_of(request).agents.set(
+                room, owner, agent, state, ttl_seconds=ttl, identity=identity
+            )
     except PresenceRefused as exc:
         raise ApiError(422, "presence_refused", str(exc)) from exc
     return JSONResponse({"document": name, "agent": agent, "client_id": client_id, "ttl": ttl})
@@ -125,6 +129,6 @@ async def delete_presence(request: Request) -> Response:
     name = document_of(request)
     agent = request.path_params["agent"]
     owner, _ = _caller(request)
-    if not agents_of(request).remove(name, owner, agent):
-        raise ApiError(404, "not_present", f"agent {agent[:128]!r} is not present in {name!r}")
+    if not state_of(request).agents.remove(name, owner, agent):
+        raise ApiError(404, "not_present", f"agent {agent[:MAX_TEXT_CHARS]!r} is not present in {name!r}")
     return JSONResponse({"document": name, "agent": agent, "removed": True})

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import caller
-from collab_server.api.context import search_of
+from collab_server.api.context import state_of
 from collab_server.api.errors import error_response
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
 
@@ -27,7 +27,7 @@ MAX_LIMIT = 50
 
 
 async def search(request: Request) -> Response:
-    index: SearchIndex | None = search_of(request).index
+    index: SearchIndex | None = state_of(request).search.index
     query = request.query_params.get("q", "")
     raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT)).strip()
     limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdecimal() and len(raw_limit) < 6 else 0

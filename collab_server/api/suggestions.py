@@ -29,19 +29,20 @@ from starlette.responses import JSONResponse, Response
 
 from collab_server.api.access import actor_of, document_of
 from collab_server.api.bodies import optional_string, read_json_object
-from collab_server.api.context import documents_of, durability_of
-from collab_server.api.durability import committed, require_store
+from collab_server.api.context import state_of
+from collab_server.api.durability import durable_write
 from collab_server.api.edits import (
-    MAX_ACTOR_CHARS,
     MAX_EDITS,
     apply_staged,
     document_exists,
+    edit_endpoint,
     field_name,
     parse_edit_request,
     prepare,
     text_of,
 )
 from collab_server.api.errors import ApiError
+from collab_server.document_access import MAX_ACTOR_CHARS
 from collab_server.rebase import EditError, RangeEdit, apply_rebased, rebase, text_at
 from collab_server.room import Room
 
@@ -169,19 +170,12 @@ def suggest_in_room(room: Room, data: dict[str, Any], author: str) -> dict[str, 
 
 
 async def suggest(request: Request) -> Response:
-    documents = documents_of(request)
-    name = document_of(request)
-    data = await read_json_object(request)
-    edit = parse_edit_request(data)  # all of it checked before the document is loaded
+    # The model a suggestion names is checked with the rest, before the document is loaded.
+    return await edit_endpoint(request, suggest_in_room, also_check=_check_model)
+
+
+def _check_model(data: dict[str, Any]) -> None:
     optional_string(data, "model", MAX_ACTOR_CHARS)
-    author = actor_of(request, edit.actor, "agent:anonymous")
-    require_store(durability_of(request))
-    if edit.version is not None and not await document_exists(documents, name):
-        raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with documents.using(name) as room:
-        body = {"document": name, **suggest_in_room(room, data, author)}
-        await committed(durability_of(request), name)
-    return JSONResponse(body)
 
 
 def _text_at_version(room: Room, token: str, field: str) -> str:
@@ -197,15 +191,13 @@ async def reject(request: Request) -> Response:
 
 
 async def _decide(request: Request, status: str) -> Response:
-    documents = documents_of(request)
+    state = state_of(request)
     name = document_of(request)
     suggestion_id = request.path_params["suggestion"]
     data = await read_json_object(request)
     decider = actor_of(request, optional_string(data, "actor", MAX_ACTOR_CHARS), "human:anonymous")
-    require_store(durability_of(request))
-    if not await document_exists(documents, name):
-        raise ApiError(404, "document_not_found", f"no document named {name!r}")
-    async with documents.using(name) as room:
+
+    def decide(room: Room) -> tuple[Suggestion, str]:
         raw = _suggestions(room.doc).get(suggestion_id)
         if raw is None:
             raise ApiError(404, "suggestion_not_found", f"no suggestion {suggestion_id[:64]!r}")
@@ -227,13 +219,14 @@ async def _decide(request: Request, status: str) -> Response:
             apply_staged(room, accept_and_apply, decider)
         else:
             apply_staged(room, _store(decided), decider)
-        text = text_of(room.doc, suggestion.field)
-        await committed(durability_of(request), name)
+        return decided, text_of(room.doc, suggestion.field)
+
+    decided, text = await durable_write(state.documents, state.durability, name, decide, must_exist=True)
     return JSONResponse({"document": name, "suggestion": decided.to_json(), "text": text})
 
 
 async def list_suggestions(request: Request) -> Response:
-    documents = documents_of(request)
+    documents = state_of(request).documents
     name = document_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:

@@ -17,6 +17,7 @@ from typing import Any
 
 from collab_server.events.envelope import Event
 from collab_server.events.sink import SinkUnavailable
+from collab_server.settings import KafkaSaslMechanism, KafkaSecurityProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ SEND_TIMEOUT_SECONDS = 15.0  # one batch; then the broker is treated as unavaila
 class KafkaOptions:
     brokers: str
     topic: str = "nova.events"
-    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
-    sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: KafkaSaslMechanism = ""
     sasl_username: str = ""
     sasl_password: str = ""
     ssl_cafile: str = ""

@@ -31,6 +31,7 @@ from collab_server.events.envelope import (
     b64,
     changed_id,
 )
+from collab_server.ydoc import apply_update
 from persistence.base import LoggedUpdate, Store, UnknownVersion
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class ChangeSource:
             return [], None, {}
         shadow.deltas.clear()
         shadow.suggestions.clear()
-        shadow.doc.apply_update(update)
+        apply_update(shadow.doc, update, "stored update")
         fields = sorted(shadow.deltas) + ([SUGGESTIONS_FIELD] if shadow.suggestions else [])
         return fields, {name: list(ops) for name, ops in shadow.deltas.items()}, dict(shadow.suggestions)
 
@@ -258,7 +259,7 @@ class ChangeSource:
         suggestions = doc.get(SUGGESTIONS_FIELD, type=pycrdt.Map)
         shadow.subscriptions.append(suggestions.observe(lambda event: shadow.suggestions.update(event.keys)))
         for part in parts:
-            doc.apply_update(part)
+            apply_update(doc, part, "stored update")
         return shadow
 
     def _remember(self, document: str, shadow: _Shadow) -> _Shadow:

@@ -7,11 +7,10 @@ from typing import Any
 import grpc
 
 from collab_server.auth import InvalidToken, Principal, Role
+from collab_server.document_access import ALL_DOCUMENTS, MAX_ACTOR_CHARS, RoleMissing, require_role
 from collab_server.document_names import InvalidDocumentName, check_document_name
-from collab_server.hub import Hub
+from collab_server.ports import Authorizer
 from collab_server.rpc.errors import RpcFailure, invalid
-
-ALL_DOCUMENTS = "*"
 
 
 def token_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -30,14 +29,14 @@ def document_name(raw: str) -> str:
 
 
 class CallGuard:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, access: Authorizer) -> None:
+        self._access = access
 
     def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         try:
-            return self._hub.auth.verify(token_of(context))
+            return self._access.verify(token_of(context))
         except InvalidToken as exc:
-            self._hub.audit.record("denied", None, None, f"grpc: {exc}")
+            self._access.record("denied", None, None, f"grpc: {exc}")
             raise RpcFailure(401, "unauthorized", str(exc)) from None
 
     def require(
@@ -45,16 +44,16 @@ class CallGuard:
     ) -> Principal:
         """The caller, if it holds ``role`` on ``document`` (None: any document); else 401/403."""
         principal = self.principal(context)
-        granted = principal.role_for(document if document is not None else ALL_DOCUMENTS)
-        if granted is None or granted < role:
-            self._hub.audit.record("denied", principal.subject, document, f"grpc needs {role.name}")
-            raise RpcFailure(403, "forbidden", f"this token lacks the {role.name.lower()} role here")
+        try:
+            require_role(self._access, principal, document or ALL_DOCUMENTS, role, "grpc")
+        except RoleMissing as exc:
+            raise RpcFailure(403, "forbidden", str(exc)) from None
         return principal
 
     def actor(self, principal: Principal, claimed: str, default: str) -> str:
         """Attribution: the token's subject when auth is on, else what the caller says."""
-        if self._hub.auth.enabled:
+        if self._access.enabled:
             return principal.subject
-        if len(claimed) > 128:
-            raise invalid("'actor' must be at most 128 characters")
+        if len(claimed) > MAX_ACTOR_CHARS:
+            raise invalid(f"'actor' must be at most {MAX_ACTOR_CHARS} characters")
         return claimed or default

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import grpc
 
@@ -32,6 +32,28 @@ def text_edit(edit: Mapping[str, Any]) -> pb.TextEdit:
         return pb.TextEdit(find=pb.FindReplace(find=edit["find"], replace=edit.get("replace", "")))
     start = edit["start"]
     return pb.TextEdit(range=pb.RangeEdit(start=start, end=edit.get("end", start), text=edit.get("text", "")))
+
+
+class EditOptions(TypedDict, total=False):
+    version: str  # the version the edits were made against (rebased onto the live text)
+    text: str  # replace the whole field with this text instead of edits
+    field: str  # the text field (default "content")
+    actor: str  # attribution when the hub runs without auth
+
+
+def edit_request(
+    document: str, edits: Iterable[Mapping[str, Any]], **options: Unpack[EditOptions]
+) -> pb.EditRequest:
+    request = pb.EditRequest(
+        document=document,
+        version=options.get("version", ""),
+        field=options.get("field", ""),
+        actor=options.get("actor", ""),
+        edits=[text_edit(e) for e in edits],
+    )
+    if "text" in options:
+        request.text = options["text"]
+    return request
 
 
 class CollabClient:
@@ -84,37 +106,16 @@ class CollabClient:
         )
         return list(result.documents)
 
-    def _edit_request(
-        self,
-        document: str,
-        *,
-        edits: Iterable[Mapping[str, Any]],
-        version: str,
-        text: str | None,
-        field: str,
-        actor: str,
-    ) -> pb.EditRequest:
-        request = pb.EditRequest(
-            document=document, version=version, field=field, actor=actor, edits=[text_edit(e) for e in edits]
-        )
-        if text is not None:
-            request.text = text
-        return request
-
     async def edit(
         self,
         document: str,
         edits: Iterable[Mapping[str, Any]] = (),
         *,
-        version: str = "",
-        text: str | None = None,
-        field: str = "",
-        actor: str = "",
         timeout: float | None = 30.0,
+        **options: Unpack[EditOptions],
     ) -> pb.EditResponse:
-        request = self._edit_request(
-            document, edits=edits, version=version, text=text, field=field, actor=actor
-        )
+        """Apply ``edits`` (or replace the whole ``text``), optionally against an older ``version``."""
+        request = edit_request(document, edits, **options)
         result: pb.EditResponse = await self.stub.Edit(request, metadata=self.metadata, timeout=timeout)
         return result
 
@@ -123,15 +124,11 @@ class CollabClient:
         document: str,
         edits: Iterable[Mapping[str, Any]] = (),
         *,
-        version: str = "",
-        text: str | None = None,
-        field: str = "",
-        actor: str = "",
         timeout: float | None = 30.0,
+        **options: Unpack[EditOptions],
     ) -> pb.SuggestResponse:
-        request = self._edit_request(
-            document, edits=edits, version=version, text=text, field=field, actor=actor
-        )
+        """Propose the same edits as ``edit`` would apply, for a person to accept or reject."""
+        request = edit_request(document, edits, **options)
         result: pb.SuggestResponse = await self.stub.Suggest(request, metadata=self.metadata, timeout=timeout)
         return result
 

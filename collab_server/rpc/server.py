@@ -18,8 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from collab_server.hub import Hub
-from collab_server.ports import Search
+from collab_server.api.context import AppState
 from collab_server.rpc import collab_pb2, collab_pb2_grpc
 from collab_server.rpc.metrics import GrpcMetrics
 from collab_server.rpc.service import CollabService
@@ -48,9 +47,9 @@ def _credentials(certificate: CertificateReloader) -> grpc.ServerCredentials:
 
 
 class GrpcListener:
-    def __init__(self, hub: Hub, search: Search, certificate: CertificateReloader | None = None) -> None:
-        settings = hub.settings
-        self._hub = hub
+    def __init__(self, state: AppState, certificate: CertificateReloader | None = None) -> None:
+        settings = self._settings = state.settings
+        self._health_port = state.health
         self._certificate = certificate
         self._server = grpc.aio.server(
             options=[
@@ -61,9 +60,9 @@ class GrpcListener:
             ],
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_calls,
         )
-        self.metrics = GrpcMetrics(hub.metrics.registry)
+        self.metrics = GrpcMetrics(state.metrics.registry)
         collab_pb2_grpc.add_CollabServicer_to_server(  # type: ignore[no-untyped-call]
-            CollabService(hub, self.metrics, search), self._server
+            CollabService(state, self.metrics), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -89,7 +88,7 @@ class GrpcListener:
         logger.info(
             "gRPC %s on %s:%d (%s)",
             SERVICE_NAME,
-            self._hub.settings.grpc_host or self._hub.settings.host,
+            self._settings.grpc_host or self._settings.host,
             self.port,
             "TLS" if self._certificate else "plaintext",
         )
@@ -104,12 +103,12 @@ class GrpcListener:
                 await self._watch
         await self._health.enter_graceful_shutdown()
         # Streams (Subscribe, Sync) end here: their clients reconnect to another node.
-        await self._server.stop(grace=min(5.0, self._hub.settings.shutdown_timeout_seconds / 2))
+        await self._server.stop(grace=min(5.0, self._settings.shutdown_timeout_seconds / 2))
 
     async def _set_health(self) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
-            if self._hub.ready
+            if self._health_port.ready
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ("", SERVICE_NAME):

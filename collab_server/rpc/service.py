@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
 import pycrdt
+from google.protobuf.message import Message
 
 from awareness.identity import Identity
 from collab_server.agent_presence import MAX_TTL_SECONDS, PresenceRefused
 from collab_server.api import edits as http_edits
+from collab_server.api import history as http_history
+from collab_server.api import search as http_search
 from collab_server.api import suggestions as http_suggestions
-from collab_server.api.durability import committed, require_store
+from collab_server.api.context import AppState
+from collab_server.api.durability import durable_write, require_store
 from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.history import restore_text
-from collab_server.api.presence import DEFAULT_TTL_SECONDS, InvalidPresence, presence_state
+from collab_server.api.presence import DEFAULT_TTL_SECONDS, MAX_TEXT_CHARS, InvalidPresence, presence_state
 from collab_server.auth import Role
-from collab_server.health import HubDurability
-from collab_server.hub import Hub
 from collab_server.outbox import OutboxLimits
-from collab_server.ports import Search
 from collab_server.rebase import version_token
+from collab_server.room import Room
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc import collab_pb2_grpc
 from collab_server.rpc.access import CallGuard, document_name
@@ -42,10 +44,6 @@ T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 DEFAULT_FIELD = "content"
-DEFAULT_SEARCH_LIMIT = 10
-MAX_SEARCH_LIMIT = 50
-DEFAULT_HISTORY_LIMIT = 100
-MAX_HISTORY_LIMIT = 1000
 MAX_FIELDS = 64
 
 
@@ -72,6 +70,26 @@ def edit_body(request: pb.EditRequest) -> dict[str, Any]:
     return body
 
 
+class Listing(Protocol):
+    """A request for a document's newest rows."""
+
+    @property
+    def document(self) -> str: ...
+
+    @property
+    def limit(self) -> int: ...
+
+
+M = TypeVar("M", bound=Message)
+R = TypeVar("R")
+
+
+def _row(message: type[M], row: object) -> M:
+    """A store row as the message with the same field names (a missing value: the default)."""
+    values = {field.name: getattr(row, field.name) for field in message.DESCRIPTOR.fields}
+    return message(**{key: value for key, value in values.items() if value is not None})
+
+
 def _limit(raw: int, default: int, most: int) -> int:
     if raw == 0:
         return default
@@ -81,14 +99,14 @@ def _limit(raw: int, default: int, most: int) -> int:
 
 
 class CollabService(collab_pb2_grpc.CollabServicer):
-    def __init__(self, hub: Hub, metrics: GrpcMetrics, search: Search) -> None:
-        self._hub = hub
-        self._durability = HubDurability(hub)
-        self._search_service = search
-        self._guard = CallGuard(hub)
+    def __init__(self, state: AppState, metrics: GrpcMetrics) -> None:
+        self._state = state
+        self._durability = state.durability
+        self._search_service = state.search
+        self._guard = CallGuard(state.access)
         self._metrics = metrics
-        settings = hub.settings
-        self._limits = OutboxLimits(settings.outbox_max_messages, settings.outbox_max_bytes)
+        settings = state.settings
+        self._limits = OutboxLimits.of(settings)
 
     # -- the frame every call runs in ---------------------------------------------------
 
@@ -121,7 +139,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         await abort(context, failure)
 
     async def _require_existing(self, name: str) -> None:
-        if not await self._hub.documents.exists(name):
+        if not await self._state.documents.exists(name):
             raise RpcFailure(404, "document_not_found", f"no document named {name!r}")
 
     # -- documents ------------------------------------------------------------------------
@@ -136,7 +154,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         if len(fields) > MAX_FIELDS or not all(fields):
             raise invalid(f"'fields': 1-{MAX_FIELDS} non-empty names")
         await self._require_existing(name)
-        async with self._hub.documents.using(name) as room:
+        async with self._state.documents.using(name) as room:
             texts = {field: str(room.doc.get(field, type=pycrdt.Text)) for field in fields}
             return pb.Document(
                 document=name, texts=texts, state=room.doc.get_update(), version=version_token(room.doc)
@@ -157,7 +175,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 presence=s.presence,
                 updated_at=s.updated_at,
             )
-            for s in await self._hub.documents.summaries()
+            for s in await self._state.documents.summaries()
             if principal.role_for(s.name) is not None
         ]
         return pb.ListDocumentsResponse(documents=summaries)
@@ -168,17 +186,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         return await self._unary("Edit", context, self._edit(request, context))
 
     async def _edit(self, request: pb.EditRequest, context: Context) -> pb.EditResponse:
-        name = document_name(request.document)
-        principal = self._guard.require(context, name, Role.WRITE)
-        actor = self._guard.actor(principal, request.actor, "agent:anonymous")
-        body = edit_body(request)
-        require_store(self._durability)  # as over HTTP: refused before anything is touched
-        if request.version:
-            await self._require_existing(name)
-        async with self._hub.documents.using(name) as room:
-            result = http_edits.edit_in_room(room, body, actor)
-            # Strict durability: answered once stored (bounded; the call's deadline also applies).
-            await committed(self._durability, name)
+        name, result = await self._change(request, context, http_edits.edit_in_room)
         return pb.EditResponse(
             document=name,
             version=result["version"],
@@ -191,17 +199,8 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         return await self._unary("Suggest", context, self._suggest(request, context))
 
     async def _suggest(self, request: pb.EditRequest, context: Context) -> pb.SuggestResponse:
-        name = document_name(request.document)
-        principal = self._guard.require(context, name, Role.WRITE)
-        actor = self._guard.actor(principal, request.actor, "agent:anonymous")
-        body = edit_body(request)
-        require_store(self._durability)  # as over HTTP: refused before anything is touched
-        if request.version:
-            await self._require_existing(name)
-        async with self._hub.documents.using(name) as room:
-            record = http_suggestions.suggest_in_room(room, body, actor)["suggestion"]
-            # Strict durability: answered once stored (bounded; the call's deadline also applies).
-            await committed(self._durability, name)
+        name, result = await self._change(request, context, http_suggestions.suggest_in_room)
+        record = result["suggestion"]
         return pb.SuggestResponse(
             document=name,
             suggestion=pb.Suggestion(
@@ -214,6 +213,25 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 created_at=record["created_at"],
             ),
         )
+
+    async def _change(
+        self, request: pb.EditRequest, context: Context, change: Callable[[Room, dict[str, Any], str], T]
+    ) -> tuple[str, T]:
+        """An edit request through the HTTP API's parser and its durable write: refused before
+        anything is touched when the store fails, and (strict durability) answered once stored
+        (bounded; the call's deadline also applies)."""
+        name = document_name(request.document)
+        principal = self._guard.require(context, name, Role.WRITE)
+        actor = self._guard.actor(principal, request.actor, "agent:anonymous")
+        body = edit_body(request)
+        result = await durable_write(
+            self._state.documents,
+            self._durability,
+            name,
+            lambda room: change(room, body, actor),
+            must_exist=bool(request.version),
+        )
+        return name, result
 
     # -- streams --------------------------------------------------------------------------
 
@@ -228,13 +246,13 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         self, request: pb.SubscribeRequest, context: Context
     ) -> AsyncIterator[pb.DocumentEvent]:
         self._guard.require(context, document_name(request.document), Role.READ)
-        async for event in subscribe(self._hub, request, self._limits):
+        async for event in subscribe(self._state, request, self._limits):
             yield event
 
     async def Sync(self, request_iterator: AsyncIterator[pb.SyncMessage], context: Context) -> None:
         with self._metrics.call("Sync", stream=True) as outcome:
             try:
-                await SyncSession(self._hub, self._guard, context, self._limits).run(request_iterator)
+                await SyncSession(self._state, self._guard, context, self._limits).run(request_iterator)
             except Exception as exc:
                 await self._fail(context, exc, outcome)
                 raise
@@ -247,8 +265,8 @@ class CollabService(collab_pb2_grpc.CollabServicer):
     async def _set_presence(self, request: pb.SetPresenceRequest, context: Context) -> pb.SetPresenceResponse:
         name = document_name(request.document)
         principal = self._guard.require(context, name, Role.WRITE)
-        if not request.agent or len(request.agent) > 128:
-            raise invalid("'agent' (an id of 1-128 characters) is required")
+        if not request.agent or len(request.agent) > MAX_TEXT_CHARS:
+            raise invalid(f"'agent' (an id of 1-{MAX_TEXT_CHARS} characters) is required")
         ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
         if not math.isfinite(ttl) or ttl <= 0 or ttl > MAX_TTL_SECONDS:
             raise invalid(f"'ttl_seconds' must be a number of seconds in (0, {MAX_TTL_SECONDS:g}]")
@@ -263,11 +281,11 @@ class CollabService(collab_pb2_grpc.CollabServicer):
             raise invalid(str(exc)) from None
         # As over HTTP: the lease is the caller's, and with auth on the token's identity is shown.
         caller, identity = "", None
-        if self._hub.auth.enabled:
+        if self._state.access.enabled:
             caller, identity = principal.subject, Identity.of_subject(principal.subject, principal.kind)
         try:
-            async with self._hub.documents.using(name) as room:
-                client_id = self._hub.agent_presence.set(
+            async with self._state.documents.using(name) as room:
+                client_id = self._state.agents.set(
                     room, caller, request.agent, state, ttl_seconds=ttl, identity=identity
                 )
         except PresenceRefused as exc:
@@ -279,7 +297,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
 
     async def _search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         principal = self._guard.principal(context)
-        limit = _limit(request.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT)
+        limit = _limit(request.limit, http_search.DEFAULT_LIMIT, http_search.MAX_LIMIT)
         if not request.query.strip():
             raise invalid("the query is empty", "empty_query")
         index = self._search_service.index
@@ -305,23 +323,8 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         return await self._unary("GetHistory", context, self._history(request, context))
 
     async def _history(self, request: pb.GetHistoryRequest, context: Context) -> pb.GetHistoryResponse:
-        name = document_name(request.document)
-        self._guard.require(context, name, Role.READ)
-        limit = _limit(request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)
-        versions = await self._hub.store.history(name, limit)
-        return pb.GetHistoryResponse(
-            document=name,
-            versions=[
-                pb.Version(
-                    seq=v.seq,
-                    timestamp=v.timestamp,
-                    actors=list(v.actors),
-                    update_bytes=v.update_bytes,
-                    kind=v.kind,
-                )
-                for v in versions
-            ],
-        )
+        name, versions = await self._recent(request, context, self._state.store.history)
+        return pb.GetHistoryResponse(document=name, versions=[_row(pb.Version, v) for v in versions])
 
     async def GetVersion(self, request: pb.GetVersionRequest, context: Context) -> pb.GetVersionResponse:
         return await self._unary("GetVersion", context, self._version(request, context))
@@ -331,7 +334,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         self._guard.require(context, name, Role.READ)
         if request.seq <= 0:
             raise invalid("'seq' must be a positive seq from GetHistory")
-        parts = await self._hub.store.read_version(name, request.seq)
+        parts = await self._state.store.read_version(name, request.seq)
         text = text_of_version(parts, request.field or DEFAULT_FIELD)
         return pb.GetVersionResponse(document=name, seq=request.seq, text=text)
 
@@ -339,22 +342,17 @@ class CollabService(collab_pb2_grpc.CollabServicer):
         return await self._unary("GetActivity", context, self._activity(request, context))
 
     async def _activity(self, request: pb.GetActivityRequest, context: Context) -> pb.GetActivityResponse:
+        name, entries = await self._recent(request, context, self._state.store.activity)
+        return pb.GetActivityResponse(document=name, activity=[_row(pb.Activity, e) for e in entries])
+
+    async def _recent(
+        self, request: Listing, context: Context, fetch: Callable[[str, int], Awaitable[Sequence[R]]]
+    ) -> tuple[str, Sequence[R]]:
+        """A readable document's newest rows (history, activity), up to the request's limit."""
         name = document_name(request.document)
         self._guard.require(context, name, Role.READ)
-        limit = _limit(request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)
-        entries = await self._hub.store.activity(name, limit)
-        return pb.GetActivityResponse(
-            document=name,
-            activity=[
-                pb.Activity(
-                    seq=e.seq,
-                    timestamp=e.timestamp,
-                    actor=e.actor or "",
-                    origin_node=e.origin_node,
-                    update_bytes=e.update_bytes,
-                )
-                for e in entries
-            ],
+        return name, await fetch(
+            name, _limit(request.limit, http_history.DEFAULT_LIMIT, http_history.MAX_LIMIT)
         )
 
     async def Restore(self, request: pb.RestoreRequest, context: Context) -> pb.RestoreResponse:
@@ -367,9 +365,9 @@ class CollabService(collab_pb2_grpc.CollabServicer):
             raise invalid("'seq' (a non-negative integer version) is required")
         who = self._guard.actor(principal, request.actor, "restore")
         require_store(self._durability)
-        old = await self._hub.store.read_version(name, request.seq)
+        old = await self._state.store.read_version(name, request.seq)
         changed = await restore_text(
-            self._hub.documents, self._durability, name, old, field=request.field or DEFAULT_FIELD, who=who
+            self._state.documents, self._durability, name, old, field=request.field or DEFAULT_FIELD, who=who
         )
-        self._hub.audit.record("restore", who, name, f"to version {request.seq} (grpc)")
+        self._state.access.record("restore", who, name, f"to version {request.seq} (grpc)")
         return pb.RestoreResponse(document=name, restored_from=request.seq, changed=changed)

@@ -16,22 +16,25 @@ import grpc
 import pycrdt
 
 import crdt_core
-from awareness.identity import Identity
-from collab_server.auth import Principal, Role
+from collab_server.api.context import AppState
+from collab_server.auth import Role
 from collab_server.closecodes import CloseCode, reason_for
-from collab_server.connection import RateLimiter
-from collab_server.hub import Hub
+from collab_server.document_access import access_for
 from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.rate_limit import RateLimiter
 from collab_server.rebase import InvalidVersion, doc_at_version, version_token
 from collab_server.room import Room
 from collab_server.rpc import collab_pb2 as pb
 from collab_server.rpc.access import CallGuard, document_name
 from collab_server.rpc.errors import RpcFailure, invalid
 from collab_server.ydoc import doc_from_parts
+from collab_server.ysync import Dialect, SyncSteps
 from crdt_core import MessageKind, ProtocolError
 from persistence.base import CorruptDocument
 
 _stream_ids = itertools.count(1)
+# A Sync stream speaks y-protocols like a y-websocket client; its refusals are audited as gRPC's.
+GRPC = Dialect(crdt_core.frame_auth_denied, label="grpc")
 
 
 class StreamPeer:
@@ -74,8 +77,8 @@ def _doc_from_token(live: pycrdt.Doc[Any], token: str) -> pycrdt.Doc[Any]:
         raise invalid(str(exc), "invalid_version") from None
 
 
-async def _state_vector_at_seq(hub: Hub, name: str, seq: int) -> bytes:
-    stored = await hub.store.read_version(name, seq)
+async def _state_vector_at_seq(state: AppState, name: str, seq: int) -> bytes:
+    stored = await state.store.read_version(name, seq)
     try:
         return doc_from_parts(stored.parts).get_state()
     except ProtocolError as exc:
@@ -91,7 +94,7 @@ def _presence_event(awareness_update: bytes, version: str) -> pb.DocumentEvent:
 
 
 async def subscribe(
-    hub: Hub, request: pb.SubscribeRequest, limits: OutboxLimits
+    state: AppState, request: pb.SubscribeRequest, limits: OutboxLimits
 ) -> AsyncIterator[pb.DocumentEvent]:
     """First what the caller lacks (relative to its version), then every change.
 
@@ -106,9 +109,9 @@ async def subscribe(
     if start == "from_seq":
         if request.from_seq <= 0:
             raise invalid("'from_seq' must be a positive seq from GetHistory")
-        base_state = await _state_vector_at_seq(hub, name, request.from_seq)
+        base_state = await _state_vector_at_seq(state, name, request.from_seq)
     peer = StreamPeer("subscribe", limits)
-    room = await hub.documents.acquire(name, peer)
+    room = await state.documents.acquire(name, peer)
     peer.outbox.catch_up = room.presence_catch_up.frame
     try:
         if start == "from_version" and request.from_version:
@@ -156,21 +159,17 @@ class SyncSession:
 
     def __init__(
         self,
-        hub: Hub,
+        state: AppState,
         guard: CallGuard,
         context: grpc.aio.ServicerContext[pb.SyncMessage, pb.SyncMessage],
         limits: OutboxLimits,
     ) -> None:
-        self._hub = hub
+        self._state = state
         self._guard = guard
         self._context = context
         self.peer = StreamPeer("sync", limits)
-        self._limiter = RateLimiter(hub.settings.max_messages_per_second, hub.settings.message_burst)
-        self._read_only = True
-        self._actor = "grpc:anonymous"
-        self._principal: Principal | None = None
-        self.refused_writes = 0
-        self._presence_refusals_told: set[str] = set()
+        settings = state.settings
+        self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
 
     async def run(self, requests: AsyncIterator[pb.SyncMessage]) -> None:
         try:
@@ -179,23 +178,25 @@ class SyncSession:
             return
         name = document_name(first.document)
         principal = self._guard.require(self._context, name, Role.READ)
-        role = principal.role_for(name)
-        self._read_only = role is None or role < Role.WRITE
-        self._actor = principal.subject if self._hub.auth.enabled else "grpc:sync"
-        self._principal = principal
-        room = await self._hub.documents.acquire(name, self.peer)
+        access = access_for(self._state.access, principal, name, claimed_actor="grpc:sync")
+        sync = SyncSteps(self.peer, access, self._state.access, GRPC)
+        room = await self._state.documents.acquire(name, self.peer)
         try:
             self.peer.outbox.put_document(crdt_core.frame_sync_step1(room.state_vector()))
             self.peer.outbox.catch_up = room.presence_catch_up.frame
             presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.peer.outbox.put_presence(presence)
-            await self._pump(room, first, requests)
+            await self._pump(room, sync, first, requests)
         finally:
             room.leave(self.peer)
 
-    async def _pump(self, room: Room, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]) -> None:
-        reader = asyncio.create_task(self._read(room, first, requests), name=f"read:{self.peer.peer_id}")
+    async def _pump(
+        self, room: Room, sync: SyncSteps, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]
+    ) -> None:
+        reader = asyncio.create_task(
+            self._read(room, sync, first, requests), name=f"read:{self.peer.peer_id}"
+        )
         writer = asyncio.create_task(self._write(), name=f"write:{self.peer.peer_id}")
         try:
             done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
@@ -226,53 +227,21 @@ class SyncSession:
                 return
             await self._context.write(pb.SyncMessage(message=frame))
 
-    async def _read(self, room: Room, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]) -> None:
+    async def _read(
+        self, room: Room, sync: SyncSteps, first: pb.SyncMessage, requests: AsyncIterator[pb.SyncMessage]
+    ) -> None:
         if first.message:
-            await self._handle(room, first.message)
+            await sync.handle(room, _parsed(first.message))
         async for request in requests:
             if request.document:
                 raise invalid("'document' is named in the first message only")
             if not self._limiter.allow():
                 raise RpcFailure(429, "rate_limited", "too many messages per second")
-            await self._handle(room, request.message)
+            await sync.handle(room, _parsed(request.message))
 
-    async def _handle(self, room: Room, data: bytes) -> None:
-        try:
-            message = crdt_core.parse_message(data)
-        except ProtocolError as exc:
-            raise invalid(f"not a y-protocol message: {exc}", "invalid_message") from None
-        kind = message.kind
-        if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
-            if self._read_only:
-                self._refuse_write(room.name)
-                return
-            room.apply_update(message.payload, self.peer, self._actor)
-        elif kind is MessageKind.AWARENESS:
-            identity = None
-            if self._hub.auth.enabled and self._principal is not None:
-                identity = Identity.of_subject(self._principal.subject, self._principal.kind)
-            for refusal in room.apply_presence(message.payload, self.peer, identity):
-                self._refuse_presence(refusal.reason)
-        elif kind is MessageKind.SYNC_STEP1:
-            self.peer.outbox.put_document(await room.sync_step2_for(message.payload))
-        elif kind is MessageKind.QUERY_AWARENESS:
-            presence = room.presence_snapshot_frame()
-            if presence is not None:
-                self.peer.outbox.put_presence(presence)
 
-    def _refuse_presence(self, reason: str) -> None:
-        """As on a socket: refused presence is not stored or sent; told once per reason."""
-        if reason in self._presence_refusals_told or len(self._presence_refusals_told) >= 8:
-            return
-        self._presence_refusals_told.add(reason)
-        self.peer.deliver(crdt_core.frame_auth_denied(f"presence refused: {reason}"), None)
-
-    def _refuse_write(self, document: str) -> None:
-        """As on a socket: a viewer's write is dropped and it is told once, not disconnected."""
-        self.refused_writes += 1
-        if self.refused_writes == 1:
-            self.peer.outbox.put_document(
-                crdt_core.frame_auth_denied("read-only: this token may not edit the document")
-            )
-            subject = self._principal.subject if self._principal else None
-            self._hub.audit.record("denied", subject, document, "grpc write with a read-only role")
+def _parsed(data: bytes) -> crdt_core.Message:
+    try:
+        return crdt_core.parse_message(data)
+    except ProtocolError as exc:
+        raise invalid(f"not a y-protocol message: {exc}", "invalid_message") from None

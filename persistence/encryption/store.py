@@ -161,7 +161,7 @@ class EncryptedStore(StoreLayer):
             except UnreadablePayload as exc:
                 raise CorruptDocument(f"document {document!r}: {exc}") from exc
 
-        size = sum(len(part) for part in stored.tail) + len(stored.snapshot or b"")
+        size = stored.size_bytes
         return await asyncio.to_thread(open_all) if size > OFFLOAD_BYTES else open_all()
 
     async def load(self, document: str) -> StoredDocument:

@@ -42,6 +42,7 @@ from typing import Any, Self, TypeVar
 
 import pycrdt
 
+import crdt_core
 from crdt_core.fields import read_fields
 from persistence.base import CorruptDocument, DocumentInfo, Store, StoreError
 from persistence.index.base import (
@@ -124,7 +125,7 @@ def texts_of_stored(parts: Sequence[bytes]) -> dict[str, str]:
     """The plain text of every root field of a stored document (its ``StoredDocument.parts``)."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
     for update in parts:
-        doc.apply_update(update)
+        crdt_core.untrusted("stored update", lambda: doc.apply_update(update))  # noqa: B023 (called at once)
     return {field.name: field.text for field in read_fields(doc.get_update())}
 
 
@@ -290,7 +291,7 @@ class SearchIndexer:
         except CorruptDocument as exc:
             logger.error("search index: skipping document %r: %s", name, exc)
             return PassReport(skipped=1)
-        size = len(stored.snapshot or b"") + sum(len(update) for update in stored.tail)
+        size = stored.size_bytes
         if size > self.settings.max_document_bytes:
             indexed = self._indexed.get(name)
             if indexed is None or indexed.chunks:  # first time, or it grew past the limit

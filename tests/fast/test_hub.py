@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from collab_server.app import socket_ports
 from collab_server.auth import InvalidToken, mint
 from collab_server.closecodes import CloseCode
 from collab_server.connection import Connection, IllegalTransition, State
@@ -70,7 +71,9 @@ async def test_a_poisoned_document_is_set_aside_and_the_others_keep_committing()
         for update in typing("x", "y"):
             bad.apply_update(update, bad_writer, None)
             good.apply_update(update, good_writer, None)
-        await eventually(lambda: bad_writer.closed is not None, timeout=5, what="bad document's client closed")
+        await eventually(
+            lambda: bad_writer.closed is not None, timeout=5, what="bad document's client closed"
+        )
         assert bad_writer.closed is not None and bad_writer.closed[0] is CloseCode.DOCUMENT_SET_ASIDE
         await eventually(lambda: good_reader.text() == "xy", timeout=5, what="good document relayed")
         assert len((await store.load("good")).tail) == 2
@@ -139,7 +142,9 @@ async def test_a_connection_refuses_an_illegal_state_transition() -> None:
         raise AssertionError("not used")
 
     async with Hub(settings(), MemoryStore()) as hub:
-        connection = Connection(hub, {"type": "websocket", "path": "/doc", "headers": []}, receive, send)
+        connection = Connection(
+            socket_ports(hub), {"type": "websocket", "path": "/doc", "headers": []}, receive, send
+        )
         assert connection.state is State.CONNECTING
         with pytest.raises(IllegalTransition):
             connection._move(State.CLOSING)

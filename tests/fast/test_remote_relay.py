@@ -16,6 +16,7 @@ import pytest
 
 import crdt_core
 from collab_server.metrics import HubMetrics
+from collab_server.redis_broker import KIND_PRESENCE, KIND_REPAIR, KIND_UPDATE, coalesced
 from collab_server.room import Room
 from crdt_core import MessageKind
 from persistence.memory import MemoryStore
@@ -126,3 +127,26 @@ async def test_a_bad_remote_update_is_skipped_without_losing_the_good_ones() -> 
         room.apply_remote_update(good[0])
         room.apply_remote_update(b"\x01\xff\xff\xff\xff\xff garbage")
         assert text_of(room.doc) == "kept"
+
+
+def test_a_round_trip_publishes_one_merged_update_per_document() -> None:
+    first, second, third = typing("a", "b", "c")
+    batch = [
+        ("doc:x", KIND_UPDATE, first),
+        ("doc:x", KIND_PRESENCE, b"presence"),
+        ("doc:y", KIND_UPDATE, first),
+        ("doc:x", KIND_UPDATE, second),
+        ("doc:x", KIND_REPAIR, third),
+        ("doc:x", KIND_UPDATE, third),
+    ]
+    out = coalesced(batch)
+    assert [(key, kind) for key, kind, _ in out] == [
+        ("doc:x", KIND_UPDATE),
+        ("doc:x", KIND_PRESENCE),
+        ("doc:y", KIND_UPDATE),
+        ("doc:x", KIND_REPAIR),  # repairs are never merged into ordinary updates
+    ]
+    merged: pycrdt.Doc[Any] = pycrdt.Doc()
+    merged.apply_update(out[0][2])
+    assert text_of(merged) == "abc"
+    assert out[2][2] == first and out[3][2] == third

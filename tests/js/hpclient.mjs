@@ -4,10 +4,10 @@
 // document) attached to a socket, so many documents share one WebSocket.
 // Ops: socket, open, ws_open (a y-websocket provider instead), write_shape, insert, delete,
 // text, status, awareness, peers, stateless, received, raw, kill, wait_text, close.
-import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { named, serve, waitUntil } from './jsonlines.mjs'
 
 const version = process.argv[2] || '3'
 const { HocuspocusProvider, HocuspocusProviderWebsocket } = version === '4'
@@ -18,27 +18,7 @@ const TEXT = 'content'
 const sockets = new Map()
 const clients = new Map()
 
-const reply = (id, ok, payload) => {
-  process.stdout.write(JSON.stringify(ok ? { id, ok, result: payload } : { id, ok, error: payload }) + '\n')
-}
-
-const waitUntil = (predicate, timeoutMs, what) => new Promise((resolve, reject) => {
-  const started = Date.now()
-  const tick = () => {
-    let value
-    try { value = predicate() } catch (err) { reject(err); return }
-    if (value) { resolve(value); return }
-    if (Date.now() - started > timeoutMs) { reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)); return }
-    setTimeout(tick, 5)
-  }
-  tick()
-})
-
-const get = (map, name) => {
-  const value = map.get(name)
-  if (!value) throw new Error(`no such name ${name}`)
-  return value
-}
+const get = named
 
 // Each editor binding keeps its text in its own root type and shape; these write the same
 // shared types the bindings write (names as the bindings' examples use them).
@@ -185,21 +165,7 @@ const ops = {
   }
 }
 
-const lines = readline.createInterface({ input: process.stdin })
-lines.on('line', async (line) => {
-  if (!line.trim()) return
-  let command
-  try { command = JSON.parse(line) } catch (err) { reply(null, false, `bad json: ${err.message}`); return }
-  const handler = ops[command.op]
-  if (!handler) { reply(command.id, false, `unknown op ${command.op}`); return }
-  try {
-    reply(command.id, true, await handler(command))
-  } catch (err) {
-    reply(command.id, false, String(err && err.message ? err.message : err))
-  }
-})
-lines.on('close', () => {
+serve(ops, () => {
   for (const { provider } of clients.values()) provider.destroy()
   for (const socket of sockets.values()) socket.destroy()
-  process.exit(0)
 })

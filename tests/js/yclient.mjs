@@ -3,35 +3,15 @@
 //   {"id": 1, "op": "open", "client": "a", "url": "ws://127.0.0.1:PORT", "room": "doc"}
 // Ops: open, insert, insert_repeated, delete, text, text_length, wait_length, state, apply, awareness, peers, disconnect, connect,
 // kill (drop the socket without a close frame and stay away), wait_text, wait_synced, close.
-import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { named, serve, waitUntil } from './jsonlines.mjs'
 
 const TEXT = 'content'
 const clients = new Map()
 
-const reply = (id, ok, payload) => {
-  process.stdout.write(JSON.stringify(ok ? { id, ok, result: payload } : { id, ok, error: payload }) + '\n')
-}
-
-const waitUntil = (predicate, timeoutMs, what) => new Promise((resolve, reject) => {
-  const started = Date.now()
-  const tick = () => {
-    let value
-    try { value = predicate() } catch (err) { reject(err); return }
-    if (value) { resolve(value); return }
-    if (Date.now() - started > timeoutMs) { reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)); return }
-    setTimeout(tick, 5)
-  }
-  tick()
-})
-
-const get = (name) => {
-  const client = clients.get(name)
-  if (!client) throw new Error(`no client ${name}`)
-  return client
-}
+const get = (name) => named(clients, name)
 
 const ops = {
   async open ({ client, url, room, params }) {
@@ -130,20 +110,6 @@ const ops = {
   }
 }
 
-const lines = readline.createInterface({ input: process.stdin })
-lines.on('line', async (line) => {
-  if (!line.trim()) return
-  let command
-  try { command = JSON.parse(line) } catch (err) { reply(null, false, `bad json: ${err.message}`); return }
-  const handler = ops[command.op]
-  if (!handler) { reply(command.id, false, `unknown op ${command.op}`); return }
-  try {
-    reply(command.id, true, await handler(command))
-  } catch (err) {
-    reply(command.id, false, String(err && err.message ? err.message : err))
-  }
-})
-lines.on('close', () => {
+serve(ops, () => {
   for (const { provider } of clients.values()) provider.destroy()
-  process.exit(0)
 })

@@ -55,6 +55,8 @@ export class DocumentBinding implements vscode.Disposable {
   private readonly applying = new vscode.EventEmitter<void>();
   /** Fires when the binding asks the editor to apply remote changes (the latency trace). */
   readonly onWillApplyRemote = this.applying.event;
+  /** Where the last local change started in the editor's text (remote cursors before it did not move). */
+  lastLocalChangeStart = 0;
   /** Local transactions made since the counter was last reset (the status bar's pending edits). */
   localTransactions = 0;
 
@@ -267,6 +269,7 @@ export class DocumentBinding implements vscode.Disposable {
       inFlight.stale = true; // the user typed first: VS Code refuses the edit, it is sent again
       inFlight.settle();
     }
+    this.lastLocalChangeStart = delta.span(local)?.start ?? 0;
     const toShared = delta.transform(local, this.pending, false);
     this.pending = delta.transform(this.pending, local, true);
     applyToTree(this.text, local);

@@ -23,6 +23,8 @@ export class RemoteCursors implements vscode.Disposable {
   private readonly looks = new Map<string, Look>();
   private readonly subscriptions: vscode.Disposable[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The largest editor offset a drawn caret or selection touches (-1: none drawn). */
+  private lastDrawnOffset = -1;
   /** Decoration types each editor shows nothing of: clearing them again is not sent (each
    * setDecorations is a message to the renderer, competing with the edits themselves).
    * Non-empty ones are always sent: VS Code moves them with edits, so ours may differ. */
@@ -36,7 +38,12 @@ export class RemoteCursors implements vscode.Disposable {
     awareness.on('change', schedule);
     this.subscriptions.push(
       { dispose: () => awareness.off('change', schedule) },
-      binding.onDidSync(schedule),
+      binding.onDidSync((direction) => {
+        // VS Code moves decorations with edits: a local change after every remote caret and
+        // selection leaves them right, so nothing is sent to the workbench for it.
+        if (direction === 'local' && binding.lastLocalChangeStart > this.lastDrawnOffset) return;
+        schedule();
+      }),
       vscode.window.onDidChangeVisibleTextEditors(schedule),
     );
     this.schedule();
@@ -78,8 +85,14 @@ export class RemoteCursors implements vscode.Disposable {
       carets.set(look, []);
       selections.set(look, []);
     }
+    let lastDrawnOffset = -1;
     for (const participant of participants(this.awareness, this.binding.ytext)) {
       if (participant.isLocal || participant.cursor === undefined) continue;
+      lastDrawnOffset = Math.max(
+        lastDrawnOffset,
+        this.binding.yIndexToOffset(participant.cursor.head),
+        this.binding.yIndexToOffset(participant.cursor.anchor),
+      );
       const head = this.binding.yIndexToPosition(participant.cursor.head);
       const anchor = this.binding.yIndexToPosition(participant.cursor.anchor);
       const look = this.look(participant, flagPlacement(head.line));
@@ -92,6 +105,7 @@ export class RemoteCursors implements vscode.Disposable {
         });
       }
     }
+    this.lastDrawnOffset = lastDrawnOffset;
     for (const editor of editors) {
       for (const [look, ranges] of carets) this.decorate(editor, look.caret, ranges);
       for (const [look, ranges] of selections) this.decorate(editor, look.selection, ranges);

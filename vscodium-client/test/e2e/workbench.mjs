@@ -76,9 +76,10 @@ const ops = {
       await page.keyboard.press('Escape');
       await page.keyboard.press('F1');
       await box.waitFor({ state: 'visible', timeout: timeoutMs });
-      await box.fill(`>${title}`);
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       try {
+        // A starved renderer can miss one fill: that is retried like a command not listed yet.
+        await box.fill(`>${title}`, { timeout: 10_000 });
         await row.waitFor({ timeout: 5000 });
         break;
       } catch (error) {
@@ -185,11 +186,14 @@ const ops = {
         ([fn, text]) => {
           const editorText = new Function(`return (${fn})`)();
           const state = { want: text, at: undefined };
+          // A promise the test awaits (no polling: it would load the renderer it measures).
+          state.done = new Promise((resolve) => (state.resolve = resolve));
           window.__novaWatch = state;
           const check = () => {
             if (state.at !== undefined || !(editorText() ?? '').includes(state.want)) return;
             state.at = Date.now();
             observer.disconnect();
+            state.resolve(state.at);
           };
           const observer = new MutationObserver(check);
           const root = document.querySelector('.editor-instance .monaco-editor .view-lines') ?? document.body;
@@ -198,8 +202,11 @@ const ops = {
         },
         [EDITOR_TEXT.toString(), want],
       );
-    const seen = async (page) =>
-      (await page.waitForFunction(() => window.__novaWatch?.at, undefined, { timeout: 20_000, polling: 5 })).jsonValue();
+    const seen = (page) =>
+      Promise.race([
+        page.evaluate(() => window.__novaWatch.done),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('text not shown within 20 s')), 20_000).unref()),
+      ]);
     // One key per sample: an anchor first (not measured), then each key extends the run.
     const keys = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     let marker = 'Zq';
@@ -293,6 +300,13 @@ const ops = {
     const link = page.locator('.editor-instance .monaco-editor .codelens-decoration a', { hasText: text }).first();
     await link.waitFor({ state: 'visible', timeout: timeoutMs });
     await link.click();
+    return null;
+  },
+  // Reloads the workbench page (the extension host restarts; settings are read afresh).
+  async reload({ page: name }) {
+    const { page } = entry(name);
+    await page.reload({ waitUntil: 'domcontentloaded', timeout: 80_000 });
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 80_000 });
     return null;
   },
   // Closes the active editor tab with its own close button (a palette title can match several commands).
