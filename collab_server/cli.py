@@ -81,6 +81,7 @@ HELP: dict[str, str] = {
     "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
     " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
+    "hocuspocus_inbox_messages": "messages one Hocuspocus document may have waiting (auth, loading); beyond: 4429",
     "large_frame_bytes": "frames this large (a big document for a joiner) are sent a few connections at a time",
     "large_frames_in_flight": "connections sending a large frame at once (the others wait, holding no copy)",
     "large_frame_drain_seconds": "longest a large frame holds its slot while the client reads it",

@@ -30,13 +30,11 @@ from collab_server.room import Room
 from collab_server.sessions import QuotaExceeded
 from collab_server.websocket import (
     SOCKET_TRANSITIONS,
-    CloseRequest,
     Handshake,
     IllegalTransition,
     SocketRun,
     SocketState,
     checked_move,
-    frame_bytes,
 )
 from collab_server.ysync import Y_WEBSOCKET, SyncSteps, close_code_for, join_refusal
 from crdt_core import ProtocolError
@@ -45,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TRANSITIONS", "Connection", "IllegalTransition", "State", "document_name"]
 
+# A presence message sent with a drain barrier holds the next one until the client has read
+# it, or this long (a client that never answers pings is dropped by the keepalive anyway).
+_PRESENCE_DRAIN_SECONDS = 5.0
+_AWARENESS_MESSAGE = 1  # the first byte of a y-protocols awareness frame
 AUTH_TOKEN_PREFIX = b"\x02\x01"  # Nova's auth sub-type 1: a token (y-protocols defines only 0)
 
 _ids = itertools.count(1)
@@ -103,7 +105,7 @@ class Connection:
     def deliver(self, frame: bytes, update: bytes | None) -> None:
         if self._state is not State.OPEN:
             return
-        if self._can_send_directly(frame):
+        if self._can_send_directly(frame, ahead_of_presence=True):
             self._direct_write(frame)
             return
         try:
@@ -115,21 +117,23 @@ class Connection:
         if self._state is not State.OPEN:
             return
         if self._can_send_directly(frame) and self._outbox.spend_presence(len(frame)):
-            self._direct_write(frame)
+            self._send_presence_directly(self._hub.wire_frames.of(frame))
             return
         try:
             self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
 
-    def _can_send_directly(self, frame: bytes) -> bool:
+    def _can_send_directly(self, frame: bytes, *, ahead_of_presence: bool = False) -> bool:
         """Whether ``frame`` may go into the socket now: nothing queued or held goes before
-        it, the socket takes it at once, and it is not large (those go through the gate)."""
+        it (a document frame goes before queued presence anyway), the socket takes it at
+        once, and it is not large (those go through the writer's gate)."""
         direct = self._direct
+        outbox = self._outbox
         return (
             direct is not None
             and not self._writing
-            and not self._outbox
+            and not (outbox.has_documents if ahead_of_presence else outbox)
             and len(frame) < self._hub.wire_frames.max_bytes
             and direct.ready()
         )
@@ -138,6 +142,12 @@ class Connection:
         """The relay's one WebSocket framing of ``frame``, shared with every socket it goes to."""
         assert self._direct is not None
         self._direct.write(self._hub.wire_frames.of(frame))
+
+    def _send_presence_directly(self, wire: bytes) -> None:
+        """Presence goes with a drain barrier: the next waits until the client has read it."""
+        assert self._direct is not None
+        self._outbox.hold_presence(_PRESENCE_DRAIN_SECONDS)
+        self._direct.write_with_barrier(wire, self._outbox.release_presence)
 
     def _presence_rate(self) -> float:
         """This connection's share of its document's presence bytes per second."""
@@ -240,21 +250,14 @@ class Connection:
         request = self._io.close_request
         return f"close={int(request[0])}" if request else "closed by client"
 
+    def _is_open(self) -> bool:
+        return self._state is State.OPEN
+
     async def _read_loop(self) -> None:
-        receive = self._io.receive
         room = self._room
         sync = self._sync
         assert room is not None and sync is not None
-        while True:
-            message: Message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if self.state is not State.OPEN:
-                continue  # closing: drain until the disconnect arrives
-            data = frame_bytes(message, self._max_message, self._hub.metrics)
-            if isinstance(data, CloseRequest):
-                self.request_close(*data)
-                continue
+        async for data in self._io.frames(self._max_message, self._is_open, self.request_close):
             if not self._limiter.allow():
                 self.request_close(CloseCode.RATE_LIMITED)
                 continue
@@ -279,7 +282,10 @@ class Connection:
             while True:
                 frame = await outbox.take()
                 if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
-                    direct.write(websocket_frame(frame))
+                    if frame[0] == _AWARENESS_MESSAGE:
+                        self._send_presence_directly(websocket_frame(frame))
+                    else:
+                        direct.write(websocket_frame(frame))
                     continue
                 self._writing = True
                 try:

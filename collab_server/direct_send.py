@@ -8,11 +8,19 @@ once for all its receivers, and ``DirectSocket`` writes those bytes into the soc
 transport, in order with everything uvicorn writes itself, whenever uvicorn could have
 sent at once: the socket open, no close sent, its buffer below the high-water mark and
 no compression negotiated. Anything else goes through the ASGI send as before.
+
+A message may also be written with a drain barrier: a ping right behind it, whose pong
+comes back once the client has read everything before it (WebSocket peers answer pings in
+order, browsers and ws alike). A connection uses it to keep at most one presence message
+on its way to a client: presence then never piles up in socket buffers ahead of the
+document updates that follow it.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import Send
@@ -20,6 +28,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 _BINARY_FIN = 0x82  # FIN bit and the binary opcode; server frames carry no mask
+_PING_FIN = 0x89
+_barrier_ids = itertools.count(1)
 
 
 def websocket_frame(payload: bytes) -> bytes:
@@ -56,10 +66,12 @@ class WireFrames:
 class DirectSocket:
     """Writes ready-made WebSocket frames into a uvicorn sans-I/O socket's transport."""
 
-    __slots__ = ("_protocol",)
+    __slots__ = ("_barrier", "_on_drained", "_protocol")
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
+        self._barrier: bytes | None = None  # the payload of the ping whose pong is awaited
+        self._on_drained: Callable[[], None] | None = None
 
     @classmethod
     def of(cls, send: Send) -> DirectSocket | None:
@@ -82,3 +94,26 @@ class DirectSocket:
 
     def write(self, wire: bytes) -> None:
         self._protocol.transport.write(wire)
+
+    def write_with_barrier(self, wire: bytes, on_drained: Callable[[], None]) -> None:
+        """Write ``wire`` and a ping behind it; ``on_drained`` runs when its pong arrives."""
+        if self._on_drained is None:
+            self._intercept_pongs()
+        self._on_drained = on_drained
+        self._barrier = b"nova" + struct.pack("!I", next(_barrier_ids) & 0xFFFFFFFF)
+        self._protocol.transport.write(wire + bytes((_PING_FIN, len(self._barrier))) + self._barrier)
+
+    def _intercept_pongs(self) -> None:
+        """Answer our barrier pongs here; every other pong goes to uvicorn's keepalive."""
+        protocol = self._protocol
+        keepalive_pong = protocol.handle_pong
+
+        def handle_pong(event: Any) -> None:
+            if self._barrier is not None and bytes(event.data) == self._barrier:
+                self._barrier = None
+                if self._on_drained is not None:
+                    self._on_drained()
+            else:
+                keepalive_pong(event)
+
+        protocol.handle_pong = handle_pong

@@ -85,6 +85,8 @@ class Outbox:
         # Token bucket of presence bytes (may go negative: a large frame is paid back later).
         self._presence_tokens = 0.0
         self._presence_stamp = float("-inf")
+        # A presence message is on its way to the peer until its drain barrier returns (or then).
+        self._presence_held_until = 0.0
         self._bytes = 0
         self._ready = asyncio.Event()
         self._closed = False
@@ -93,6 +95,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._documents) + len(self._presence) + self._presence_owed
+
+    @property
+    def has_documents(self) -> bool:
+        return bool(self._documents)
 
     @property
     def queued_bytes(self) -> int:
@@ -132,14 +138,26 @@ class Outbox:
         self.catch_up = catch_up
         self.presence_rate = rate
 
+    def hold_presence(self, seconds: float) -> None:
+        """A presence message was sent with a drain barrier: no more until it returns."""
+        self._presence_held_until = time.monotonic() + seconds
+
+    def release_presence(self) -> None:
+        """The peer has read the last presence message: the next may go."""
+        self._presence_held_until = 0.0
+        if self._presence or self._presence_owed:
+            self._ready.set()
+
     def spend_presence(self, size: int) -> bool:
         """Whether ``size`` bytes of presence may be sent now (and if so, count them)."""
+        now = time.monotonic()
+        if now < self._presence_held_until:
+            return False
         if self.presence_rate is None:
             return True
         rate = self.presence_rate()
         if rate <= 0:
             return True
-        now = time.monotonic()
         # The bucket holds at most one second of the rate: a quiet peer gets a burst at once.
         self._presence_tokens = min(rate, self._presence_tokens + (now - self._presence_stamp) * rate)
         self._presence_stamp = now
@@ -150,13 +168,15 @@ class Outbox:
 
     def presence_wait(self) -> float | None:
         """Seconds until paced presence may go again; None when no presence waits for its turn."""
-        if not (self._presence or self._presence_owed) or self.presence_rate is None:
+        if not (self._presence or self._presence_owed):
             return None
-        rate = self.presence_rate()
-        if rate <= 0:
-            return 0.0
-        missing = -(self._presence_tokens + (time.monotonic() - self._presence_stamp) * rate)
-        return max(0.0, missing / rate) + 0.001
+        now = time.monotonic()
+        wait = max(0.0, self._presence_held_until - now)
+        rate = self.presence_rate() if self.presence_rate is not None else 0.0
+        if rate > 0:
+            missing = -(self._presence_tokens + (now - self._presence_stamp) * rate)
+            wait = max(wait, missing / rate)
+        return wait + 0.001
 
     def _drop_presence(self) -> None:
         """Replace the presence backlog by one catch-up message (coalesced here without a source)."""

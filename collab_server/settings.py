@@ -116,6 +116,8 @@ class Settings:
     max_pending_bytes_per_connection: int = 8 * MIB
     max_pending_bytes_per_document: int = 32 * MIB
     max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
+    # Messages one Hocuspocus document may have waiting for its handling (auth and loading included).
+    hocuspocus_inbox_messages: int = 1_024
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -300,6 +302,7 @@ _POSITIVE = (
     "outbox_max_messages",
     "outbox_max_bytes",
     "max_documents_per_socket",
+    "hocuspocus_inbox_messages",
     "max_unsaved_updates",
     "grpc_max_message_bytes",
     "grpc_max_streams_per_connection",

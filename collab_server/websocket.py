@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote
@@ -163,6 +163,26 @@ class SocketRun:
             return False
         await self.send({"type": "websocket.accept"})
         return True
+
+    async def frames(
+        self, max_bytes: int, is_open: Callable[[], bool], close: Callable[[CloseCode, str | None], None]
+    ) -> AsyncIterator[bytes]:
+        """Each received frame's bytes until the client disconnects. A frame that breaks the
+        rules (`frame_bytes`) asks ``close``; once the socket is no longer open, frames are
+        drained unread until the disconnect arrives."""
+        receive = self.receive
+        metrics = self._metrics
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if not is_open():
+                continue
+            data = frame_bytes(message, max_bytes, metrics)
+            if isinstance(data, CloseRequest):
+                close(*data)
+                continue
+            yield data
 
     async def send_bytes(self, frame: bytes) -> None:
         await self.send({"type": "websocket.send", "bytes": frame})

@@ -137,6 +137,8 @@ async def test_suggestions_submit_list_accept_reject(hub: HubProcess) -> None:
         listed = httpx.get(f"{hub.http}/api/documents/review/suggestions").json()["suggestions"]
         assert [s["author"] for s in listed] == ["agent:pm", "agent:qa"]
         assert [s.get("model") for s in listed] == ["planner-2", None]  # the model the caller names
+        bad_model = post(hub, "review/suggestions", {"version": version, "model": 5, "text": "x"})
+        assert bad_model.status_code == 400, bad_model.text
         human.text.insert(0, "Plan: ")
         await eventually(lambda: hub.text("review").startswith("Plan: "))
         accepted = post(

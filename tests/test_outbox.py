@@ -172,3 +172,15 @@ async def test_paced_presence_waits_for_its_turn_while_document_frames_go_at_onc
         frame = await box.take()
     assert clocks(frame) == {1: 2}
     assert time.monotonic() - started > 0.2  # it waited for its turn
+
+
+async def test_held_presence_waits_for_its_release_and_documents_do_not() -> None:
+    box = Outbox(OutboxLimits(100, 1 << 20))
+    box.hold_presence(30.0)  # a presence message is on its way, its drain barrier not back yet
+    box.put_presence(awareness(1, 1))
+    assert box.take_nowait() is None
+    box.put_document(b"doc-frame")
+    assert box.take_nowait() == b"doc-frame"
+    box.release_presence()
+    async with asyncio.timeout(5):
+        assert clocks(await box.take()) == {1: 1}

@@ -302,6 +302,13 @@ const ops = {
     await link.click();
     return null;
   },
+  // Reloads the workbench page (the extension host restarts; settings are read afresh).
+  async reload({ page: name }) {
+    const { page } = entry(name);
+    await page.reload({ waitUntil: 'domcontentloaded', timeout: 80_000 });
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 80_000 });
+    return null;
+  },
   // Closes the active editor tab with its own close button (a palette title can match several commands).
   async close_active_editor({ page: name, timeoutMs = 20_000 }) {
     const { page } = entry(name);
@@ -311,11 +318,17 @@ const ops = {
   },
   // Some element matching `selector` shows `text` (a notification, a view's rows).
   async wait_text({ page: name, selector, text, timeoutMs = 20_000 }) {
-    await entry(name).page.waitForFunction(
-      ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
-      [selector, text],
-      { timeout: timeoutMs, polling: 50 },
-    );
+    const { page } = entry(name);
+    try {
+      await page.waitForFunction(
+        ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
+        [selector, text],
+        { timeout: timeoutMs, polling: 50 },
+      );
+    } catch (error) {
+      await page.screenshot({ path: `${process.env.NOVA_ARTIFACTS ?? '.'}/vscode-${name}-wait-text.png` });
+      throw error;
+    }
     return null;
   },
   // A diff editor is open and shows `text`.
