@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
@@ -57,12 +57,13 @@ class DocumentSocket:
     """ASGI endpoint for ``ws://HOST:PORT/<document>`` (y-websocket: one Connection per socket)
     and ``ws://HOST:PORT/`` (Hocuspocus: many documents per socket, named in each message)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function handing back the socket's coroutine: no frame of its own stays
+        # suspended for the socket's life (an idle hub holds thousands of them).
         ports = app_state(scope).sockets
         if is_hocuspocus(scope):
-            await HocuspocusSocket(ports, scope, receive, send).serve()
-        else:
-            await Connection(ports, scope, receive, send).serve()
+            return HocuspocusSocket(ports, scope, receive, send).serve()
+        return Connection(ports, scope, receive, send).serve()
 
 
 def app_state(scope: Scope) -> AppState:
@@ -115,11 +116,10 @@ class HubApp:
         self.http = http
         self._sockets = sockets
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "websocket":
-            await self._sockets(scope, receive, send)
-        else:
-            await self.http(scope, receive, send)
+            return self._sockets(scope, receive, send)
+        return self.http(scope, receive, send)
 
 
 @contextlib.asynccontextmanager

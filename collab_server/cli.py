@@ -27,6 +27,7 @@ from collab_server.lifecycle_cli import (
 from collab_server.logs import configure_logging
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
+from collab_server.ws_protocol import LeanWebSocketProtocol
 from persistence.base import StoreError
 from persistence.encryption.keys import MasterKeyError, key_provider
 from persistence.encryption.store import check_plaintext_mode
@@ -81,6 +82,7 @@ HELP: dict[str, str] = {
     "max_pending_bytes_per_document": "bytes of a document's updates held back for missing dependencies"
     " (the sender that crosses it is closed with 4412)",
     "max_documents_per_socket": "documents one Hocuspocus socket may open (the next gets close 4429)",
+    "hocuspocus_inbox_messages": "messages one Hocuspocus document may have waiting (auth, loading); beyond: 4429",
     "large_frame_bytes": "frames this large (a big document for a joiner) are sent a few connections at a time",
     "large_frames_in_flight": "connections sending a large frame at once (the others wait, holding no copy)",
     "large_frame_drain_seconds": "longest a large frame holds its slot while the client reads it",
@@ -137,7 +139,8 @@ HELP: dict[str, str] = {
     "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
     "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
     "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
-    "ws_implementation": "uvicorn's WebSocket implementation: websockets-sansio, websockets or wsproto",
+    "ws_implementation": "WebSocket implementation: lean (uvicorn's websockets-sansio with a small idle footprint), "
+    "or uvicorn's websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
     "log_json": "write logs as JSON lines",
@@ -212,7 +215,7 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        ws=settings.ws_implementation,
+        ws=LeanWebSocketProtocol if settings.ws_implementation == "lean" else settings.ws_implementation,
         # The hub checks sizes itself (with a named close and a log line); uvicorn's bound sits above it.
         ws_max_size=settings.max_message_bytes + 1024 * 1024,
         ws_ping_interval=settings.ping_interval_seconds,
@@ -220,6 +223,7 @@ def uvicorn_config(
         ws_per_message_deflate=settings.ws_per_message_deflate,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         lifespan="on",
+        interface="asgi3",  # the app's __call__ hands back a coroutine (not itself async)
         # Client addresses behind proxies are resolved by the hub itself (trusted_proxies).
         proxy_headers=False,
         log_config=None,

@@ -30,13 +30,11 @@ from collab_server.room import Room
 from collab_server.sessions import QuotaExceeded
 from collab_server.websocket import (
     SOCKET_TRANSITIONS,
-    CloseRequest,
     Handshake,
     IllegalTransition,
     SocketRun,
     SocketState,
     checked_move,
-    frame_bytes,
 )
 from collab_server.ysync import Y_WEBSOCKET, SyncSteps, close_code_for, join_refusal
 from crdt_core import ProtocolError
@@ -252,21 +250,14 @@ class Connection:
         request = self._io.close_request
         return f"close={int(request[0])}" if request else "closed by client"
 
+    def _is_open(self) -> bool:
+        return self._state is State.OPEN
+
     async def _read_loop(self) -> None:
-        receive = self._io.receive
         room = self._room
         sync = self._sync
         assert room is not None and sync is not None
-        while True:
-            message: Message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if self.state is not State.OPEN:
-                continue  # closing: drain until the disconnect arrives
-            data = frame_bytes(message, self._max_message, self._hub.metrics)
-            if isinstance(data, CloseRequest):
-                self.request_close(*data)
-                continue
+        async for data in self._io.frames(self._max_message, self._is_open, self.request_close):
             if not self._limiter.allow():
                 self.request_close(CloseCode.RATE_LIMITED)
                 continue

@@ -90,6 +90,8 @@ class DirectSocket:
             and protocol.conn.state is State.OPEN
             and not protocol.conn.extensions
             and not protocol.transport.is_closing()
+            # ws_protocol.py sends a large message in fragments: nothing may go between them.
+            and not getattr(protocol, "sending_fragments", False)
         )
 
     def write(self, wire: bytes) -> None:

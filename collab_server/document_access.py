@@ -36,6 +36,11 @@ ALL_DOCUMENTS = "*"  # the document a hub-wide call is checked against
 MAX_ACTOR_CHARS = 128  # a claimed actor (attribution without auth), on every API
 
 
+def may_read(principal: Principal | None, document: str) -> bool:
+    """Whether a listing (documents, search hits) shows ``document`` to ``principal``."""
+    return principal is not None and principal.role_for(document) is not None
+
+
 class RoleMissing(Exception):
     """The caller lacks the role a call needs on the document (HTTP 403, gRPC PERMISSION_DENIED)."""
 

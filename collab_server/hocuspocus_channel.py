@@ -36,8 +36,6 @@ from crdt_core import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-# Messages that may wait for a channel's task (auth and loading included) before it is closed.
-INBOX_MAX_MESSAGES = 1_024
 # Close codes that no single document can fix: the whole socket closes, the provider reconnects
 # and re-syncs every document on it.
 SOCKET_WIDE = frozenset({CloseCode.SLOW_CONSUMER, CloseCode.TRY_AGAIN_LATER, CloseCode.SERVICE_RESTART})
@@ -105,7 +103,7 @@ class DocumentChannel:
         self.outbox = Outbox(OutboxLimits.of(settings), merges=hub.metrics.outbox_merges)
         self.scheduled = False  # in the socket's ready queue
         self._limiter = RateLimiter(settings.max_messages_per_second, settings.message_burst)
-        self._inbox: asyncio.Queue[hp.Envelope] = asyncio.Queue(INBOX_MAX_MESSAGES)
+        self._inbox: asyncio.Queue[hp.Envelope] = asyncio.Queue(settings.hocuspocus_inbox_messages)
         self._pending = 0  # messages received and not yet handled (queued or in hand)
         self._room: Room | None = None
         self._admitted = False
@@ -176,7 +174,7 @@ class DocumentChannel:
         try:
             self._inbox.put_nowait(envelope)
         except asyncio.QueueFull:
-            self.request_close(CloseCode.RATE_LIMITED, f"{INBOX_MAX_MESSAGES} messages waiting")
+            self.request_close(CloseCode.RATE_LIMITED, f"{self._inbox.maxsize} messages waiting")
             return
         self._pending += 1
 

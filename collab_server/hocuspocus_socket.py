@@ -28,13 +28,11 @@ from collab_server.origins import OriginPolicy
 from collab_server.ports import SocketPorts
 from collab_server.websocket import (
     SOCKET_TRANSITIONS,
-    CloseRequest,
     Handshake,
     SocketRun,
     SocketState,
     announce_close,
     checked_move,
-    frame_bytes,
     socket_path,
 )
 from crdt_core import ProtocolError
@@ -141,18 +139,11 @@ class HocuspocusSocket:
             if channel.task is not None:
                 channel.task.cancel()
 
+    def _is_open(self) -> bool:
+        return self._state is SocketState.OPEN
+
     async def _read_loop(self) -> None:
-        receive = self._io.receive
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if self._state is not SocketState.OPEN:
-                continue  # closing: drain until the disconnect arrives
-            data = frame_bytes(message, self._max_message, self._hub.metrics)
-            if isinstance(data, CloseRequest):
-                self.close_socket(*data)
-                continue
+        async for data in self._io.frames(self._max_message, self._is_open, self.close_socket):
             self._route(data)
 
     def _route(self, data: bytes) -> None:

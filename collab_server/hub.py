@@ -107,10 +107,6 @@ class Hub:
         )
         self._lifetime_context: contextlib.AbstractAsyncContextManager[Hub] | None = None
 
-    async def evict(self, name: str) -> None:
-        """A deleted document leaves this node (called by the lifecycle)."""
-        await self.documents.evict(name)
-
     @property
     def accepting(self) -> bool:
         return self.documents.accepting

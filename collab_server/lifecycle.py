@@ -25,16 +25,45 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from persistence.base import DeletedDocument, StoreError
+from persistence.base import DeletedDocument, Store, StoreError
 
 if TYPE_CHECKING:
-    from collab_server.hub import Hub
     from collab_server.ports import Search
 
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0  # how stale another node's view of deletions may be
 PRUNE_EVERY_SECONDS = 3600.0  # checkpoint pruning runs this often (more often for short retentions)
+
+
+class Evictions(Protocol):
+    async def evict(self, name: str) -> None:
+        """The document leaves this node (its sockets are closed with 4410)."""
+
+
+class CommitWaits(Protocol):
+    async def wait_document(self, document: str) -> None:
+        """Until every change of ``document`` accepted so far is stored."""
+
+
+class AuditTrail(Protocol):
+    def record(self, action: str, subject: str | None, document: str | None, detail: str = "") -> None: ...
+
+
+class LifecycleHub(Protocol):
+    """What the lifecycle uses of the hub (the hub itself satisfies it)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def writer(self) -> CommitWaits: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def documents(self) -> Evictions: ...
 
 
 class LifecycleEvents(Protocol):
@@ -72,7 +101,7 @@ class UnknownDocument(Exception):
 class DocumentLifecycle:
     def __init__(
         self,
-        hub: Hub,
+        hub: LifecycleHub,
         grace_seconds: float,
         events: LifecycleEvents | None = None,
         *,
@@ -100,7 +129,7 @@ class DocumentLifecycle:
         newly = current.keys() - self._deleted.keys()
         self._deleted = current
         for name in sorted(newly):
-            await self._hub.evict(name)
+            await self._hub.documents.evict(name)
 
     async def run(self) -> None:
         """Refresh, purge and prune forever (until cancelled); a store outage is retried."""
@@ -124,7 +153,7 @@ class DocumentLifecycle:
         if not await self._hub.store.mark_deleted(mark):
             raise UnknownDocument(f"{document!r} has no stored content or is deleted already")
         self._deleted[document] = mark
-        await self._hub.evict(document)
+        await self._hub.documents.evict(document)
         self._hub.audit.record("delete", by, document, f"restorable until {mark.purge_after:.0f}")
         self.events.document_deleted(document, erased=False, by=by)
         logger.info("document %r deleted by %s (restorable for %.0fs)", document, by, self.grace_seconds)
@@ -150,7 +179,7 @@ class DocumentLifecycle:
             self._erasing.discard(document)
 
     async def _erase(self, document: str, by: str | None, reason: str) -> Erasure:
-        await self._hub.evict(document)
+        await self._hub.documents.evict(document)
         archived = await self.archive_eraser(document) if self.archive_eraser is not None else 0
         index = self.search.index if self.search is not None else None
         chunks = await index.forget(document) if index is not None else 0

@@ -8,6 +8,8 @@ import re
 import sys
 import time
 
+from persistence.redaction import MASK, redact_secrets
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, node_id: str) -> None:
@@ -44,9 +46,7 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _TOKEN_IN_TEXT.sub(r"\1[redacted]", message)
-        for secret in self._secrets:
-            redacted = redacted.replace(secret, "[redacted]")
+        redacted = redact_secrets(_TOKEN_IN_TEXT.sub(rf"\1{MASK}", message), self._secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -59,6 +59,12 @@ class MergeCounter(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
+# Shared stand-ins for an empty lane (an idle hub holds thousands of outboxes, and an empty
+# deque is ~600 bytes): never appended to, a lane gets its own deque for its first frame.
+_NO_DOCUMENTS: deque[tuple[bytes, bytes | None]] = deque(maxlen=0)
+_NO_PRESENCE: deque[bytes] = deque(maxlen=0)
+
+
 class OutboxOverflow(Exception):
     """The peer cannot keep up; its connection must be closed."""
 
@@ -74,9 +80,9 @@ class Outbox:
         self._limits = limits
         self._merge_counter = merges
         # Document lane: (frame, update or None). The update is kept to merge on overflow.
-        self._documents: deque[tuple[bytes, bytes | None]] = deque()
+        self._documents: deque[tuple[bytes, bytes | None]] = _NO_DOCUMENTS
         # Presence lane: framed awareness messages, shared with every other receiver.
-        self._presence: deque[bytes] = deque()
+        self._presence: deque[bytes] = _NO_PRESENCE
         self._presence_bytes = 0
         # The backlog was dropped: the next presence frame sent is the catch-up message.
         self._presence_owed = False
@@ -88,7 +94,7 @@ class Outbox:
         # A presence message is on its way to the peer until its drain barrier returns (or then).
         self._presence_held_until = 0.0
         self._bytes = 0
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer's, made only while it waits
         self._closed = False
         self.merges = 0
         self.presence_dropped = 0  # presence frames replaced by a catch-up message
@@ -108,13 +114,15 @@ class Outbox:
         """Queue a document frame; ``update`` (the unframed sync update) allows merging."""
         if self._closed:
             return
+        if self._documents is _NO_DOCUMENTS:
+            self._documents = deque()
         self._documents.append((frame, update))
         self._bytes += len(frame)
         if self._over_limits(len(frame)) and self._presence:
             self._drop_presence()  # presence makes room first: it is only ever the newest state
         if self._over_limits(len(frame)):
             self._shrink(len(frame))
-        self._ready.set()
+        self._wake()
 
     def put_presence(self, frame: bytes) -> None:
         """Queue a framed awareness message (kept as is: the same bytes go to every peer)."""
@@ -122,6 +130,8 @@ class Outbox:
             return
         if self._presence_owed:
             return  # the catch-up message, built when it is sent, will hold this change too
+        if self._presence is _NO_PRESENCE:
+            self._presence = deque()
         self._presence.append(frame)
         self._presence_bytes += len(frame)
         self._bytes += len(frame)
@@ -131,7 +141,14 @@ class Outbox:
             self._drop_presence()
         if self._over_limits(len(frame)):
             raise OutboxOverflow(f"{len(self)} messages, {self._bytes} bytes queued")
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def pace_presence(self, catch_up: CatchUpSource, rate: PresenceRate) -> None:
         """Follow a room's presence: its shared catch-up message, and this peer's rate."""
@@ -146,7 +163,7 @@ class Outbox:
         """The peer has read the last presence message: the next may go."""
         self._presence_held_until = 0.0
         if self._presence or self._presence_owed:
-            self._ready.set()
+            self._wake()
 
     def spend_presence(self, size: int) -> bool:
         """Whether ``size`` bytes of presence may be sent now (and if so, count them)."""
@@ -183,7 +200,7 @@ class Outbox:
         self.presence_dropped += len(self._presence)
         self._bytes -= self._presence_bytes
         if self.catch_up is not None:
-            self._presence.clear()
+            self._presence = _NO_PRESENCE
             self._presence_bytes = 0
             self._presence_owed = True
             return
@@ -230,6 +247,8 @@ class Outbox:
         if self._documents:
             frame, _ = self._documents.popleft()
             self._bytes -= len(frame)
+            if not self._documents:
+                self._documents = _NO_DOCUMENTS  # an idle outbox keeps no deque
             return frame
         if self._presence_owed and self.catch_up is not None:
             catch_up = self.catch_up()  # shared and cached: free to look at before it is sent
@@ -243,6 +262,8 @@ class Outbox:
             frame = self._presence.popleft()
             self._presence_bytes -= len(frame)
             self._bytes -= len(frame)
+            if not self._presence:
+                self._presence = _NO_PRESENCE
             return frame
         return None
 
@@ -254,22 +275,33 @@ class Outbox:
                 return frame
             if self._closed:
                 raise OutboxClosed
-            self._ready.clear()
             wait = self.presence_wait()
             if wait is None:
-                await self._ready.wait()
+                await self.arrival()
                 continue
             # Paced presence: its turn comes after ``wait``, or a document frame comes first.
             try:
                 async with asyncio.timeout(wait):
-                    await self._ready.wait()
+                    await self.arrival()
             except TimeoutError:
                 pass
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done when a frame is queued or the outbox closes (the one writer's wait)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        if self._closed:
+            waiter.set_result(None)
+        return waiter
+
     def abort(self) -> None:
         """Drop everything queued and close: the peer is being disconnected."""
-        self._documents.clear()
-        self._presence.clear()
+        self._documents = _NO_DOCUMENTS
+        self._presence = _NO_PRESENCE
         self._presence_bytes = 0
         self._presence_owed = False
         self._bytes = 0
@@ -278,4 +310,4 @@ class Outbox:
     def close(self) -> None:
         """Stop accepting frames; the writer drains what is queued, then stops."""
         self._closed = True
-        self._ready.set()
+        self._wake()

@@ -18,7 +18,7 @@ from collab_server.tls import PostgresSslMode, postgres_url_with_tls
 MIB = 1024 * 1024
 
 Durability = Literal["strict", "relaxed"]
-WebSocketImplementation = Literal["websockets-sansio", "websockets", "wsproto"]
+WebSocketImplementation = Literal["lean", "websockets-sansio", "websockets", "wsproto"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]  # empty: no SASL
@@ -116,6 +116,8 @@ class Settings:
     max_pending_bytes_per_connection: int = 8 * MIB
     max_pending_bytes_per_document: int = 32 * MIB
     max_documents_per_socket: int = 1_000  # documents one Hocuspocus socket may multiplex
+    # Messages one Hocuspocus document may have waiting for its handling (auth and loading included).
+    hocuspocus_inbox_messages: int = 1_024
 
     # Security. No secret and no key: auth is off (everyone may do everything; logged loudly).
     auth_secret: str = ""  # HS256 shared secret
@@ -225,7 +227,8 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    ws_implementation: WebSocketImplementation = "websockets-sansio"  # uvicorn's WebSocket protocol
+    # "lean": uvicorn's websockets-sansio protocol with a small idle footprint (ws_protocol.py).
+    ws_implementation: WebSocketImplementation = "lean"
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
     log_json: bool = False
@@ -300,6 +303,7 @@ _POSITIVE = (
     "outbox_max_messages",
     "outbox_max_bytes",
     "max_documents_per_socket",
+    "hocuspocus_inbox_messages",
     "max_unsaved_updates",
     "grpc_max_message_bytes",
     "grpc_max_streams_per_connection",

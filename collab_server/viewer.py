@@ -26,6 +26,7 @@ from collab_server.api.access import principal_of
 from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.auth import InvalidToken, Principal
+from collab_server.document_access import may_read
 from collab_server.document_names import InvalidDocumentName, check_document_name
 
 BUILD_DIR = Path(__file__).resolve().parent / "static" / "build"
@@ -137,11 +138,7 @@ async def landing(request: Request) -> Response:
         principal: Principal | None = principal_of(request)
     except InvalidToken:
         principal = None  # with auth on and no valid ?token=, nothing is listed
-    summaries = [
-        s
-        for s in await state_of(request).documents.summaries()
-        if principal is not None and principal.role_for(s.name)
-    ]
+    summaries = [s for s in await state_of(request).documents.summaries() if may_read(principal, s.name)]
     now = time.time()
     rows = []
     for s in summaries:

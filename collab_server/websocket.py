@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote
@@ -141,10 +141,24 @@ class Handshake:
         )
 
 
+class ClosedByHub(Exception):
+    """The hub has sent its close frame (or could not in time): the socket stops reading."""
+
+
 class SocketRun:
     """One socket's I/O: accept, send, close, and the reader/writer pair until either ends."""
 
-    __slots__ = ("_client", "_metrics", "_node_id", "close_request", "name", "receive", "send", "writer_task")
+    __slots__ = (
+        "_client",
+        "_metrics",
+        "_node_id",
+        "_tasks",
+        "close_request",
+        "name",
+        "receive",
+        "send",
+        "writer_task",
+    )
 
     def __init__(self, name: str, receive: Receive, send: Send, ports: SocketPorts, client: str) -> None:
         self.name = name
@@ -155,6 +169,7 @@ class SocketRun:
         self._client = client
         self.close_request: tuple[CloseCode, str] | None = None
         self.writer_task: asyncio.Task[None] | None = None
+        self._tasks: asyncio.TaskGroup | None = None  # while ``run`` runs
 
     async def accept(self) -> bool:
         """Wait for the client's connect and accept it; False if it left first."""
@@ -163,6 +178,26 @@ class SocketRun:
             return False
         await self.send({"type": "websocket.accept"})
         return True
+
+    async def frames(
+        self, max_bytes: int, is_open: Callable[[], bool], close: Callable[[CloseCode, str | None], None]
+    ) -> AsyncIterator[bytes]:
+        """Each received frame's bytes until the client disconnects. A frame that breaks the
+        rules (`frame_bytes`) asks ``close``; once the socket is no longer open, frames are
+        drained unread until the disconnect arrives."""
+        receive = self.receive
+        metrics = self._metrics
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if not is_open():
+                continue
+            data = frame_bytes(message, max_bytes, metrics)
+            if isinstance(data, CloseRequest):
+                close(*data)
+                continue
+            yield data
 
     async def send_bytes(self, frame: bytes) -> None:
         await self.send({"type": "websocket.send", "bytes": frame})
@@ -180,8 +215,23 @@ class SocketRun:
         behind it."""
         reason = announce_close(self._metrics, code, detail, what, node_id=self._node_id, client=self._client)
         self.close_request = (code, reason)
-        if self.writer_task is not None:
+        if self._tasks is not None:
+            self._tasks.create_task(self._close_after_writer(code, reason), name=f"close:{self.name}")
+        elif self.writer_task is not None:
             self.writer_task.cancel()
+
+    async def _close_after_writer(self, code: CloseCode, reason: str) -> None:
+        """Stop the writer, send the close (a bounded wait: a stuck peer never drains its
+        socket), then end the reading: ClosedByHub cancels the read loop."""
+        writer = self.writer_task
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SEND_TIMEOUT_SECONDS):
+                await self.send_close(code, reason)
+        raise ClosedByHub
 
     async def run(
         self,
@@ -191,22 +241,26 @@ class SocketRun:
         started: Callable[[asyncio.TaskGroup], None] | None = None,
         ending: Callable[[], None] | None = None,
     ) -> None:
-        """Read and write until either side ends; then send the hub's close, if one was asked for.
+        """Read until either side ends; the writer runs beside, the hub's close (if one is
+        asked for) goes after it.
 
+        The reader runs in the socket's own task, not a task of its own (an idle hub holds
+        thousands of sockets): a close asked for while running is sent by a closer task,
+        which then ends the reading (ClosedByHub); the client's disconnect ends it too.
         ``started`` gets the task group (for tasks the socket starts later); ``ending`` runs
-        after the reader is cancelled, inside the group."""
-        async with asyncio.TaskGroup() as tasks:
-            if started is not None:
-                started(tasks)
-            reader = tasks.create_task(read_loop, name=f"read:{self.name}")
-            self.writer_task = tasks.create_task(write_loop, name=f"write:{self.name}")
-            await asyncio.wait((reader, self.writer_task), return_when=asyncio.FIRST_COMPLETED)
-            self.writer_task.cancel()
-            request = self.close_request
-            if request is not None and not reader.done():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CLOSE_SEND_TIMEOUT_SECONDS):
-                        await self.send_close(*request)
-            reader.cancel()
-            if ending is not None:
-                ending()
+        once the reading has ended, inside the group."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                if started is not None:
+                    started(tasks)
+                self.writer_task = tasks.create_task(write_loop, name=f"write:{self.name}")
+                try:
+                    await read_loop
+                finally:
+                    self._tasks = None
+                    self.writer_task.cancel()
+                    if ending is not None:
+                        ending()
+        except* ClosedByHub:
+            pass

@@ -60,7 +60,7 @@ from persistence.base import (
     WrappedDataKey,
 )
 from persistence.migrations import UnknownSchemaVersion, load_migrations, pending_migrations
-from persistence.redaction import redact_url
+from persistence.redaction import redact_secrets, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -230,9 +230,7 @@ class PostgresStore:
 
     def _reason(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact_secrets(text, self._secrets)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

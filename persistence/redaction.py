@@ -1,4 +1,4 @@
-"""URLs in logs and messages without their secrets: the one redaction rule of the project.
+"""URLs and known secrets in logs and messages without their secrets: the one redaction rule.
 
 A password in the authority (``scheme://user:pw@host``) and secret-looking query parameters
 (``password``, ``token``, ``secret``) become ``***``; everything else is kept so an operator
@@ -7,10 +7,19 @@ still sees which server and database is meant.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 SECRET_QUERY_KEYS = frozenset({"password", "passwd", "token", "secret", "sslpassword"})
 MASK = "***"
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every known secret (a password, a token, a key) masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def redact_url(url: str) -> str:

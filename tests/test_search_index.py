@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from collab_server.api.context import STATE_KEY
 from collab_server.api.search import search as search_endpoint
 from persistence.base import LogEntry, Store
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchHit
@@ -296,7 +298,7 @@ async def test_search_endpoint_answers_and_reports_errors(tmp_path: Path, hashin
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"search": Search}
+        yield {STATE_KEY: SimpleNamespace(search=Search)}  # the app state, with only what it reads
 
     app = Starlette(routes=[Route("/api/search", search_endpoint)], lifespan=lifespan)
     with TestClient(app) as client:

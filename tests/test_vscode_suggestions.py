@@ -142,7 +142,10 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
         # Guest: join with the link; the shared folder opens; so does hello.py.
         link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
         await browser.call("command", page="guest", title="Nova Collab: Join", input=link, timeout=60)
-        await browser.call("open_explorer_file", page="guest", file="hello.py", timeout=90)
+        # The window reopens on the shared folder: slow on a busy machine.
+        await browser.call(
+            "open_explorer_file", page="guest", file="hello.py", timeoutMs=120_000, timeout=150
+        )
         await browser.call("wait_editor_contains", page="guest", text="return 'hi'", timeout=60)
         await browser.call("command", page="guest", title="Explorer: Focus on Nova Collab View", timeout=60)
         await browser.call("wait_text", page="guest", selector=".pane-body", text="human:host", timeout=30)

@@ -18,7 +18,7 @@ from collab_server.api.errors import ApiError
 from collab_server.api.history import restore_text
 from collab_server.archiving import ArchiveService
 from collab_server.auth import Role
-from collab_server.document_access import MAX_ACTOR_CHARS
+from collab_server.document_access import MAX_ACTOR_CHARS, RoleMissing, require_role
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from persistence.archive.archiver import version_parts
 from persistence.encryption.store import keys_of, open_with_key
@@ -107,10 +107,12 @@ async def _empty_target(request: Request, data: dict[str, Any]) -> str:
         target = check_document_name(raw)
     except InvalidDocumentName as exc:
         raise ApiError(400, "invalid_document_name", str(exc)) from exc
-    if state_of(request).access.enabled:
-        role = caller(request).role_for(target)
-        if role is None or role < Role.WRITE:
-            raise ApiError(403, "forbidden", f"this token may not write {target!r}")
+    try:
+        require_role(
+            state_of(request).access, caller(request), target, Role.WRITE, "http archive restore into"
+        )
+    except RoleMissing:
+        raise ApiError(403, "forbidden", f"this token may not write {target!r}") from None
     if state_of(request).lifecycle.is_deleted(target) or await state_of(request).documents.exists(target):
         raise ApiError(409, "target_exists", f"{target!r} already exists: copy into a new document")
     return target

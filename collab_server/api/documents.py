@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from collab_server.api.access import caller, document_of
 from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
+from collab_server.document_access import may_read
 
 # The root Y.Text that Nova's own clients (viewer, extension, agents) edit.
 DEFAULT_TEXT = "content"
@@ -27,7 +28,7 @@ async def list_documents(request: Request) -> Response:
             "loaded": s.loaded,
         }
         for s in await state_of(request).documents.summaries()
-        if principal.role_for(s.name) is not None
+        if may_read(principal, s.name)
     ]
     return JSONResponse({"documents": items})
 

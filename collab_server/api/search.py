@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from collab_server.api.access import caller
 from collab_server.api.context import state_of
 from collab_server.api.errors import error_response
+from collab_server.document_access import may_read
 from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -63,5 +64,5 @@ async def search(request: Request) -> Response:
 async def search_readable(request: Request) -> Response:
     """The search endpoint behind tokens: results only from documents the caller may read."""
     principal = caller(request)
-    request.state.readable = lambda document: principal.role_for(document) is not None
+    request.state.readable = lambda document: may_read(principal, document)
     return await search(request)

@@ -27,6 +27,7 @@ from collab_server.api.history import _text_of as text_of_version
 from collab_server.api.history import restore_text
 from collab_server.api.presence import DEFAULT_TTL_SECONDS, MAX_TEXT_CHARS, InvalidPresence, presence_state
 from collab_server.auth import Role
+from collab_server.document_access import may_read
 from collab_server.outbox import OutboxLimits
 from collab_server.rebase import version_token
 from collab_server.room import Room
@@ -176,7 +177,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
                 updated_at=s.updated_at,
             )
             for s in await self._state.documents.summaries()
-            if principal.role_for(s.name) is not None
+            if may_read(principal, s.name)
         ]
         return pb.ListDocumentsResponse(documents=summaries)
 
@@ -313,7 +314,7 @@ class CollabService(collab_pb2_grpc.CollabServicer):
             results=[
                 pb.SearchHit(document=h.document, start=h.start, end=h.end, snippet=h.snippet, score=h.score)
                 for h in hits
-                if principal.role_for(h.document) is not None
+                if may_read(principal, h.document)
             ]
         )
 

@@ -7,7 +7,7 @@
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { named, serve, waitUntil } from './jsonlines.mjs'
+import { closeClient, named, serve, waitUntil } from './jsonlines.mjs'
 
 const version = process.argv[2] || '3'
 const { HocuspocusProvider, HocuspocusProviderWebsocket } = version === '4'
@@ -157,15 +157,11 @@ const ops = {
     return null
   },
   async close ({ client }) {
-    const { provider, doc } = get(clients, client)
-    provider.destroy()
-    doc.destroy()
-    clients.delete(client)
-    return null
+    return closeClient(clients, client)
   }
 }
 
 serve(ops, () => {
-  for (const { provider } of clients.values()) provider.destroy()
+  for (const name of [...clients.keys()]) closeClient(clients, name)
   for (const socket of sockets.values()) socket.destroy()
 })

@@ -26,6 +26,15 @@ export const named = (map, name) => {
   return value
 }
 
+// Close one named client (a provider and its document) and forget it.
+export const closeClient = (clients, name) => {
+  const { provider, doc } = named(clients, name)
+  provider.destroy()
+  doc.destroy()
+  clients.delete(name)
+  return null
+}
+
 // Run `ops[command.op](command)` for each line; `onEnd` cleans up when stdin closes.
 export const serve = (ops, onEnd) => {
   const lines = readline.createInterface({ input: process.stdin })

@@ -6,7 +6,7 @@
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { named, serve, waitUntil } from './jsonlines.mjs'
+import { closeClient, named, serve, waitUntil } from './jsonlines.mjs'
 
 const TEXT = 'content'
 const clients = new Map()
@@ -102,14 +102,10 @@ const ops = {
     return get(client).closes
   },
   async close ({ client }) {
-    const { provider, doc } = get(client)
-    provider.destroy()
-    doc.destroy()
-    clients.delete(client)
-    return null
+    return closeClient(clients, client)
   }
 }
 
 serve(ops, () => {
-  for (const { provider } of clients.values()) provider.destroy()
+  for (const name of [...clients.keys()]) closeClient(clients, name)
 })

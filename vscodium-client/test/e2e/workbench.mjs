@@ -368,11 +368,17 @@ const ops = {
   },
   // Some element matching `selector` shows `text` (a notification, a view's rows).
   async wait_text({ page: name, selector, text, timeoutMs = 20_000 }) {
-    await entry(name).page.waitForFunction(
-      ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
-      [selector, text],
-      { timeout: timeoutMs, polling: 50 },
-    );
+    const { page } = entry(name);
+    try {
+      await page.waitForFunction(
+        ([css, want]) => [...document.querySelectorAll(css)].some((el) => (el.textContent ?? '').includes(want)),
+        [selector, text],
+        { timeout: timeoutMs, polling: 50 },
+      );
+    } catch (error) {
+      await page.screenshot({ path: `${process.env.NOVA_ARTIFACTS ?? '.'}/vscode-${name}-wait-text.png` });
+      throw error;
+    }
     return null;
   },
   // A diff editor is open and shows `text`.
