@@ -65,7 +65,7 @@ def text_of(hub: HubProcess, document: str) -> str:
 
 
 async def closed_with(client: YClient) -> tuple[int | None, str]:
-    await asyncio.wait_for(client.closed.wait(), 10)
+    await asyncio.wait_for(client.closed.wait(), 30)
     return client.close_code, client.close_reason or ""
 
 
@@ -119,10 +119,10 @@ async def test_read_only_guest_token_cannot_write_the_files(hub: HubProcess) -> 
         await eventually(lambda: text_of(hub, FILE) == "shared text", what="the host's text on the hub")
         _, reader = join(hub, "Reader", role="read")
         async with YClient(hub.url(FILE) + f"?token={reader}") as guest:
-            await guest.wait_for(lambda c: str(c.text) == "shared text")
+            await guest.wait_for(lambda c: str(c.text) == "shared text", timeout=30)
             guest.text += " HACKED"  # a client that ignores read-only: the hub drops the update
             host.text += " more"
-            await guest.wait_for(lambda c: str(c.text).endswith(" more"))
+            await guest.wait_for(lambda c: str(c.text).endswith(" more"), timeout=30)
         assert str(host.text) == "shared text more"
     assert text_of(hub, FILE) == "shared text more"
     edit = httpx.post(
@@ -200,7 +200,7 @@ async def test_one_guest_may_type_in_the_shared_terminal(hub: HubProcess) -> Non
         await typing.wait_synced()
         typing.text += "ls\n"
         async with YClient(hub.url(TERMINAL_INPUT) + f"?token={HOST}") as host:
-            await host.wait_for(lambda c: str(c.text) == "ls\n")
+            await host.wait_for(lambda c: str(c.text) == "ls\n", timeout=30)
         # The host takes write access back: the input connection closes, the token is refused.
         assert call(hub, "PUT", "/terminal/writer").status_code == 200
         code, reason = await closed_with(typing)
