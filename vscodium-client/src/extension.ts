@@ -1,5 +1,6 @@
 /** Activation: the nova: file system, the commands, the status bar and the presence view. */
 import * as vscode from 'vscode';
+import { commandRunner } from './commandRunner';
 import { NovaFileSystem } from './fileSystemProvider';
 import { GuestSession } from './guestSession';
 import { registerHostControls } from './hostControls';
@@ -58,18 +59,7 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
     }
   });
 
-  const run =
-    (name: string, action: (...args: unknown[]) => unknown) =>
-    async (...args: unknown[]): Promise<unknown> => {
-      try {
-        return await action(...args);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        log.appendLine(`${name}: ${message}`);
-        void vscode.window.showErrorMessage(`Nova Collab: ${message}`);
-        return undefined;
-      }
-    };
+  const run = commandRunner(log);
 
   const join = async (target: JoinTarget): Promise<void> => {
     const settings = await hostControls.admit({ ...readSettings(), hubUrl: target.hubUrl }, target);

@@ -9,6 +9,7 @@
  * The hub enforces every decision (collab_server/session_lobby.py); this is the editor's side.
  */
 import * as vscode from 'vscode';
+import { commandRunner } from './commandRunner';
 import { GuestSession } from './guestSession';
 import { HostSession } from './hostSession';
 import type { Session } from './session';
@@ -179,18 +180,7 @@ export function registerHostControls(
     return picked?.guest;
   };
 
-  const run =
-    (name: string, action: (...args: unknown[]) => unknown) =>
-    async (...args: unknown[]): Promise<unknown> => {
-      try {
-        return await action(...args);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        log.appendLine(`${name}: ${message}`);
-        void vscode.window.showErrorMessage(`Nova Collab: ${message}`);
-        return undefined;
-      }
-    };
+  const run = commandRunner(log);
 
   context.subscriptions.push(
     manager.onDidChange(onSession),
