@@ -15,6 +15,7 @@ from persistence.base import TwoStepStore as TwoStepStoreProtocol
 from persistence.group_commit import BacklogFull, GroupCommitWriter
 from persistence.memory import MemoryStore
 from persistence.sqlite import SqliteStore
+from tests.fast.stores import PoisonStore, TwoStepStore
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
@@ -76,19 +77,6 @@ async def test_outage_is_retried_without_loss_and_the_backlog_is_bounded() -> No
     assert writer.last_persisted["d"].seq == 50
 
 
-class PoisonStore(MemoryStore):
-    """A MemoryStore whose database refuses one document's rows (a constraint, bad data)."""
-
-    def __init__(self, poisoned: str) -> None:
-        super().__init__()
-        self.poisoned = poisoned
-
-    async def append(self, entries: Sequence[LogEntry]) -> list[int]:
-        if any(e.document == self.poisoned for e in entries):
-            raise ValueError(f"row of {self.poisoned!r} violates a constraint")
-        return await super().append(entries)
-
-
 async def test_a_poisoned_document_is_set_aside_while_the_others_keep_committing() -> None:
     store = PoisonStore("bad")
     set_aside: list[tuple[str, str]] = []
@@ -127,29 +115,6 @@ async def test_transient_failures_never_set_a_document_aside() -> None:
         await asyncio.wait_for(writer.flush(), 5)
         writer.stop()
     assert set_aside == [] and writer.backlog == 0
-
-
-class TwoStepStore(MemoryStore):
-    """A MemoryStore with SQLite's two-step commit: ``append_unsynced``, then a gated ``sync``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sync_gate = asyncio.Event()
-        self.sync_gate.set()
-        self.failing_syncs = 0
-        self.syncs_started = 0
-        self.syncs = 0  # completed
-
-    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]:
-        return await super().append(entries)
-
-    async def sync(self) -> None:
-        self.syncs_started += 1
-        await self.sync_gate.wait()
-        if self.failing_syncs:
-            self.failing_syncs -= 1
-            raise OSError("fsync failed")
-        self.syncs += 1
 
 
 async def test_two_step_store_writes_on_while_an_fsync_runs_and_one_fsync_covers_them() -> None:
