@@ -20,7 +20,7 @@ from awareness.identity import Identity
 from collab_server.room import Room, SilentPeer
 from crdt_core import AwarenessEntry
 
-MAX_TTL_SECONDS = 3600.0
+MAX_TTL_SECONDS = 3600.0  # API contract: a lease longer than an hour is a forgotten agent, not presence
 
 
 class PresenceRefused(Exception):

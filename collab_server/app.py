@@ -38,7 +38,7 @@ from collab_server.origins import OriginPolicy
 from collab_server.ports import Search, SocketPorts
 from collab_server.redis_broker import RedisBroker
 from collab_server.search_service import search_service
-from collab_server.session_lobby import SessionLobby
+from collab_server.session_lobby import LobbyLimits, SessionLobby
 from collab_server.settings import Settings
 from collab_server.tls import CertificateReloader, redis_tls_options
 from collab_server.viewer import viewer_routes
@@ -48,7 +48,7 @@ from persistence.archive.tiering import TieringStore
 from persistence.base import Store
 from persistence.encryption.keys import key_provider
 from persistence.encryption.store import EncryptedStore
-from persistence.factory import store_from_url
+from persistence.factory import StoreOptions, store_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,9 @@ def hub_ports(hub: Hub, search: Search, events: EventPublisher | None) -> AppSta
         archive=hub.archive,
         events=events,
         sockets=sockets,
-        lobby=SessionLobby(hub.settings.auth_secret, hub.auth.enabled, hub.sessions),
+        lobby=SessionLobby(
+            hub.settings.auth_secret, hub.auth.enabled, hub.sessions, lobby_limits(hub.settings)
+        ),
     )
 
 
@@ -134,10 +136,31 @@ async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterato
             await task
 
 
+def lobby_limits(settings: Settings) -> LobbyLimits:
+    return LobbyLimits(
+        max_sessions=settings.max_sessions,
+        max_pending=settings.max_session_join_requests,
+        max_participants=settings.max_session_guests,
+        request_seconds=settings.session_request_seconds,
+        guest_token_seconds=settings.session_guest_token_seconds,
+    )
+
+
+def store_options(settings: Settings) -> StoreOptions:
+    """The ``store_*`` connection settings, for whichever adapter the URL names."""
+    return StoreOptions(
+        max_connections=settings.store_max_connections,
+        connect_timeout_seconds=settings.store_connect_timeout_seconds,
+        command_timeout_seconds=settings.store_command_timeout_seconds,
+        acquire_timeout_seconds=settings.store_acquire_timeout_seconds,
+        busy_timeout_seconds=settings.store_busy_timeout_seconds,
+    )
+
+
 def configured_store(settings: Settings) -> Store:
     """The store adapter the URL names, wrapped in the data-lifecycle layers the settings ask
     for: tiering (cold documents live in the archive) under encryption at rest."""
-    store = store_from_url(settings.store_url)
+    store = store_from_url(settings.store_url, options=store_options(settings))
     objects = object_store_from_url(
         settings.archive, settings.archive_access_key, settings.archive_secret_key
     )

@@ -14,7 +14,7 @@ import uvicorn
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
-from collab_server.app import create_app
+from collab_server.app import create_app, store_options
 from collab_server.auth import mint
 from collab_server.lifecycle_cli import (
     add_archive_commands,
@@ -25,6 +25,7 @@ from collab_server.lifecycle_cli import (
     keys_command,
 )
 from collab_server.logs import configure_logging
+from collab_server.native_socket import NativeWebSocketProtocol
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from collab_server.ws_protocol import LeanWebSocketProtocol
@@ -65,6 +66,11 @@ HELP: dict[str, str] = {
     "revocation_refresh_seconds": "how often revocations are re-read from the store",
     "relay_window_ms": "longest wait to merge updates into one frame in a busy room (0: relay at once)",
     "relay_window_min_peers": "rooms with fewer connections relay every update at once",
+    "relay_idle_load": "share of a core used by the hub below which every update is relayed at once",
+    "relay_busy_load": "share of a core used by the hub from which the relay window is at its full size",
+    "relay_lagging_ms": "a relay running this late means the loop is short of CPU: the window opens",
+    "store_sync_interval_ms": "at most one store fsync per this many ms, covering every commit before it",
+    "store_first_retry_ms": "first wait before retrying a failing store write or fsync (then doubled)",
     "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
     "max_documents": "documents held in memory at once (idle ones are unloaded to make room)",
     "max_connections_per_document": "connections one document accepts (close 4409 above it)",
@@ -103,6 +109,17 @@ HELP: dict[str, str] = {
     "checkpoint_retention_seconds": "prune checkpoints (old versions) older than this, keeping each document's newest; 0 keeps all",
     "tier_after_seconds": "move documents untouched this long out of the database into the archive (0: never)",
     "deletion_grace_seconds": "a soft-deleted document can be restored for this long, then it is erased",
+    "store_max_connections": "PostgreSQL: connections in this node's pool at most",
+    "store_connect_timeout_seconds": "PostgreSQL: bound on one connection attempt (also reconnects after an outage)",
+    "store_command_timeout_seconds": "PostgreSQL: bound on one statement",
+    "store_acquire_timeout_seconds": "PostgreSQL: longest wait for a free pooled connection (connecting included)",
+    "store_busy_timeout_seconds": "SQLite: how long a write waits for another process holding the write lock",
+    "max_http_body_bytes": "largest HTTP request body (413 body_too_large above it)",
+    "max_sessions": "shared editor sessions this node keeps a lobby for (503 too_many_sessions beyond)",
+    "max_session_join_requests": "unanswered join requests per shared session (429 too_many_requests beyond)",
+    "max_session_guests": "approved guests per shared session (409 too_many_participants beyond)",
+    "session_request_seconds": "an unanswered join request to a shared session is dropped after this",
+    "session_guest_token_seconds": "lifetime of a guest token minted by a session's host",
     "master_keys": "master keys as ID:BASE64[,ID:BASE64...] (current first); alternative to the file",
     "tls_certfile": "PEM certificate chain: with --tls-keyfile the hub serves https:// and wss:// only",
     "tls_keyfile": "PEM private key of --tls-certfile",
@@ -130,6 +147,8 @@ HELP: dict[str, str] = {
     "events_kafka_sasl_username": "Kafka SASL user name",
     "events_kafka_sasl_password": "Kafka SASL password",
     "events_kafka_ssl_cafile": "CA file to verify the Kafka brokers' TLS certificates",
+    "events_kafka_send_timeout_seconds": "bound on publishing one batch; then Kafka counts as unavailable (lag,"
+    " /readyz) and the batch is retried",
     "webhooks": 'change events as signed webhooks: JSON [{"name","url","secret","events":[...],"documents":[globs]}] or @FILE',
     "webhook_max_attempts": "delivery attempts per event before it goes to the dead-letter list",
     "webhook_backoff_ms": "first webhook retry delay, doubled after each failure (at most 60 s)",
@@ -139,7 +158,7 @@ HELP: dict[str, str] = {
     "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
     "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
     "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
-    "ws_implementation": "WebSocket implementation: lean (uvicorn's websockets-sansio with a small idle footprint), "
+    "ws_implementation": "WebSocket implementation: lean (the hub's own, a small idle footprint), "
     "or uvicorn's websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
@@ -208,6 +227,14 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     return parser
 
 
+def websocket_protocol(settings: Settings) -> type[asyncio.Protocol] | str:
+    """uvicorn's ``ws`` option. "lean": the hub's own protocol (native_socket.py), or with
+    permessage-deflate on (which it does not offer) uvicorn's sans-I/O one, slimmed."""
+    if settings.ws_implementation != "lean":
+        return settings.ws_implementation
+    return LeanWebSocketProtocol if settings.ws_per_message_deflate else NativeWebSocketProtocol
+
+
 def uvicorn_config(
     settings: Settings, app: ASGIApp, certificate: CertificateReloader | None = None
 ) -> uvicorn.Config:
@@ -215,7 +242,7 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        ws=LeanWebSocketProtocol if settings.ws_implementation == "lean" else settings.ws_implementation,
+        ws=websocket_protocol(settings),
         # The hub checks sizes itself (with a named close and a log line); uvicorn's bound sits above it.
         ws_max_size=settings.max_message_bytes + 1024 * 1024,
         ws_ping_interval=settings.ping_interval_seconds,
@@ -323,7 +350,9 @@ async def preflight(settings: Settings) -> str | None:
     missing master key fails fast."""
     try:
         store = store_from_url(
-            settings.store_url, key_provider(settings.master_key_file, settings.master_keys)
+            settings.store_url,
+            key_provider(settings.master_key_file, settings.master_keys),
+            store_options(settings),
         )
     except (ValueError, MasterKeyError) as exc:
         return str(exc)

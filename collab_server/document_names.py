@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 
-MAX_DOCUMENT_NAME_BYTES = 512
+MAX_DOCUMENT_NAME_BYTES = 512  # a rule, not a knob: names are keys in every store and archive
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 

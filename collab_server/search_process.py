@@ -38,6 +38,7 @@ from persistence.index.base import EmptyQuery, IndexUnavailable, SearchHit
 
 logger = logging.getLogger(__name__)
 
+# Restarts of a worker that exits: 1 s, doubled up to a minute (a crash loop costs little).
 FIRST_RESTART_SECONDS = 1.0
 MAX_RESTART_SECONDS = 60.0
 STOP_SECONDS = 10.0  # for the worker to close its index after end of input, then for SIGTERM
@@ -50,6 +51,11 @@ WORKER_SETTINGS = (
     "store",
     "store_ssl_mode",
     "store_ssl_root_cert",
+    "store_max_connections",
+    "store_connect_timeout_seconds",
+    "store_command_timeout_seconds",
+    "store_acquire_timeout_seconds",
+    "store_busy_timeout_seconds",
     "archive",
     "archive_access_key",
     "archive_secret_key",

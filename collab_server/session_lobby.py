@@ -27,12 +27,7 @@ from collab_server.ports import Revocations
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SESSION_PREFIX = "nova-session"
-MAX_SESSIONS = 1_000  # sessions this node keeps a lobby for
-MAX_PENDING = 16  # unanswered join requests per session
-MAX_PARTICIPANTS = 64  # approved guests per session
-MAX_NAME_CHARS = 64
-GUEST_TOKEN_SECONDS = 12 * 3600  # a guest token's lifetime; the session's end outlives them all
-REQUEST_SECONDS = 600  # an unanswered request is dropped after this
+MAX_NAME_CHARS = 64  # a guest's display name is cut here: a label, never an identity
 
 GuestRole = Literal["read", "write"]
 Status = Literal["pending", "approved", "refused"]
@@ -99,13 +94,27 @@ class SharedSession:
     ended: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LobbyLimits:
+    """The bounds of one node's lobbies (the `max_session*` / `session_*` settings)."""
+
+    max_sessions: int  # sessions this node keeps a lobby for
+    max_pending: int  # unanswered join requests per session
+    max_participants: int  # approved guests per session
+    request_seconds: float  # an unanswered request is dropped after this
+    guest_token_seconds: float  # a guest token's lifetime; the session's end outlives them all
+
+
 class SessionLobby:
     """One node's lobbies; tokens are signed with the hub's HS256 secret (``signing_key``)."""
 
-    def __init__(self, signing_key: str, auth_enabled: bool, revocations: Revocations) -> None:
+    def __init__(
+        self, signing_key: str, auth_enabled: bool, revocations: Revocations, limits: LobbyLimits
+    ) -> None:
         self._key = signing_key
         self._auth_enabled = auth_enabled
         self._revocations = revocations
+        self._limits = limits
         self._sessions: dict[str, SharedSession] = {}
 
     @staticmethod
@@ -137,10 +146,11 @@ class SessionLobby:
         if shared is not None and shared.ended:
             raise LobbyError(410, "session_ended", f"session {session!r} has ended")
         if shared is None:
-            if len(self._sessions) >= MAX_SESSIONS:
+            most = self._limits.max_sessions
+            if len(self._sessions) >= most:
                 self._forget_ended()
-            if len(self._sessions) >= MAX_SESSIONS:
-                raise LobbyError(503, "too_many_sessions", f"{MAX_SESSIONS} sessions are open on this node")
+            if len(self._sessions) >= most:
+                raise LobbyError(503, "too_many_sessions", f"{most} sessions are open on this node")
             shared = SharedSession(session, principal.subject)
             self._sessions[session] = shared
         return shared
@@ -156,10 +166,11 @@ class SessionLobby:
     def approve(self, principal: Principal, session: str, request_id: str, role: GuestRole) -> Participant:
         shared = self.require_host(principal, session)
         request = self._pending(shared, request_id)
-        if len(shared.participants) >= MAX_PARTICIPANTS:
-            raise LobbyError(409, "too_many_participants", f"{MAX_PARTICIPANTS} guests already joined")
+        most = self._limits.max_participants
+        if len(shared.participants) >= most:
+            raise LobbyError(409, "too_many_participants", f"{most} guests already joined")
         participant = Participant(
-            secrets.token_hex(16), request.name, role, time.time() + GUEST_TOKEN_SECONDS
+            secrets.token_hex(16), request.name, role, time.time() + self._limits.guest_token_seconds
         )
         request.token = self._mint(session, participant, guest_grants(session, role), participant.id)
         request.status = "approved"
@@ -227,7 +238,7 @@ class SessionLobby:
         return await self._revocations.revoke(
             session_revocation_id(session),
             by=principal.subject,
-            expires_at=time.time() + GUEST_TOKEN_SECONDS,
+            expires_at=time.time() + self._limits.guest_token_seconds,
             why="the host ended the session",
         )
 
@@ -243,8 +254,9 @@ class SessionLobby:
         if shared.ended:
             raise LobbyError(410, "session_ended", f"session {session!r} has ended")
         self._expire(shared)
-        if sum(r.status == "pending" for r in shared.requests.values()) >= MAX_PENDING:
-            raise LobbyError(429, "too_many_requests", f"{MAX_PENDING} join requests are waiting already")
+        most = self._limits.max_pending
+        if sum(r.status == "pending" for r in shared.requests.values()) >= most:
+            raise LobbyError(429, "too_many_requests", f"{most} join requests are waiting already")
         request = JoinRequest(
             secrets.token_hex(8), name[:MAX_NAME_CHARS], secrets.token_urlsafe(24), time.time()
         )
@@ -299,9 +311,8 @@ class SessionLobby:
             raise LobbyError(409, "already_answered", f"request {request_id!r} was {request.status}")
         return request
 
-    @staticmethod
-    def _expire(shared: SharedSession) -> None:
-        cutoff = time.time() - REQUEST_SECONDS
+    def _expire(self, shared: SharedSession) -> None:
+        cutoff = time.time() - self._limits.request_seconds
         for request_id in [r.id for r in shared.requests.values() if r.at < cutoff]:
             del shared.requests[request_id]
 

@@ -185,6 +185,31 @@ class Settings:
     # Deletion: a soft-deleted document can be restored for this long, then it is erased.
     deletion_grace_seconds: float = 7 * 24 * 3600.0
 
+    # Store connections (persistence/factory.py hands them to the adapter the URL names).
+    # PostgreSQL: a pool of at most `store_max_connections` per hub node (mind the server's
+    # max_connections across nodes and the search worker, which has its own pool), each
+    # connection attempt bounded by `store_connect_timeout_seconds`, each statement by
+    # `store_command_timeout_seconds`, the wait for a free pooled connection by
+    # `store_acquire_timeout_seconds`. SQLite: a write waits `store_busy_timeout_seconds` for
+    # another process holding the file's write lock (the CLI's maintenance commands).
+    store_max_connections: int = 10
+    store_connect_timeout_seconds: float = 5.0
+    store_command_timeout_seconds: float = 30.0
+    store_acquire_timeout_seconds: float = 10.0
+    store_busy_timeout_seconds: float = 10.0
+
+    # HTTP API: the largest request body (JSON), read in bounded chunks; over it: 413.
+    max_http_body_bytes: int = 64 * 1024
+
+    # Shared editor sessions (session_lobby.py, host controls): sessions one node keeps a lobby
+    # for, unanswered join requests per session (dropped after `session_request_seconds`),
+    # approved guests per session, and a guest token's lifetime.
+    max_sessions: int = 1_000
+    max_session_join_requests: int = 16
+    max_session_guests: int = 64
+    session_request_seconds: float = 600.0
+    session_guest_token_seconds: float = 12 * 3600.0
+
     # Lifetimes.
     idle_unload_seconds: float = 30.0  # a document with no connections is unloaded after this
     awareness_flush_ms: float = 50.0  # presence changes are batched over this window
@@ -217,6 +242,7 @@ class Settings:
     events_kafka_sasl_username: str = ""
     events_kafka_sasl_password: str = ""
     events_kafka_ssl_cafile: str = ""
+    events_kafka_send_timeout_seconds: float = 15.0  # one batch; then Kafka counts as unavailable
     webhooks: str = ""  # JSON list of {"name","url","secret","events","documents"}, or @FILE
     webhook_max_attempts: int = 8
     webhook_backoff_ms: float = 500.0  # first retry delay, doubled per attempt (capped at 60 s)
@@ -227,11 +253,27 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    # "lean": uvicorn's websockets-sansio protocol with a small idle footprint (ws_protocol.py).
+    # "lean": the hub's own WebSocket protocol, a small idle footprint (native_socket.py).
     ws_implementation: WebSocketImplementation = "lean"
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
     log_json: bool = False
+
+    # Latency under load (the relay window and the store's pacing; docs: "Latency and load").
+    # The relay window (`relay_window_ms`) opens when the hub process uses more than
+    # `relay_idle_load` of a core and is at its full size from `relay_busy_load`: below, with
+    # CPU to spare, every update leaves at once. A relay that runs `relay_lagging_ms` later
+    # than planned means the event loop is short of CPU (whoever uses it): the window opens too.
+    relay_idle_load: float = 0.35
+    relay_busy_load: float = 0.7
+    relay_lagging_ms: float = 5.0
+    # Strict durability: an update is relayed once its commit is written; the fsync that makes
+    # it survive power loss follows (acknowledgements and joiners wait for it). At most one
+    # fsync starts per this many ms, covering every commit written before it; a quiet hub syncs
+    # at once. Raising it saves CPU per update, at that much more acknowledgement latency.
+    store_sync_interval_ms: float = 20.0
+    # A failing store write or fsync is retried after this, doubling up to `store_retry_max_seconds`.
+    store_first_retry_ms: float = 50.0
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -309,6 +351,18 @@ _POSITIVE = (
     "grpc_max_streams_per_connection",
     "grpc_max_concurrent_calls",
     "max_document_bytes",
+    "store_max_connections",
+    "store_connect_timeout_seconds",
+    "store_command_timeout_seconds",
+    "store_acquire_timeout_seconds",
+    "store_busy_timeout_seconds",
+    "max_http_body_bytes",
+    "max_sessions",
+    "max_session_join_requests",
+    "max_session_guests",
+    "session_request_seconds",
+    "session_guest_token_seconds",
+    "events_kafka_send_timeout_seconds",
     "max_awareness_state_bytes",
     "max_awareness_clients_per_connection",
     "max_awareness_entries_per_document",
@@ -328,6 +382,8 @@ _POSITIVE = (
     "events_max_backlog",
     "webhook_max_attempts",
     "webhook_timeout_seconds",
+    "relay_busy_load",
+    "store_first_retry_ms",
 )
 _NOT_NEGATIVE = (
     "redis_window_ms",
@@ -339,9 +395,13 @@ _NOT_NEGATIVE = (
     "idle_unload_seconds",
     "events_window_ms",
     "webhook_backoff_ms",
+    "relay_idle_load",
+    "relay_lagging_ms",
+    "store_sync_interval_ms",
 )
 # (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
 _ORDERED_LIMITS = (
+    ("relay_idle_load", "relay_busy_load", "the relay window grows from the idle load to the busy load"),
     ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
     (
         "max_awareness_state_bytes",

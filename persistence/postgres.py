@@ -64,6 +64,8 @@ from persistence.redaction import redact_secrets, redact_url
 
 logger = logging.getLogger(__name__)
 
+# Defaults for code that builds the adapter itself; the hub passes its `store_*` settings
+# (persistence/factory.py, `StoreOptions`).
 CONNECT_TIMEOUT_SECONDS = 5.0  # one connection attempt (open, and reconnects after an outage)
 COMMAND_TIMEOUT_SECONDS = 30.0  # one statement
 ACQUIRE_TIMEOUT_SECONDS = 10.0  # waiting for a free pooled connection (includes connecting)

@@ -9,11 +9,11 @@ from typing import Any
 import pycrdt
 import pytest
 
-from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLimitExceeded, PendingLimits, held_back_part
 from collab_server.room import DocumentTooLarge, Room, SilentPeer
 from persistence.group_commit import GroupCommitWriter
 from persistence.memory import MemoryStore
+from tests.fast.rooms import new_room
 
 pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
 
@@ -39,17 +39,7 @@ async def room_of() -> AsyncIterator[Any]:
     rooms: list[Room] = []
 
     def make(**options: Any) -> Room:
-        room = Room(
-            "doc",
-            pycrdt.Doc(skip_gc=True),
-            writer=writer,
-            node_id="test",
-            strict=False,
-            awareness_window_seconds=0.0,
-            metrics=HubMetrics(),
-            on_empty=lambda room: None,
-            **options,
-        )
+        room = new_room(writer, **options)
         rooms.append(room)
         return room
 

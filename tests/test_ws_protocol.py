@@ -96,20 +96,25 @@ async def seed(url: str, text: str) -> None:
         await check.wait_for(lambda c: len(str(c.text)) == len(text), timeout=DEADLINE_S)
 
 
-def test_a_large_state_reaches_a_joiner_in_fragments_from_the_shared_encoding(tmp_path: Path) -> None:
+def joiner_frames(tmp_path: Path, text: str) -> list[Frame]:
+    """The frames of the SyncStep2 a new joiner gets from a fresh hub holding ``text``."""
     hub = HubProcess(tmp_path, store="memory").start()
     try:
-        # Above large_frame_bytes (1 MiB): it goes through the gate, not as a direct send.
-        text = "".join(random.choices(string.ascii_letters, k=5 * FRAGMENT_BYTES + 1000))
-        asyncio.run(seed(hub.url("big"), text))
-        joiner = RawClient(hub.url("big"))
+        asyncio.run(seed(hub.url("doc"), text))
+        joiner = RawClient(hub.url("doc"))
         try:
             joiner.send(crdt_core.frame_sync_step1(b"\x00"))
-            frames = joiner.message_frames(SYNC_STEP2)
+            return joiner.message_frames(SYNC_STEP2)
         finally:
             joiner.close()
     finally:
         hub.stop()
+
+
+def test_a_large_state_reaches_a_joiner_in_fragments_from_the_shared_encoding(tmp_path: Path) -> None:
+    # Above large_frame_bytes (1 MiB): it goes through the gate, not as a direct send.
+    text = "".join(random.choices(string.ascii_letters, k=5 * FRAGMENT_BYTES + 1000))
+    frames = joiner_frames(tmp_path, text)
     assert len(frames) >= 4, [len(f.data) for f in frames]
     assert frames[0].opcode is Opcode.BINARY and not frames[0].fin
     assert all(f.opcode is Opcode.CONT for f in frames[1:]) and frames[-1].fin
@@ -121,17 +126,7 @@ def test_a_large_state_reaches_a_joiner_in_fragments_from_the_shared_encoding(tm
 
 
 def test_small_messages_still_leave_whole(tmp_path: Path) -> None:
-    hub = HubProcess(tmp_path, store="memory").start()
-    try:
-        asyncio.run(seed(hub.url("small"), "hello"))
-        joiner = RawClient(hub.url("small"))
-        try:
-            joiner.send(crdt_core.frame_sync_step1(b"\x00"))
-            frames = joiner.message_frames(SYNC_STEP2)
-        finally:
-            joiner.close()
-    finally:
-        hub.stop()
+    frames = joiner_frames(tmp_path, "hello")
     assert len(frames) == 1 and frames[0].fin and frames[0].opcode is Opcode.BINARY
 
 

@@ -15,8 +15,8 @@ from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 from collab_server.document_access import ALL_DOCUMENTS
 
-MAX_TOKEN_ID_CHARS = 256
-MAX_AUDIT_LIMIT = 1000
+MAX_TOKEN_ID_CHARS = 256  # a jti is an id (ours are 32 characters), not a document
+MAX_AUDIT_LIMIT = 1000  # audit rows one call returns at most, a response-size bound
 
 
 async def revoke(request: Request) -> Response:

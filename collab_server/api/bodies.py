@@ -2,7 +2,8 @@
 
 Everything an endpoint reads passes through here, so every endpoint refuses the same
 things the same way, before anything is set or changed:
-- a body over ``MAX_BODY_BYTES`` (read in bounded chunks, never whole first): 413;
+- a body over the ``max_http_body_bytes`` setting (read in bounded chunks, never whole
+  first): 413;
 - JSON that does not parse, nests deeper than ``MAX_JSON_DEPTH``, holds NaN/Infinity or a
   number that does not fit (``1e309``, integers beyond 64 bits), or a string with a lone
   surrogate (not valid Unicode, cannot be stored): 400.
@@ -16,10 +17,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 
-MAX_BODY_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = 32  # deeper JSON is refused before Python's parser could recurse far
 # Integers in requests are versions, positions, counts: all fit a signed 64-bit integer.
 MAX_INTEGER = 2**63 - 1
 
@@ -32,7 +33,7 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
@@ -126,7 +127,7 @@ def check_text(value: str, what: str) -> str:
 
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object (an empty body is ``{}``); raises ApiError."""
-    body = await read_body(request)
+    body = await read_body(request, state_of(request).settings.max_http_body_bytes)
     data = parse_json(body) if body.strip() else {}
     if not isinstance(data, dict):
         raise malformed("the body must be a JSON object")

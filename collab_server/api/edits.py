@@ -48,9 +48,11 @@ from crdt_core.fields import FieldKind
 DEFAULT_TEXT = "content"
 # Root names Nova keeps for itself (the suggestions map): never edited as text.
 RESERVED_PREFIX = "nova:"
-MAX_EDITS = 1_000
-MAX_FIELD_CHARS = 128
-MAX_VERSION_CHARS = 64 * 1024
+# API contract of every write endpoint (HTTP and gRPC share these parsers); a body is bounded
+# by `max_http_body_bytes` before any of them is checked.
+MAX_EDITS = 1_000  # edits in one request (applied as one update)
+MAX_FIELD_CHARS = 128  # a root field's name
+MAX_VERSION_CHARS = 64 * 1024  # the opaque version (a state vector) an edit is based on
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collab_server.events.publisher import EventPublisher
 from collab_server.events.webhooks import WebhookSink, redeliver
 from persistence.base import StoreError
 
-MAX_LIMIT = 1000
+MAX_LIMIT = 1000  # rows one events-API call returns at most (dead letters, deliveries): a response-size bound
 
 
 def publisher_of(request: Request) -> EventPublisher | None:

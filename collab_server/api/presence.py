@@ -24,8 +24,8 @@ from collab_server.api.bodies import read_json_object
 from collab_server.api.context import state_of
 from collab_server.api.errors import ApiError
 
-DEFAULT_TTL_SECONDS = 30.0
-MAX_TEXT_CHARS = 128
+DEFAULT_TTL_SECONDS = 30.0  # y-protocols drop presence not renewed for 30 s: the same for agents
+MAX_TEXT_CHARS = 128  # API contract: an agent id, name or label is a short label
 MAX_POSITION = 2**53 - 1  # JavaScript's largest exact integer: every client can hold it
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")  # the README's presence convention
 

@@ -23,6 +23,7 @@ from persistence.index.base import EmptyQuery, IndexUnavailable, SearchIndex
 
 logger = logging.getLogger(__name__)
 
+# Hits per search: ranking beyond a few dozen is noise for an embedding index.
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUGGESTIONS = "nova:suggestions"
 STATUSES = ("open", "accepted", "rejected")
-MAX_RECORD_CHARS = 256 * 1024
+MAX_RECORD_CHARS = 256 * 1024  # one stored suggestion record (JSON text); a corrupt longer one is skipped
 
 
 class MalformedSuggestion(ValueError):

@@ -21,8 +21,6 @@ from collab_server.settings import KafkaSaslMechanism, KafkaSecurityProtocol
 
 logger = logging.getLogger(__name__)
 
-SEND_TIMEOUT_SECONDS = 15.0  # one batch; then the broker is treated as unavailable
-
 
 @dataclass(frozen=True, slots=True)
 class KafkaOptions:
@@ -34,6 +32,7 @@ class KafkaOptions:
     sasl_password: str = ""
     ssl_cafile: str = ""
     client_id: str = "nova-collab"
+    send_timeout_seconds: float = 15.0  # one batch; then the broker is treated as unavailable
 
     def producer_arguments(self) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -86,7 +85,7 @@ class KafkaSink:
             return
         producer = await self._connected()
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self.options.send_timeout_seconds):
                 # Queue every message first (ordered per partition), then wait for all acks.
                 pending = [
                     await producer.send(self.options.topic, event.encode(), key=event.key.encode())

@@ -39,10 +39,12 @@ from persistence.base import AuditRecord, LogEntry, LoggedUpdate, PendingDocumen
 logger = logging.getLogger(__name__)
 
 AUDIT_CURSOR = ("#audit", "audit")  # (sink suffix, document) of the audit log's cursor row
+# Leases between hub nodes: a dead node's partitions move after LEASE_TTL_SECONDS; renewing
+# every LEASE_RENEW_SECONDS leaves a live node two missed renewals of slack.
 LEASE_TTL_SECONDS = 10.0
 LEASE_RENEW_SECONDS = 3.0
-MAX_BACKOFF_SECONDS = 10.0
-CURSOR_FLUSH_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 10.0  # longest wait between rounds while a sink or the store fails
+CURSOR_FLUSH_SECONDS = 0.5  # what a crash may re-publish (consumers dedupe by event id)
 TAIL_LIMIT = 20_000  # committed rows kept in memory per sink; beyond, it reads the store again
 
 

@@ -39,6 +39,7 @@ def kafka_options(settings: Settings) -> KafkaOptions:
         sasl_username=settings.events_kafka_sasl_username,
         sasl_password=settings.events_kafka_sasl_password,
         ssl_cafile=settings.events_kafka_ssl_cafile,
+        send_timeout_seconds=settings.events_kafka_send_timeout_seconds,
         client_id=f"nova-collab-{settings.node_id}",
     )
 

@@ -27,7 +27,7 @@ from collab_server.tls import CertificateReloader
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = collab_pb2.DESCRIPTOR.services_by_name["Collab"].full_name
-HEALTH_CHECK_SECONDS = 1.0
+HEALTH_CHECK_SECONDS = 1.0  # how often the gRPC health service copies /readyz's answer (cheap)
 
 
 def _credentials(certificate: CertificateReloader) -> grpc.ServerCredentials:

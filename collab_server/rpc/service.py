@@ -45,7 +45,7 @@ T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 DEFAULT_FIELD = "content"
-MAX_FIELDS = 64
+MAX_FIELDS = 64  # API contract: root fields one GetDocument names (a request bound, not a tuning knob)
 
 
 def edit_body(request: pb.EditRequest) -> dict[str, Any]:

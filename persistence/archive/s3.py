@@ -19,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from persistence.archive.base import ArchiveUnavailable, ObjectMissing
 
 T = TypeVar("T")
+# Per S3 call; a slow or unreachable object store fails the archive pass, which is retried
+# (collab_server/archiving.py), so these bound a pass, not what is kept.
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 30.0
 DELETE_BATCH = 1000  # the S3 limit per DeleteObjects call

@@ -19,6 +19,7 @@ from collab_server.settings import Settings
 from persistence.base import LogEntry
 from persistence.memory import MemoryStore
 from tests.fast.peers import FakePeer, typing
+from tests.fast.stores import PoisonStore
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast
@@ -29,19 +30,6 @@ SECRET = "fast-tier-secret-0123456789abcdef"
 def settings(**overrides: object) -> Settings:
     base = Settings(store="memory", search="off", node_id="node-fast", maintenance_interval_seconds=0.05)
     return base.with_overrides(overrides).validate()
-
-
-class PoisonStore(MemoryStore):
-    """Refuses the rows of one document (a constraint, bad data), as a real database might."""
-
-    def __init__(self, poisoned: str) -> None:
-        super().__init__()
-        self.poisoned = poisoned
-
-    async def append(self, entries: Sequence[LogEntry]) -> list[int]:
-        if any(entry.document == self.poisoned for entry in entries):
-            raise ValueError(f"rows of {self.poisoned!r} violate a constraint")
-        return await super().append(entries)
 
 
 class StuckStore(MemoryStore):

@@ -4,21 +4,17 @@ not per peer."""
 
 from __future__ import annotations
 
-import asyncio
-
-import pycrdt
 import pytest
 
 import crdt_core
 from awareness.catch_up import PresenceCatchUp
 from collab_server.closecodes import CloseCode
-from collab_server.metrics import HubMetrics
 from collab_server.outbox import Outbox, OutboxLimits
-from collab_server.room import Room
 from crdt_core import AwarenessEntry, MessageKind
 from persistence.group_commit import GroupCommitWriter
 from persistence.memory import MemoryStore
 from tests.fast.peers import typing
+from tests.fast.rooms import new_room, writing
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast
@@ -58,22 +54,12 @@ def state(peer: LaggingPeer, clock: int) -> bytes:
 
 async def test_lagging_peers_get_document_updates_first_and_one_shared_catch_up() -> None:
     writer = GroupCommitWriter(MemoryStore())
-    room = Room(
-        "storm",
-        pycrdt.Doc(skip_gc=True),
-        writer=writer,
-        node_id="node-test",
-        strict=False,
-        awareness_window_seconds=0.01,
-        metrics=HubMetrics(),
-        on_empty=lambda _room: None,
-    )
+    room = new_room(writer, name="storm", awareness_window_seconds=0.01)
     peers = [LaggingPeer(i) for i in range(PEERS)]
     for peer in peers:
         room.join(peer)
         peer.outbox.catch_up = room.presence_catch_up.frame
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(writer.run())
+    async with writing(writer):
         try:
             rounds = 12
             for clock in range(1, rounds + 1):  # every peer changes presence, a broadcast per round
@@ -100,7 +86,6 @@ async def test_lagging_peers_get_document_updates_first_and_one_shared_catch_up(
             assert 1 <= room.presence_catch_up.builds <= broadcasts
         finally:
             room.close()
-            writer.stop()
 
 
 def test_a_catch_up_tells_a_lagging_peer_who_left() -> None:

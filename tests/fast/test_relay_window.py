@@ -4,14 +4,13 @@ together that a window would actually merge some."""
 
 from __future__ import annotations
 
-import pycrdt
 import pytest
 
-from collab_server.metrics import HubMetrics
 from collab_server.room import Room
 from persistence.group_commit import GroupCommitWriter
 from persistence.memory import MemoryStore
 from tests.fast.peers import FakePeer, typing
+from tests.fast.rooms import new_room
 
 pytestmark = pytest.mark.fast
 
@@ -27,18 +26,8 @@ class Clock:
 
 
 def room_with(peers: int, load: float, clock: Clock) -> Room:
-    room = Room(
-        "doc",
-        pycrdt.Doc(skip_gc=True),
-        writer=GroupCommitWriter(MemoryStore()),
-        node_id="node-test",
-        strict=False,
-        awareness_window_seconds=0.0,
-        metrics=HubMetrics(),
-        on_empty=lambda _room: None,
-        relay_window_seconds=FULL_WINDOW,
-        load=lambda: load,
-        clock=clock,
+    room = new_room(
+        GroupCommitWriter(MemoryStore()), relay_window_seconds=FULL_WINDOW, load=lambda: load, clock=clock
     )
     for n in range(peers):
         room.join(FakePeer(f"p{n}"))

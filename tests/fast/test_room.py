@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pycrdt
 import pytest
 
-from collab_server.metrics import HubMetrics
 from collab_server.room import DocumentTooLarge, JoinWaitExpired, Room
 from crdt_core import ProtocolError
-from persistence.base import LogEntry
 from persistence.group_commit import BacklogFull, GroupCommitWriter
 from persistence.memory import MemoryStore
 from tests.fast.peers import TEXT, FakePeer, typing
+from tests.fast.rooms import new_room, writing
+from tests.fast.stores import GatedStore, TwoStepStore
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fast
-
-
-class GatedStore(MemoryStore):
-    """A MemoryStore whose commits wait until the test opens the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def append(self, entries: Sequence[LogEntry]) -> list[int]:
-        await self.gate.wait()
-        return await super().append(entries)
 
 
 @asynccontextmanager
@@ -40,31 +27,18 @@ async def room_on(
     store: MemoryStore, *, strict: bool = True, max_backlog: int = 1000, **options: Any
 ) -> AsyncIterator[tuple[Room, GridPeers]]:
     writer = GroupCommitWriter(store, max_backlog=max_backlog)
-    room = Room(
-        "doc",
-        pycrdt.Doc(skip_gc=True),
-        writer=writer,
-        node_id="node-test",
-        strict=strict,
-        awareness_window_seconds=0.0,
-        metrics=HubMetrics(),
-        on_empty=lambda _room: None,
-        **options,
-    )
+    room = new_room(writer, strict=strict, **options)
     peers = GridPeers(FakePeer("a"), FakePeer("b"))
     room.join(peers.a)
     room.join(peers.b)
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(writer.run())
+    async with writing(writer):
         try:
             yield room, peers
         finally:
             room.close()
-            writer.stop()
-            for gate_name in ("gate", "sync_gate"):
-                store_gate = getattr(store, gate_name, None)
-                if store_gate is not None:
-                    store_gate.set()
+            for gate in (getattr(store, "gate", None), getattr(store, "sync_gate", None)):
+                if gate is not None:
+                    gate.set()  # a commit held at a gate must finish for the writer to stop
 
 
 class GridPeers:
@@ -85,22 +59,9 @@ async def test_an_update_reaches_the_other_peers_once_stored_and_not_its_sender(
         assert (await store.activity("doc"))[0].actor == "alice"
 
 
-class TwoStepGatedStore(MemoryStore):
-    """Commits in two steps like SQLite (written, then fsynced); the fsync waits for the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sync_gate = asyncio.Event()
-
-    async def append_unsynced(self, entries: Sequence[LogEntry]) -> list[int]:
-        return await super().append(entries)
-
-    async def sync(self) -> None:
-        await self.sync_gate.wait()
-
-
 async def test_strict_durability_relays_once_written_while_joiners_wait_for_the_fsync() -> None:
-    store = TwoStepGatedStore()
+    store = TwoStepStore()
+    store.sync_gate.clear()
     async with room_on(store) as (room, peers):
         [update] = typing("x")
         room.apply_update(update, peers.a, None)
@@ -121,7 +82,7 @@ async def test_strict_durability_relays_only_after_the_commit() -> None:
     async with room_on(store) as (room, peers):
         [update] = typing("x")
         room.apply_update(update, peers.a, None)
-        await asyncio.sleep(0)  # the writer has started its (blocked) commit
+        await eventually(lambda: store.waiting == 1, timeout=5, what="the commit held at the gate")
         assert peers.b.frames == [] and (await store.load("doc")).is_empty
         store.gate.set()
         await eventually(lambda: peers.b.text() == "x", timeout=5, what="relay after commit")
