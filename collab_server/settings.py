@@ -253,7 +253,7 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    # "lean": uvicorn's websockets-sansio protocol with a small idle footprint (ws_protocol.py).
+    # "lean": the hub's own WebSocket protocol, a small idle footprint (native_socket.py).
     ws_implementation: WebSocketImplementation = "lean"
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
