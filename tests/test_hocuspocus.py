@@ -57,13 +57,18 @@ def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process.stop()
 
 
+async def a_and_b(clients: HocuspocusClients, hub: HubProcess, name: str) -> None:
+    """Providers ``a`` (socket s1) and ``b`` (socket s2) on document ``name``."""
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    await clients.open("a", "s1", doc(clients, name))
+    await clients.open("b", "s2", doc(clients, name))
+
+
 async def test_two_providers_converge_and_the_hub_has_their_text(
     hub: HubProcess, clients: HocuspocusClients
 ) -> None:
-    await clients.socket("s1", hub.ws)
-    await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", doc(clients, "converge"))
-    await clients.open("b", "s2", doc(clients, "converge"))
+    await a_and_b(clients, hub, "converge")
     await clients.call("insert", client="a", index=0, text="hello world")
     await clients.call("wait_text", client="b", text="hello world")
     await clients.edit_concurrently("a", "b")
@@ -173,10 +178,7 @@ async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: H
 async def test_stateless_messages_reach_the_other_clients_of_the_document(
     hub: HubProcess, clients: HocuspocusClients
 ) -> None:
-    await clients.socket("s1", hub.ws)
-    await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", doc(clients, "chat"))
-    await clients.open("b", "s2", doc(clients, "chat"))
+    await a_and_b(clients, hub, "chat")
     await clients.open("other", "s2", doc(clients, "elsewhere"))
     await clients.call("stateless", client="a", payload='{"kind": "ping", "n": 1}')
 

@@ -41,6 +41,7 @@ from persistence.memory import MemoryStore
 from persistence.migrations import load_migrations
 from persistence.postgres import APPEND_LOCK_NAMESPACE, PostgresStore, lock_key
 from persistence.sqlite import SqliteStore
+from tests.fast.peers import typed
 from tests.support.services import PostgresServer, free_port
 
 TEXT = "content"
@@ -49,18 +50,6 @@ DEADLINE = 20.0  # seconds any single wait in these tests may take
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def typed(pieces: Sequence[str], doc: Doc | None = None) -> tuple[list[bytes], Doc]:
-    """Real Yjs updates: one transaction (one update) per inserted piece of text."""
-    doc = doc if doc is not None else pycrdt.Doc()
-    text = doc.get(TEXT, type=pycrdt.Text)
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(event.update))
-    for piece in pieces:
-        text += piece
-    doc.unobserve(subscription)
-    return updates, doc
 
 
 def text_of(stored: StoredDocument) -> str:
