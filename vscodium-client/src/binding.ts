@@ -11,6 +11,15 @@
  * Y.Text, `pending` is transformed over the local change, and the edit is sent again.
  * Our own edit coming back as a change event is recognised and not sent to Yjs (no echo).
  *
+ * Never twice, whatever the timing: once VS Code accepted an edit, the binding waits for its
+ * change event however late it comes, and sends nothing else meanwhile. VS Code refuses an
+ * edit made against an older version of the document (both `TextEditor.edit` and
+ * `workspace.applyEdit` check it), so the next change event after an accepted edit is that
+ * edit's: nothing can overtake it. (A wall-clock limit on that wait, as before, re-applied
+ * the edit when the event came late, and then sent it to Yjs again as if typed.) The only
+ * edits VS Code accepts without an event are the ones that change nothing: those are never
+ * sent to it, and a closed document ends the wait.
+ *
  * Line breaks: VS Code's (line, character) positions are the same whatever the document's
  * end of line, so every offset is computed on a copy of the editor's text whose line breaks
  * are the ones the Y.Text holds ("\n" from Nova clients; a peer's "\r\n" is respected).
@@ -36,7 +45,6 @@ interface InFlight {
 }
 
 const MAX_BLIND_RETRIES = 20;
-const ECHO_TIMEOUT_MS = 2000;
 
 export class DocumentBinding implements vscode.Disposable {
   /** The editor's text as last seen, with the Y.Text's line breaks (a line tree: edits and
@@ -89,6 +97,10 @@ export class DocumentBinding implements vscode.Disposable {
     this.subscriptions.push(
       vscode.workspace.onDidChangeTextDocument((event) => {
         if (event.document === this.document) this.onEditorChange(event.contentChanges);
+      }),
+      // A closed document sends no more events: an edit waiting for its event stops waiting.
+      vscode.workspace.onDidCloseTextDocument((document) => {
+        if (document === this.document) this.inFlight?.settle();
       }),
     );
     this.scheduleFlush();
@@ -171,6 +183,12 @@ export class DocumentBinding implements vscode.Disposable {
   private async flush(): Promise<void> {
     if (this.disposed || this.inFlight !== undefined || delta.isEmpty(this.pending)) return;
     const edit = this.pending;
+    if (!this.changesText(edit)) {
+      // VS Code may accept an edit that changes nothing without a change event: never sent.
+      applyToTree(this.text, edit);
+      this.pending = delta.EMPTY;
+      return;
+    }
     let settle = (): void => undefined;
     const settled = new Promise<void>((resolve) => (settle = resolve));
     const inFlight: InFlight = {
@@ -189,23 +207,28 @@ export class DocumentBinding implements vscode.Disposable {
       applied = false;
     }
     if (applied && !inFlight.echoed && !inFlight.stale && !this.disposed) {
-      // The change event is on its way: keep the edit in flight until it arrives.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, ECHO_TIMEOUT_MS)))]);
-      clearTimeout(timer);
+      // Accepted: its change event is on its way (no other event can come first). Waiting for
+      // it has no time limit: giving up would apply the edit a second time.
+      await settled;
     }
     this.inFlight = undefined;
+    if (this.disposed) return;
     if (inFlight.echoed) {
       this.blindRetries = 0;
       this.changed.fire('remote');
     } else if (!inFlight.stale) {
       // Refused without a local change in between (document closed, read-only editor...).
       this.blindRetries += 1;
-      if (this.blindRetries > MAX_BLIND_RETRIES) return;
+      if (this.blindRetries > MAX_BLIND_RETRIES || this.document.isClosed) return;
       setTimeout(() => this.scheduleFlush(), Math.min(50 * this.blindRetries, 1000));
       return;
     }
     this.scheduleFlush();
+  }
+
+  /** Whether a change to the binding's text changes what it shows (line breaks compared as "\n"). */
+  private changesText(change: delta.Delta): boolean {
+    return !this.sameResult(change, delta.EMPTY);
   }
 
   /**
@@ -238,9 +261,9 @@ export class DocumentBinding implements vscode.Disposable {
    * side so a "\r" + "\n" pair across its edge counts as one break.
    */
   private sameResult(a: delta.Delta, b: delta.Delta): boolean {
-    const spanA = delta.span(a);
-    const spanB = delta.span(b);
-    if (spanA === undefined || spanB === undefined) return spanA === spanB;
+    const spanA = delta.span(a) ?? delta.span(b);
+    const spanB = delta.span(b) ?? spanA;
+    if (spanA === undefined || spanB === undefined) return true; // neither changes anything
     const from = Math.max(0, Math.min(spanA.start, spanB.start) - 1);
     const to = Math.min(this.text.length, Math.max(spanA.end, spanB.end) + 1);
     const region = this.text.slice(from, to);

@@ -228,7 +228,7 @@ export function span(delta: Delta): { start: number; end: number } | undefined {
 /** `delta` for the base text without its first `count` characters, which it must only retain. */
 export function dropRetain(delta: Delta, count: number): Delta {
   const first = delta[0];
-  if (count === 0) return delta;
+  if (count === 0 || first === undefined) return delta; // an empty delta retains everything
   if (first === undefined || !('retain' in first) || first.retain < count) throw new RangeError('delta changes the dropped prefix');
   return normalize([{ retain: first.retain - count }, ...delta.slice(1)]);
 }

@@ -165,6 +165,9 @@ const didChange = new EventEmitter<ChangeEvent>();
 
 export class FakeTextDocument {
   version = 1;
+  /** Edits the workbench applied whose change event has not reached the extension host yet. */
+  undelivered = 0;
+  isClosed = false;
   private text: string;
 
   constructor(
@@ -235,10 +238,16 @@ export function openDocument(uri: string, text: string, eol: EndOfLine = EndOfLi
   return document;
 }
 
-/** How applyEdit is delivered: 'async' applies it on a later task; 'held' queues it until `release()`. */
+/**
+ * How applyEdit is delivered: 'async' applies it on a later task; 'held' queues it until `release()`.
+ * `echoDelayMs` > 0: the edit is applied and acknowledged at once, but its change event (and the
+ * document's text and version, as the extension host sees them) arrive that much later, as from
+ * a busy workbench; edits made against the old version meanwhile are refused, as VS Code does.
+ */
 export const control = {
   mode: 'async' as 'async' | 'held',
   held: [] as (() => void)[],
+  echoDelayMs: 0,
   applied: 0,
   refused: 0,
   release(): void {
@@ -247,8 +256,18 @@ export const control = {
   },
 };
 
+const didClose = new EventEmitter<FakeTextDocument>();
+
+/** Closes a document: its close event fires (the document object stays readable). */
+export function closeDocument(document: FakeTextDocument): void {
+  documents.delete(document.uri.toString());
+  document.isClosed = true;
+  didClose.fire(document);
+}
+
 export const workspace = {
   onDidChangeTextDocument: didChange.event,
+  onDidCloseTextDocument: didClose.event,
   applyEdit(edit: WorkspaceEdit): Promise<boolean> {
     const versions = new Map<FakeTextDocument, number>();
     for (const { uri } of edit.edits) {
@@ -259,18 +278,25 @@ export const workspace = {
     return new Promise((resolve) => {
       const run = (): void => {
         for (const [document, version] of versions) {
-          if (document.version !== version) {
+          if (document.version + document.undelivered !== version) {
             control.refused += 1;
             resolve(false);
             return;
           }
         }
         for (const [document] of versions) {
-          document.change(
-            edit.edits
-              .filter((e) => e.uri.toString() === document.uri.toString())
-              .map((e) => ({ range: e.range, text: e.newText })),
-          );
+          const changes = edit.edits
+            .filter((e) => e.uri.toString() === document.uri.toString())
+            .map((e) => ({ range: e.range, text: e.newText }));
+          if (control.echoDelayMs <= 0) {
+            document.change(changes);
+            continue;
+          }
+          document.undelivered += 1;
+          setTimeout(() => {
+            document.undelivered -= 1;
+            document.change(changes);
+          }, control.echoDelayMs);
         }
         control.applied += 1;
         resolve(true);

@@ -11,6 +11,7 @@ const bindings: DocumentBinding[] = [];
 afterEach(() => {
   for (const binding of bindings.splice(0)) binding.dispose();
   fake.control.mode = 'async';
+  fake.control.echoDelayMs = 0;
   fake.control.release();
 });
 
@@ -35,9 +36,13 @@ async function settled(binding: DocumentBinding, timeoutMs = 2000): Promise<void
   for (;;) {
     if (fake.control.mode === 'held') fake.control.release();
     await new Promise((resolve) => setTimeout(resolve, 1));
-    if (binding.inSync) return;
-    if (Date.now() > deadline) throw new Error('binding did not settle');
+    if (binding.inSync && undelivered(binding) === 0) return;
+    if (Date.now() > deadline) throw new Error(`binding did not settle: editor ${JSON.stringify(binding.document.getText())}, shared ${JSON.stringify(binding.ytext.toString())}`);
   }
+}
+
+function undelivered(binding: DocumentBinding): number {
+  return (binding.document as unknown as fake.FakeTextDocument).undelivered;
 }
 
 function remote(ytext: Y.Text, change: (text: Y.Text) => void): void {
@@ -189,6 +194,42 @@ test('remote edits arriving while an edit is in flight are not lost', async () =
   remote(ytext, (t) => t.insert(0, '0'));
   await settled(binding);
   assert.equal(document.getText(), '0abcd');
+});
+
+test('an echo arriving late (a busy workbench) is never applied or sent twice', async () => {
+  const { document, ytext, binding, ydoc } = setUp('', 'hello world');
+  await settled(binding);
+  let localUpdates = 0;
+  ydoc.on('update', (_update: Uint8Array, origin: unknown) => {
+    if (origin === binding) localUpdates += 1;
+  });
+  // Longer than any wall-clock guess the binding could make (it used to give up after 2 s).
+  fake.control.echoDelayMs = 2100;
+  remote(ytext, (t) => t.insert(5, ' big'));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  remote(ytext, (t) => t.insert(0, '> '));
+  await settled(binding, 10_000);
+  fake.control.echoDelayMs = 0;
+  remote(ytext, (t) => t.insert(ytext.length, '!'));
+  await settled(binding);
+  assert.equal(document.getText(), '> hello big world!');
+  assert.equal(ytext.toString(), '> hello big world!');
+  assert.equal(localUpdates, 0);
+});
+
+test('a remote change that leaves the text as it is needs no editor edit', async () => {
+  const { document, ytext, binding } = setUp('', 'abc');
+  await settled(binding);
+  const applied = fake.control.applied;
+  remote(ytext, (t) => {
+    t.delete(1, 1);
+    t.insert(1, 'b');
+  });
+  await settled(binding);
+  assert.equal(fake.control.applied, applied);
+  assert.equal(document.getText(), 'abc');
+  document.type(3, 3, 'd');
+  assert.equal(ytext.toString(), 'abcd');
 });
 
 test('undo and redo reach the Y.Text like any edit', async () => {
