@@ -274,15 +274,25 @@ const ops = {
       windows.push({ started, rendered, sourceShown });
     }
     const keydowns = await source.page.evaluate(() => window.__novaKeys);
+    // The extension writes its trace in batches once a document is quiet (latencyTrace.ts):
+    // `nova-trace-batch local:<ms> received:<ms> ...`.
     const traces = (logs, direction) =>
-      logs.flatMap((line) => {
-        const match = new RegExp(`nova-trace ${direction} (\\d+)`).exec(line);
-        return match === null ? [] : [Number(match[1])];
-      });
-    // The extension hosts' console lines reach the page a little later: wait for the last one.
+      logs.flatMap((line) =>
+        line.startsWith('nova-trace-batch ')
+          ? line
+              .slice('nova-trace-batch '.length)
+              .split(' ')
+              .filter((part) => part.startsWith(`${direction}:`))
+              .map((part) => Number(part.slice(direction.length + 1)))
+          : [],
+      );
+    // The extension hosts' console lines reach the page a little later (batched once the document
+    // is quiet): wait for the last sample's.
     const last = windows[windows.length - 1];
     const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !traces(target.logs, 'remote').some((t) => t >= last.started)) {
+    const traced = () =>
+      traces(target.logs, 'remote').some((t) => t >= last.started) && traces(source.logs, 'local').some((t) => t >= last.started);
+    while (Date.now() < deadline && !traced()) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const sent = traces(source.logs, 'local');
