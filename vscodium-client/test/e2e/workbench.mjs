@@ -276,16 +276,13 @@ const ops = {
     const keydowns = await source.page.evaluate(() => window.__novaKeys);
     // The extension writes its trace in batches once a document is quiet (latencyTrace.ts):
     // `nova-trace-batch local:<ms> received:<ms> ...`.
+    // The workbench prefixes extension host lines (e.g. "[Extension Host]"): search, not anchor.
     const traces = (logs, direction) =>
-      logs.flatMap((line) =>
-        line.startsWith('nova-trace-batch ')
-          ? line
-              .slice('nova-trace-batch '.length)
-              .split(' ')
-              .filter((part) => part.startsWith(`${direction}:`))
-              .map((part) => Number(part.slice(direction.length + 1)))
-          : [],
-      );
+      logs.flatMap((line) => {
+        const at = line.indexOf('nova-trace-batch ');
+        if (at < 0) return [];
+        return [...line.slice(at).matchAll(new RegExp(`\\b${direction}:(\\d+)\\b`, 'g'))].map((match) => Number(match[1]));
+      });
     // The extension hosts' console lines reach the page a little later (batched once the document
     // is quiet): wait for the last sample's.
     const last = windows[windows.length - 1];
