@@ -25,6 +25,7 @@ from collab_server.lifecycle_cli import (
     keys_command,
 )
 from collab_server.logs import configure_logging
+from collab_server.native_socket import NativeWebSocketProtocol
 from collab_server.settings import CHOICES, ENV_PREFIX, Settings, settings_from_env
 from collab_server.tls import CertificateError, CertificateReloader, redis_tls_options
 from collab_server.ws_protocol import LeanWebSocketProtocol
@@ -65,6 +66,11 @@ HELP: dict[str, str] = {
     "revocation_refresh_seconds": "how often revocations are re-read from the store",
     "relay_window_ms": "longest wait to merge updates into one frame in a busy room (0: relay at once)",
     "relay_window_min_peers": "rooms with fewer connections relay every update at once",
+    "relay_idle_load": "share of a core used by the hub below which every update is relayed at once",
+    "relay_busy_load": "share of a core used by the hub from which the relay window is at its full size",
+    "relay_lagging_ms": "a relay running this late means the loop is short of CPU: the window opens",
+    "store_sync_interval_ms": "at most one store fsync per this many ms, covering every commit before it",
+    "store_first_retry_ms": "first wait before retrying a failing store write or fsync (then doubled)",
     "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
     "max_documents": "documents held in memory at once (idle ones are unloaded to make room)",
     "max_connections_per_document": "connections one document accepts (close 4409 above it)",
@@ -152,7 +158,7 @@ HELP: dict[str, str] = {
     "events_partitions": "documents are split into this many publishing leases shared by hub nodes",
     "events_max_backlog": "unpublished updates per document kept from compaction; beyond, they are summarised",
     "events_text_fields": "comma-separated root Y.Text names whose text delta document.changed carries",
-    "ws_implementation": "WebSocket implementation: lean (uvicorn's websockets-sansio with a small idle footprint), "
+    "ws_implementation": "WebSocket implementation: lean (the hub's own, a small idle footprint), "
     "or uvicorn's websockets-sansio, websockets or wsproto",
     "ws_per_message_deflate": "accept permessage-deflate (costs CPU and latency on small messages)",
     "log_level": "debug, info, warning or error",
@@ -221,6 +227,14 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     return parser
 
 
+def websocket_protocol(settings: Settings) -> type[asyncio.Protocol] | str:
+    """uvicorn's ``ws`` option. "lean": the hub's own protocol (native_socket.py), or with
+    permessage-deflate on (which it does not offer) uvicorn's sans-I/O one, slimmed."""
+    if settings.ws_implementation != "lean":
+        return settings.ws_implementation
+    return LeanWebSocketProtocol if settings.ws_per_message_deflate else NativeWebSocketProtocol
+
+
 def uvicorn_config(
     settings: Settings, app: ASGIApp, certificate: CertificateReloader | None = None
 ) -> uvicorn.Config:
@@ -228,7 +242,7 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        ws=LeanWebSocketProtocol if settings.ws_implementation == "lean" else settings.ws_implementation,
+        ws=websocket_protocol(settings),
         # The hub checks sizes itself (with a named close and a log line); uvicorn's bound sits above it.
         ws_max_size=settings.max_message_bytes + 1024 * 1024,
         ws_ping_interval=settings.ping_interval_seconds,

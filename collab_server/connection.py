@@ -10,6 +10,7 @@ is read and closed in `websocket.py`; it reaches the hub only through `SocketPor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 
@@ -18,12 +19,13 @@ from starlette.types import Message, Receive, Scope, Send
 import crdt_core
 from collab_server.auth import ANONYMOUS, Principal
 from collab_server.closecodes import CloseCode
-from collab_server.direct_send import DirectSocket, websocket_frame
+from collab_server.direct_send import websocket_frame
 from collab_server.document_access import AccessRefused, access_for_token
 from collab_server.document_names import InvalidDocumentName, check_document_name
 from collab_server.documents import DocumentUnavailable, HubStopping, TooManyConnections
+from collab_server.native_socket import direct_writer
 from collab_server.origins import OriginPolicy
-from collab_server.outbox import Outbox, OutboxClosed, OutboxLimits, OutboxOverflow
+from collab_server.outbox import Outbox, OutboxLimits, OutboxOverflow
 from collab_server.ports import SocketPorts
 from collab_server.rate_limit import RateLimiter
 from collab_server.room import Room
@@ -78,7 +80,7 @@ class Connection:
         self._room: Room | None = None
         self._sync: SyncSteps | None = None  # once authenticated
         # Frames go straight into uvicorn's socket when nothing waits before them (see direct_send).
-        self._direct = DirectSocket.of(send)
+        self._direct = direct_writer(send)
         self._writing = False  # the writer holds a frame it has not written yet
         self._handshake = Handshake.of(scope, hub.trusted_proxies)
         self._io = SocketRun(self.peer_id, receive, send, hub, self._handshake.client)
@@ -112,6 +114,8 @@ class Connection:
             self._outbox.put_document(frame, update)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+            return
+        self._io.start_writer(self._write_loop)
 
     def deliver_presence(self, frame: bytes) -> None:
         if self._state is not State.OPEN:
@@ -123,6 +127,8 @@ class Connection:
             self._outbox.put_presence(frame)
         except OutboxOverflow as exc:
             self.request_close(CloseCode.SLOW_CONSUMER, str(exc))
+            return
+        self._io.start_writer(self._write_loop)
 
     def _can_send_directly(self, frame: bytes, *, ahead_of_presence: bool = False) -> bool:
         """Whether ``frame`` may go into the socket now: nothing queued or held goes before
@@ -147,7 +153,13 @@ class Connection:
         """Presence goes with a drain barrier: the next waits until the client has read it."""
         assert self._direct is not None
         self._outbox.hold_presence(_PRESENCE_DRAIN_SECONDS)
-        self._direct.write_with_barrier(wire, self._outbox.release_presence)
+        self._direct.write_with_barrier(wire, self._presence_drained)
+
+    def _presence_drained(self) -> None:
+        """The client has read the last presence message: the next may go."""
+        self._outbox.release_presence()
+        if len(self._outbox):
+            self._io.start_writer(self._write_loop)
 
     def _presence_rate(self) -> float:
         """This connection's share of its document's presence bytes per second."""
@@ -200,7 +212,7 @@ class Connection:
             presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
-            await self._io.run(self._read_loop(), self._write_loop())
+            await self._io.run(self._read_loop(), started=self._started)
         finally:
             room.leave(self)
             hub.sessions.release(self)
@@ -246,6 +258,10 @@ class Connection:
         raw = data[offset : offset + size]
         return raw.decode("utf-8", errors="replace") if len(raw) == size else None
 
+    def _started(self, _tasks: asyncio.TaskGroup) -> None:
+        if len(self._outbox):  # queued before the socket ran (its first frames)
+            self._io.start_writer(self._write_loop)
+
     def _close_detail(self) -> str:
         request = self._io.close_request
         return f"close={int(request[0])}" if request else "closed by client"
@@ -274,13 +290,23 @@ class Connection:
                     self.request_close(code, str(exc))
 
     async def _write_loop(self) -> None:
+        """Send what the outbox holds; end once it holds nothing (or nothing that may go
+        before a paced presence message's turn comes: that is waited for)."""
         send = self._io.send
         outbox = self._outbox
         gate = self._hub.large_frames
         direct = self._direct
         try:
             while True:
-                frame = await outbox.take()
+                frame = outbox.take_nowait()
+                if frame is None:
+                    wait = outbox.presence_wait()
+                    if wait is None or outbox.closed:
+                        return  # idle: the next frame queued starts a new writer
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await outbox.arrival()
+                    continue
                 if len(frame) < gate.threshold_bytes and direct is not None and direct.ready():
                     if frame[0] == _AWARENESS_MESSAGE:
                         self._send_presence_directly(websocket_frame(frame))
@@ -295,8 +321,6 @@ class Connection:
                         await send({"type": "websocket.send", "bytes": frame})
                 finally:
                     self._writing = False
-        except OutboxClosed:
-            pass
         except (OSError, RuntimeError) as exc:  # the peer is gone, or uvicorn already closed it
             logger.debug("%s send failed: %s", self.peer_id, exc)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -61,6 +61,17 @@ class WireFrames:
             self._wire = websocket_frame(message)
             self._message = message
         return self._wire
+
+
+class DirectWriter(Protocol):
+    """What a connection writes ready-made frames through (``DirectSocket``, or the hub's own
+    WebSocket protocol, native_socket.py, which is its own direct writer)."""
+
+    def ready(self) -> bool: ...
+
+    def write(self, wire: bytes) -> None: ...
+
+    def write_with_barrier(self, wire: bytes, on_drained: Callable[[], None]) -> None: ...
 
 
 class DirectSocket:

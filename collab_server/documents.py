@@ -25,7 +25,7 @@ from collab_server.compaction import CompactionScheduler
 from collab_server.load_gauge import CpuGauge
 from collab_server.metrics import HubMetrics
 from collab_server.pending import PendingLimits
-from collab_server.room import Peer, Room, SilentPeer
+from collab_server.room import Peer, RelayPacing, Room, SilentPeer
 from collab_server.settings import Settings
 from collab_server.ydoc import doc_from_parts
 from crdt_core import ProtocolError
@@ -211,6 +211,11 @@ class DocumentRegistry:
             max_bytes=settings.max_document_bytes,
             relay_window_seconds=settings.relay_window_ms / 1000.0,
             relay_window_min_peers=settings.relay_window_min_peers,
+            relay_pacing=RelayPacing(
+                idle_load=settings.relay_idle_load,
+                busy_load=settings.relay_busy_load,
+                lagging_seconds=settings.relay_lagging_ms / 1000.0,
+            ),
             join_wait_seconds=settings.join_wait_seconds,
             off_loop_diff_bytes=settings.off_loop_diff_bytes,
             load=self._cpu_load,

@@ -55,6 +55,8 @@ class Hub:
         self.writer = GroupCommitWriter(
             store,
             window_seconds=settings.group_commit_ms / 1000.0,
+            sync_interval_seconds=settings.store_sync_interval_ms / 1000.0,
+            first_backoff_seconds=settings.store_first_retry_ms / 1000.0,
             max_backlog=settings.max_unsaved_updates,
             max_batch=settings.commit_batch_max_updates,
             max_backoff_seconds=settings.store_retry_max_seconds,

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pycrdt
@@ -42,14 +43,21 @@ from persistence.group_commit import BacklogFull, GroupCommitWriter
 
 logger = logging.getLogger(__name__)
 
-# The relay window opens above this share of a core used by the hub and is full above the next.
-_IDLE_LOAD = 0.35
-_BUSY_LOAD = 0.7
-# A relay that ran this late after its planned time means the event loop has a backlog.
-_LAGGING_SECONDS = 0.005
-# Weight of the newest gap in the running mean of the gaps between updates to relay.
+# Weight of the newest gap in the running mean of the gaps between updates to relay: a fact
+# of the estimator (how fast it follows a change of pace, ~4 updates), not a limit to tune.
 _GAP_WEIGHT = 0.25
-_QUIET_GAP_SECONDS = 0.25  # the mean gap of a room that has been quiet (gaps are capped here)
+# The mean gap of a room that has been quiet (gaps are capped here): any gap longer than the
+# largest window means "nothing to merge" alike, so this only has to exceed every window.
+_QUIET_GAP_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPacing:
+    """When the relay window opens (settings ``relay_idle_load``, ``relay_busy_load``, ``relay_lagging_ms``)."""
+
+    idle_load: float = 0.35  # share of a core used by the hub below which updates leave at once
+    busy_load: float = 0.7  # ... from which the window is at its full size
+    lagging_seconds: float = 0.005  # a relay this late after its planned time: the loop has a backlog
 
 
 class DocumentTooLarge(Exception):
@@ -110,6 +118,7 @@ class Room:
         max_bytes: int = 2**62,
         relay_window_seconds: float = 0.0,
         relay_window_min_peers: int = 32,
+        relay_pacing: RelayPacing | None = None,
         join_wait_seconds: float = 10.0,
         off_loop_diff_bytes: int = 1 << 20,
         load: Callable[[], float] = lambda: 1.0,
@@ -145,6 +154,7 @@ class Room:
         self._relay = FlushWindow(self._relay_window, self._flush_relay)
         self._max_window = relay_window_seconds
         self._window_min_peers = relay_window_min_peers
+        self._pacing = relay_pacing or RelayPacing()
         self._join_wait = join_wait_seconds
         self._off_loop_bytes = off_loop_diff_bytes
         self._load = load
@@ -373,20 +383,21 @@ class Room:
         Each frame costs a write per peer; in a busy room merging a few milliseconds of
         updates cuts that cost several times. That is worth a delay only when the CPU is
         needed (the process busy, or the loop running this relay late because the machine's
-        CPU is short): the window grows from zero at ``_IDLE_LOAD`` of a core to its full size
-        (0.2 ms per peer, at most ``relay_window_ms``) at ``_BUSY_LOAD``. A small room, or a
+        CPU is short): the window grows from zero at ``idle_load`` of a core to its full size
+        (0.2 ms per peer, at most ``relay_window_ms``) at ``busy_load`` (``RelayPacing``). A small room, or a
         process with CPU to spare, relays at once. So does a room whose updates come further
         apart than the window: holding one would merge nothing and only delay it.
         """
         if len(self.peers) < self._window_min_peers:
             return 0.0
+        pacing = self._pacing
         load = self._load()
-        if self._relay.lag > _LAGGING_SECONDS:  # the loop is behind: the CPU is short, whoever uses it
-            load = max(load, _BUSY_LOAD)
-        if load <= _IDLE_LOAD:
+        if self._relay.lag > pacing.lagging_seconds:  # the loop is behind: the CPU is short, whoever uses it
+            load = max(load, pacing.busy_load)
+        if load <= pacing.idle_load:
             return 0.0
         full = min(self._max_window, len(self.peers) * 0.0002)
-        window = full * min(1.0, (load - _IDLE_LOAD) / (_BUSY_LOAD - _IDLE_LOAD))
+        window = full * min(1.0, (load - pacing.idle_load) / (pacing.busy_load - pacing.idle_load))
         return window if self._arrival_gap < window else 0.0
 
     def _flush_relay(self) -> None:

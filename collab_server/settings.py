@@ -253,11 +253,27 @@ class Settings:
     events_max_backlog: int = 10_000  # unpublished updates per document held back from compaction
     events_text_fields: str = "content"  # root Y.Text names whose text delta events carry
 
-    # "lean": uvicorn's websockets-sansio protocol with a small idle footprint (ws_protocol.py).
+    # "lean": the hub's own WebSocket protocol, a small idle footprint (native_socket.py).
     ws_implementation: WebSocketImplementation = "lean"
     ws_per_message_deflate: bool = False  # doubles small-message latency when on
     log_level: LogLevel = "info"
     log_json: bool = False
+
+    # Latency under load (the relay window and the store's pacing; docs: "Latency and load").
+    # The relay window (`relay_window_ms`) opens when the hub process uses more than
+    # `relay_idle_load` of a core and is at its full size from `relay_busy_load`: below, with
+    # CPU to spare, every update leaves at once. A relay that runs `relay_lagging_ms` later
+    # than planned means the event loop is short of CPU (whoever uses it): the window opens too.
+    relay_idle_load: float = 0.35
+    relay_busy_load: float = 0.7
+    relay_lagging_ms: float = 5.0
+    # Strict durability: an update is relayed once its commit is written; the fsync that makes
+    # it survive power loss follows (acknowledgements and joiners wait for it). At most one
+    # fsync starts per this many ms, covering every commit written before it; a quiet hub syncs
+    # at once. Raising it saves CPU per update, at that much more acknowledgement latency.
+    store_sync_interval_ms: float = 20.0
+    # A failing store write or fsync is retried after this, doubling up to `store_retry_max_seconds`.
+    store_first_retry_ms: float = 50.0
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -366,6 +382,8 @@ _POSITIVE = (
     "events_max_backlog",
     "webhook_max_attempts",
     "webhook_timeout_seconds",
+    "relay_busy_load",
+    "store_first_retry_ms",
 )
 _NOT_NEGATIVE = (
     "redis_window_ms",
@@ -377,9 +395,13 @@ _NOT_NEGATIVE = (
     "idle_unload_seconds",
     "events_window_ms",
     "webhook_backoff_ms",
+    "relay_idle_load",
+    "relay_lagging_ms",
+    "store_sync_interval_ms",
 )
 # (smaller, larger, why): each pair must hold, or some input passes one limit only to fail another.
 _ORDERED_LIMITS = (
+    ("relay_idle_load", "relay_busy_load", "the relay window grows from the idle load to the busy load"),
     ("max_message_bytes", "outbox_max_bytes", "a relayed message must fit a peer's outbox"),
     (
         "max_awareness_state_bytes",

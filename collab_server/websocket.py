@@ -236,13 +236,14 @@ class SocketRun:
     async def run(
         self,
         read_loop: Coroutine[Any, Any, None],
-        write_loop: Coroutine[Any, Any, None],
+        write_loop: Coroutine[Any, Any, None] | None = None,
         *,
         started: Callable[[asyncio.TaskGroup], None] | None = None,
         ending: Callable[[], None] | None = None,
     ) -> None:
-        """Read until either side ends; the writer runs beside, the hub's close (if one is
-        asked for) goes after it.
+        """Read until either side ends; the writer runs beside (``write_loop``, or writers
+        started as needed with ``start_writer``), the hub's close (if one is asked for) goes
+        after it.
 
         The reader runs in the socket's own task, not a task of its own (an idle hub holds
         thousands of sockets): a close asked for while running is sent by a closer task,
@@ -252,15 +253,37 @@ class SocketRun:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                if write_loop is not None:
+                    self.writer_task = tasks.create_task(write_loop, name=f"write:{self.name}")
                 if started is not None:
                     started(tasks)
-                self.writer_task = tasks.create_task(write_loop, name=f"write:{self.name}")
                 try:
                     await read_loop
                 finally:
                     self._tasks = None
-                    self.writer_task.cancel()
+                    if self.writer_task is not None:
+                        self.writer_task.cancel()
                     if ending is not None:
                         ending()
         except* ClosedByHub:
             pass
+
+    def start_writer(self, write_loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start a writer task unless one runs, the socket is not running or it is closing.
+
+        A writer that has nothing left to send ends: an idle socket holds no writer task
+        (its coroutine frames and the task are ~1 KB, times every idle connection)."""
+        writer = self.writer_task
+        if (
+            self._tasks is None
+            or self.close_request is not None
+            or (writer is not None and not writer.done())
+        ):
+            return
+        task = self._tasks.create_task(write_loop(), name=f"write:{self.name}")
+        self.writer_task = task
+        task.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if self.writer_task is task:
+            self.writer_task = None

@@ -40,6 +40,9 @@ def main() -> None:
         os.replace(partial, path)
 
     signal.signal(signal.SIGUSR1, snapshot)
+    # This checkout's hub, as `python -m collab_server` from its root runs it (not whichever
+    # checkout an editable install points at).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.argv = ["collab_server", *sys.argv[2:]]
     runpy.run_module("collab_server", run_name="__main__", alter_sys=True)
 

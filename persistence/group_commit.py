@@ -11,7 +11,14 @@ disk). *Committed*: it also survives an OS crash or power loss (``on_committed``
 ``wait_*``, ``last_persisted``: what acknowledgements and joiners wait for). A store with a
 two-step commit (``TwoStepStore``: SQLite writes the WAL, then fsyncs it) lets the two come
 apart: while one fsync is in flight the next batches are written, and one fsync then covers
-all of them. Any other store's ``append`` is both at once.
+all of them. Any other store's ``append`` is both at once. A store that can also write
+without a thread hop when nothing else holds it (``InlineAppend``: SQLite's WAL commit into
+the OS page cache) is asked that first: the relay then goes on in the same loop turn.
+
+The fsyncs are paced: one starts at most every ``sync_interval_seconds`` (a quiet hub syncs
+at once), so under a steady stream of small commits many are covered by one fsync. Relays do
+not wait for it (they need only *written*); acknowledgements and joiners wait at most the
+interval longer.
 
 Failures are sorted in one place (``is_transient``):
 - transient (the database is unreachable, a timeout): the batch stays queued in order and
@@ -30,9 +37,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from persistence.base import LogEntry, Store, StoreUnavailable, TwoStepStore
 
@@ -42,7 +49,14 @@ Committed = Callable[[int], None]  # called with the entry's seq once it is dura
 Written = Callable[[int], None]  # called with the entry's seq once a crash of this process cannot lose it
 SetAside = Callable[[str, str], None]  # (document, reason) once a document is set aside
 Stored = Callable[[str, int, int], None]  # (document, entries, bytes) after each commit
-FIRST_BACKOFF_SECONDS = 0.05
+
+
+@runtime_checkable
+class InlineAppend(Protocol):
+    """A two-step store that can write a batch right away when that needs no waiting."""
+
+    def try_append_unsynced(self, entries: Sequence[LogEntry]) -> list[int] | None:
+        """The batch's seqs if it was written now (on this thread), None if it was not."""
 
 
 class BacklogFull(Exception):
@@ -77,6 +91,8 @@ class GroupCommitWriter:
         store: Store,
         *,
         window_seconds: float = 0.0,
+        sync_interval_seconds: float = 0.0,
+        first_backoff_seconds: float = 0.05,
         max_backlog: int = 100_000,
         max_batch: int = 10_000,
         max_backoff_seconds: float = 2.0,
@@ -86,6 +102,8 @@ class GroupCommitWriter:
     ) -> None:
         self._store = store
         self._window = window_seconds
+        self._sync_interval = sync_interval_seconds
+        self._first_backoff = first_backoff_seconds
         self._max_backlog = max_backlog
         self._max_batch = max_batch
         self._max_backoff = max_backoff_seconds
@@ -98,6 +116,8 @@ class GroupCommitWriter:
         self._queue: deque[_Item] = deque()
         self._two_step_store = store if isinstance(store, TwoStepStore) else None
         self._two_step = self._two_step_store is not None
+        self._inline_store = store if self._two_step and isinstance(store, InlineAppend) else None
+        self._last_sync_start = float("-inf")
         # Written batches whose fsync is still to come (two-step stores only), oldest first.
         self._unsynced: deque[tuple[list[_Item], list[int]]] = deque()
         self._sync_wanted = asyncio.Event()
@@ -192,7 +212,7 @@ class GroupCommitWriter:
                 await syncer
 
     async def _write_loop(self) -> None:
-        backoff = FIRST_BACKOFF_SECONDS
+        backoff = self._first_backoff
         while True:
             if not self._queue:
                 if self._stopping:
@@ -218,7 +238,7 @@ class GroupCommitWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            backoff = FIRST_BACKOFF_SECONDS
+            backoff = self._first_backoff
             if not self.healthy:
                 logger.info("store writes recovered; %d updates waiting", self.backlog)
             self.healthy = True
@@ -237,6 +257,10 @@ class GroupCommitWriter:
         self._written(batch, seqs, head=True)
 
     async def _append(self, entries: list[LogEntry]) -> list[int]:
+        if self._inline_store is not None:
+            seqs = self._inline_store.try_append_unsynced(entries)
+            if seqs is not None:
+                return seqs
         if self._two_step_store is not None:
             return await self._two_step_store.append_unsynced(entries)
         return await self._store.append(entries)
@@ -281,7 +305,7 @@ class GroupCommitWriter:
 
     async def _sync_loop(self) -> None:
         """Fsync what is written, one fsync at a time; each covers every batch written before it."""
-        backoff = FIRST_BACKOFF_SECONDS
+        backoff = self._first_backoff
         store = self._two_step_store
         assert store is not None
         failing = False
@@ -294,6 +318,10 @@ class GroupCommitWriter:
                 self._sync_wanted.clear()
                 await self._sync_wanted.wait()
                 continue
+            pause = self._last_sync_start + self._sync_interval - time.monotonic()
+            if pause > 0:  # paced: what is written meanwhile shares the next fsync
+                await asyncio.sleep(pause)
+            self._last_sync_start = time.monotonic()
             target, covered = self._resolved_ticket, len(self._unsynced)
             try:
                 await store.sync()
@@ -310,7 +338,7 @@ class GroupCommitWriter:
                 logger.info("store sync recovered")
                 self.healthy = True
                 self.last_error = None
-            backoff = FIRST_BACKOFF_SECONDS
+            backoff = self._first_backoff
             for _ in range(covered):
                 self._committed(*self._unsynced.popleft())
             self._synced_ticket = max(self._synced_ticket, target)

@@ -32,6 +32,7 @@ import yaml
 from collab_server.metrics import HubMetrics
 from collab_server.rpc.metrics import GrpcMetrics
 from collab_server.settings import settings_from_env
+from tests.support.hub import collab_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
@@ -108,13 +109,8 @@ def exported_metric_names() -> set[str]:
 
 def serve_env_options() -> set[str]:
     """Every NOVA_* variable that `collab-server serve --help` documents."""
-    result = subprocess.run(
-        [sys.executable, "-m", "collab_server", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
+    result = collab_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
     options = set(re.findall(r"\benv\s+(NOVA_[A-Z0-9_]+)", result.stdout))
     assert len(options) > 20, f"could not read the options from:\n{result.stdout}"
     return options

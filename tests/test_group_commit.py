@@ -190,3 +190,73 @@ async def test_sqlite_unsynced_commits_are_visible_at_once_and_sync_flushes_the_
         await store.close()
     with pytest.raises(StoreUnavailable):
         await store.sync()
+
+
+async def test_fsyncs_are_paced_and_one_covers_everything_written_meanwhile() -> None:
+    store = TwoStepStore()
+    writer = GroupCommitWriter(store, sync_interval_seconds=1.0)
+    written: list[int] = []
+    committed: list[int] = []
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(writer.run())
+        writer.submit(entry("d", 0), committed.append, written.append)
+        await asyncio.wait_for(writer.flush(), 5)  # a quiet writer syncs at once
+        assert committed == [1] and store.syncs == 1
+        synced_at = asyncio.get_running_loop().time()
+        for n in range(1, 4):  # three separate commits inside the interval
+            writer.submit(entry("d", n), committed.append, written.append)
+            await eventually(lambda n=n: len(written) == n + 1, what="relayable once written")
+        assert committed == [1] and writer.document_pending("d")  # not yet durable
+        await asyncio.wait_for(writer.flush(), 5)
+        assert asyncio.get_running_loop().time() - synced_at >= 0.9  # waited for the interval
+        assert committed == [1, 2, 3, 4] and store.syncs == 2  # one fsync for the three
+        writer.stop()
+
+
+async def test_sqlite_commits_on_the_loop_when_free_and_falls_back_when_busy(tmp_path: Path) -> None:
+    path = tmp_path / "inline.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        seqs = store.try_append_unsynced([entry("d", 1)])
+        assert seqs is not None  # written now, no hop: another connection sees it
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT seq FROM updates").fetchall() == [(seqs[0],)]
+        with store._lock:  # the worker holds the connection: never wait for it
+            assert store.try_append_unsynced([entry("d", 2)]) is None
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            started = asyncio.get_running_loop().time()
+            assert store.try_append_unsynced([entry("d", 3)]) is None
+            assert asyncio.get_running_loop().time() - started < 1.0  # no busy wait on the loop
+            blocker.execute("ROLLBACK")
+        finally:
+            blocker.close()
+        # The worker path still waits for a busy lock (busy_timeout restored for it).
+        assert len(await store.append_unsynced([entry("d", 4)])) == 1
+        await store.sync()
+        assert [bytes(u) for u in (await store.load("d")).tail] == [bytes([1]), bytes([4])]
+    finally:
+        await store.close()
+    assert store.try_append_unsynced([entry("d", 5)]) is None  # closed: nothing written
+
+
+async def test_sqlite_checkpoints_on_the_worker_not_on_a_commit_made_on_the_loop(tmp_path: Path) -> None:
+    from persistence import sqlite as sqlite_module
+
+    path = tmp_path / "checkpoint.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        inline = 0
+        while store.try_append_unsynced([entry("d", inline)]) is not None:
+            inline += 1
+            assert inline <= sqlite_module.CHECKPOINT_AFTER_COMMITS
+        assert inline == sqlite_module.CHECKPOINT_AFTER_COMMITS  # then the worker's turn
+        await store.append_unsynced([entry("d", 0)])  # on the worker, with the checkpoint after it
+        assert store._commits_since_checkpoint == 0
+        assert store.try_append_unsynced([entry("d", 1)]) is not None  # the loop may write again
+        assert len((await store.load("d")).tail) == inline + 2
+    finally:
+        await store.close()

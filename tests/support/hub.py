@@ -22,6 +22,18 @@ def free_port() -> int:
         return port
 
 
+def collab_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``collab-server ARGS`` run from the repo root, output captured; the caller checks the exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "collab_server", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class HubProcess:
     """``collab-server serve`` in a subprocess; logs go to a file in the test's temp dir."""
 
