@@ -11,7 +11,6 @@ user guide's screenshots (docs/pair-programming.md) into artifacts/guide/.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,8 @@ def token(subject: str, *, kind: str = "human", role: str = "write") -> str:
 
 
 def with_token(server: CodeServer, value: str) -> CodeServer:
-    settings_path = server.root / "data" / "User" / "settings.json"
-    settings = json.loads(settings_path.read_text())
-    settings["nova.token"] = value
-    # The guide's screenshots show the editor, not the workbench's chat panel.
-    settings["workbench.secondarySideBar.defaultVisibility"] = "hidden"
-    settings["chat.disableAIFeatures"] = True
-    settings["diffEditor.useInlineViewWhenSpaceIsLimited"] = False
-    settings_path.write_text(json.dumps(settings))
+    # The guide's diff screenshot: side by side, whatever the width.
+    server.configure(**{"nova.token": value, "diffEditor.useInlineViewWhenSpaceIsLimited": False})
     return server
 
 

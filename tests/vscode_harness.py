@@ -126,6 +126,9 @@ class CodeServer:
             "editor.autoIndent": "none",
             "editor.acceptSuggestionOnEnter": "off",
             "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+            # The guide's screenshots show the editor, not the workbench's chat panel.
+            "workbench.secondarySideBar.defaultVisibility": "hidden",
+            "chat.disableAIFeatures": True,
         }
         (self.root / "data" / "User" / "settings.json").write_text(json.dumps(settings))
         self.env = {
