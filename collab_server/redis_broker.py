@@ -1,12 +1,16 @@
 """RedisBroker: hub nodes share documents through Redis Streams, one stream per document.
 
-- Publishing is pipelined from one bounded queue (one XADD per update, no round trip waited
-  for by the update's path); streams are trimmed by length (their content is already stored).
+- Publishing is pipelined from one bounded queue (one XADD per document per round trip, no
+  round trip waited for by the update's path); streams are trimmed by length (their content
+  is already stored).
 - One consumer task reads every followed stream with a single blocking XREAD.
 - Round trips are paced: at most one read and one publish per ``window_seconds``. A message
   after a quiet spell goes at once; in a busy stream the messages of a window travel
   together, so a node's Redis work grows with windows, not with updates (on a loaded
   machine a round trip costs several hundred µs of CPU, far more than relaying an update).
+- The round trips go through ``RedisWire`` (a lean RESP connection): a node's paced reads and
+  publishes are a fixed cost every node pays whatever its own clients do, so their CPU per
+  round trip decides how much a node pays for belonging to a cluster.
 - Each node refreshes a heartbeat key; a node whose key expires is reported gone, so its
   clients' presence is removed everywhere within a few seconds.
 - Redis down: publishing drops (bounded), the node reports not healthy and keeps serving
@@ -22,9 +26,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 import crdt_core
 from collab_server.broker import (
     BrokerListener,
@@ -33,6 +34,7 @@ from collab_server.broker import (
     RemoteUpdate,
     StateRequest,
 )
+from collab_server.redis_wire import RedisReplyError, RedisWire
 from crdt_core import AwarenessEntry, ProtocolError
 from persistence.redaction import redact_url
 
@@ -46,6 +48,8 @@ KIND_PRESENCE = b"p"
 KIND_STATE_REQUEST = b"s"
 KIND_REVOKE = b"r"
 CONTROL_STREAM = "nova:control"  # node-wide messages (revocations), followed by every node
+# What a Redis call can fail with: an error reply, or the connection (refused, lost, timed out, TLS).
+RedisError = (RedisReplyError, OSError)
 
 
 class RedisBroker:
@@ -79,8 +83,8 @@ class RedisBroker:
         self._control_position = "$"
         self._remote_nodes: set[str] = set()
         self._listener: BrokerListener | None = None
-        self._redis: aioredis.Redis | None = None
-        self._reader: aioredis.Redis | None = None
+        self._redis: RedisWire | None = None
+        self._reader: RedisWire | None = None
         self.healthy = True
         self.dropped = 0
         self.published = 0
@@ -90,16 +94,18 @@ class RedisBroker:
 
     async def open(self, listener: BrokerListener) -> None:
         self._listener = listener
-        self._redis = aioredis.Redis.from_url(
-            self._url, socket_connect_timeout=2, socket_timeout=5, **self._connect_options
-        )
-        self._reader = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, **self._connect_options)
         try:
-            await self._redis.ping()
+            self._redis = RedisWire(self._url, connect_options=self._connect_options)
+            # Its calls wait up to a blocking read's time (plus a margin), set per call.
+            self._reader = RedisWire(self._url, reply_timeout=None, connect_options=self._connect_options)
+        except ValueError as exc:
+            raise BrokerUnavailable(f"bad Redis URL {redact_url(self._url)}: {exc}") from None
+        try:
+            await self._redis.command("PING")
             await self._beat()
-            newest: Any = await self._redis.xrevrange(CONTROL_STREAM, count=1)
+            newest: Any = await self._redis.command("XREVRANGE", CONTROL_STREAM, "+", "-", "COUNT", 1)
             self._control_position = newest[0][0].decode() if newest else "0-0"
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             await self.close()
             raise BrokerUnavailable(f"cannot reach Redis at {redact_url(self._url)}: {exc}") from None
 
@@ -120,10 +126,12 @@ class RedisBroker:
         assert self._redis is not None
         position = "0-0"
         try:
-            newest: Any = await self._redis.xrevrange(STREAM_PREFIX + document, count=1)
+            newest: Any = await self._redis.command(
+                "XREVRANGE", STREAM_PREFIX + document, "+", "-", "COUNT", 1
+            )
             if newest:
                 position = newest[0][0].decode()
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             # Not fatal: the state exchange after recovery repairs what this node misses.
             self._mark_unhealthy(exc)
             position = "$"
@@ -175,19 +183,28 @@ class RedisBroker:
                 continue
             started = await self._paced(started)
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
+            commands = [
+                (
+                    "XADD",
+                    key,
+                    "MAXLEN",
+                    "~",
+                    self._stream_max_len,
+                    "*",
+                    "n",
+                    self._node_bytes,
+                    "k",
+                    kind,
+                    "d",
+                    data,
+                )
+                for key, kind, data in coalesced(batch)
+            ]
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key, kind, data in coalesced(batch):
-                        pipe.xadd(
-                            key,
-                            {"n": self._node_bytes, "k": kind, "d": data},
-                            maxlen=self._stream_max_len,
-                            approximate=True,
-                        )
-                    await pipe.execute()
+                await self._redis.pipeline(commands)
                 self.round_trips += 1
                 self.published += len(batch)
-            except (RedisError, OSError) as exc:
+            except RedisError as exc:
                 self.dropped += len(batch)
                 self._mark_unhealthy(exc)
                 await asyncio.sleep(0.2)
@@ -200,11 +217,16 @@ class RedisBroker:
         started = float("-inf")
         while True:
             started = await self._paced(started)
-            streams = {STREAM_PREFIX + doc: pos for doc, pos in self._following.items()}
-            streams[CONTROL_STREAM] = self._control_position
+            keys = [STREAM_PREFIX + doc for doc in self._following]
+            positions = list(self._following.values())
+            keys.append(CONTROL_STREAM)
+            positions.append(self._control_position)
             try:
-                replies: Any = await self._reader.xread(streams, count=1000, block=self._block_ms)  # type: ignore[arg-type]
-            except (RedisError, OSError) as exc:
+                replies: Any = await self._reader.command(
+                    "XREAD", "COUNT", 1000, "BLOCK", self._block_ms, "STREAMS", *keys, *positions,
+                    timeout=self._block_ms / 1000 + 5.0,
+                )  # fmt: skip
+            except RedisError as exc:
                 self._mark_unhealthy(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -218,13 +240,14 @@ class RedisBroker:
                 document = raw_key.decode()[len(STREAM_PREFIX) :]
                 if document not in self._following:
                     continue
-                for entry_id, fields in entries:
+                for entry_id, flat in entries:
                     self._following[document] = entry_id.decode()
-                    self._dispatch(document, entry_id, fields)
+                    self._dispatch(document, entry_id, _fields(flat))
 
-    def _control(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _control(self, entries: list[list[Any]]) -> None:
         assert self._listener is not None
-        for entry_id, fields in entries:
+        for entry_id, flat in entries:
+            fields = _fields(flat)
             self._control_position = entry_id.decode()
             if fields.get(b"n") == self._node_bytes:
                 continue
@@ -265,24 +288,31 @@ class RedisBroker:
 
     # -- node liveness ----------------------------------------------------------------
 
+    def _beat_command(self) -> tuple[str | int, ...]:
+        return ("SET", NODE_PREFIX + self._node, str(time.time()), "PX", int(self._node_timeout * 1000))
+
     async def _beat(self) -> None:
         assert self._redis is not None
-        await self._redis.set(NODE_PREFIX + self._node, str(time.time()), px=int(self._node_timeout * 1000))
+        await self._redis.command(*self._beat_command())
 
     async def _heartbeat_loop(self) -> None:
         assert self._redis is not None and self._listener is not None
         while True:
             await asyncio.sleep(self._heartbeat)
+            # One round trip: this node's beat and whether each known node still beats.
+            nodes = list(self._remote_nodes)
             try:
-                await self._beat()
-                for node in list(self._remote_nodes):
-                    if not await self._redis.exists(NODE_PREFIX + node):
-                        self._remote_nodes.discard(node)
-                        logger.info("node %s stopped heart-beating: removing its presence", node)
-                        self._listener.on_node_gone(node)
-            except (RedisError, OSError) as exc:
+                replies = await self._redis.pipeline(
+                    [self._beat_command(), *(("EXISTS", NODE_PREFIX + node) for node in nodes)]
+                )
+            except RedisError as exc:
                 self._mark_unhealthy(exc)
                 continue
+            for node, alive in zip(nodes, replies[1:], strict=True):
+                if not alive:
+                    self._remote_nodes.discard(node)
+                    logger.info("node %s stopped heart-beating: removing its presence", node)
+                    self._listener.on_node_gone(node)
             self._mark_healthy()
 
     def _mark_unhealthy(self, exc: BaseException) -> None:
@@ -296,6 +326,11 @@ class RedisBroker:
             logger.info("Redis reachable again: re-syncing documents with other nodes")
             assert self._listener is not None
             self._listener.on_broker_recovered()
+
+
+def _fields(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A stream entry's fields as a dict (Redis sends them as a flat list)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def coalesced(batch: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:

@@ -58,7 +58,17 @@ CACHE = HERE / ".cache"
 SAMPLE_INTERVAL_S = 0.1
 LOADGEN_MARGIN_S = 60.0
 DEFAULT_SERVERS = ("hub", "hub-hocuspocus", "hocuspocus", "y-websocket", "pycrdt")
-SCENARIOS = ("fanout", "many-docs", "idle", "join-storm", "presence", "full-speed", "multi-node")
+SCENARIOS = (
+    "fanout",
+    "many-docs",
+    "idle",
+    "join-storm",
+    "presence",
+    "full-speed",
+    "multi-node",
+    "multi-node-weak",
+)
+MULTI_NODE_SCENARIOS = ("multi-node", "multi-node-weak")
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,8 @@ class Profile:
     multi_node_clients: int
     multi_node_counts: tuple[int, ...]
     repeats: int
+    # multi-node-weak: the same clients on every node (33 per node: 33, 66, 99 clients)
+    multi_node_clients_per_node: int = 33
 
 
 PROFILES = {
@@ -138,7 +150,7 @@ PROFILES = {
     "quick": Profile(
         "quick", (10, 100, 500), 2, 5, 5, (200, 5), 2000, 5_000_000, 150, 60, 500, 100, (1, 2, 3), 1
     ),
-    "tiny": Profile("tiny", (5,), 1, 2, 2, (4, 3), 20, 300_000, 5, 20, 10, 6, (1,), 1),
+    "tiny": Profile("tiny", (5,), 1, 2, 2, (4, 3), 20, 300_000, 5, 20, 10, 6, (1,), 1, 3),
 }
 WRITERS = 10
 INTERVAL_MS = 50
@@ -178,15 +190,18 @@ def cases(profile: Profile, scenarios: list[str], doc_file: Path | None) -> list
     if "full-speed" in scenarios:
         args = ("--mode", "full-speed", "--clients", str(FULL_SPEED_CLIENTS), *phases)
         out.append(Case("full-speed", f"1 writer, {FULL_SPEED_CLIENTS - 1} readers", args, window + 60))
-    if "multi-node" in scenarios:
-        n = p.multi_node_clients
+    # multi-node: a fixed total of clients spread over the nodes (the figure: each node
+    # serves fewer clients as nodes are added, so its fixed costs weigh more per delivery);
+    # multi-node-weak: the same clients per node at every size, the same writers (each node
+    # then delivers the same updates/s; what grows is only what belonging to a cluster costs).
+    for scenario in MULTI_NODE_SCENARIOS:
+        if scenario not in scenarios:
+            continue
         for nodes in p.multi_node_counts:
+            n = p.multi_node_clients if scenario == "multi-node" else p.multi_node_clients_per_node * nodes
             args = ("--clients", str(n), "--writers", str(min(WRITERS, n)), "--interval", str(INTERVAL_MS))
-            out.append(
-                Case(
-                    "multi-node", f"{nodes} node{'s' if nodes > 1 else ''}", args + phases, window + 90, nodes
-                )
-            )
+            key = f"{nodes} node{'s' if nodes > 1 else ''}"
+            out.append(Case(scenario, key, args + phases, window + 90, nodes))
     return out
 
 
@@ -331,7 +346,7 @@ def figures(run: Run) -> dict[str, Any]:
     lg = run.loadgen
     mb = 2**20
     out: dict[str, Any] = {"rss_peak_mb": run.rss_peak / mb, "loadgen_cores": lg.get("loadgen_cpu_cores")}
-    if run.scenario in ("fanout", "many-docs", "presence", "full-speed", "multi-node"):
+    if run.scenario in ("fanout", "many-docs", "presence", "full-speed", *MULTI_NODE_SCENARIOS):
         win = _window(run, "measure_start", "measure_end")
         arrivals = lg.get("arrivals_in_window") or 0
         lat = lg.get("latency_ms") or {}
@@ -349,7 +364,7 @@ def figures(run: Run) -> dict[str, Any]:
             cpu, seconds = win
             out["server_cores"] = sum(cpu) / seconds if seconds else None
             out["cpu_us_per_delivery"] = 1e6 * sum(cpu) / arrivals if arrivals else None
-            if run.scenario == "multi-node":
+            if run.scenario in MULTI_NODE_SCENARIOS:
                 by_node = lg.get("arrivals_by_url") or []
                 out["cpu_us_per_delivery_by_node"] = [
                     1e6 * c / a if a else None for c, a in zip(cpu, by_node, strict=False)
@@ -495,11 +510,11 @@ async def run_all(args: argparse.Namespace, plan: list[Case], log_dir: Path) -> 
     runs: list[Run] = []
     for case in plan:
         for repeat in range(args.repeats):
-            servers = ["hub"] if case.scenario == "multi-node" else args.server_names
+            servers = ["hub"] if case.scenario in MULTI_NODE_SCENARIOS else args.server_names
             for server in servers:
                 label = f"{case.scenario} {case.key} {server} ({repeat + 1}/{args.repeats})"
                 print(f"run: {label}", file=sys.stderr)
-                if case.scenario == "multi-node":
+                if case.scenario in MULTI_NODE_SCENARIOS:
                     run = await multi_node_run(args, case, repeat, log_dir)
                 else:
                     run = await single_run(args, case, server, repeat, log_dir)
