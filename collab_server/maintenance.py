@@ -11,6 +11,7 @@ import time
 from collab_server.agent_presence import AgentPresence
 from collab_server.documents import DocumentRegistry
 from collab_server.metrics import HubMetrics
+from collab_server.room import Room
 from collab_server.sessions import SessionRegistry
 from collab_server.settings import Settings
 from persistence.base import Store, StoreError
@@ -39,6 +40,10 @@ class Maintenance:
         self._agents = agents
         self._metrics = metrics
         self.store_reachable = True
+        # The last-persisted time each document's gauge shows: a gauge is set only when it
+        # changed (a labelled child lookup per document per pass was most of a pass's cost).
+        # (Keyed by the room: a document unloaded and loaded again gets its gauge back.)
+        self._gauge_at: dict[Room, float] = {}
 
     async def run(self) -> None:
         last_check = 0.0
@@ -47,11 +52,14 @@ class Maintenance:
             now = time.monotonic()
             self._agents.expire()
             self._sessions.close_expired()
+            shown, self._gauge_at = self._gauge_at, {}
             for room in list(self._documents.rooms.values()):
                 room.expire_presence(self._settings.awareness_timeout_seconds)
                 persisted = self._writer.last_persisted.get(room.name)
                 if persisted is not None:
-                    self._metrics.last_persisted.labels(document=room.name).set(persisted.at)
+                    self._gauge_at[room] = persisted.at
+                    if shown.get(room) != persisted.at:
+                        self._metrics.last_persisted.labels(document=room.name).set(persisted.at)
             self._documents.unload_idle(now)
             self._metrics.persist_backlog.set(self._writer.backlog)
             self._metrics.persist_healthy.set(1 if self._writer.healthy else 0)

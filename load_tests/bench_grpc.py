@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import statistics
 import sys
@@ -73,6 +74,8 @@ async def subscribe_latency(
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     counter = iter(range(1, 10**9))
+    expected: list[int] = []  # events due, known once the writers stop
+    arrived = asyncio.Event()  # set when that many have arrived
     async with CollabClient(target) as client:
         await client.edit("bench-sub", text="start")
         calls = [client.subscribe("bench-sub") for _ in range(subscribers)]
@@ -84,6 +87,8 @@ async def subscribe_latency(
                     sent = sent_at.get(int(match))
                     if sent is not None:
                         latencies.append((now - sent) * 1000)
+                if expected and len(latencies) >= expected[0]:
+                    arrived.set()
 
         followers = [asyncio.create_task(follow(call)) for call in calls]
         clients = [YClient(hub.url("bench-sub")) for _ in range(writers)]
@@ -98,7 +103,13 @@ async def subscribe_latency(
                     sent_at[number] = time.perf_counter()
                     writer.text.insert(0, f"<{number}>")
                 await asyncio.sleep(0.1)  # each writer: 10 tokens per second
-            await asyncio.sleep(1.0)  # let the last events arrive
+            expected.append(len(sent_at) * subscribers)
+            if len(latencies) >= expected[0]:
+                arrived.set()
+            # Every sent token's event at every subscriber, or a bound: a lost one must not hang the
+            # run (the caller reports delivered against expected).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), 30)
         finally:
             for writer in clients:
                 await writer.__aexit__(None, None, None)
@@ -141,6 +152,7 @@ def main() -> None:
                 )
             print(f"  gRPC / HTTP throughput: {rates['grpc'] / rates['http']:.2f}x")
             cpu_before = hub_process.cpu_times() if hub_process else None
+            phase_started = time.perf_counter()
             latencies, expected = asyncio.run(
                 subscribe_latency(hub, target, args.subscribers, args.writers, args.seconds)
             )
@@ -148,7 +160,7 @@ def main() -> None:
             if hub_process and cpu_before:
                 after = hub_process.cpu_times()
                 used = (after.user - cpu_before.user) + (after.system - cpu_before.system)
-                cpu = f", hub CPU {used / (args.seconds + 1):.2f} cores"
+                cpu = f", hub CPU {used / (time.perf_counter() - phase_started):.2f} cores"
             print(
                 f"Subscribe under fan-out: {args.subscribers} streams, {args.writers} writers x 10/s for "
                 f"{args.seconds:.0f} s: {len(latencies)}/{expected} deliveries, p50 {quantile(latencies, 0.5):.1f} ms, "

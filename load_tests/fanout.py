@@ -36,18 +36,17 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from load_tests.peers import (  # noqa: E402
-    _healthz_ok,
     drive_loadgen,
     ensure_node_modules,
     free_port,
     tree_cpu_and_rss,
     versions,
+    wait_healthy,
 )
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "node" / "loadgen.mjs"
 HOST = "127.0.0.1"
-READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 SAMPLE_INTERVAL_S = 0.1
 BASELINE = "pycrdt"
@@ -123,21 +122,6 @@ class RunResult:
         return derived[key]
 
 
-healthz_ok = _healthz_ok  # one copy of these helpers, in peers.py
-
-
-async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    url = f"http://{HOST}:{port}/healthz"
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before it was ready")
-        if await asyncio.to_thread(healthz_ok, url):
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"server not ready on port {port} after {READY_TIMEOUT_S} s")
-
-
 async def stop(proc: asyncio.subprocess.Process) -> int:
     """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; returns the exit code."""
     if proc.returncode is None:
@@ -199,7 +183,7 @@ async def one_run(
         done = asyncio.Event()
         sampler: asyncio.Task[None] | None = None
         try:
-            await wait_ready(port, proc)
+            await wait_healthy(port, proc)
             ps = psutil.Process(proc.pid)
             sampler = asyncio.create_task(sample(ps, run.server_stats, done))
             run.loadgen = await run_loadgen(args, port, clients, ps, run.server_stats)

@@ -251,6 +251,15 @@ class PostgresStore:
             await pool.expire_connections()
             raise StoreUnavailable(f"{self._target}: {self._reason(exc)}") from exc
 
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[Any]:
+        """A connection in a read-only repeatable-read transaction: several reads, one point in time."""
+        async with (
+            self._connection() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield connection
+
     async def _execute(self, sql: str, *args: Any) -> str:
         """One statement on a pooled connection; its status (e.g. "UPDATE 1")."""
         async with self._connection() as connection:
@@ -350,10 +359,7 @@ class PostgresStore:
                 raise CorruptDocument(f"document {document!r}: {exc}") from exc
 
     async def read_version(self, document: str, seq: int) -> StoredDocument:
-        async with (
-            self._connection() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._snapshot() as connection:
             exists = await connection.fetchval(
                 "SELECT 1 FROM updates WHERE document = $1 AND seq = $2", document, seq
             )
@@ -413,10 +419,7 @@ class PostgresStore:
         return CompactionResult(document, covered, len(parts.tail), len(merged))
 
     async def history(self, document: str, limit: int = 100) -> list[VersionInfo]:
-        async with (
-            self._connection() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._snapshot() as connection:
             checkpoint_rows = await connection.fetch(
                 "SELECT seq, created_at, actors, octet_length(snapshot) AS size FROM checkpoints"
                 " WHERE document = $1 ORDER BY seq DESC LIMIT $2",
@@ -723,10 +726,7 @@ class PostgresStore:
         return [TieredDocument(*row) for row in rows]
 
     async def export_document(self, document: str) -> DocumentExport:
-        async with (
-            self._connection() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._snapshot() as connection:
             update_rows = await connection.fetch(
                 "SELECT seq, payload, update_bytes, actor, origin_node, created_at FROM updates"
                 " WHERE document = $1 ORDER BY seq",

@@ -99,6 +99,35 @@ def test_load_tests_use_only_the_client_not_the_hub_internals() -> None:
     assert {path: modules for path, modules in offenders.items() if modules} == {}
 
 
+def test_the_native_core_facade_imports_nothing_of_ours() -> None:
+    ours = ("collab_server", "persistence", "awareness")
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] in ours)
+        for p in python_files("crdt_core")
+    }
+    assert {path: modules for path, modules in offenders.items() if modules} == {}
+
+
+@pytest.mark.parametrize("package", (*INDEPENDENT, "collab_server", "load_tests"))
+def test_no_relative_imports_so_the_layer_checks_see_every_import(package: str) -> None:
+    relative = [
+        f"{p.relative_to(ROOT)}:{node.lineno}"
+        for p in python_files(package)
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert relative == []
+
+
+def test_every_test_module_in_tests_fast_joins_the_fast_tier() -> None:
+    unmarked = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "tests" / "fast").glob("test_*.py"))
+        if "pytest.mark.fast" not in p.read_text(encoding="utf-8")
+    ]
+    assert unmarked == []
+
+
 def test_the_architecture_page_names_every_hub_module() -> None:
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     missing = [

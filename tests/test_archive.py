@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from persistence.archive.manifest import ArchiveCorrupt
 from persistence.base import LogEntry
 from persistence.encryption.keys import new_key_entry
 from persistence.sqlite import SqliteStore
-from tests.support.hub import REPO, HubProcess
+from tests.support.hub import REPO, HubProcess, collab_cli
 from tests.support.services import S3ProxyServer
 from tests.support.waiting import eventually
 
@@ -48,21 +47,10 @@ def write(hub: HubProcess, name: str, text: str) -> None:
 
 
 def archive_now(hub: HubProcess) -> dict[str, Any]:
-    response = httpx.post(f"{hub.http}/api/admin/archive", timeout=120)
+    response = httpx.post(f"{hub.http}/api/admin/archive")
     assert response.status_code == 200, response.text
     report: dict[str, Any] = response.json()
     return report
-
-
-def collab(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collab_server", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def snapshot_of(hub: HubProcess, names: list[str]) -> dict[str, Any]:
@@ -102,7 +90,7 @@ def test_archive_then_restore_into_an_empty_database_is_equal(
     assert b"notes/doc-3.md" in blob  # names are metadata, in the manifests: the scan reads them
     assert MARKER.encode() not in blob and b"revision" not in blob  # content is ciphertext
     s3 = ["--archive-access-key", s3_server.access_key, "--archive-secret-key", s3_server.secret_key]
-    checked = collab("archive", "--check", "--archive", s3_url(s3_server), *s3)
+    checked = collab_cli("archive", "--check", "--archive", s3_url(s3_server), *s3)
     assert checked.returncode == 0 and "5 documents in the archive, 0 problems" in checked.stdout, (
         checked.stderr
     )
@@ -110,10 +98,10 @@ def test_archive_then_restore_into_an_empty_database_is_equal(
     for path in tmp_path.glob("hub.sqlite3*"):  # the disaster
         path.unlink()
     store = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    restored = collab("restore-archive", "--archive", s3_url(s3_server), "--store", store, *s3)
+    restored = collab_cli("restore-archive", "--archive", s3_url(s3_server), "--store", store, *s3)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "restored 5 documents" in restored.stdout and "5 verified equal" in restored.stdout
-    again = collab("restore-archive", "--archive", s3_url(s3_server), "--store", store, *s3)
+    again = collab_cli("restore-archive", "--archive", s3_url(s3_server), "--store", store, *s3)
     assert again.returncode == 1 and "not empty" in again.stderr
 
     hub = HubProcess(tmp_path, archive_interval_seconds=3600, **options).start()
@@ -212,16 +200,16 @@ async def test_sigkill_while_archiving_leaves_a_consistent_archive(tmp_path: Pat
             await process.wait()
     partial = len(list(archive_dir.rglob("manifest.json")))
     assert 20 <= partial < documents
-    checked = collab("archive", "--check", "--archive", str(archive_dir))
+    checked = collab_cli("archive", "--check", "--archive", str(archive_dir))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{partial} documents in the archive, 0 problems" in checked.stdout
 
-    finished = collab(
+    finished = collab_cli(
         "archive", "--archive", str(archive_dir), "--store", f"sqlite:///{tmp_path / 'store.db'}"
     )
     assert finished.returncode == 0, finished.stderr
     assert f"archived {documents - partial} documents" in finished.stdout or "archived" in finished.stdout
-    checked = collab("archive", "--check", "--archive", str(archive_dir))
+    checked = collab_cli("archive", "--check", "--archive", str(archive_dir))
     assert f"{documents} documents in the archive, 0 problems" in checked.stdout
 
 
@@ -283,7 +271,7 @@ async def test_object_store_down_for_30_seconds_editing_goes_on_and_archiving_ca
     # Checked with the hub stopped, so no write races the reads: every manifest parses and every
     # object it names is there and matches its digest.
     s3 = ["--archive-access-key", s3_server.access_key, "--archive-secret-key", s3_server.secret_key]
-    checked = collab("archive", "--check", "--archive", s3_url(s3_server), *s3)
+    checked = collab_cli("archive", "--check", "--archive", s3_url(s3_server), *s3)
     assert checked.returncode == 0 and ", 0 problems" in checked.stdout, (
         checked.stdout + checked.stderr + f" ({torn_reads} torn reads while polling)"
     )

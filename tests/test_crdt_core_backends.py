@@ -11,6 +11,8 @@ import pytest
 from crdt_core import AwarenessEntry, Message, MessageKind, ProtocolError
 from tests.test_crdt_core_support import BACKENDS, Session, backend, content, decode_state_vector
 
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
+
 
 @pytest.fixture(params=BACKENDS)
 def core(request: pytest.FixtureRequest) -> SimpleNamespace:

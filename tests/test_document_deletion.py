@@ -4,8 +4,6 @@ disk, purge after the grace period, and roles on all of it (collab_server/lifecy
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from collab_server.auth import mint
 from collab_server.client import YClient
 from persistence.encryption.keys import new_key_entry
-from tests.support.hub import REPO, HubProcess
+from tests.support.hub import HubProcess, collab_cli
 from tests.support.waiting import eventually
 
 SECRET = "deletion-test-secret-long-enough-for-hs256"
@@ -134,15 +132,7 @@ async def test_hard_erase_leaves_nothing_on_disk_or_in_the_index(tmp_path: Path)
 
         archived = call(hub, "POST", "/api/admin/archive")
         assert archived.status_code == 200 and archived.json()["documents"] == 2, archived.text
-        erased = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "collab_server", "documents", "erase", "secret.md", "--hub", hub.http],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        erased = await asyncio.to_thread(collab_cli, "documents", "erase", "secret.md", "--hub", hub.http)
         assert erased.returncode == 0, erased.stderr
         assert '"erased": true' in erased.stdout and '"search_chunks": 0' not in erased.stdout
         assert '"archive_objects": 0' not in erased.stdout

@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collab_server import viewer
 from collab_server.auth import mint
-from tests.browser.driver import Browser, Page, browser_available
+from tests.browser.driver import Browser, Page, viewer_browser
 from tests.support.hocuspocus import HocuspocusClients
 from tests.support.hub import REPO, HubProcess, free_port
 from tests.support.waiting import eventually
@@ -32,13 +31,7 @@ SYNCED = "document.body.dataset.synced === 'true'"
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    reason = browser_available()
-    if reason is not None:
-        raise RuntimeError(f"browser tests cannot run: {reason}")
-    missing = viewer.missing_assets()
-    if missing:
-        raise RuntimeError(f"viewer bundle missing ({', '.join(missing)}): run scripts/build_frontend.sh")
-    async with Browser(tmp_path / "chromium-profile") as launched:
+    async with viewer_browser(tmp_path / "chromium-profile") as launched:
         yield launched
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from persistence.encryption.keys import StaticKeyProvider, new_key_entry
 from persistence.encryption.store import EncryptedStore, verify_store
 from persistence.factory import store_from_url
 from persistence.index.indexer import texts_of_stored
-from tests.support.hub import REPO, HubProcess
+from tests.support.hub import HubProcess, collab_cli
 from tests.support.services import postgres_bin_dir
 from tests.support.waiting import eventually
 
@@ -39,17 +38,6 @@ def raw_bytes(*paths: Path) -> bytes:
 
 def sqlite_files(db: Path) -> list[Path]:
     return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
-
-
-def collab(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collab_server", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 async def type_text(hub: HubProcess, document: str, pieces: list[str]) -> None:
@@ -91,7 +79,7 @@ async def test_sqlite_file_holds_no_plaintext_and_reads_back(tmp_path: Path) -> 
         assert again.text("secret.md") == "".join(PIECES)
     finally:
         again.stop()
-    verified = collab("keys", "verify", "--store", encrypted.store, "--master-key-file", str(keys))
+    verified = collab_cli("keys", "verify", "--store", encrypted.store, "--master-key-file", str(keys))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "0 unreadable" in verified.stdout
 
@@ -146,7 +134,7 @@ def test_wrong_or_missing_key_refuses_to_start(tmp_path: Path) -> None:
         hub.stop()
 
     def serve(*options: str) -> subprocess.CompletedProcess[str]:
-        return collab("serve", "--store", store, "--search", "off", "--port", "0", *options, timeout=30)
+        return collab_cli("serve", "--store", store, "--search", "off", "--port", "0", *options, timeout=30)
 
     refused = serve("--master-key-file", str(wrong))
     assert refused.returncode == 1
@@ -167,7 +155,7 @@ def test_wrong_or_missing_key_refuses_to_start(tmp_path: Path) -> None:
         asyncio.run(type_text(plain, "doc", ["plain text"]))
     finally:
         plain.stop()
-    refused = collab("serve", "--store", plain_store, "--search", "off", "--master-key-file", str(right))
+    refused = collab_cli("serve", "--store", plain_store, "--search", "off", "--master-key-file", str(right))
     assert refused.returncode == 1 and "without encryption" in refused.stderr
 
 
@@ -198,7 +186,7 @@ async def test_master_key_rotation_under_live_editing(tmp_path: Path) -> None:
             await eventually(lambda: all(len(t) > 20 for t in typed.values()), what="editing under way")
             key_file(keys, new, old)  # the running hub re-reads the file: new data keys use k2
             rotated = await asyncio.to_thread(
-                collab, "keys", "rotate", "--store", hub.store, "--master-key-file", str(keys)
+                collab_cli, "keys", "rotate", "--store", hub.store, "--master-key-file", str(keys)
             )
             assert rotated.returncode == 0, rotated.stderr
             assert "re-wrapped 5 data keys with master key 'k2'" in rotated.stdout
@@ -210,7 +198,7 @@ async def test_master_key_rotation_under_live_editing(tmp_path: Path) -> None:
             stop.set()
     finally:
         hub.stop()
-    verified = collab("keys", "verify", "--store", hub.store, "--master-key-file", str(keys))
+    verified = collab_cli("keys", "verify", "--store", hub.store, "--master-key-file", str(keys))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     restarted = HubProcess(tmp_path, master_key_file=keys).start()  # only k2 now
     try:

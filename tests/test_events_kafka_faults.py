@@ -14,6 +14,7 @@ import contextlib
 import random
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ async def type_until(client: YClient, tag: str, stop: asyncio.Event, pause: floa
     return count
 
 
+def everything_published(hub: HubProcess, documents: Sequence[str]) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether the topic holds every update the hub stored for ``documents``."""
+
+    def complete(events: list[dict[str, Any]]) -> bool:
+        return all(published_seqs(events, doc) == stored_seqs(hub.store, doc) for doc in documents)
+
+    return complete
+
+
 async def test_sigkill_between_commit_and_publish_loses_no_event(
     tmp_path: Path, kafka_server: KafkaServer
 ) -> None:
@@ -90,10 +100,11 @@ async def test_sigkill_between_commit_and_publish_loses_no_event(
                 published_then = len({e["id"] for e in reader.events if e["type"] == "document.changed"})
                 behind_at_kill.append(stored_now - published_then)
 
-            def complete(events: list[dict[str, Any]]) -> bool:
-                return all(published_seqs(events, doc) == stored_seqs(hub.store, doc) for doc in documents)
-
-            await reader.wait_for(complete, 30, "every stored update on the topic after the restarts")
+            await reader.wait_for(
+                everything_published(hub, documents),
+                30,
+                "every stored update on the topic after the restarts",
+            )
         assert_in_order_without_gaps(reader.events)
         by_doc = changed_by_document(reader.events)
         for doc in documents:
@@ -145,10 +156,9 @@ async def test_kafka_outage_keeps_the_hub_serving_and_resumes_in_order(
             counts = await asyncio.gather(*typing)
             assert min(counts) > 100
 
-            def complete(events: list[dict[str, Any]]) -> bool:
-                return all(published_seqs(events, doc) == stored_seqs(hub.store, doc) for doc in documents)
-
-            await reader.wait_for(complete, 60, "the backlog published after Kafka returned")
+            await reader.wait_for(
+                everything_published(hub, documents), 60, "the backlog published after Kafka returned"
+            )
         assert_in_order_without_gaps(reader.events)
         by_doc = changed_by_document(reader.events)
         for doc in documents:

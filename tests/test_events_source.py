@@ -14,6 +14,7 @@ import crdt_core
 from collab_server.events.source import SUGGESTIONS_FIELD, ChangeSource
 from persistence.base import LogEntry
 from persistence.memory import MemoryStore
+from tests.fast.peers import typed
 from tests.support.events import apply_delta
 
 pytestmark = pytest.mark.fast  # in-process, on the memory store
@@ -66,11 +67,7 @@ async def test_one_event_per_stored_update_with_deltas_and_a_created_event() -> 
 
 
 async def test_coalescing_window_merges_and_gives_the_same_id_again() -> None:
-    doc: Doc = pycrdt.Doc()
-    text = doc.get("content", type=pycrdt.Text)
-    updates = recording(doc)
-    for word in ("a", "b", "c", "d"):
-        text += word
+    updates, _ = typed(("a", "b", "c", "d"))
     base = time.time() - 60
     store = await store_with(updates, [base, base + 0.1, base + 0.2, base + 5])  # window 0.5 s
     first = await ChangeSource(store, window_seconds=0.5).next_batch("doc", 0)
@@ -87,11 +84,7 @@ async def test_coalescing_window_merges_and_gives_the_same_id_again() -> None:
 
 
 async def test_updates_compacted_before_publication_become_one_summary() -> None:
-    doc: Doc = pycrdt.Doc()
-    text = doc.get("content", type=pycrdt.Text)
-    updates = recording(doc)
-    for word in ("one ", "two ", "three ", "four "):
-        text += word
+    updates, _ = typed(("one ", "two ", "three ", "four "))
     store = await store_with(updates)
     source = ChangeSource(store, max_rows=2)
     first = await source.next_batch("doc", 0)

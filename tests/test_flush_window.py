@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from awareness.flush_window import FlushWindow
+
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
 
 
 async def test_first_request_flushes_next_turn_and_later_ones_share_the_window_end() -> None:

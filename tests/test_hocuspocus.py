@@ -6,7 +6,6 @@ carries its document name, so one socket holds many documents.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +16,7 @@ from collab_server import hocuspocus_protocol as hp
 from collab_server.auth import mint
 from tests.support.hocuspocus import HocuspocusClients
 from tests.support.hub import HubProcess
+from tests.support.waiting import eventually_async
 
 SECRET = "hocuspocus-test-secret-of-enough-length"
 
@@ -57,41 +57,33 @@ def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process.stop()
 
 
-async def until(check: object, what: str, timeout: float = 10.0) -> None:
-    """Await ``check()`` (a coroutine function returning bool) until true, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        await asyncio.sleep(0.02)
+async def a_and_b(clients: HocuspocusClients, hub: HubProcess, name: str) -> None:
+    """Providers ``a`` (socket s1) and ``b`` (socket s2) on document ``name``."""
+    await clients.socket("s1", hub.ws)
+    await clients.socket("s2", hub.ws)
+    await clients.open("a", "s1", doc(clients, name))
+    await clients.open("b", "s2", doc(clients, name))
 
 
 async def test_two_providers_converge_and_the_hub_has_their_text(
     hub: HubProcess, clients: HocuspocusClients
 ) -> None:
-    await clients.socket("s1", hub.ws)
-    await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", doc(clients, "converge"))
-    await clients.open("b", "s2", doc(clients, "converge"))
+    await a_and_b(clients, hub, "converge")
     await clients.call("insert", client="a", index=0, text="hello world")
     await clients.call("wait_text", client="b", text="hello world")
-    for i in range(30):
-        await clients.call("insert", client="a", index=i % 5, text="A")
-        await clients.call("insert", client="b", index=(i * 3) % 7, text="b")
-        if i % 4 == 0:
-            await clients.call("delete", client="a", index=1, length=1)
-            await clients.call("delete", client="b", index=3, length=2)
+    await clients.edit_concurrently("a", "b")
 
     async def same() -> bool:
         return await clients.text("a") == await clients.text("b")
 
-    await until(same, "convergence")
+    await eventually_async(same, what="convergence")
     final = await clients.text("a")
     assert final.count("A") > 0 and final.count("b") > 0
 
     async def stored() -> bool:
         return hub.text(doc(clients, "converge")) == final
 
-    await until(stored, "hub text equal to the clients'")
+    await eventually_async(stored, what="hub text equal to the clients'")
     # Sync-status acknowledgements: every local change was acknowledged by the hub.
     for client in ("a", "b"):
         await clients.call("wait_acknowledged", client=client)
@@ -137,7 +129,7 @@ async def test_abrupt_drop_removes_presence_within_a_second(
     async def seen() -> bool:
         return str(a_id) in await clients.call("peers", client="b")
 
-    await until(seen, "presence of a at b")
+    await eventually_async(seen, what="presence of a at b")
     assert (await clients.call("peers", client="b"))[str(a_id)]["user"]["name"] == "Ada"
     await clients.call("kill", socket="s1")
     dropped = time.monotonic()
@@ -145,7 +137,7 @@ async def test_abrupt_drop_removes_presence_within_a_second(
     async def gone() -> bool:
         return str(a_id) not in await clients.call("peers", client="b")
 
-    await until(gone, "presence of a removed", timeout=5.0)
+    await eventually_async(gone, timeout=5.0, what="presence of a removed")
     assert time.monotonic() - dropped < 1.0
 
 
@@ -162,7 +154,7 @@ async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: H
     async def closed() -> bool:
         return bool((await clients.status("bad"))["closes"])
 
-    await until(closed, "close of bad-doc")
+    await eventually_async(closed, what="close of bad-doc")
     close = (await clients.status("bad"))["closes"][0]
     assert close["reason"].startswith("1007 ") and "unknown Hocuspocus message type 99" in close["reason"]
     # A truncated sync message for a document of the other socket closes that document there.
@@ -173,7 +165,7 @@ async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: H
     async def closed2() -> bool:
         return bool((await clients.status("bad2"))["closes"])
 
-    await until(closed2, "close of bad-doc-2")
+    await eventually_async(closed2, what="close of bad-doc-2")
     assert (await clients.status("bad2"))["closes"][0]["reason"].startswith("1007 ")
     # The other documents on both sockets still work both ways.
     await clients.call("insert", client="good", index=0, text="still here")
@@ -186,17 +178,14 @@ async def test_bad_envelope_closes_only_its_document(hub: HubProcess, clients: H
 async def test_stateless_messages_reach_the_other_clients_of_the_document(
     hub: HubProcess, clients: HocuspocusClients
 ) -> None:
-    await clients.socket("s1", hub.ws)
-    await clients.socket("s2", hub.ws)
-    await clients.open("a", "s1", doc(clients, "chat"))
-    await clients.open("b", "s2", doc(clients, "chat"))
+    await a_and_b(clients, hub, "chat")
     await clients.open("other", "s2", doc(clients, "elsewhere"))
     await clients.call("stateless", client="a", payload='{"kind": "ping", "n": 1}')
 
     async def received() -> bool:
         return await clients.call("received", client="b") == ['{"kind": "ping", "n": 1}']
 
-    await until(received, "stateless message at b")
+    await eventually_async(received, what="stateless message at b")
     assert await clients.call("received", client="a") == []
     assert await clients.call("received", client="other") == []
 
@@ -221,7 +210,7 @@ async def test_tokens_map_onto_roles_read_only_included(
     async def refused() -> bool:
         return "read-only" in " ".join((await clients.status("r"))["authFailed"])
 
-    await until(refused, "permission denied for the read-only write")
+    await eventually_async(refused, what="permission denied for the read-only write")
     assert (await clients.status("r"))["unsynced"] > 0
     await clients.call("insert", client="w", index=6, text=" today")
     await clients.call("wait_text", client="r", text="VANDAL agreed today")
@@ -236,7 +225,7 @@ async def test_tokens_map_onto_roles_read_only_included(
             (await clients.status("n"))["authFailed"]
         )
 
-    await until(denied, "permission denied for outsider and anonymous")
+    await eventually_async(denied, what="permission denied for outsider and anonymous")
     assert "no access" in (await clients.status("o"))["authFailed"][0]
     assert not (await clients.status("o"))["synced"] and not (await clients.status("n"))["synced"]
     await clients.call("insert", client="w", index=0, text="!")
@@ -244,7 +233,7 @@ async def test_tokens_map_onto_roles_read_only_included(
     async def still_reading() -> bool:  # where "!" lands beside "VANDAL " depends on client ids
         return sorted(await clients.text("r")) == sorted("VANDAL !agreed today")
 
-    await until(still_reading, "the writer's later edit at the reader")
+    await eventually_async(still_reading, what="the writer's later edit at the reader")
     assert await clients.text("w") == "!agreed today"
 
 
@@ -261,7 +250,7 @@ async def test_documents_per_socket_are_limited_one_document_at_a_time(
     async def refused() -> bool:
         return bool((await clients.status("c3"))["closes"])
 
-    await until(refused, "the fourth document refused")
+    await eventually_async(refused, what="the fourth document refused")
     reason = (await clients.status("c3"))["closes"][0]["reason"]
     assert reason.startswith("4429 ") and "more than 3 documents on one socket" in reason
     # The three documents already open on that socket keep working.
@@ -285,5 +274,5 @@ async def test_provider_4_sessions_of_one_document_share_a_socket(hub: HubProces
         async def seen() -> bool:
             return str(a_id) in await clients.call("peers", client="b")
 
-        await until(seen, "session a's presence at session b")
+        await eventually_async(seen, what="session a's presence at session b")
         assert hub.text(name) == "one socket, two sessions"

@@ -7,7 +7,7 @@ each answer) every acknowledged edit and restore is in the store after the resta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from collab_server.settings import Settings
 from persistence.base import LogEntry, StoreUnavailable
 from persistence.memory import MemoryStore
 from tests.support.hub import HubProcess
+from tests.support.waiting import eventually_async
 
 COMMIT_TIMEOUT = 1.0
 
@@ -81,27 +82,18 @@ async def test_strict_edit_is_answered_after_its_commit_and_503_when_the_store_i
     assert (await client.get("/api/documents/d/text")).json()["text"] == "one two"
 
     store.down = False  # the change answered 503 was kept and is stored once the store is back
-    await until(lambda: stored_parts(store, "d"), 2, "the kept change stored after recovery")
-    await until(lambda: ready(client), True, "readiness after the store recovered")
+    await eventually_async(lambda: stored_parts(store, "d", 2), what="the kept change stored after recovery")
+    await eventually_async(lambda: ready(client), what="readiness after the store recovered")
     again = await client.post("/api/documents/d/edits", json={"text": "one two three"})
     assert again.status_code == 200, again.text
 
 
-async def stored_parts(store: MemoryStore, document: str) -> int:
-    return len((await store.load(document)).tail)
+async def stored_parts(store: MemoryStore, document: str, parts: int) -> bool:
+    return len((await store.load(document)).tail) == parts
 
 
 async def ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
-
-
-async def until(probe: Callable[[], Awaitable[object]], expected: object, what: str) -> None:
-    """Poll an async probe until it returns ``expected``; fail at a 10 s deadline."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while (value := await probe()) != expected:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after 10s")
-        await asyncio.sleep(0.05)
 
 
 ROUNDS = 5

@@ -10,6 +10,7 @@ import pycrdt
 from collab_server.client import YClient
 from tests.support.hub import HubProcess
 from tests.support.node import NodeClients
+from tests.support.waiting import eventually, eventually_async
 
 
 async def wait_equal(nodes: NodeClients, clients: list[str], timeout: float = 10.0) -> str:
@@ -35,20 +36,11 @@ async def test_two_clients_converge_under_concurrent_inserts_and_deletes(hub: Hu
         await nodes.open("b", hub.ws, "converge")
         await nodes.call("insert", client="a", index=0, text="hello world")
         await nodes.call("wait_text", client="b", text="hello world")
-        # Concurrent edits on both sides, without waiting in between.
-        for i in range(30):
-            await nodes.call("insert", client="a", index=i % 5, text="A")
-            await nodes.call("insert", client="b", index=(i * 3) % 7, text="b")
-            if i % 4 == 0:
-                await nodes.call("delete", client="a", index=1, length=1)
-                await nodes.call("delete", client="b", index=3, length=2)
+        await nodes.edit_concurrently("a", "b")  # both sides, without waiting in between
         final = await wait_equal(nodes, ["a", "b"])
         assert final.count("A") + final.count("b") > 0
         # The hub's copy equals the clients' copies.
-        deadline = time.monotonic() + 5
-        while hub.text("converge") != final:
-            assert time.monotonic() < deadline, (hub.text("converge"), final)
-            await asyncio.sleep(0.05)
+        await eventually(lambda: hub.text("converge") == final, 5, "the hub's copy equal to the clients'")
 
 
 async def test_late_joiner_receives_full_state(hub: HubProcess) -> None:
@@ -68,10 +60,11 @@ async def test_awareness_propagates_and_disappears_on_abrupt_drop(hub: HubProces
         a_id = await nodes.open("a", hub.ws, "presence")
         await nodes.open("b", hub.ws, "presence")
         await nodes.call("awareness", client="a", state={"user": {"name": "Ada", "kind": "human"}})
-        deadline = time.monotonic() + 5
-        while str(a_id) not in await nodes.call("peers", client="b"):
-            assert time.monotonic() < deadline, "presence of a never reached b"
-            await asyncio.sleep(0.02)
+
+        async def a_seen_by_b() -> bool:
+            return str(a_id) in await nodes.call("peers", client="b")
+
+        await eventually_async(a_seen_by_b, 5, "presence of a at b")
         peers = await nodes.call("peers", client="b")
         assert peers[str(a_id)]["user"]["name"] == "Ada"
         # Drop a's socket without a close frame: b must see a leave within 1 s.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -69,15 +70,20 @@ def test_bad_bytes_raise_and_change_nothing() -> None:
 
 async def test_batcher_sends_first_change_at_once_then_one_message_per_window() -> None:
     sent: list[bytes] = []
-    batcher = PresenceBatcher(0.2, sent.append)
+    sent_at: list[float] = []
+
+    def send(frame: bytes) -> None:
+        sent.append(frame)
+        sent_at.append(time.monotonic())
+
+    batcher = PresenceBatcher(0.2, send)
     batcher.add([AwarenessEntry(1, 1, "{}")])
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the first change leaves at once
     assert len(sent) == 1
     for clock in range(2, 50):
         batcher.add([AwarenessEntry(1, clock, "{}"), AwarenessEntry(2, clock, "{}")])
-    await asyncio.sleep(0.05)
-    assert len(sent) == 1  # still inside the window
     await eventually(lambda: len(sent) == 2, timeout=5, what="the coalesced batch after the window")
+    assert sent_at[1] - sent_at[0] >= 0.2 * 0.95  # not before the window ended (clock granularity)
     assert {(e.client_id, e.clock) for e in crdt_core.decode_awareness(sent[1])} == {(1, 49), (2, 49)}
     batcher.close()
 

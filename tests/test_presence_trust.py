@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,9 @@ from collab_server.auth import mint
 from collab_server.client import YClient
 from crdt_core import AwarenessEntry
 from tests.support.hocuspocus import HocuspocusClients
-from tests.support.hub import REPO, HubProcess
+from tests.support.hub import HubProcess, collab_cli
 from tests.support.node import NodeClients
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_async
 
 SECRET = "presence-test-secret-long-enough-for-hs256!"
 
@@ -54,26 +52,27 @@ async def raw_socket(hub: HubProcess, document: str, credential: str) -> ClientC
     return await connect(f"{hub.url(document)}?token={credential}", compression=None, max_size=None)
 
 
-async def refusal(ws: ClientConnection, timeout: float = 10.0) -> str:
-    """The next permission-denied reason the hub sends this socket (other frames skipped)."""
+async def next_of_kind(ws: ClientConnection, kind: crdt_core.MessageKind, timeout: float) -> bytes:
+    """The payload of the next message of ``kind`` the hub sends this socket (others skipped)."""
     async with asyncio.timeout(timeout):
         while True:
             data = await ws.recv()
             assert isinstance(data, bytes)
             message = crdt_core.parse_message(data)
-            if message.kind is crdt_core.MessageKind.AUTH:
-                return message.payload.decode("utf-8", errors="replace")
+            if message.kind is kind:
+                return message.payload
+
+
+async def refusal(ws: ClientConnection, timeout: float = 10.0) -> str:
+    """The next permission-denied reason the hub sends this socket."""
+    payload = await next_of_kind(ws, crdt_core.MessageKind.AUTH, timeout)
+    return payload.decode("utf-8", errors="replace")
 
 
 async def presence_answer(ws: ClientConnection, timeout: float = 10.0) -> dict[int, str]:
     """The next awareness message the hub sends this socket, as {client id: state}."""
-    async with asyncio.timeout(timeout):
-        while True:
-            data = await ws.recv()
-            assert isinstance(data, bytes)
-            message = crdt_core.parse_message(data)
-            if message.kind is crdt_core.MessageKind.AWARENESS:
-                return {e.client_id: e.state for e in crdt_core.decode_awareness(message.payload)}
+    payload = await next_of_kind(ws, crdt_core.MessageKind.AWARENESS, timeout)
+    return {e.client_id: e.state for e in crdt_core.decode_awareness(payload)}
 
 
 async def close_of(ws: ClientConnection, timeout: float = 20.0) -> tuple[int | None, str]:
@@ -156,13 +155,6 @@ async def test_hocuspocus_presence_is_stamped_and_owned_too(trusted_hub: HubProc
 async def has_state(js: NodeClients, client: str, client_id: int, **expected: object) -> bool:
     state = await peer_state(js, client, client_id)
     return state is not None and all(state.get(key) == value for key, value in expected.items())
-
-
-async def eventually_async(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_presence_caps_bound_what_peers_and_joiners_receive(trusted_hub: HubProcess) -> None:
@@ -329,14 +321,7 @@ async def test_a_40_mb_document_joins_and_a_40_mb_paste_closes_nobody(trusted_hu
 
 
 def test_contradictory_limits_are_refused_at_start() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "collab_server", "serve", "--max-message-bytes", "100000000", "--port", "0"],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = collab_cli("serve", "--max-message-bytes", "100000000", "--port", "0")
     assert result.returncode == 2
     assert (
         "contradictory limits: max_message_bytes=100000000 is larger than outbox_max_bytes" in result.stderr

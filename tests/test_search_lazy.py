@@ -11,7 +11,10 @@ from persistence.base import LogEntry
 from persistence.index.base import IndexUnavailable, SearchHit
 from persistence.index.lazy import LazySearchIndex
 from persistence.memory import MemoryStore
+from tests.fast.stores import CountingStore
 from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.fast  # in-process: part of `scripts/test.sh --fast`
 
 
 class RecordingIndex:
@@ -42,10 +45,11 @@ async def test_an_empty_hub_opens_the_index_only_when_someone_searches() -> None
         opened.append(RecordingIndex())
         return opened[-1]
 
-    lazy = LazySearchIndex(MemoryStore(), open_index, poll_seconds=0.05, location="test")
+    store = CountingStore()
+    lazy = LazySearchIndex(store, open_index, poll_seconds=0.05, location="test")
     task = asyncio.create_task(lazy.run())
     try:
-        await asyncio.sleep(0.3)  # several polls of an empty store
+        await eventually(lambda: store.listings >= 4, what="several polls of an empty store")
         assert not opened
         with pytest.raises(IndexUnavailable, match="opening"):
             await lazy.search("anything", 3)  # asks for the index and says to retry
@@ -83,7 +87,7 @@ async def test_documents_under_continuous_typing_open_the_index_once_quiet_or_st
         opened.append(RecordingIndex())
         return opened[-1]
 
-    store = MemoryStore()
+    store = CountingStore()
     typing_on = True
 
     async def type_continuously() -> None:
@@ -95,7 +99,8 @@ async def test_documents_under_continuous_typing_open_the_index_once_quiet_or_st
     lazy = LazySearchIndex(store, open_index, poll_seconds=0.2, location="test", staleness_seconds=1.0)
     task = asyncio.create_task(lazy.run())
     try:
-        await asyncio.sleep(0.6)  # three polls, each seeing the document changed just now
+        # Three polls, each seeing the document changed just now (the typist writes every 10 ms).
+        await eventually(lambda: store.listings >= 3, timeout=5, what="three polls while typing")
         assert not opened
         await eventually(lambda: lazy.opened, timeout=5, what="opened once the document was stale")
     finally:

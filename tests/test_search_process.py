@@ -15,10 +15,10 @@ import pytest
 
 from collab_server.search_process import SearchProcess, worker_config
 from collab_server.settings import Settings
-from persistence.base import DocumentInfo, LogEntry
+from persistence.base import LogEntry
 from persistence.index.base import EmptyQuery, IndexUnavailable
-from persistence.memory import MemoryStore
 from persistence.sqlite import SqliteStore
+from tests.fast.stores import CountingStore
 from tests.support.waiting import eventually
 
 
@@ -93,16 +93,6 @@ async def test_a_worker_above_its_memory_bound_is_restarted(tmp_path: Path) -> N
         await asyncio.gather(task, return_exceptions=True)
         await search.close()
         await store.close()
-
-
-class CountingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.listings = 0
-
-    async def list_documents(self) -> list[DocumentInfo]:
-        self.listings += 1
-        return await super().list_documents()
 
 
 @pytest.mark.fast

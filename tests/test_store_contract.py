@@ -41,6 +41,7 @@ from persistence.memory import MemoryStore
 from persistence.migrations import load_migrations
 from persistence.postgres import APPEND_LOCK_NAMESPACE, PostgresStore, lock_key
 from persistence.sqlite import SqliteStore
+from tests.fast.peers import typed
 from tests.support.services import PostgresServer, free_port
 
 TEXT = "content"
@@ -49,18 +50,6 @@ DEADLINE = 20.0  # seconds any single wait in these tests may take
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def typed(pieces: Sequence[str], doc: Doc | None = None) -> tuple[list[bytes], Doc]:
-    """Real Yjs updates: one transaction (one update) per inserted piece of text."""
-    doc = doc if doc is not None else pycrdt.Doc()
-    text = doc.get(TEXT, type=pycrdt.Text)
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(event.update))
-    for piece in pieces:
-        text += piece
-    doc.unobserve(subscription)
-    return updates, doc
 
 
 def text_of(stored: StoredDocument) -> str:
@@ -107,8 +96,19 @@ class Backend:
 CONTRACT_KEYS = StaticKeyProvider(new_key_entry("contract"))
 
 
+# The in-process adapters join the fast tier (`scripts/test.sh --fast`); PostgreSQL needs its server.
+IN_PROCESS = pytest.mark.fast
+
+
 @pytest.fixture(
-    params=["memory", "sqlite", "postgres", "memory+encrypted", "sqlite+encrypted", "postgres+encrypted"]
+    params=[
+        pytest.param("memory", marks=IN_PROCESS),
+        pytest.param("sqlite", marks=IN_PROCESS),
+        "postgres",
+        pytest.param("memory+encrypted", marks=IN_PROCESS),
+        pytest.param("sqlite+encrypted", marks=IN_PROCESS),
+        "postgres+encrypted",
+    ]
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Every adapter, bare and under the envelope-encryption layer (persistence/encryption)."""
@@ -425,6 +425,7 @@ async def test_closed_store_is_unavailable(backend: Backend) -> None:
 # -- adapter-specific: SQLite ----------------------------------------------------------------
 
 
+@pytest.mark.fast
 async def test_sqlite_records_its_schema_version_and_runs_in_wal_mode(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "s.db"):
         pass
@@ -435,12 +436,14 @@ async def test_sqlite_records_its_schema_version_and_runs_in_wal_mode(tmp_path: 
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.fast
 async def test_sqlite_unopenable_path_is_unavailable(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "missing-dir" / "s.db")
     with pytest.raises(StoreUnavailable, match="missing-dir"):
         await store.open()
 
 
+@pytest.mark.fast
 async def test_sqlite_compaction_lease_of_a_crashed_holder_expires(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with SqliteStore(path) as store:
@@ -574,6 +577,7 @@ async def test_postgres_store_recovers_from_a_database_restart() -> None:
 # -- choosing an adapter -----------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_store_from_url(tmp_path: Path) -> None:
     assert isinstance(store_from_url("memory"), MemoryStore)
     assert isinstance(store_from_url("memory://"), MemoryStore)

@@ -10,6 +10,7 @@ from persistence.base import AuditEvent, DeadLetter, DeliveryRecord, Store
 from tests.test_store_contract import Backend, backend, entry, opened, store, typed
 
 __all__ = ["backend", "store"]  # fixtures shared with the main contract suite
+# Their memory and SQLite cases are in the fast tier (`pytest.mark.fast` on the backend params).
 
 
 async def test_pending_events_follow_the_cursor_per_sink(store: Store) -> None:

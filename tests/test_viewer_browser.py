@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from collab_server import viewer
 from collab_server.client import YClient
-from tests.browser.driver import Browser, Page, browser_available
+from tests.browser.driver import Browser, Page, viewer_browser
 from tests.support.hub import REPO, HubProcess
 from tests.support.waiting import eventually
 
@@ -39,13 +39,7 @@ def connection_is(state: str) -> str:
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    reason = browser_available()
-    if reason is not None:
-        raise RuntimeError(f"browser tests cannot run: {reason}")
-    missing = viewer.missing_assets()
-    if missing:
-        raise RuntimeError(f"viewer bundle missing ({', '.join(missing)}): run scripts/build_frontend.sh")
-    async with Browser(tmp_path / "chromium-profile") as launched:
+    async with viewer_browser(tmp_path / "chromium-profile") as launched:
         yield launched
 
 

@@ -46,6 +46,8 @@ LEASE_RENEW_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 10.0  # longest wait between rounds while a sink or the store fails
 CURSOR_FLUSH_SECONDS = 0.5  # what a crash may re-publish (consumers dedupe by event id)
 TAIL_LIMIT = 20_000  # committed rows kept in memory per sink; beyond, it reads the store again
+# Seconds of one publishing round or confirmation: from a local broker's ms to an outage's seconds.
+_ROUND_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 
 class Committed(Protocol):
@@ -100,14 +102,14 @@ class EventMetrics:
             "nova_events_round_seconds",
             "One publishing round of a sink: scan, read, publish",
             ["sink"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            buckets=_ROUND_BUCKETS,
             registry=registry,
         )
         self.publish_seconds = Histogram(
             "nova_events_publish_seconds",
             "Time a sink took to confirm one batch of events",
             ["sink"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            buckets=_ROUND_BUCKETS,
             registry=registry,
         )
         self.dead_letters = Counter(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from collab_server import viewer
 from tests.support.jsonlines import DriverError, LineDriver
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -126,3 +128,16 @@ class Browser:
         if result["status"] != 200:
             raise BrowserError(f"{url} answered {result['status']}")
         return page
+
+
+@contextlib.asynccontextmanager
+async def viewer_browser(profile: Path) -> AsyncIterator[Browser]:
+    """Chromium for the hub's own pages; a missing browser or viewer bundle fails, never skips."""
+    reason = browser_available()
+    if reason is not None:
+        raise RuntimeError(f"browser tests cannot run: {reason}")
+    missing = viewer.missing_assets()
+    if missing:
+        raise RuntimeError(f"viewer bundle missing ({', '.join(missing)}): run scripts/build_frontend.sh")
+    async with Browser(profile) as launched:
+        yield launched

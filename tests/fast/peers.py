@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pycrdt
@@ -41,13 +42,18 @@ class FakePeer:
         return str(doc.get(TEXT, type=pycrdt.Text))
 
 
-def typing(*pieces: str) -> list[bytes]:
-    """Real Yjs updates of one client typing ``pieces`` one after the other."""
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+def typed(pieces: Sequence[str], doc: pycrdt.Doc[Any] | None = None) -> tuple[list[bytes], pycrdt.Doc[Any]]:
+    """Real Yjs updates, one transaction (one update) per piece appended to the text, and the doc."""
+    doc = doc if doc is not None else pycrdt.Doc()
     text = doc.get(TEXT, type=pycrdt.Text)
     updates: list[bytes] = []
     subscription = doc.observe(lambda event: updates.append(event.update))
     for piece in pieces:
         text += piece
     doc.unobserve(subscription)
-    return updates
+    return updates, doc
+
+
+def typing(*pieces: str) -> list[bytes]:
+    """Real Yjs updates of one client typing ``pieces`` one after the other."""
+    return typed(pieces)[0]

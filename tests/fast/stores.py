@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from persistence.base import LogEntry
+from persistence.base import DocumentInfo, LogEntry
 from persistence.memory import MemoryStore
 
 
@@ -62,3 +62,15 @@ class PoisonStore(MemoryStore):
         if any(entry.document == self.poisoned for entry in entries):
             raise ValueError(f"rows of {self.poisoned!r} violate a constraint")
         return await super().append(entries)
+
+
+class CountingStore(MemoryStore):
+    """Counts ``list_documents`` calls: what a poller of the store did, observable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listings = 0
+
+    async def list_documents(self) -> list[DocumentInfo]:
+        self.listings += 1
+        return await super().list_documents()

@@ -140,3 +140,26 @@ async def test_a_connection_refuses_an_illegal_state_transition() -> None:
         connection._move(State.CLOSING)
         with pytest.raises(IllegalTransition):
             connection._move(State.OPEN)
+
+
+async def test_the_last_persisted_gauge_follows_commits_and_comes_back_after_a_reload() -> None:
+    async with Hub(
+        settings(maintenance_interval_seconds=0.02, idle_unload_seconds=0.05), MemoryStore()
+    ) as hub:
+
+        def shown(document: str) -> float | None:
+            return hub.metrics.registry.get_sample_value(
+                "nova_last_persisted_timestamp_seconds", {"document": document}
+            )
+
+        for round_ in range(2):  # the second time, the document was unloaded and loaded again
+            peer = FakePeer("p")
+            room = await hub.documents.acquire("gauged", peer)
+            for update in typing("ab" if round_ == 0 else "cd"):
+                room.apply_update(update, peer, None)
+            await hub.writer.flush()
+            persisted = hub.writer.last_persisted["gauged"]
+            await eventually(lambda p=persisted: shown("gauged") == p.at, timeout=5, what="gauge set")
+            room.leave(peer)
+            await eventually(lambda: "gauged" not in hub.documents.rooms, timeout=5, what="unloaded")
+            await eventually(lambda: shown("gauged") is None, timeout=5, what="gauge removed")

@@ -6,6 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast  # one `git ls-files` and a read of the tree: a quarter of a second
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 MARKER = re.compile(r"^(<{7} |>{7} |={7}$)", re.MULTILINE)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.support.jsonlines import DriverError, LineDriver
+from tests.support.jsonlines import DriverClients, DriverError, LineDriver
 
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "tests" / "js"
@@ -31,7 +30,7 @@ def node_for(version: int) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-class HocuspocusClients:
+class HocuspocusClients(DriverClients):
     """One node process holding named sockets and providers (documents) attached to them."""
 
     def __init__(self, version: int = 3) -> None:
@@ -45,16 +44,6 @@ class HocuspocusClients:
             JS_DIR / "hpclient.mjs", JS_DIR, HocuspocusError, str(self.version), node=node_for(self.version)
         )
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._driver is not None
-        await self._driver.close()
-
-    async def call(self, op: str, timeout: float = 30.0, **args: Any) -> Any:
-        assert self._driver is not None
-        return await self._driver.call(op, timeout, **args)
 
     async def socket(self, socket: str, url: str) -> None:
         await self.call("socket", socket=socket, url=url)

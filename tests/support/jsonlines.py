@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 
@@ -77,3 +78,30 @@ class LineDriver:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+
+class DriverClients:
+    """The async-with shell of a node process holding named clients: ``__aenter__`` starts
+    ``self._driver``; leaving closes it; ``call`` sends one operation."""
+
+    _driver: LineDriver | None = None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._driver is not None
+        await self._driver.close()
+
+    async def call(self, op: str, timeout: float = 30.0, **args: Any) -> Any:
+        assert self._driver is not None
+        return await self._driver.call(op, timeout, **args)
+
+    async def edit_concurrently(self, a: str, b: str, rounds: int = 30) -> None:
+        """Clients ``a`` and ``b`` insert and delete at overlapping places without waiting for
+        each other (the same script for every Yjs client kind)."""
+        for i in range(rounds):
+            await self.call("insert", client=a, index=i % 5, text="A")
+            await self.call("insert", client=b, index=(i * 3) % 7, text="b")
+            if i % 4 == 0:
+                await self.call("delete", client=a, index=1, length=1)
+                await self.call("delete", client=b, index=3, length=2)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
-from tests.support.jsonlines import DriverError, LineDriver
+from tests.support.jsonlines import DriverClients, DriverError, LineDriver
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
@@ -16,7 +14,7 @@ class NodeError(DriverError):
     pass
 
 
-class NodeClients:
+class NodeClients(DriverClients):
     """One node process holding any number of named Yjs clients."""
 
     def __init__(self) -> None:
@@ -27,16 +25,6 @@ class NodeClients:
             raise RuntimeError("tests/js/node_modules is missing: run scripts/setup.sh")
         self._driver = await LineDriver.start(JS_DIR / "yclient.mjs", JS_DIR, NodeError)
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._driver is not None
-        await self._driver.close()
-
-    async def call(self, op: str, timeout: float = 30.0, **args: Any) -> Any:
-        assert self._driver is not None
-        return await self._driver.call(op, timeout, **args)
 
     async def open(self, client: str, ws_base: str, room: str, **params: str) -> int:
         result = await self.call("open", client=client, url=ws_base, room=room, params=params)

@@ -176,10 +176,16 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
             ...people.map((p) => ({
               label: `$(${p.kind === 'agent' ? 'hubot' : 'account'}) ${labelOf(p)}`,
               description: p.isLocal ? 'you' : p.file,
-              command: p.isLocal ? undefined : { id: 'nova.follow', args: [p.name] },
+              command: p.isLocal ? undefined : { id: 'nova.follow', args: [p.key] },
             })),
-            ...(following.name !== undefined
-              ? [{ label: '$(eye-closed) Stop following', description: following.name, command: { id: 'nova.unfollow', args: [] } }]
+            ...(following.who !== undefined
+              ? [
+                  {
+                    label: '$(eye-closed) Stop following',
+                    description: people.find((p) => p.key === following.who)?.name ?? following.who,
+                    command: { id: 'nova.unfollow', args: [] },
+                  },
+                ]
               : []),
             { label: '$(link) Copy share link', description: '', command: { id: 'nova.copyLink', args: [] } },
             { label: '$(debug-disconnect) Leave', description: '', command: { id: 'nova.leave', args: [] } },

@@ -7,14 +7,25 @@ import * as vscode from 'vscode';
 import { participants, type Participant } from './presence';
 import type { Session } from './session';
 
+/**
+ * Whom `who` names: a participant key (the participants view, the quick picks), else a display
+ * name (a command's argument typed by hand). Keys tell same-name people apart.
+ */
+function matcher(session: Session, who: string): (participant: Participant) => boolean {
+  const everyone = [session.presenceConnection, ...[...session.files.values()].map((file) => file.connection)];
+  const byKey = everyone.some((connection) => connection !== undefined && participants(connection.awareness).some((p) => p.key === who));
+  return byKey ? (p) => !p.isLocal && p.key === who : (p) => !p.isLocal && p.name === who;
+}
+
 /** The file a participant is in: what they say, or the shared file whose document they are on. */
-function whereIs(session: Session, name: string): { path: string; participant: Participant | undefined } | undefined {
+function whereIs(session: Session, who: string): { path: string; participant: Participant | undefined } | undefined {
   const presence = session.presenceConnection;
-  const them = presence === undefined ? undefined : participants(presence.awareness).find((p) => !p.isLocal && p.name === name);
+  const isThem = matcher(session, who);
+  const them = presence === undefined ? undefined : participants(presence.awareness).find(isThem);
   if (them?.file !== undefined) return { path: them.file, participant: them };
   // Agents join a file's document without saying so in the session's presence.
   for (const [path, file] of session.files) {
-    const onFile = participants(file.connection.awareness).find((p) => !p.isLocal && p.name === name);
+    const onFile = participants(file.connection.awareness).find(isThem);
     if (onFile !== undefined) return { path, participant: onFile };
   }
   if (session.files.size === 1) return { path: [...session.files.keys()][0] ?? '', participant: them };
@@ -22,11 +33,11 @@ function whereIs(session: Session, name: string): { path: string; participant: P
 }
 
 /** Their cursor's position in the editor showing `path`, when they have one there. */
-function cursorOf(session: Session, path: string, name: string): { document: vscode.TextDocument; head: vscode.Position } | undefined {
+function cursorOf(session: Session, path: string, who: string): { document: vscode.TextDocument; head: vscode.Position } | undefined {
   const file = session.files.get(path);
   const binding = file?.binding;
   if (file === undefined || binding === undefined) return undefined;
-  const them = participants(file.connection.awareness, file.ytext).find((p) => !p.isLocal && p.name === name);
+  const them = participants(file.connection.awareness, file.codePoints).find(matcher(session, who));
   if (them?.cursor === undefined) return undefined;
   return { document: binding.document, head: binding.yIndexToPosition(them.cursor.head) };
 }
@@ -39,13 +50,13 @@ function reveal(document: vscode.TextDocument, head: vscode.Position, select: bo
   }
 }
 
-/** Opens the file `name` is in and puts the caret at theirs; false when they are nowhere to go to. */
-export async function goTo(session: Session, name: string): Promise<boolean> {
-  const where = whereIs(session, name);
+/** Opens the file `who` is in and puts the caret at theirs; false when they are nowhere to go to. */
+export async function goTo(session: Session, who: string): Promise<boolean> {
+  const where = whereIs(session, who);
   const uri = where === undefined ? undefined : session.uriOf(where.path);
   if (where === undefined || uri === undefined) return false;
   await vscode.window.showTextDocument(uri, { preview: true, preserveFocus: false });
-  const cursor = cursorOf(session, where.path, name);
+  const cursor = cursorOf(session, where.path, who);
   if (cursor !== undefined) reveal(cursor.document, cursor.head, true);
   return true;
 }
@@ -58,7 +69,8 @@ export class Follower implements vscode.Disposable {
 
   constructor(
     private readonly session: Session,
-    readonly name: string,
+    /** A participant key (or a display name). */
+    readonly who: string,
   ) {
     // Presence changes (they moved or switched files) and remote edits (they typed, maybe
     // onto new lines); `step` only talks to the workbench when their line or file changed.
@@ -68,7 +80,7 @@ export class Follower implements vscode.Disposable {
 
   private async step(): Promise<void> {
     if (this.opening) return;
-    const where = whereIs(this.session, this.name);
+    const where = whereIs(this.session, this.who);
     if (where === undefined) return;
     const uri = this.session.uriOf(where.path);
     if (uri === undefined) return;
@@ -82,7 +94,7 @@ export class Follower implements vscode.Disposable {
         this.opening = false;
       }
     }
-    const cursor = cursorOf(this.session, where.path, this.name);
+    const cursor = cursorOf(this.session, where.path, this.who);
     if (cursor === undefined || cursor.head.line === this.lastLine) return;
     this.lastLine = cursor.head.line;
     reveal(cursor.document, cursor.head, false);
@@ -99,14 +111,15 @@ export class Following implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<string | undefined>();
   readonly onDidChange = this.changed.event;
 
-  get name(): string | undefined {
-    return this.follower?.name;
+  /** Whom this window follows: a participant key (or a display name), if anyone. */
+  get who(): string | undefined {
+    return this.follower?.who;
   }
 
-  follow(session: Session, name: string): void {
+  follow(session: Session, who: string): void {
     this.follower?.dispose();
-    this.follower = new Follower(session, name);
-    this.changed.fire(name);
+    this.follower = new Follower(session, who);
+    this.changed.fire(who);
   }
 
   unfollow(): void {

@@ -10,9 +10,10 @@ import type { SessionManager } from './sessionManager';
 
 type Run = (name: string, action: (...args: unknown[]) => unknown) => (...args: unknown[]) => Promise<unknown>;
 
-function nameOf(arg: unknown): string | undefined {
+/** Whom a command's argument names: a participant (the view), its key, or a display name. */
+function whoOf(arg: unknown): string | undefined {
   if (typeof arg === 'string') return arg;
-  return isParticipant(arg) ? arg.name : undefined;
+  return isParticipant(arg) ? arg.key : undefined;
 }
 
 export function registerParticipants(
@@ -25,10 +26,10 @@ export function registerParticipants(
   const pick = async (placeHolder: string): Promise<string | undefined> =>
     (
       await vscode.window.showQuickPick(
-        manager.people().filter((p) => !p.isLocal).map((p) => ({ label: labelOf(p), description: p.file, name: p.name })),
+        manager.people().filter((p) => !p.isLocal).map((p) => ({ label: labelOf(p), description: p.file, key: p.key })),
         { placeHolder },
       )
-    )?.name;
+    )?.key;
   const session = (): NonNullable<SessionManager['session']> => {
     const current = manager.session;
     if (current === undefined) throw new Error('no session');
@@ -36,16 +37,16 @@ export function registerParticipants(
   };
   context.subscriptions.push(
     following,
-    following.onDidChange((name) => view.setFollowed(name)),
+    following.onDidChange((who) => view.setFollowed(who)),
     // A new session (or none) ends the follow.
     manager.onDidChange(() => following.unfollow()),
     vscode.commands.registerCommand(
       'nova.follow',
       run('follow', async (arg?: unknown) => {
         const current = session();
-        const name = nameOf(arg) ?? (await pick('Follow whom?'));
-        if (name === undefined || name === '') return;
-        following.follow(current, name);
+        const who = whoOf(arg) ?? (await pick('Follow whom?'));
+        if (who === undefined || who === '') return;
+        following.follow(current, who);
       }),
     ),
     vscode.commands.registerCommand(
@@ -56,9 +57,12 @@ export function registerParticipants(
       'nova.goTo',
       run('go to', async (arg?: unknown) => {
         const current = session();
-        const name = nameOf(arg) ?? (await pick('Go to whom?'));
-        if (name === undefined) return false;
-        if (!(await goTo(current, name))) throw new Error(`${name} is not in a shared file`);
+        const who = whoOf(arg) ?? (await pick('Go to whom?'));
+        if (who === undefined) return false;
+        if (!(await goTo(current, who))) {
+          const name = manager.people().find((p) => p.key === who)?.name ?? who;
+          throw new Error(`${name} is not in a shared file`);
+        }
         return true;
       }),
     ),

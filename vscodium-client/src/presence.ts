@@ -6,16 +6,22 @@
  */
 import * as Y from 'yjs';
 import type * as awarenessProtocol from 'y-protocols/awareness';
+import type { CodePointIndex } from './codePoints';
 
 export type ParticipantKind = 'human' | 'agent';
 
 export interface LocalUser {
+  /** Who this is across the session's documents (each connection has its own awareness client
+   * id): random per session start, so two people with one name stay two. */
+  readonly id?: string;
   readonly name: string;
   readonly color: string;
   readonly kind: ParticipantKind;
 }
 
 export interface Participant {
+  /** Identity in the session: the user id its editor publishes, else its client on this document. */
+  readonly key: string;
   readonly clientId: number;
   readonly name: string;
   readonly color: string;
@@ -60,38 +66,41 @@ function resolve(ytext: Y.Text, json: unknown): number | undefined {
   }
 }
 
-function cursorOf(state: Record<string, unknown>, ytext: Y.Text | undefined): Participant['cursor'] {
-  if (ytext === undefined) return undefined;
+function cursorOf(state: Record<string, unknown>, text: CodePointIndex | undefined): Participant['cursor'] {
+  if (text === undefined) return undefined;
   const cursor = record(state.cursor);
   if (cursor !== undefined) {
-    const anchor = resolve(ytext, cursor.anchor);
-    const head = resolve(ytext, cursor.head);
+    const anchor = resolve(text.ytext, cursor.anchor);
+    const head = resolve(text.ytext, cursor.head);
     if (anchor !== undefined && head !== undefined) return { anchor, head };
   }
   const nova = record(state.nova);
   if (nova !== undefined && typeof nova.index === 'number') {
-    const text = ytext.toString();
-    const anchor = codePointsToUtf16(text, nova.index);
+    // Code points, converted without reading the text (O(log n), not O(file)).
     const length = typeof nova.length === 'number' ? nova.length : 0;
-    return { anchor, head: anchor + (codePointsToUtf16(text.slice(anchor), length)) };
+    return { anchor: text.toUtf16(nova.index), head: text.toUtf16(nova.index + length) };
   }
   return undefined;
 }
 
-/** Everyone with a `user` in their awareness state, the local client included (marked). */
-export function participants(awareness: awarenessProtocol.Awareness, ytext?: Y.Text): Participant[] {
+/**
+ * Everyone with a `user` in their awareness state, the local client included (marked).
+ * With `text` (the document's Y.Text, indexed by code point), their cursors too.
+ */
+export function participants(awareness: awarenessProtocol.Awareness, text?: CodePointIndex): Participant[] {
   const result: Participant[] = [];
   for (const [clientId, raw] of awareness.getStates()) {
     const state = record(raw);
     const user = record(state?.user);
     if (state === undefined || user === undefined) continue;
     result.push({
+      key: typeof user.id === 'string' && user.id !== '' ? `user:${user.id}` : `client:${clientId}`,
       clientId,
       name: typeof user.name === 'string' && user.name !== '' ? user.name : `client ${clientId}`,
       color: colorFor(clientId, user.color),
       kind: user.kind === 'agent' ? 'agent' : 'human',
       model: typeof user.model === 'string' ? user.model : undefined,
-      cursor: cursorOf(state, ytext),
+      cursor: cursorOf(state, text),
       file: typeof state.file === 'string' ? state.file : undefined,
       isLocal: clientId === awareness.clientID,
     });
@@ -122,5 +131,10 @@ export function setLocalCursor(
 }
 
 export function setLocalUser(awareness: awarenessProtocol.Awareness, user: LocalUser): void {
-  awareness.setLocalStateField('user', { name: user.name, color: user.color, kind: user.kind });
+  awareness.setLocalStateField('user', {
+    name: user.name,
+    color: user.color,
+    kind: user.kind,
+    ...(user.id !== undefined ? { id: user.id } : {}),
+  });
 }

@@ -14,16 +14,17 @@ export const PARTICIPANT_CONTEXT = { self: 'self', other: 'participant', followe
 
 /**
  * Everyone in a session: the session's presence first (people say which file they are in),
- * then whoever is only on one shared file's document (agents usually), in that file. One
- * entry per name and kind, since each document connection has its own presence client.
+ * then whoever is only on one shared file's document (agents usually), in that file. Each
+ * document connection has its own presence client, so one person is on several: they are one
+ * entry by the identity their editor publishes (`user.id`), never by name (two people may
+ * share one); a client without that identity is one entry per client.
  */
-export function sessionParticipants(session: Session): Participant[] {
+export function sessionParticipants(session: Pick<Session, 'presenceConnection' | 'files'>): Participant[] {
   const seen = new Set<string>();
   const result: Participant[] = [];
   const add = (participant: Participant): void => {
-    const key = `${participant.kind}|${participant.name}`;
-    if (seen.has(key)) return;
-    seen.add(key);
+    if (seen.has(participant.key)) return;
+    seen.add(participant.key);
     result.push(participant);
   };
   const presence = session.presenceConnection;
@@ -32,11 +33,17 @@ export function sessionParticipants(session: Session): Participant[] {
     if (file.connection === presence) continue;
     for (const participant of participants(file.connection.awareness)) add({ ...participant, file: participant.file ?? path });
   }
-  return result.sort((a, b) => Number(b.isLocal) - Number(a.isLocal) || a.name.localeCompare(b.name));
+  return result.sort((a, b) => Number(b.isLocal) - Number(a.isLocal) || a.name.localeCompare(b.name) || a.key.localeCompare(b.key));
 }
 
 export function isParticipant(value: unknown): value is Participant {
-  return typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string' && 'kind' in value;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { name?: unknown }).name === 'string' &&
+    typeof (value as { key?: unknown }).key === 'string' &&
+    'kind' in value
+  );
 }
 
 export class PresenceView implements vscode.TreeDataProvider<Participant>, vscode.Disposable {
@@ -51,16 +58,16 @@ export class PresenceView implements vscode.TreeDataProvider<Participant>, vscod
     this.refresh();
   }
 
-  /** Marks whom this window follows (undefined: nobody). */
-  setFollowed(name: string | undefined): void {
-    this.followed = name;
+  /** Marks whom this window follows, by participant key (undefined: nobody). */
+  setFollowed(key: string | undefined): void {
+    this.followed = key;
     this.refresh();
   }
 
   private refresh(): void {
     const shown = JSON.stringify([
       this.followed,
-      this.people.map((p) => [p.name, p.kind, p.model, p.file, p.isLocal, p.color]),
+      this.people.map((p) => [p.key, p.name, p.kind, p.model, p.file, p.isLocal, p.color]),
     ]);
     if (shown === this.shown) return;
     this.shown = shown;
@@ -73,7 +80,8 @@ export class PresenceView implements vscode.TreeDataProvider<Participant>, vscod
 
   getTreeItem(participant: Participant): vscode.TreeItem {
     const item = new vscode.TreeItem(labelOf(participant));
-    const following = !participant.isLocal && participant.name === this.followed;
+    item.id = participant.key;
+    const following = !participant.isLocal && participant.key === this.followed;
     const role = participant.isLocal ? 'you' : following ? 'following' : participant.kind === 'agent' ? 'agent' : '';
     item.description = [role, participant.file].filter((part) => part !== undefined && part !== '').join(' · ');
     item.iconPath = new vscode.ThemeIcon(following ? 'eye' : participant.kind === 'agent' ? 'hubot' : 'account');
@@ -82,7 +90,7 @@ export class PresenceView implements vscode.TreeDataProvider<Participant>, vscod
     }`;
     item.contextValue = participant.isLocal ? PARTICIPANT_CONTEXT.self : following ? PARTICIPANT_CONTEXT.followed : PARTICIPANT_CONTEXT.other;
     if (!participant.isLocal) {
-      item.command = { command: 'nova.goTo', title: 'Go to', arguments: [participant.name] };
+      item.command = { command: 'nova.goTo', title: 'Go to', arguments: [participant.key] };
     }
     return item;
   }

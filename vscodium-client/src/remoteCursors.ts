@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import type * as awarenessProtocol from 'y-protocols/awareness';
 import type { DocumentBinding } from './binding';
+import type { CodePointIndex } from './codePoints';
 import { caretLook, flagPlacement, type FlagPlacement } from './cursorFlag';
 import { participants, type Participant } from './presence';
 
@@ -33,6 +34,7 @@ export class RemoteCursors implements vscode.Disposable {
   constructor(
     private readonly binding: DocumentBinding,
     private readonly awareness: awarenessProtocol.Awareness,
+    private readonly codePoints: CodePointIndex,
   ) {
     const schedule = (): void => this.schedule();
     awareness.on('change', schedule);
@@ -86,7 +88,7 @@ export class RemoteCursors implements vscode.Disposable {
       selections.set(look, []);
     }
     let lastDrawnOffset = -1;
-    for (const participant of participants(this.awareness, this.binding.ytext)) {
+    for (const participant of participants(this.awareness, this.codePoints)) {
       if (participant.isLocal || participant.cursor === undefined) continue;
       lastDrawnOffset = Math.max(
         lastDrawnOffset,

@@ -23,10 +23,15 @@ export function readSettings(): Settings {
   return {
     hubUrl: config.get<string>('hubUrl', 'ws://127.0.0.1:1234').trim().replace(/\/+$/, ''),
     token: config.get<string>('token', '').trim(),
-    user: { name, color, kind: 'human' },
+    // A new identity per session start: the participants view tells same-name people apart.
+    user: { id: randomUserId(), name, color, kind: 'human' },
     // An environment switch, not a setting: only the end-to-end benchmark turns it on.
     traceLatency: process.env.NOVA_TRACE_LATENCY === '1',
   };
+}
+
+function randomUserId(): string {
+  return Math.random().toString(36).slice(2, 12);
 }
 
 function safeUserName(): string {

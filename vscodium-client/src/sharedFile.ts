@@ -5,7 +5,9 @@
 import * as vscode from 'vscode';
 import * as Y from 'yjs';
 import { DocumentBinding, type InitialContent } from './binding';
+import { CodePointIndex } from './codePoints';
 import { HubConnection } from './connection';
+import { LatencyTrace } from './latencyTrace';
 import { setLocalCursor, setLocalUser, type LocalUser } from './presence';
 import { RemoteCursors } from './remoteCursors';
 import { roomPath } from './shareLink';
@@ -14,6 +16,8 @@ export const TEXT_FIELD = 'content';
 
 export class SharedFile implements vscode.Disposable {
   readonly connection: HubConnection;
+  /** Agents' cursors (code points) to Y.Text indices, kept up to date with each change. */
+  readonly codePoints: CodePointIndex;
   binding: DocumentBinding | undefined;
   private cursors: RemoteCursors | undefined;
   private readonly subscriptions: vscode.Disposable[] = [];
@@ -30,6 +34,7 @@ export class SharedFile implements vscode.Disposable {
     // gc off: deleted text stays, so a suggestion's version can be rebuilt (suggestions.ts).
     const doc = new Y.Doc({ gc: false });
     this.connection = new HubConnection({ hubUrl, document: roomPath(documentName), token, doc });
+    this.codePoints = new CodePointIndex(this.ytext);
     setLocalUser(this.connection.awareness, user);
     if (path !== undefined) this.connection.awareness.setLocalStateField('file', path);
   }
@@ -43,19 +48,23 @@ export class SharedFile implements vscode.Disposable {
     this.unbind();
     const binding = new DocumentBinding(document, this.ytext, initial);
     this.binding = binding;
-    this.cursors = new RemoteCursors(binding, this.connection.awareness);
+    this.cursors = new RemoteCursors(binding, this.connection.awareness, this.codePoints);
     if (this.options.traceLatency) {
-      // The extension host's console reaches the workbench's: the benchmark reads these lines.
-      // 'local': a keystroke reached the Y.Text (and the socket); 'remote': a remote edit is in the editor.
-      // 'received': a remote update reached this Y.Text; 'applying': the editor is asked to apply it.
+      // 'local': a keystroke reached the Y.Text (and the socket); 'received': a remote update
+      // reached this Y.Text; 'applying': the editor is asked to apply it; 'remote': it is in the editor.
+      // The extension host's console reaches the workbench's: the benchmark reads the batched lines.
+      const trace = new LatencyTrace((line) => console.log(line));
       const received = (_event: Y.YTextEvent, transaction: Y.Transaction): void => {
-        if (transaction.origin !== binding) console.log(`nova-trace received ${Date.now()}`);
+        if (transaction.origin !== binding) trace.record('received');
       };
       this.ytext.observe(received);
       this.subscriptions.push(
-        binding.onDidSync((direction) => console.log(`nova-trace ${direction} ${Date.now()}`)),
-        binding.onWillApplyRemote(() => console.log(`nova-trace applying ${Date.now()}`)),
-        new vscode.Disposable(() => this.ytext.unobserve(received)),
+        binding.onDidSync((direction) => trace.record(direction)),
+        binding.onWillApplyRemote(() => trace.record('applying')),
+        new vscode.Disposable(() => {
+          this.ytext.unobserve(received);
+          trace.dispose();
+        }),
       );
     }
     this.subscriptions.push(
@@ -89,6 +98,7 @@ export class SharedFile implements vscode.Disposable {
 
   dispose(): void {
     this.unbind();
+    this.codePoints.dispose();
     this.connection.dispose();
   }
 }

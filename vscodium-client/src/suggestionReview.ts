@@ -58,6 +58,12 @@ class SuggestionReview implements vscode.CodeLensProvider, vscode.TextDocumentCo
   });
   private sessionSubscription: vscode.Disposable | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Watched files with at least one open suggestion. */
+  private readonly withSuggestions = new Set<SharedFile>();
+  /** Whether the last refresh showed any lens (then the next one must clear them). */
+  private lensesShown = false;
+  /** Editors whose tint was last set to nothing (clearing again is not sent). */
+  private readonly untinted = new WeakSet<vscode.TextEditor>();
 
   constructor(
     private readonly manager: SessionManager,
@@ -80,12 +86,26 @@ class SuggestionReview implements vscode.CodeLensProvider, vscode.TextDocumentCo
     for (const file of files) {
       if (this.watched.has(file)) continue;
       const map = file.connection.doc.getMap<unknown>(SUGGESTIONS_MAP);
-      const changed = (): void => this.schedule();
-      map.observe(changed);
-      file.ytext.observe(changed);
+      const recount = (): void => {
+        if (openSuggestions(map, TEXT_FIELD).length > 0) this.withSuggestions.add(file);
+        else this.withSuggestions.delete(file);
+      };
+      const suggestionsChanged = (): void => {
+        recount();
+        this.schedule();
+      };
+      // Typing moves suggestions only where there are some: a file without any (the usual case)
+      // sends nothing to the workbench per keystroke (no CodeLens refresh, no decorations).
+      const textChanged = (): void => {
+        if (this.withSuggestions.has(file)) this.schedule();
+      };
+      recount();
+      map.observe(suggestionsChanged);
+      file.ytext.observe(textChanged);
       this.watched.set(file, () => {
-        map.unobserve(changed);
-        file.ytext.unobserve(changed);
+        map.unobserve(suggestionsChanged);
+        file.ytext.unobserve(textChanged);
+        this.withSuggestions.delete(file);
       });
     }
     this.schedule();
@@ -100,7 +120,9 @@ class SuggestionReview implements vscode.CodeLensProvider, vscode.TextDocumentCo
   }
 
   private refresh(): void {
-    this.lensesChanged.fire();
+    const anyLenses = this.withSuggestions.size > 0;
+    if (anyLenses || this.lensesShown) this.lensesChanged.fire();
+    this.lensesShown = anyLenses;
     for (const editor of vscode.window.visibleTextEditors) {
       const shown = this.shownIn(editor.document);
       const ranges: vscode.DecorationOptions[] = [];
@@ -113,6 +135,10 @@ class SuggestionReview implements vscode.CodeLensProvider, vscode.TextDocumentCo
           ranges.push({ range, hoverMessage: hover });
         }
       }
+      if (ranges.length === 0) {
+        if (this.untinted.has(editor)) continue;
+        this.untinted.add(editor);
+      } else this.untinted.delete(editor);
       editor.setDecorations(this.tint, ranges);
     }
     for (const uri of this.diffs) this.contentChanged.fire(vscode.Uri.parse(uri));

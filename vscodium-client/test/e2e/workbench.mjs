@@ -274,15 +274,22 @@ const ops = {
       windows.push({ started, rendered, sourceShown });
     }
     const keydowns = await source.page.evaluate(() => window.__novaKeys);
+    // The extension writes its trace in batches once a document is quiet (latencyTrace.ts):
+    // `nova-trace-batch local:<ms> received:<ms> ...`.
+    // The workbench prefixes extension host lines (e.g. "[Extension Host]"): search, not anchor.
     const traces = (logs, direction) =>
       logs.flatMap((line) => {
-        const match = new RegExp(`nova-trace ${direction} (\\d+)`).exec(line);
-        return match === null ? [] : [Number(match[1])];
+        const at = line.indexOf('nova-trace-batch ');
+        if (at < 0) return [];
+        return [...line.slice(at).matchAll(new RegExp(`\\b${direction}:(\\d+)\\b`, 'g'))].map((match) => Number(match[1]));
       });
-    // The extension hosts' console lines reach the page a little later: wait for the last one.
+    // The extension hosts' console lines reach the page a little later (batched once the document
+    // is quiet): wait for the last sample's.
     const last = windows[windows.length - 1];
     const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !traces(target.logs, 'remote').some((t) => t >= last.started)) {
+    const traced = () =>
+      traces(target.logs, 'remote').some((t) => t >= last.started) && traces(source.logs, 'local').some((t) => t >= last.started);
+    while (Date.now() < deadline && !traced()) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const sent = traces(source.logs, 'local');

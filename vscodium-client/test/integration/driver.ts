@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import type * as vscode from 'vscode';
 import * as Y from 'yjs';
 import { DocumentBinding } from '../../src/binding';
+import { CodePointIndex } from '../../src/codePoints';
 import { HubConnection } from '../../src/connection';
 import { NovaFileSystem } from '../../src/fileSystemProvider';
 import { GuestSession } from '../../src/guestSession';
@@ -18,6 +19,7 @@ import * as fake from '../fake/vscode';
 interface Editor {
   readonly document: fake.FakeTextDocument;
   readonly connection: HubConnection;
+  readonly codePoints: CodePointIndex;
   binding: DocumentBinding | undefined;
 }
 
@@ -110,7 +112,7 @@ const ops: Record<string, (request: Request) => Promise<unknown>> = {
       maxBackoffMs: 500,
     });
     setLocalUser(connection.awareness, { name: request.user === undefined ? name : text(request.user), color: '#336699', kind: 'human' });
-    const e: Editor = { document, connection, binding: undefined };
+    const e: Editor = { document, connection, codePoints: new CodePointIndex(connection.doc.getText('content')), binding: undefined };
     editors.set(name, e);
     try {
       await connection.whenSynced(Number(request.timeoutMs ?? 10_000));
@@ -141,7 +143,7 @@ const ops: Record<string, (request: Request) => Promise<unknown>> = {
     const e = editor(request.editor);
     const name = String(request.name);
     await until(
-      () => participants(e.connection.awareness, ytextOf(e)).some((p) => p.name === name && (request.cursor !== true || p.cursor !== undefined)),
+      () => participants(e.connection.awareness, e.codePoints).some((p) => p.name === name && (request.cursor !== true || p.cursor !== undefined)),
       Number(request.timeoutMs ?? 10_000),
       `presence of ${name}`,
     );
@@ -150,7 +152,7 @@ const ops: Record<string, (request: Request) => Promise<unknown>> = {
   async presence(request) {
     const e = editor(request.editor);
     const binding = e.binding;
-    return participants(e.connection.awareness, ytextOf(e)).map((p) => ({
+    return participants(e.connection.awareness, e.codePoints).map((p) => ({
       ...p,
       // Where the editor draws the cursor: (line, character) in the document.
       position:
