@@ -249,9 +249,9 @@ def print_report(rss: dict[str, float] | None, traced: dict[str, Any] | None) ->
         )
     if traced is not None:
         print(f"Python heap (tracemalloc): {traced['heap_kb_per_connection']:.2f} KB per idle connection")
-        print(f"{'owner':<32} {'KB/conn':>8}")
+        print(f"{'owner':<52} {'KB/conn':>8}")
         for owner, kb in traced["by_owner_kb"].items():
-            print(f"{owner:<32} {kb:8.2f}")
+            print(f"{owner:<52} {kb:8.2f}")
         print(f"\n{'allocation site':<60} {'KB/conn':>8} {'blocks':>7}")
         for site in traced["top_sites"]:
             print(f"{site['site']:<60} {site['kb_per_connection']:8.2f} {site['blocks_per_connection']:7.2f}")
