@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from collab_server.app import create_app, store_options
 from collab_server.auth import mint
+from collab_server.gc_pacing import pace_collector
 from collab_server.lifecycle_cli import (
     add_archive_commands,
     add_document_commands,
@@ -70,6 +71,7 @@ HELP: dict[str, str] = {
     "relay_busy_load": "share of a core used by the hub from which the relay window is at its full size",
     "relay_lagging_ms": "a relay running this late means the loop is short of CPU: the window opens",
     "store_sync_interval_ms": "at most one store fsync per this many ms, covering every commit before it",
+    "gc_full_collection_threshold": "middle-generation GC runs before a full collection (CPython: 10)",
     "store_first_retry_ms": "first wait before retrying a failing store write or fsync (then doubled)",
     "max_message_bytes": "largest WebSocket message accepted (close 1009 above it)",
     "max_documents": "documents held in memory at once (idle ones are unloaded to make room)",
@@ -314,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     app = create_app(settings, certificate=certificate)
     server = uvicorn.Server(uvicorn_config(settings, app, certificate))
+    pace_collector(settings.gc_full_collection_threshold)  # long loop stalls: see gc_pacing.py
     server.run()
     return 0 if server.started else 1
 

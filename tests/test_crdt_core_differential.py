@@ -88,6 +88,7 @@ def _frame(message: Message, core: SimpleNamespace) -> Any:
     return core.frame_messages([message])
 
 
+@pytest.mark.fast
 @SETTINGS
 @given(batch=st.lists(frames(), max_size=8))
 def test_parse_and_frame_agree(py: SimpleNamespace, rs: SimpleNamespace, batch: list[bytes]) -> None:
@@ -98,6 +99,7 @@ def test_parse_and_frame_agree(py: SimpleNamespace, rs: SimpleNamespace, batch: 
     same_outcome(lambda core: core.parse_messages(batch), py, rs)
 
 
+@pytest.mark.fast
 @SETTINGS
 @given(kind=kinds, payload=payloads, reason=st.text(max_size=20))
 def test_framers_agree(
@@ -115,6 +117,7 @@ def test_framers_agree(
     same_outcome(lambda core: core.frame_messages([Message(kind, payload)]), py, rs)
 
 
+@pytest.mark.fast
 @SETTINGS
 @given(value=st.integers(0, 2**80), prefix=st.binary(max_size=3), noise=st.binary(max_size=12))
 def test_varints_agree(
@@ -135,6 +138,7 @@ entries = st.builds(
 )
 
 
+@pytest.mark.fast
 @SETTINGS
 @given(updates=st.lists(st.lists(entries, max_size=5), max_size=6), noise=st.binary(max_size=10))
 def test_awareness_agrees(
@@ -178,6 +182,7 @@ def run_session(clients: int, ops: list[tuple[Any, ...]]) -> Session:
     ops=st.lists(operations, min_size=1, max_size=40),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.fast
 def test_update_functions_agree(
     py: SimpleNamespace, rs: SimpleNamespace, clients: int, ops: list[tuple[Any, ...]], seed: int
 ) -> None:
@@ -211,6 +216,7 @@ def test_update_functions_agree(
     assert content([rs.compact(snapshot, updates[cut:])]) == content([py.compact(snapshot, updates[cut:])])
 
 
+@pytest.mark.fast
 @DOC_SETTINGS
 @given(data=st.data())
 def test_native_survives_mutated_updates(rs: SimpleNamespace, data: st.DataObject) -> None:

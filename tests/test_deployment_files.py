@@ -248,10 +248,12 @@ def test_schema_check_rejects_a_broken_compose_file(tmp_path: Path, compose: dic
     assert "service_ready" in result.stdout and "helthcheck" in result.stdout, result.stdout
 
 
+@pytest.mark.fast
 def test_the_topology_has_every_service(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) == SERVICES
 
 
+@pytest.mark.fast
 def test_every_service_has_a_pinned_image_or_the_build(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         image = str(service.get("image", ""))
@@ -271,6 +273,7 @@ def test_chromadb_server_matches_the_pinned_client(services: dict[str, dict[str,
     assert services["chromadb"]["image"].endswith(f":{client_version}")
 
 
+@pytest.mark.fast
 def test_every_service_has_a_health_check(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         check = service.get("healthcheck")
@@ -282,6 +285,7 @@ def test_every_service_has_a_health_check(services: dict[str, dict[str, Any]]) -
         assert f"127.0.0.1:{port}/readyz" in probe, f"{name}: the balancer waits for readiness"
 
 
+@pytest.mark.fast
 def test_depends_on_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         for dependency, spec in service.get("depends_on", {}).items():
@@ -297,6 +301,7 @@ def test_depends_on_waits_for_health(services: dict[str, dict[str, Any]]) -> Non
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
+@pytest.mark.fast
 def test_only_the_entry_points_publish_ports(services: dict[str, dict[str, Any]]) -> None:
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == PUBLISHED
@@ -453,6 +458,7 @@ def test_dockerfile_pins_the_search_model_as_the_install_script_does() -> None:
     assert f"{package.group(1)}=={version.group(1)}" in DOCKERFILE.read_text(encoding="utf-8")
 
 
+@pytest.mark.fast
 def test_dockerignore_matching_follows_docker_rules() -> None:
     assert glob_regex("**/node_modules").fullmatch("a/b/node_modules")
     assert glob_regex("**/node_modules").fullmatch("node_modules")
@@ -506,11 +512,13 @@ def test_dashboard_shows_the_hub_metrics_by_their_real_names() -> None:
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.fast
 def test_alert_rules_use_exported_metrics() -> None:
     used = {name for expression in alert_expressions() for name in METRIC_NAME.findall(expression)}
     assert used and used <= exported_metric_names(), sorted(used - exported_metric_names())
 
 
+@pytest.mark.fast
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard(
     services: dict[str, dict[str, Any]],
 ) -> None:

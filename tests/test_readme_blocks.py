@@ -190,6 +190,7 @@ def is_server(block: Block) -> bool:
     return block.code.strip() == "scripts/run-hub.sh" or any(m in block.code for m in SERVER_MARKERS)
 
 
+@pytest.mark.fast
 def test_every_readme_block_has_a_runner() -> None:
     for block in readme_blocks():
         if block.language in ("", "text", "sh", "python"):

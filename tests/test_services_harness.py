@@ -106,6 +106,7 @@ def test_redis_kill_and_cleanup() -> None:
     assert not server.running and not directory.exists()
 
 
+@pytest.mark.fast
 def test_missing_binaries_fail_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services, "POSTGRES_BIN_GLOB", "/nonexistent/postgresql/*/bin")
     with pytest.raises(ServiceBinaryMissing, match=r"install_services\.sh"):
