@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Awaitable
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -68,6 +69,25 @@ def document_name(path: str) -> str | InvalidDocumentName:
 
 
 class Connection:
+    # An idle hub holds thousands: no attribute dict.
+    __slots__ = (
+        "_direct",
+        "_handshake",
+        "_hub",
+        "_io",
+        "_limiter",
+        "_max_message",
+        "_outbox",
+        "_room",
+        "_state",
+        "_sync",
+        "_writing",
+        "client_ip",
+        "document",
+        "peer_id",
+        "quota_ip",
+    )
+
     def __init__(self, hub: SocketPorts, scope: Scope, receive: Receive, send: Send) -> None:
         self._hub = hub
         settings = hub.settings
@@ -212,7 +232,8 @@ class Connection:
             presence = room.presence_snapshot_frame()
             if presence is not None:
                 self.deliver_presence(presence)
-            await self._io.run(self._read_loop(), started=self._started)
+            reading = self._io.read(self._max_message, self._is_open, self.request_close, self._handle_frame)
+            await self._io.run(reading, started=self._started)
         finally:
             room.leave(self)
             hub.sessions.release(self)
@@ -269,25 +290,37 @@ class Connection:
     def _is_open(self) -> bool:
         return self._state is State.OPEN
 
-    async def _read_loop(self) -> None:
+    def _handle_frame(self, data: bytes) -> Awaitable[None] | None:
+        """Handle a received message at once; only answering a sync step 1 (it may await the
+        store) hands back something to await."""
         room = self._room
         sync = self._sync
         assert room is not None and sync is not None
-        async for data in self._io.frames(self._max_message, self._is_open, self.request_close):
-            if not self._limiter.allow():
-                self.request_close(CloseCode.RATE_LIMITED)
-                continue
-            try:
-                await sync.handle(room, crdt_core.parse_message(data))
-            except Exception as exc:
-                code = close_code_for(exc)
-                if code is None:  # a hub bug: close this connection only, keep the hub serving
-                    logger.exception(
-                        "%s on %r: unexpected error handling a message", self.peer_id, self.document
-                    )
-                    self.request_close(CloseCode.INTERNAL_ERROR)
-                else:
-                    self.request_close(code, str(exc))
+        if not self._limiter.allow():
+            self.request_close(CloseCode.RATE_LIMITED)
+            return None
+        try:
+            step1 = sync.handle_now(room, crdt_core.parse_message(data))
+        except Exception as exc:
+            self._handling_failed(exc)
+            return None
+        return None if step1 is None else self._answer(room, sync, step1)
+
+    async def _answer(self, room: Room, sync: SyncSteps, step1: crdt_core.Message) -> None:
+        try:
+            await sync.answer(room, step1)
+        except Exception as exc:
+            self._handling_failed(exc)
+
+    def _handling_failed(self, exc: Exception) -> None:
+        code = close_code_for(exc)
+        if code is None:  # a hub bug: close this connection only, keep the hub serving
+            logger.error(
+                "%s on %r: unexpected error handling a message", self.peer_id, self.document, exc_info=exc
+            )
+            self.request_close(CloseCode.INTERNAL_ERROR)
+        else:
+            self.request_close(code, str(exc))
 
     async def _write_loop(self) -> None:
         """Send what the outbox holds; end once it holds nothing (or nothing that may go

@@ -143,8 +143,7 @@ class HocuspocusSocket:
         return self._state is SocketState.OPEN
 
     async def _read_loop(self) -> None:
-        async for data in self._io.frames(self._max_message, self._is_open, self.close_socket):
-            self._route(data)
+        await self._io.read(self._max_message, self._is_open, self.close_socket, self._route)
 
     def _route(self, data: bytes) -> None:
         if data == hp.PONG:

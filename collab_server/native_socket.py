@@ -264,7 +264,7 @@ class NativeWebSocketProtocol(asyncio.Protocol):
         # A fragmented message being received: (opcode, payload parts).
         self._fragments: tuple[int, list[bytes]] | None = None
         self._inbox: deque[dict[str, Any]] | None = None  # messages the app has not taken yet
-        self._inbox_waiter: asyncio.Future[None] | None = None
+        self._inbox_waiter: asyncio.Future[dict[str, Any]] | None = None  # the app's receive
         self._read_paused = False
         self._writable = True
         self._drain_waiters: list[asyncio.Future[None]] | None = None
@@ -506,12 +506,12 @@ class NativeWebSocketProtocol(asyncio.Protocol):
             return  # past our close: read on (for the echo), hand nothing over
         if opcode == _TEXT:
             try:
-                self._put({"type": "websocket.receive", "text": payload.decode("utf-8")})
+                taken = self._put({"type": "websocket.receive", "text": payload.decode("utf-8")})
             except UnicodeDecodeError:
                 raise ProtocolViolation(_INVALID_DATA, "invalid UTF-8 in a text message") from None
         else:
-            self._put({"type": "websocket.receive", "bytes": payload})
-        if not self._read_paused:
+            taken = self._put({"type": "websocket.receive", "bytes": payload})
+        if not taken and not self._read_paused:
             self._read_paused = True  # until the app has taken it: a client cannot flood memory
             self.transport.pause_reading()
 
@@ -553,16 +553,19 @@ class NativeWebSocketProtocol(asyncio.Protocol):
             self.transport.write(control_frame(_CLOSE, close_payload(code, reason)))
             self.transport.close()
 
-    def _put(self, message: dict[str, Any]) -> None:
+    def _put(self, message: dict[str, Any]) -> bool:
+        """Hand ``message`` to the app: to its waiting receive (True), else into the inbox."""
+        waiter = self._inbox_waiter
+        if waiter is not None:
+            self._inbox_waiter = None
+            if not waiter.done():  # not cancelled (a receive under a timeout)
+                waiter.set_result(message)
+                return True
         inbox = self._inbox
         if inbox is None:
             inbox = self._inbox = deque()
         inbox.append(message)
-        waiter = self._inbox_waiter
-        if waiter is not None:
-            self._inbox_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        return False
 
     # -- keepalive (driven by the server's one Keepalive ticker) -----------------------
 
@@ -618,25 +621,25 @@ class NativeWebSocketProtocol(asyncio.Protocol):
 
     # -- ASGI -------------------------------------------------------------------------
 
-    async def receive(self) -> dict[str, Any]:
-        """The next message for the app; reading resumes once it has taken every one."""
-        while self._inbox is None:
-            waiter = self._server.loop.create_future()
-            self._inbox_waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._inbox_waiter is waiter:
-                    self._inbox_waiter = None
+    def receive(self) -> asyncio.Future[dict[str, Any]]:
+        """The next message for the app, as a future (the app awaits it directly: no frame of
+        a coroutine stays suspended per idle socket). Reading, paused while the app has not
+        taken a message, resumes once it has taken every one."""
+        future: asyncio.Future[dict[str, Any]] = self._server.loop.create_future()
         inbox = self._inbox
-        message = inbox.popleft()
+        if inbox is None:
+            if self._inbox_waiter is not None and not self._inbox_waiter.done():
+                raise RuntimeError("a WebSocket has one reader; another is already waiting")
+            self._inbox_waiter = future
+            return future
+        future.set_result(inbox.popleft())
         if not inbox:
             self._inbox = None  # an idle socket keeps no deque
             if self._read_paused:
                 self._read_paused = False
                 if self._state in (_OPEN, _CLOSING) and not self.transport.is_closing():
                     self.transport.resume_reading()
-        return message
+        return future
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self._writable:

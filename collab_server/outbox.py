@@ -74,6 +74,26 @@ class OutboxClosed(Exception):
 
 
 class Outbox:
+    # An idle hub holds one per connection: no attribute dict.
+    __slots__ = (
+        "_bytes",
+        "_closed",
+        "_documents",
+        "_limits",
+        "_merge_counter",
+        "_presence",
+        "_presence_bytes",
+        "_presence_held_until",
+        "_presence_owed",
+        "_presence_stamp",
+        "_presence_tokens",
+        "_waiter",
+        "catch_up",
+        "merges",
+        "presence_dropped",
+        "presence_rate",
+    )
+
     def __init__(
         self, limits: OutboxLimits, catch_up: CatchUpSource | None = None, merges: MergeCounter | None = None
     ) -> None:

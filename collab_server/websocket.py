@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote
@@ -179,12 +179,17 @@ class SocketRun:
         await self.send({"type": "websocket.accept"})
         return True
 
-    async def frames(
-        self, max_bytes: int, is_open: Callable[[], bool], close: Callable[[CloseCode, str | None], None]
-    ) -> AsyncIterator[bytes]:
-        """Each received frame's bytes until the client disconnects. A frame that breaks the
-        rules (`frame_bytes`) asks ``close``; once the socket is no longer open, frames are
-        drained unread until the disconnect arrives."""
+    async def read(
+        self,
+        max_bytes: int,
+        is_open: Callable[[], bool],
+        close: Callable[[CloseCode, str | None], None],
+        handle: Callable[[bytes], Awaitable[None] | None],
+    ) -> None:
+        """``handle`` each received frame's bytes until the client disconnects. A frame that
+        breaks the rules (`frame_bytes`) asks ``close``; once the socket is no longer open,
+        frames are drained unread until the disconnect arrives. (A loop, not an async
+        generator: an idle socket's reader is this one frame, nothing else suspended.)"""
         receive = self.receive
         metrics = self._metrics
         while True:
@@ -197,7 +202,9 @@ class SocketRun:
             if isinstance(data, CloseRequest):
                 close(*data)
                 continue
-            yield data
+            handled = handle(data)
+            if handled is not None:
+                await handled
 
     async def send_bytes(self, frame: bytes) -> None:
         await self.send({"type": "websocket.send", "bytes": frame})

@@ -15,8 +15,9 @@ drained the previous one: a crowd joining a 20 MB document holds no copy of it p
 (uvicorn would frame it into a new 20 MB buffer, then copy what the kernel has not taken),
 and a keepalive ping or a close may go between fragments as RFC 6455 allows.
 
-Chosen with ``--ws-implementation lean`` (the default); uvicorn is pinned (pyproject), and
-``tests/test_ws_protocol.py`` drives this class through the real server.
+Chosen with ``--ws-implementation lean`` (the default) when ``--ws-per-message-deflate`` is on
+(the hub's own protocol, ``native_socket.py``, offers no compression); uvicorn is pinned
+(pyproject), and ``tests/test_ws_protocol.py`` drives this class through the real server.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class SyncSteps:
         self._dialect = dialect
         self.access = access  # replaced when a Hocuspocus client refreshes its token
         self.refused_writes = 0
-        self._reasons_told: set[str] = set()
+        self._reasons_told: set[str] | None = None  # made at the first refusal (an empty set is 216 bytes)
 
     async def handle(self, room: Room, message: crdt_core.Message) -> None:
         step1 = self.handle_now(room, message)
@@ -147,6 +147,8 @@ class SyncSteps:
     def _refuse_presence(self, room: Room, refusal: Refusal) -> None:
         """Refused presence is not stored or sent; the client is told once per reason."""
         told = self._reasons_told
+        if told is None:
+            told = self._reasons_told = set()
         if refusal.reason in told or len(told) >= MAX_PRESENCE_REASONS_TOLD:
             return
         told.add(refusal.reason)

@@ -51,18 +51,22 @@ SNAPSHOT_TIMEOUT_S = 120.0
 OWNERS: tuple[tuple[str, str], ...] = (
     ("collab_server/outbox.py", "hub: outbox"),
     ("collab_server/connection.py", "hub: connection"),
+    ("collab_server/native_socket.py", "hub: WebSocket protocol"),
+    ("collab_server/websocket.py", "hub: socket I/O (SocketRun)"),
     ("collab_server/room.py", "hub: room"),
     ("collab_server/sessions.py", "hub: sessions"),
     ("collab_server/documents.py", "hub: documents"),
     ("awareness/", "hub: presence"),
     ("collab_server/", "hub: other"),
     ("uvicorn/protocols/websockets", "uvicorn WebSocket protocol"),
+    ("uvicorn/protocols/http", "uvicorn HTTP protocol (the upgrade)"),
     ("uvicorn/", "uvicorn other"),
     ("websockets/", "websockets (sans-I/O)"),
     ("asyncio/selector_events.py", "asyncio transport"),
     ("asyncio/tasks.py", "asyncio tasks"),
     ("asyncio/queues.py", "asyncio queues"),
     ("asyncio/locks.py", "asyncio locks"),
+    ("asyncio/runners.py", "event loop, from C (uvloop transport, task objects)"),
     ("asyncio/", "asyncio other"),
 )
 
@@ -170,7 +174,9 @@ async def snapshot_of(hub: asyncio.subprocess.Process, directory: Path, number: 
     return await asyncio.to_thread(tracemalloc.Snapshot.load, str(path))
 
 
-async def traced_run(node: str, clients: int, hold_s: float, workdir: Path, top: int) -> dict[str, Any]:
+async def traced_run(
+    node: str, clients: int, hold_s: float, workdir: Path, top: int, *, stacks: int = 0
+) -> dict[str, Any]:
     """The same hub under tracemalloc (load_tests/traced_hub.py): heap per connection, by owner."""
     port = free_port()
     snapshots = workdir / "snapshots"
@@ -201,6 +207,16 @@ async def traced_run(node: str, clients: int, hold_s: float, workdir: Path, top:
         by_owner[owner_of(stat.traceback)] += stat.size_diff
     sites = held[0].compare_to(before, "lineno")[:top]
     return {
+        "stacks": [
+            {
+                "kb_per_connection": stat.size_diff / open_ / KB,
+                "blocks_per_connection": stat.count_diff / open_,
+                "frames": [f"{short(frame.filename)}:{frame.lineno}" for frame in reversed(stat.traceback)][
+                    :6
+                ],
+            }
+            for stat in diff[:stacks]
+        ],
         "open": open_,
         "heap_kb_per_connection": sum(by_owner.values()) / open_ / KB,
         "by_owner_kb": {k: v / open_ / KB for k, v in sorted(by_owner.items(), key=lambda kv: -kv[1])},
@@ -233,12 +249,18 @@ def print_report(rss: dict[str, float] | None, traced: dict[str, Any] | None) ->
         )
     if traced is not None:
         print(f"Python heap (tracemalloc): {traced['heap_kb_per_connection']:.2f} KB per idle connection")
-        print(f"{'owner':<32} {'KB/conn':>8}")
+        print(f"{'owner':<52} {'KB/conn':>8}")
         for owner, kb in traced["by_owner_kb"].items():
-            print(f"{owner:<32} {kb:8.2f}")
+            print(f"{owner:<52} {kb:8.2f}")
         print(f"\n{'allocation site':<60} {'KB/conn':>8} {'blocks':>7}")
         for site in traced["top_sites"]:
             print(f"{site['site']:<60} {site['kb_per_connection']:8.2f} {site['blocks_per_connection']:7.2f}")
+        for stack in traced["stacks"]:
+            print(
+                f"\n{stack['kb_per_connection']:.2f} KB, {stack['blocks_per_connection']:.2f} blocks per connection:"
+            )
+            for frame in stack["frames"]:
+                print(f"    {frame}")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,7 +270,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         traced = (
             None
             if args.skip_trace
-            else await traced_run(args.node, args.clients, args.hold, workdir, args.top)
+            else await traced_run(args.node, args.clients, args.hold, workdir, args.top, stacks=args.stacks)
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -261,6 +283,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--hold", type=float, default=3.0, help="seconds the clients are held open")
     parser.add_argument("--top", type=int, default=20, help="allocation sites listed")
+    parser.add_argument(
+        "--stacks", type=int, default=0, help="largest allocation stacks printed (innermost first)"
+    )
     parser.add_argument("--node", default=shutil.which("node") or "node")
     parser.add_argument("--skip-rss", action="store_true", help="only the tracemalloc breakdown")
     parser.add_argument("--skip-trace", action="store_true", help="only the RSS figure")

@@ -96,9 +96,13 @@ async def seed(url: str, text: str) -> None:
         await check.wait_for(lambda c: len(str(c.text)) == len(text), timeout=DEADLINE_S)
 
 
-def joiner_frames(tmp_path: Path, text: str) -> list[Frame]:
-    """The frames of the SyncStep2 a new joiner gets from a fresh hub holding ``text``."""
-    hub = HubProcess(tmp_path, store="memory").start()
+def joiner_frames(tmp_path: Path, text: str, *, deflate_setting: bool = False) -> list[Frame]:
+    """The frames of the SyncStep2 a new joiner gets from a fresh hub holding ``text``.
+
+    With ``deflate_setting`` the hub runs uvicorn's sans-I/O protocol slimmed (ws_protocol.py,
+    the one that can negotiate compression; this joiner offers none), else its own
+    (native_socket.py)."""
+    hub = HubProcess(tmp_path, store="memory", ws_per_message_deflate=deflate_setting).start()
     try:
         asyncio.run(seed(hub.url("doc"), text))
         joiner = RawClient(hub.url("doc"))
@@ -111,10 +115,13 @@ def joiner_frames(tmp_path: Path, text: str) -> list[Frame]:
         hub.stop()
 
 
-def test_a_large_state_reaches_a_joiner_in_fragments_from_the_shared_encoding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deflate_setting", [False, True], ids=["native", "sans-io"])
+def test_a_large_state_reaches_a_joiner_in_fragments_from_the_shared_encoding(
+    tmp_path: Path, deflate_setting: bool
+) -> None:
     # Above large_frame_bytes (1 MiB): it goes through the gate, not as a direct send.
     text = "".join(random.choices(string.ascii_letters, k=5 * FRAGMENT_BYTES + 1000))
-    frames = joiner_frames(tmp_path, text)
+    frames = joiner_frames(tmp_path, text, deflate_setting=deflate_setting)
     assert len(frames) >= 4, [len(f.data) for f in frames]
     assert frames[0].opcode is Opcode.BINARY and not frames[0].fin
     assert all(f.opcode is Opcode.CONT for f in frames[1:]) and frames[-1].fin
