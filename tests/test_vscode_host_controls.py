@@ -7,12 +7,9 @@ in it only while the host allows it (the hub refuses the keystrokes otherwise)."
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,47 +18,42 @@ import pytest
 
 from collab_server.auth import mint
 from tests.support.hub import HubProcess
-from tests.test_vscode_extension import (
+from tests.vscode_harness import (
     ARTIFACTS,
-    CLIENT,
-    CODE_SERVER,
-    WORKBENCH,
+    GUIDE,
     CodeServer,
-    Editor,
-    build_vsix,
+    join_link,
+    session_ids,
+    until,
+    workbenches,
 )
 
 SECRET = "host-controls-e2e-secret-long-enough-for-hs256"
 ADMIN = mint(SECRET, "root", [("*", "admin")], ttl_seconds=24 * 3600)
+HOST_TOKEN = mint(SECRET, "host", [("nova-session/*", "admin")], ttl_seconds=24 * 3600)
 WRITE_ACCESS = "Who may type in the shared terminal?"
 
 
-def configure(server: CodeServer, **settings: Any) -> None:
-    path = server.root / "data" / "User" / "settings.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **settings}))
+@pytest.fixture
+def auth_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start()
+    yield hub
+    hub.stop()
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        await asyncio.sleep(0.1)
+def host_with_token(server: CodeServer) -> None:
+    """The host holds a token; the guest has none (it asks the host to let it in). The DOM
+    renderer for terminals: the test reads their rows."""
+    server.configure(**{"terminal.integrated.gpuAcceleration": "off"})
+    if server.name == "Host":
+        server.configure(**{"nova.token": HOST_TOKEN})
+        (server.folder / "hello.py").write_text("def greet():\n    return 'hi'\n")
 
 
 @pytest.mark.timeout(900)
-async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> None:
-    assert CODE_SERVER.exists(), "code-server is missing: run scripts/setup.sh"
-    assert shutil.which("chromium") is not None, "chromium is missing: run scripts/setup.sh"
-    ARTIFACTS.mkdir(exist_ok=True)
-    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start()
-    host_token = mint(SECRET, "host", [("nova-session/*", "admin")], ttl_seconds=24 * 3600)
-    vsix = build_vsix()
-    host = CodeServer(tmp_path, "Host", hub, vsix)
-    guest = CodeServer(tmp_path, "Guest", hub, vsix)
-    # The DOM renderer: the test reads the terminals' rows.
-    configure(host, **{"nova.token": host_token, "terminal.integrated.gpuAcceleration": "off"})
-    configure(guest, **{"terminal.integrated.gpuAcceleration": "off"})
-    (host.folder / "hello.py").write_text("def greet():\n    return 'hi'\n")
+async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path, auth_hub: HubProcess) -> None:
+    hub = auth_hub
+    host_token = HOST_TOKEN
 
     def api(method: str, path: str, token: str = ADMIN, **body: Any) -> httpx.Response:
         return httpx.request(
@@ -72,36 +64,16 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
             timeout=10,
         )
 
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(WORKBENCH),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=CLIENT,
-        env={**os.environ, "NOVA_ARTIFACTS": str(ARTIFACTS)},
-    )
-    browser = Editor(process)
-
-    async def ui(op: str, **args: Any) -> Any:
-        """A workbench step; a busy machine gets a generous deadline (the step's own is 90 s)."""
-        return await browser.call(op, 150, **args)
-
-    try:
-        host.start()
-        guest.start()
-        await ui("launch")
-        await ui("open", page="host", url=host.url)
-        await ui("open", page="guest", url=guest.url)
+    async with workbenches(tmp_path, hub, prepare=host_with_token) as bench:
+        ui, host = bench.ui, bench.host
         await ui("command", page="host", title="Nova Collab: Start Session (Share Folder)")
 
-        def session_ids() -> list[str]:
-            names = [d["name"] for d in api("GET", "/api/documents").json()["documents"]]
-            return [n.split("/")[1] for n in names if re.fullmatch(r"nova-session/[a-z0-9]+", n)]
+        def sessions() -> list[str]:
+            return session_ids([d["name"] for d in api("GET", "/api/documents").json()["documents"]])
 
-        await until(lambda: bool(session_ids()), "the host's session on the hub")
-        session = session_ids()[0]
+        session = (await until(sessions, "the host's session on the hub"))[0]
         base = f"/api/sessions/{session}"
-        link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
+        link = join_link(hub, session)
 
         # -- approve (read-only): the guest's window reopens on the shared folder ----------------
         await ui(
@@ -121,6 +93,9 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
         document = f"nova-session/{session}/hello.py"
         await ui("click_editor", page="guest", line=0, end=True)
         await ui("type", page="guest", text="XYZ")
+        # VS Code itself refuses the keys: its read-only editor says so (the guide's screenshot).
+        await ui("wait_text", page="guest", selector=".monaco-editor-overlaymessage", text="read-only")
+        await ui("screenshot", page="guest", path=str(GUIDE / "read-only-guest.png"))
         # Something that must arrive after the keys: the host's edit (then the keys had their chance).
         version = api("GET", f"/api/documents/{document}/text").json()["version"]
         edit = api(
@@ -142,6 +117,17 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
         await ui("type", page="host", text="echo nova-$((6*7))\n")
         await ui("wait_terminal_contains", page="host", text="nova-42")
         await ui("wait_terminal_contains", page="guest", text="nova-42")
+        # The shell's pty has the size of the host's terminal panel (no fixed 120x32), and the
+        # guest's view is told that size.
+        await ui("type", page="host", text="stty size\n")
+
+        async def shared_size() -> tuple[int, int] | None:
+            found = re.findall(r"^(\d+) (\d+) *$", await ui("terminal_text", page="guest"), re.MULTILINE)
+            return (int(found[-1][0]), int(found[-1][1])) if found else None
+
+        rows, columns = await until(shared_size, "the output of stty size in the guest's view")
+        host_rows = len((await ui("terminal_text", page="host")).split("\n"))
+        assert rows == host_rows and (rows, columns) != (32, 120), (rows, columns, host_rows)
         # The command palette's Escape must not reach the host's shell (readline: Esc + key = Meta-key).
         await ui("focus_explorer", page="host")
 
@@ -233,6 +219,24 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
         while not any("connected" in s for s in await ui("status_text", page="guest")):
             assert time.monotonic() < deadline, await ui("status_text", page="guest")
             await asyncio.sleep(0.2)
+
+        # -- the new role takes effect in the editor that stayed open (read-only until now) ----
+        def hub_text() -> str:
+            text: str = api("GET", f"/api/documents/{document}/text").json()["text"]
+            return text
+
+        assert (await ui("active_tab", page="guest")) == "hello.py"
+        deadline = time.monotonic() + 60
+        while "# guest can edit" not in hub_text():
+            # The editor becomes writable once the rejoined session is live: until then VS Code
+            # drops the keys (nothing reaches the hub), so they are typed again.
+            assert time.monotonic() < deadline, (hub_text(), await ui("editor_text", page="guest"))
+            await ui("click_editor", page="guest", line=0, end=True)
+            await ui("type", page="guest", text=" # guest can edit")
+            try:
+                await until(lambda: "# guest can edit" in hub_text(), "the guest's edit on the hub", timeout=10)
+            except AssertionError:
+                continue
         await ui(
             "command_input",
             page="host",
@@ -243,16 +247,3 @@ async def test_host_controls_terminal_and_read_only_guest(tmp_path: Path) -> Non
         await ui("wait_notification", page="guest", text="The host ended the session")
         late = httpx.post(f"{hub.http}{base}/requests", json={"name": "Late"}, timeout=10)
         assert late.status_code == 410 and late.json()["error"]["code"] == "session_ended"
-    except BaseException:
-        for page in ("host", "guest"):
-            print(f"--- {page} terminal ---")
-            print(await ui("terminal_text", page=page))
-            await ui("screenshot", page=page, path=str(ARTIFACTS / f"vscode-{page}-host-controls.png"))
-            print(f"--- {page} console ---")
-            print("\n".join(line for line in await ui("logs", page=page) if "nova-debug" in line)[-5000:])
-        raise
-    finally:
-        await browser.close()
-        host.stop()
-        guest.stop()
-        hub.stop()

@@ -10,13 +10,8 @@ user guide's screenshots (docs/pair-programming.md) into artifacts/guide/.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import json
-import os
-import shutil
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +21,16 @@ import pytest
 from collab_server.agent import AgentSession
 from collab_server.auth import mint
 from tests.support.hub import HubProcess
-from tests.test_vscode_extension import (
-    ARTIFACTS,
-    CLIENT,
-    CODE_SERVER,
-    WORKBENCH,
+from tests.vscode_harness import (
+    GUIDE,
     CodeServer,
-    Editor,
-    build_vsix,
+    join_link,
+    session_ids,
+    until,
+    workbenches,
 )
 
 SECRET = "suggestion-review-secret-long-enough-for-hs256!"
-GUIDE = ARTIFACTS / "guide"
 
 
 def token(subject: str, *, kind: str = "human", role: str = "write") -> str:
@@ -45,14 +38,8 @@ def token(subject: str, *, kind: str = "human", role: str = "write") -> str:
 
 
 def with_token(server: CodeServer, value: str) -> CodeServer:
-    settings_path = server.root / "data" / "User" / "settings.json"
-    settings = json.loads(settings_path.read_text())
-    settings["nova.token"] = value
-    # The guide's screenshots show the editor, not the workbench's chat panel.
-    settings["workbench.secondarySideBar.defaultVisibility"] = "hidden"
-    settings["chat.disableAIFeatures"] = True
-    settings["diffEditor.useInlineViewWhenSpaceIsLimited"] = False
-    settings_path.write_text(json.dumps(settings))
+    # The guide's diff screenshot: side by side, whatever the width.
+    server.configure(**{"nova.token": value, "diffEditor.useInlineViewWhenSpaceIsLimited": False})
     return server
 
 
@@ -74,48 +61,28 @@ class Api:
         return response.json()
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """``await check()``'s value once truthy (async or not), polled until the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s (last: {value!r})"
-        await asyncio.sleep(0.1)
+@pytest.fixture
+def auth_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start(timeout=60)  # a busy machine
+    yield hub
+    hub.stop()
+
+
+def signed_in(server: CodeServer) -> None:
+    """Each person with a token of their own; the host's folder has a file to work on."""
+    with_token(server, token("human:host" if server.name == "Host" else "human:guest"))
+    if server.name == "Host":
+        (server.folder / "hello.py").write_text("def greet():\n    return 'hi'\n\n\nprint(greet())\n")
+        (server.folder / "README.md").write_text("# demo\n")
 
 
 @pytest.mark.timeout(600)
-async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Path) -> None:
-    assert CODE_SERVER.exists(), "code-server is missing: run scripts/setup.sh"
-    assert shutil.which("chromium") is not None, "chromium is missing: run scripts/setup.sh"
-    GUIDE.mkdir(parents=True, exist_ok=True)
-    hub = HubProcess(tmp_path, store="memory", auth_secret=SECRET).start(timeout=60)  # a busy machine
+async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Path, auth_hub: HubProcess) -> None:
+    hub = auth_hub
     admin = Api(hub, token("ops:test", role="admin"))
     agent = Api(hub, token("agent:Fixer", kind="agent"))
-    vsix = build_vsix()
-    host = with_token(CodeServer(tmp_path, "Host", hub, vsix), token("human:host"))
-    guest = with_token(CodeServer(tmp_path, "Guest", hub, vsix), token("human:guest"))
-    (host.folder / "hello.py").write_text("def greet():\n    return 'hi'\n\n\nprint(greet())\n")
-    (host.folder / "README.md").write_text("# demo\n")
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(WORKBENCH),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=CLIENT,
-        env={**os.environ, "NOVA_ARTIFACTS": str(ARTIFACTS)},
-    )
-    browser = Editor(process)
-    try:
-        host.start()
-        guest.start()
-        await browser.call("launch", timeout=90)
-        await browser.call("open", page="host", url=host.url, timeout=180)
-        await browser.call("open", page="guest", url=guest.url, timeout=180)
-
+    async with workbenches(tmp_path, hub, prepare=signed_in) as bench:
+        browser, host = bench.browser, bench.host
         # Host: start a session (the guide's first screenshot: the link is copied).
         await browser.call(
             "command", page="host", title="Nova Collab: Start Session (Share Folder)", timeout=60
@@ -125,8 +92,7 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
         )
 
         def session_id() -> str | None:
-            names = [d["name"] for d in admin.get("/api/documents")["documents"]]
-            found = [n.split("/")[1] for n in names if n.startswith("nova-session/") and n.count("/") == 1]
+            found = session_ids([d["name"] for d in admin.get("/api/documents")["documents"]])
             return found[0] if found else None
 
         session = await until(session_id, "the host's session on the hub")
@@ -140,7 +106,7 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
         await browser.call("open_explorer_file", page="host", file="hello.py", timeout=90)
 
         # Guest: join with the link; the shared folder opens; so does hello.py.
-        link = f"code-oss://nova-collab.nova-collab/join?hub={hub.ws}&session={session}"
+        link = join_link(hub, session)
         await browser.call("command", page="guest", title="Nova Collab: Join", input=link, timeout=60)
         # The window reopens on the shared folder: slow on a busy machine.
         await browser.call(
@@ -248,8 +214,3 @@ async def test_agent_suggestion_accepted_and_rejected_in_the_editor(tmp_path: Pa
             shown = await browser.call("editor_text", page=page)
             assert "print(greet())" in shown and "pass" not in shown, shown
         assert hub_text() == accepted_text
-    finally:
-        await browser.close()
-        host.stop()
-        guest.stop()
-        hub.stop()

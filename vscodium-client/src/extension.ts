@@ -1,6 +1,7 @@
 /** Activation: the nova: file system, the commands, the status bar and the presence view. */
 import * as vscode from 'vscode';
 import { commandRunner } from './commandRunner';
+import { EditorAccess } from './editorAccess';
 import { NovaFileSystem } from './fileSystemProvider';
 import { GuestSession } from './guestSession';
 import { registerHostControls } from './hostControls';
@@ -43,11 +44,19 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
   const presenceView = new PresenceView();
   const manager = new SessionManager(statusBar, presenceView, log);
   const hostControls = registerHostControls(context, manager, log);
-  const fileSystem = new NovaFileSystem((id) => manager.waitForSession(id, SESSION_WAIT_MS));
+  const editorAccess = new EditorAccess(log);
+  const fileSystem = new NovaFileSystem(
+    (id) => manager.waitForSession(id, SESSION_WAIT_MS),
+    (uri, readOnly) => editorAccess.stated(uri, readOnly),
+  );
   manager.onDidChange((session) => {
     if (session instanceof GuestSession) session.manifest.files.observe(() => fileSystem.refresh(session));
     if (session instanceof GuestSession || session instanceof DocumentSession) {
-      // When the hub says a file is read-only for us, VS Code re-stats it and locks its editor.
+      // Open editors follow the user's access as it changes (let back in with write access,
+      // or told read-only by the hub): no reopening, no restart.
+      const syncAccess = (): void =>
+        void editorAccess.sync((uri) => (uri.authority === session.id ? fileSystem.readOnlyAt(session, uri) : undefined));
+      // When the hub says a file is read-only for us, VS Code re-stats it (files opened later).
       const restated = new Set<string>();
       session.onDidChange(() => {
         for (const [key, file] of session.files) {
@@ -55,7 +64,9 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
           restated.add(key);
           fileSystem.changedFile(session instanceof GuestSession ? session.uriOf(key) : session.uri);
         }
+        syncAccess();
       });
+      syncAccess();
     }
   });
 
@@ -92,6 +103,7 @@ export function activate(context: vscode.ExtensionContext): { manager: SessionMa
 
   context.subscriptions.push(
     log,
+    editorAccess,
     statusBar,
     presenceView,
     manager,

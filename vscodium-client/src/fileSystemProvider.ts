@@ -23,7 +23,11 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
   /** Changes only when VS Code writes the file, so a save never looks like a conflict. */
   private readonly mtimes = new Map<string, number>();
 
-  constructor(private readonly sessionOf: (id: string) => Promise<Session | undefined>) {}
+  constructor(
+    private readonly sessionOf: (id: string) => Promise<Session | undefined>,
+    /** Told what each stat said about read-only (editorAccess.ts keeps open editors in line). */
+    private readonly onStat: (uri: vscode.Uri, readOnly: boolean) => void = () => undefined,
+  ) {}
 
   /** Tells VS Code the file list of a session changed (explorer refresh). */
   refresh(session: Session): void {
@@ -44,11 +48,13 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
     const session = await this.session(uri);
     const path = uri.path.replace(/^\/+/, '');
+    const readOnly = this.readOnly(session, path);
+    this.onStat(uri, readOnly);
     const base = {
       ctime: this.started,
       mtime: this.mtimes.get(uri.toString()) ?? this.started,
       size: 0,
-      ...(this.readOnly(session, path) ? { permissions: vscode.FilePermission.Readonly } : {}),
+      ...(readOnly ? { permissions: vscode.FilePermission.Readonly } : {}),
     };
     if (path === '') return { ...base, type: vscode.FileType.Directory };
     if (session instanceof DocumentSession) {
@@ -93,6 +99,11 @@ export class NovaFileSystem implements vscode.FileSystemProvider {
       return session.manifestConnection.readOnly || isReadOnlyToken(token, manifestDocument(session.id));
     }
     return (session.files.get(path)?.connection.readOnly ?? false) || isReadOnlyToken(token, fileDocument(session.id, path));
+  }
+
+  /** Whether the local user may not change the file at `uri` of `session` (see `readOnly`). */
+  readOnlyAt(session: GuestSession | DocumentSession, uri: vscode.Uri): boolean {
+    return this.readOnly(session, uri.path.replace(/^\/+/, ''));
   }
 
   /** Tells VS Code to re-stat a file (e.g. the hub just said it is read-only for us). */

@@ -6,8 +6,10 @@
  * mints only for that guest; anyone else's keystrokes are refused by the hub (no grant), and
  * the guest's terminal says so.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type * as Y from 'yjs';
 import { HubConnection } from './connection';
@@ -19,8 +21,21 @@ import type { Settings } from './settings';
 export const SCROLLBACK_CHARS = 100_000;
 const MAX_PENDING_INPUT = 4096;
 const INPUT_SYNC_MS = 15_000;
+/** The size the shell starts with, until the host's terminal panel says its own. */
 const COLUMNS = 120;
 const ROWS = 32;
+
+export interface TerminalSize {
+  readonly columns: number;
+  readonly rows: number;
+}
+
+/** The shared size in the output document's meta (the host writes it; guests' views follow it). */
+export function sizeOf(meta: Y.Map<unknown>): TerminalSize | undefined {
+  const columns = meta.get('columns');
+  const rows = meta.get('rows');
+  return typeof columns === 'number' && typeof rows === 'number' && columns > 0 && rows > 0 ? { columns, rows } : undefined;
+}
 
 export function terminalDocument(session: string): string {
   return `${manifestDocument(session)}-terminal`;
@@ -51,17 +66,27 @@ class Shell implements vscode.Disposable {
   private readonly process: ChildProcess;
   readonly lineMode: boolean;
   private line = '';
+  /** Where the pty's name is written (its size is set through it: `stty -F`). */
+  private readonly ttyFile: string;
+  private tty: string | undefined;
+  private wanted: TerminalSize | undefined;
 
   constructor(cwd: string, onOutput: (text: string) => void, onExit: (code: number | null) => void) {
     const shell = process.env.SHELL ?? (process.platform === 'win32' ? 'cmd.exe' : '/bin/sh');
     const script = '/usr/bin/script';
     this.lineMode = !(process.platform === 'linux' && existsSync(script));
-    const env = { ...process.env, TERM: 'xterm-256color', COLUMNS: String(COLUMNS), LINES: String(ROWS) };
+    this.ttyFile = join(tmpdir(), `nova-terminal-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+    const env = { ...process.env, TERM: 'xterm-256color', COLUMNS: String(COLUMNS), LINES: String(ROWS), NOVA_TTY_FILE: this.ttyFile };
     this.process = this.lineMode
       ? spawn(shell, process.platform === 'win32' ? [] : ['-i'], { cwd, env })
-      : spawn(script, ['-qfc', `stty cols ${COLUMNS} rows ${ROWS} 2>/dev/null; exec "${shell}"`, '/dev/null'], { cwd, env });
+      : spawn(
+          script,
+          ['-qfc', `stty cols ${COLUMNS} rows ${ROWS} 2>/dev/null; tty > "$NOVA_TTY_FILE"; exec "${shell}"`, '/dev/null'],
+          { cwd, env },
+        );
     const decoder = new TextDecoder();
     const out = (data: Buffer): void => {
+      if (this.wanted !== undefined) this.applySize();
       const text = decoder.decode(data, { stream: true });
       onOutput(this.lineMode ? text.replace(/\r?\n/g, '\r\n') : text);
     };
@@ -93,8 +118,34 @@ class Shell implements vscode.Disposable {
     }
   }
 
+  /**
+   * The pty's new size: the kernel tells the shell and what runs in it (SIGWINCH), so full-screen
+   * programs redraw and lines wrap where the host's terminal wraps them. (Line mode has no pty.)
+   */
+  resize(size: TerminalSize): void {
+    if (this.lineMode) return;
+    this.wanted = size;
+    this.applySize();
+  }
+
+  /** Sets the wanted size once the pty is known (the shell writes its name as it starts). */
+  private applySize(): void {
+    const size = this.wanted;
+    if (size === undefined) return;
+    if (this.tty === undefined) {
+      try {
+        this.tty = readFileSync(this.ttyFile, 'utf8').trim();
+      } catch {
+        return; // still starting: tried again at its first output
+      }
+    }
+    this.wanted = undefined;
+    execFile('stty', ['-F', this.tty, 'cols', String(size.columns), 'rows', String(size.rows)], () => undefined);
+  }
+
   dispose(): void {
     this.process.kill();
+    rmSync(this.ttyFile, { force: true });
   }
 }
 
@@ -127,12 +178,27 @@ export class HostTerminal implements vscode.Disposable {
       // Consumed keystrokes go (the writer only appends, so nothing unread is dropped).
       if (keystrokes.length > MAX_PENDING_INPUT) this.input.doc.transact(() => keystrokes.delete(0, keystrokes.length));
     });
+    const meta = this.output.doc.getMap<unknown>('meta');
     const pty: vscode.Pseudoterminal = {
       onDidWrite: this.written.event,
       onDidClose: this.closed.event,
-      open: () => undefined,
+      open: (initial) => {
+        if (initial !== undefined) resize(initial);
+      },
       close: () => this.dispose(),
       handleInput: (data) => this.shell.input(data, show),
+      // The host's panel decides the shared size: the shell's pty follows it, guests' views too.
+      setDimensions: (dimensions) => resize(dimensions),
+    };
+    const resize = (dimensions: vscode.TerminalDimensions): void => {
+      const size = { columns: dimensions.columns, rows: dimensions.rows };
+      const shared = sizeOf(meta);
+      if (shared?.columns === size.columns && shared.rows === size.rows) return;
+      this.shell.resize(size);
+      this.output.doc.transact(() => {
+        meta.set('columns', size.columns);
+        meta.set('rows', size.rows);
+      });
     };
     this.terminal = vscode.window.createTerminal({ name: 'Nova: shared terminal', pty });
     this.terminal.show();
@@ -184,12 +250,26 @@ export class GuestTerminal implements vscode.Disposable {
     scrollback.observe((event) => {
       if (this.opened) this.written.fire(insertedText(event.delta));
     });
-    const meta = this.output.doc.getMap<string | null>('meta');
-    meta.observe(() => this.onWriterChanged(meta.get('writer') ?? undefined));
+    const meta = this.output.doc.getMap<unknown>('meta');
+    const resized = new vscode.EventEmitter<vscode.TerminalDimensions | undefined>();
+    this.resized = resized;
+    meta.observe(() => {
+      const writer = meta.get('writer');
+      this.onWriterChanged(typeof writer === 'string' ? writer : undefined);
+      // The host's size: this view draws the host's lines as they are (no re-wrapping).
+      const size = sizeOf(meta);
+      if (size !== undefined && (size.columns !== this.size?.columns || size.rows !== this.size.rows)) {
+        this.size = size;
+        if (this.opened) resized.fire(size);
+      }
+    });
     const pty: vscode.Pseudoterminal = {
       onDidWrite: this.written.event,
+      onDidOverrideDimensions: resized.event,
       open: () => {
         this.opened = true;
+        this.size = sizeOf(meta);
+        if (this.size !== undefined) resized.fire(this.size);
         this.written.fire(scrollback.toString());
       },
       close: () => undefined,
@@ -203,6 +283,9 @@ export class GuestTerminal implements vscode.Disposable {
   }
 
   private readonly inputDocument: string;
+  private readonly resized: vscode.EventEmitter<vscode.TerminalDimensions | undefined>;
+  /** The host's terminal size, when it said. */
+  private size: TerminalSize | undefined;
 
   get isWriter(): boolean {
     return this.participant !== undefined && this.output.doc.getMap('meta').get('writer') === this.participant;
@@ -254,6 +337,7 @@ export class GuestTerminal implements vscode.Disposable {
     this.input?.dispose();
     this.output.dispose();
     this.written.dispose();
+    this.resized.dispose();
     this.terminal.dispose();
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as Y from 'yjs';
 import { refusalFor } from '../../src/refusals';
-import { appendCapped, insertedText } from '../../src/sharedTerminal';
+import { appendCapped, insertedText, sizeOf } from '../../src/sharedTerminal';
 
 test('the terminal scrollback keeps the newest output within its cap', () => {
   const doc = new Y.Doc();
@@ -31,4 +31,14 @@ test('a removed guest and an ended session are explained, other revocations as b
   const ended = refusalFor(4498, 'token expired or revoked: re-authenticate: the host ended the session');
   assert.equal(ended?.message, 'The host ended the session.');
   assert.match(refusalFor(4498, 'token expired or revoked: re-authenticate: revoked')?.message ?? '', /expired or was revoked/);
+});
+
+test("guests' views take the host's terminal size from the output document", () => {
+  const meta = new Y.Doc().getMap<unknown>('meta');
+  assert.equal(sizeOf(meta), undefined);
+  meta.set('columns', 97);
+  meta.set('rows', 0);
+  assert.equal(sizeOf(meta), undefined);
+  meta.set('rows', 11);
+  assert.deepEqual(sizeOf(meta), { columns: 97, rows: 11 });
 });
