@@ -35,8 +35,8 @@ import asyncio
 import base64
 import email.utils
 import hashlib
+import itertools
 import logging
-import os
 import random
 import struct
 import weakref
@@ -78,6 +78,7 @@ class _Server:
     __slots__ = (
         "app",
         "app_state",
+        "barrier_ids",
         "connections",
         "default_headers",
         "keepalive",
@@ -92,6 +93,7 @@ class _Server:
             config.load()
         self.app = config.loaded_app
         self.app_state = app_state
+        self.barrier_ids = itertools.count(1)  # drain-barrier ping payloads (distinct per socket in flight)
         self.connections = server_state.connections
         self.tasks = server_state.tasks
         self.default_headers = server_state.default_headers  # read at each accept (its date moves)
@@ -818,7 +820,7 @@ class NativeWebSocketProtocol(asyncio.Protocol):
         """Write ``wire`` and a ping behind it; ``on_drained`` runs when its pong arrives
         (peers answer pings in order: the client has read ``wire`` by then)."""
         self._on_drained = on_drained
-        self._barrier = barrier = b"nova" + os.urandom(4)
+        self._barrier = barrier = b"nova" + struct.pack("!I", next(self._server.barrier_ids) & 0xFFFFFFFF)
         self.transport.write(wire + control_frame(_PING, barrier))
 
 

@@ -274,3 +274,29 @@ def test_a_peer_that_never_answers_pings_is_closed_with_1011(tmp_path: Path) -> 
             silent.close()
     finally:
         hub.stop()
+
+
+def presence(client_id: int, clock: int, state: str) -> bytes:
+    return crdt_core.frame_awareness(
+        crdt_core.encode_awareness([crdt_core.AwarenessEntry(client_id, clock, state)])
+    )
+
+
+def test_presence_goes_with_a_drain_barrier_that_the_pong_releases(hub: HubProcess) -> None:
+    """A presence message is written with a ping right behind it; the next one waits for its
+    pong (the client has read the first by then), and goes once it comes."""
+    reader, sender = opened(hub, "/barrier"), opened(hub, "/barrier")
+    try:
+        sender.send(masked(BINARY, presence(7, 1, '{"n":1}')))
+        frames = reader.frames()
+        for opcode, _, payload in frames:
+            if opcode == BINARY and payload[:1] == b"\x01" and b'{"n":1}' in payload:
+                break
+        opcode, _, barrier = next(frames)
+        assert opcode == PING and barrier.startswith(b"nova")  # right behind the presence
+        sender.send(masked(BINARY, presence(7, 2, '{"n":2}')))
+        reader.send(masked(PONG, barrier))
+        assert b'{"n":2}' in reader.first(BINARY, b"\x01")
+    finally:
+        reader.close()
+        sender.close()
