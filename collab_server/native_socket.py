@@ -35,8 +35,8 @@ import asyncio
 import base64
 import email.utils
 import hashlib
+import itertools
 import logging
-import os
 import random
 import struct
 import weakref
@@ -78,6 +78,7 @@ class _Server:
     __slots__ = (
         "app",
         "app_state",
+        "barrier_ids",
         "connections",
         "default_headers",
         "keepalive",
@@ -92,6 +93,7 @@ class _Server:
             config.load()
         self.app = config.loaded_app
         self.app_state = app_state
+        self.barrier_ids = itertools.count(1)  # drain-barrier ping payloads (distinct per socket in flight)
         self.connections = server_state.connections
         self.tasks = server_state.tasks
         self.default_headers = server_state.default_headers  # read at each accept (its date moves)
@@ -389,6 +391,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}},
         }
         self._put({"type": "websocket.connect"})
+        # Until the app accepts (auth may take a database round trip), a client's frames stay
+        # in the kernel's buffers, not in ours: the hub holds back nothing it did not bound.
+        self._read_paused = True
+        transport.pause_reading()
         self._start_app()
         return True
 
@@ -635,10 +641,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
         future.set_result(inbox.popleft())
         if not inbox:
             self._inbox = None  # an idle socket keeps no deque
-            if self._read_paused:
+            # Before the accept reading stays paused (the accept resumes it).
+            if self._read_paused and self._state in (_OPEN, _CLOSING) and not self.transport.is_closing():
                 self._read_paused = False
-                if self._state in (_OPEN, _CLOSING) and not self.transport.is_closing():
-                    self.transport.resume_reading()
+                self.transport.resume_reading()
         return future
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -693,6 +699,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
                     self._read_frames(self._buffer)
                 except ProtocolViolation as violation:
                     self._fail(violation.code, violation.reason)
+                    return
+            if self._read_paused and self._inbox is None and not transport.is_closing():
+                self._read_paused = False  # reading resumes here, or once the app takes the rest
+                transport.resume_reading()
         elif kind == "websocket.close":
             self._put({"type": "websocket.disconnect", "code": 1006})
             self._refuse(403, "")
@@ -818,7 +828,7 @@ class NativeWebSocketProtocol(asyncio.Protocol):
         """Write ``wire`` and a ping behind it; ``on_drained`` runs when its pong arrives
         (peers answer pings in order: the client has read ``wire`` by then)."""
         self._on_drained = on_drained
-        self._barrier = barrier = b"nova" + os.urandom(4)
+        self._barrier = barrier = b"nova" + struct.pack("!I", next(self._server.barrier_ids) & 0xFFFFFFFF)
         self.transport.write(wire + control_frame(_PING, barrier))
 
 

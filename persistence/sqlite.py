@@ -20,9 +20,12 @@ the WAL file on a thread of its own, so the next transactions are written while 
 works and one fsync covers them all. ``append`` is the two in a row.
 
 Automatic WAL checkpoints are off on the connection (one could fall on a commit made on
-the event loop's thread): the worker runs a passive checkpoint itself once enough has been
-written since the last one (``CHECKPOINT_AFTER_COMMITS`` / ``CHECKPOINT_AFTER_BYTES``,
-about SQLite's own default of 1,000 WAL pages).
+the event loop's thread). Once enough has been written since the last one
+(``CHECKPOINT_AFTER_COMMITS`` / ``CHECKPOINT_AFTER_BYTES``, about SQLite's own default of
+1,000 WAL pages), ``sync`` runs a passive checkpoint on the fsync thread through a second
+connection of its own, so commits go on meanwhile (a checkpoint on the one connection held
+every commit back for its two fsyncs). Should that fall behind (twice the bound), the
+worker checkpoints on the main connection as a backstop.
 
 Compaction is guarded by a lease row with an expiry in the database itself, so two
 processes opening the same file never compact one document at once, and a holder
@@ -108,6 +111,7 @@ class SqliteStore:
         # fsyncs of the WAL run here, beside the connection's thread, so writes go on meanwhile.
         self._syncer: ThreadPoolExecutor | None = None
         self._wal_entry_synced = False  # touched only on the fsync thread
+        self._checkpointer: sqlite3.Connection | None = None  # the fsync thread's own connection
         self._closed = False
         # Used on the worker thread, or by ``try_append_unsynced`` while holding ``_lock``.
         self._connection: sqlite3.Connection | None = None
@@ -136,6 +140,10 @@ class SqliteStore:
         if self._executor is None:
             return
         try:
+            syncer = self._syncer
+            if syncer is not None:  # first, so the main connection is the last to close (WAL cleanup)
+                loop = asyncio.get_running_loop()
+                await asyncio.shield(loop.run_in_executor(syncer, self._close_checkpointer))
             await asyncio.shield(self._run(self._close_sync))
         finally:
             await self._shutdown_executor()
@@ -157,6 +165,7 @@ class SqliteStore:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         if syncer is not None:
             await asyncio.to_thread(syncer.shutdown, wait=True, cancel_futures=True)
+        self._close_checkpointer()  # no-op after a regular close
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         executor = self._executor
@@ -184,7 +193,7 @@ class SqliteStore:
                 return function(*args)
             finally:
                 if self._connection is not None:
-                    if self._checkpoint_due():
+                    if self._checkpoint_due(overdue=True):
                         self._checkpoint()
                     self._rest(True)
 
@@ -204,10 +213,12 @@ class SqliteStore:
             db.execute(f"PRAGMA synchronous={'NORMAL' if resting else 'FULL'}")
         self._resting = resting
 
-    def _checkpoint_due(self) -> bool:
+    def _checkpoint_due(self, *, overdue: bool = False) -> bool:
+        """Enough written for a checkpoint (``overdue``: twice that, the fsync thread's fell behind)."""
+        times = 2 if overdue else 1
         return (
-            self._commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS
-            or self._bytes_since_checkpoint >= CHECKPOINT_AFTER_BYTES
+            self._commits_since_checkpoint >= times * CHECKPOINT_AFTER_COMMITS
+            or self._bytes_since_checkpoint >= times * CHECKPOINT_AFTER_BYTES
         )
 
     def _checkpoint(self) -> None:
@@ -509,7 +520,7 @@ class SqliteStore:
         cheaper than the two thread switches of a hop to the worker. None: nothing was
         written, use ``append_unsynced``.
         """
-        if not entries or not self._resting or self._checkpoint_due():
+        if not entries or not self._resting or self._checkpoint_due(overdue=True):
             return None
         if not self._lock.acquire(blocking=False):
             return None
@@ -526,16 +537,42 @@ class SqliteStore:
             self._lock.release()
 
     async def sync(self) -> None:
-        """Make every transaction committed so far survive an OS crash or power loss."""
+        """Make every transaction committed so far survive an OS crash or power loss.
+
+        Also runs the WAL checkpoint when one is due (see the module doc).
+        """
         syncer = self._syncer
         if syncer is None:
             raise StoreUnavailable(f"{self!r} is closed" if self._closed else f"{self!r} is not open")
-        if self._synchronous != "FULL" or self.path == ":memory:":
+        if self.path == ":memory:":
+            return
+        fsync = self._synchronous == "FULL"
+        if not fsync and not self._checkpoint_due():
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(syncer, self._fsync_wal)
+            await asyncio.get_running_loop().run_in_executor(syncer, self._sync_and_checkpoint, fsync)
         except RuntimeError as exc:  # the executor was shut down under us
             raise StoreUnavailable(f"{self!r} is closed") from exc
+
+    def _sync_and_checkpoint(self, fsync: bool) -> None:
+        """On the fsync thread: the WAL's fsync, then a passive checkpoint if one is due."""
+        if fsync:
+            self._fsync_wal()
+        if not self._checkpoint_due():
+            return
+        self._commits_since_checkpoint = self._bytes_since_checkpoint = 0
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._checkpointer.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # the next one retries (and the worker's backstop is there)
+            logger.warning("SQLite store %s: WAL checkpoint failed: %s", self.path, exc)
+
+    def _close_checkpointer(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
 
     async def load(self, document: str) -> StoredDocument:
         try:

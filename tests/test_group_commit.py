@@ -242,21 +242,30 @@ async def test_sqlite_commits_on_the_loop_when_free_and_falls_back_when_busy(tmp
     assert store.try_append_unsynced([entry("d", 5)]) is None  # closed: nothing written
 
 
-async def test_sqlite_checkpoints_on_the_worker_not_on_a_commit_made_on_the_loop(tmp_path: Path) -> None:
+async def test_sqlite_checkpoints_beside_the_commits_and_the_worker_is_the_backstop(tmp_path: Path) -> None:
     from persistence import sqlite as sqlite_module
 
+    every = sqlite_module.CHECKPOINT_AFTER_COMMITS
     path = tmp_path / "checkpoint.sqlite3"
     store = SqliteStore(path)
     await store.open()
     try:
+        for n in range(every):  # on the loop: no checkpoint ever runs inside these commits
+            assert store.try_append_unsynced([entry("d", n)]) is not None
+        assert store._checkpoint_due()
+        await store.sync()  # the fsync thread checkpoints through its own connection
+        assert store._commits_since_checkpoint == 0 and store._checkpointer is not None
+        # No syncs (the fsync thread stuck): at twice the bound the loop stops writing ...
         inline = 0
         while store.try_append_unsynced([entry("d", inline)]) is not None:
             inline += 1
-            assert inline <= sqlite_module.CHECKPOINT_AFTER_COMMITS
-        assert inline == sqlite_module.CHECKPOINT_AFTER_COMMITS  # then the worker's turn
-        await store.append_unsynced([entry("d", 0)])  # on the worker, with the checkpoint after it
+            assert inline <= 2 * every
+        assert inline == 2 * every
+        await store.append_unsynced([entry("d", 0)])  # ... and the worker checkpoints after its write
         assert store._commits_since_checkpoint == 0
-        assert store.try_append_unsynced([entry("d", 1)]) is not None  # the loop may write again
-        assert len((await store.load("d")).tail) == inline + 2
+        assert store.try_append_unsynced([entry("d", 1)]) is not None
+        assert len((await store.load("d")).tail) == 3 * every + 2
     finally:
         await store.close()
+    assert store._checkpointer is None
+    assert not (tmp_path / "checkpoint.sqlite3-wal").exists()  # the last connection cleaned up the WAL
