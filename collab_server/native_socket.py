@@ -391,6 +391,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}},
         }
         self._put({"type": "websocket.connect"})
+        # Until the app accepts (auth may take a database round trip), a client's frames stay
+        # in the kernel's buffers, not in ours: the hub holds back nothing it did not bound.
+        self._read_paused = True
+        transport.pause_reading()
         self._start_app()
         return True
 
@@ -637,10 +641,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
         future.set_result(inbox.popleft())
         if not inbox:
             self._inbox = None  # an idle socket keeps no deque
-            if self._read_paused:
+            # Before the accept reading stays paused (the accept resumes it).
+            if self._read_paused and self._state in (_OPEN, _CLOSING) and not self.transport.is_closing():
                 self._read_paused = False
-                if self._state in (_OPEN, _CLOSING) and not self.transport.is_closing():
-                    self.transport.resume_reading()
+                self.transport.resume_reading()
         return future
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -695,6 +699,10 @@ class NativeWebSocketProtocol(asyncio.Protocol):
                     self._read_frames(self._buffer)
                 except ProtocolViolation as violation:
                     self._fail(violation.code, violation.reason)
+                    return
+            if self._read_paused and self._inbox is None and not transport.is_closing():
+                self._read_paused = False  # reading resumes here, or once the app takes the rest
+                transport.resume_reading()
         elif kind == "websocket.close":
             self._put({"type": "websocket.disconnect", "code": 1006})
             self._refuse(403, "")

@@ -12,6 +12,7 @@ then held open; the suite's `idle` case, driven by `node/loadgen.mjs --mode idle
 
     python load_tests/bench_idle_memory.py              # 2,000 connections
     python load_tests/bench_idle_memory.py --clients 500 --top 30
+    python load_tests/bench_idle_memory.py --skip-trace --hub-arg=--ws-implementation=websockets
 
 tracemalloc sees only Python's allocator (not the Rust document, not the kernel's socket
 buffers, not allocator slack); the RSS figure is the one that counts, the breakdown says
@@ -129,11 +130,13 @@ async def run_loadgen(
     return result
 
 
-async def rss_run(node: str, clients: int, hold_s: float, workdir: Path) -> dict[str, float]:
+async def rss_run(
+    node: str, clients: int, hold_s: float, workdir: Path, hub_args: tuple[str, ...] = ()
+) -> dict[str, float]:
     """The hub as the suite starts it (default settings, SQLite in ``workdir``): RSS per connection."""
     port = free_port()
     command = [sys.executable, "-m", "collab_server", "serve", "--host", HOST, "--port", str(port)]
-    command += ["--store", f"sqlite:///{workdir / 'hub.sqlite3'}"]
+    command += ["--store", f"sqlite:///{workdir / 'hub.sqlite3'}", *hub_args]
     with (workdir / "hub.log").open("wb") as log:
         hub = await asyncio.create_subprocess_exec(
             *command, stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=HERE.parent, start_new_session=True
@@ -266,7 +269,11 @@ def print_report(rss: dict[str, float] | None, traced: dict[str, Any] | None) ->
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="idle-memory-"))
     try:
-        rss = None if args.skip_rss else await rss_run(args.node, args.clients, args.hold, workdir)
+        rss = (
+            None
+            if args.skip_rss
+            else await rss_run(args.node, args.clients, args.hold, workdir, tuple(args.hub_arg))
+        )
         traced = (
             None
             if args.skip_trace
@@ -285,6 +292,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20, help="allocation sites listed")
     parser.add_argument(
         "--stacks", type=int, default=0, help="largest allocation stacks printed (innermost first)"
+    )
+    parser.add_argument(
+        "--hub-arg",
+        action="append",
+        default=[],
+        help="extra flag for the RSS run's hub, repeatable (e.g. --hub-arg=--ws-implementation=websockets)",
     )
     parser.add_argument("--node", default=shutil.which("node") or "node")
     parser.add_argument("--skip-rss", action="store_true", help="only the tracemalloc breakdown")

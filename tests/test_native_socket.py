@@ -16,10 +16,12 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 import crdt_core
 from collab_server.native_socket import (
@@ -30,6 +32,7 @@ from collab_server.native_socket import (
     parse_request,
 )
 from tests.support.hub import HubProcess
+from tests.support.waiting import eventually_async
 
 DEADLINE_S = 20.0
 SYNC_STEP2 = b"\x00\x01"
@@ -300,3 +303,77 @@ def test_presence_goes_with_a_drain_barrier_that_the_pong_releases(hub: HubProce
     finally:
         reader.close()
         sender.close()
+
+
+@pytest.mark.fast
+async def test_bytes_sent_before_the_accept_wait_in_the_kernel_not_in_the_hub() -> None:
+    """A client that floods while the app has not accepted yet (auth still deciding) makes
+    the hub buffer nothing beyond what one read brings: reading waits for the accept."""
+    accept_now = asyncio.Event()
+    received: list[int] = []
+
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        await accept_now.wait()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            received.append(len(message["bytes"]))
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, ws=NativeWebSocketProtocol, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually_async(_true_when(lambda: server.started), DEADLINE_S, "uvicorn started")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request())
+        frame = masked(BINARY, b"x" * 60_000)
+        flood = 200  # 12 MB: far more than the kernel's buffers hold
+        sent = 0
+
+        async def send_flood() -> None:
+            nonlocal sent
+            for _ in range(flood):
+                writer.write(frame)
+                await writer.drain()  # blocks once the hub stops reading
+                sent += 1
+
+        def upgraded() -> list[NativeWebSocketProtocol]:
+            connections: list[object] = list(server.server_state.connections)  # uvicorn types its own
+            return [c for c in connections if isinstance(c, NativeWebSocketProtocol)]
+
+        # uvicorn's HTTP parser drops bytes that arrive in the same read as the request, so
+        # the flood starts once the socket is ours (the app has not accepted it yet).
+        await eventually_async(_true_when(lambda: bool(upgraded())), DEADLINE_S, "the upgrade")
+        flooding = asyncio.create_task(send_flood())
+        # The client gets stuck well before the end: the hub stopped reading.
+        deadline = time.monotonic() + DEADLINE_S
+        stalled_at = -1
+        while time.monotonic() < deadline:
+            before = sent
+            await asyncio.wait({flooding}, timeout=0.5)
+            if sent == before:
+                stalled_at = sent
+                break
+        assert 0 <= stalled_at < flood, "the client was never held back"
+        (protocol,) = upgraded()
+        held = len(protocol._buffer or b"")  # the bytes the hub holds for this socket
+        assert held < 1 << 20, f"the hub buffered {held} bytes before the accept"
+        accept_now.set()
+        await asyncio.wait_for(flooding, DEADLINE_S)  # reading resumes after the accept
+        await eventually_async(_true_when(lambda: len(received) >= flood), DEADLINE_S, "every message")
+        assert received == [60_000] * flood
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, DEADLINE_S)
+
+
+def _true_when(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return check()
+
+    return probe

@@ -716,7 +716,8 @@ async def test_pair_programming_in_two_code_server_workbenches(tmp_path: Path, m
             # A guest's edit reaches the host's editor, which saves it: the disk has the merged text.
             await browser.call("click_editor", page="guest", line=0, end=False)
             await browser.call("type", page="guest", text="# saved\n")
-            await python.wait_for(lambda c: "# saved" in str(c.text))
+            # All of it, line break included: the text the host's disk must end up with.
+            await python.wait_for(lambda c: "# saved\ndef greet()" in str(c.text))
             await browser.call("wait_editor_contains", page="host", text="# saved")
             final = str(python.text)
 
