@@ -20,3 +20,6 @@ class AccessControl:
 
     def record(self, action: str, subject: str | None, document: str | None, detail: str = "") -> None:
         self._audit.record(action, subject, document, detail)
+
+    async def settle_audit(self) -> None:
+        await self._audit.flush()

@@ -76,6 +76,9 @@ class Authorizer(Protocol):
     def record(self, action: str, subject: str | None, document: str | None, detail: str = "") -> None:
         """Add an event to the audit trail (never blocks)."""
 
+    async def settle_audit(self) -> None:
+        """Write the events recorded so far, so a read of the trail that follows sees them."""
+
 
 class Revocations(Protocol):
     async def revoke(
