@@ -58,16 +58,7 @@ CACHE = HERE / ".cache"
 SAMPLE_INTERVAL_S = 0.1
 LOADGEN_MARGIN_S = 60.0
 DEFAULT_SERVERS = ("hub", "hub-hocuspocus", "hocuspocus", "y-websocket", "pycrdt")
-SCENARIOS = (
-    "fanout",
-    "many-docs",
-    "idle",
-    "join-storm",
-    "presence",
-    "full-speed",
-    "multi-node",
-    "multi-node-weak",
-)
+SCENARIOS = report.ORDER  # the report lists the scenarios in the order they run
 MULTI_NODE_SCENARIOS = ("multi-node", "multi-node-weak")
 
 
